@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the system packages, rustup targets and Python packages Flint's build, tests and benchmarks need.
+# Idempotent: safe to run again. Needs root (or sudo) for apt.
+set -euo pipefail
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+
+need_apt=0
+for bin in aarch64-linux-gnu-gcc qemu-aarch64-static pkg-config; do command -v "$bin" >/dev/null || need_apt=1; done
+dpkg -s libc6:arm64 >/dev/null 2>&1 || need_apt=1
+if [ "$need_apt" = 1 ]; then
+  # qemu 7.2 from bookworm runs Rust code but newer qemu from backports is more faithful (see ENVIRONMENT.md).
+  if [ ! -f /etc/apt/sources.list.d/bookworm-backports.sources ]; then
+    $SUDO tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+  fi
+  $SUDO dpkg --add-architecture arm64
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq pkg-config gcc-aarch64-linux-gnu libc6-dev-arm64-cross libc6:arm64 >/dev/null
+  $SUDO apt-get install -y -qq -t bookworm-backports qemu-user-static >/dev/null
+fi
+rustup target list --installed | grep -q aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
+rustup target list --installed | grep -q thumbv7em-none-eabihf || rustup target add thumbv7em-none-eabihf
+rustup component list --installed | grep -q clippy || rustup component add clippy rustfmt
