@@ -1,1 +1,158 @@
-//! placeholder
+//! Flint's compute kernels: quant block types, dot / matvec / matmul for f32, f16, bf16, q8, q4 and q4m weights,
+//! with a scalar reference and SIMD paths (x86_64 AVX2+FMA+F16C; aarch64 NEON, NEON+dotprod, NEON+i8mm) chosen
+//! once at run time.
+//!
+//! Contract (see docs/KERNELS.md):
+//! - Weights are row-major `[rows, cols]`; quant types store `cols / 32` blocks per row, so `cols % 32 == 0`.
+//! - `matvec`: `out[r] = sum_c w[r, c] * x[c]`, `cols = x.len()`, `rows = out.len()`.
+//! - `matmul`: `x` is `[n, cols]`, `out` is `[n, rows]`, both row-major.
+//! - Lengths are an internal contract: a mismatch panics with a message (files are validated upstream).
+//! - Quant weights are dotted with activations quantized on the fly to [`BlockQ8A`] (int8, per-32 f32 scale),
+//!   once per call, not once per row.
+//! - Integer block sums are exact on every path; float results differ from the scalar reference only by
+//!   summation order.
+
+mod blocks;
+mod dispatch;
+mod driver;
+mod exec;
+mod pool;
+pub mod scalar;
+
+#[cfg(target_arch = "aarch64")]
+mod arm_dotprod;
+#[cfg(target_arch = "aarch64")]
+mod arm_i8mm;
+#[cfg(target_arch = "aarch64")]
+mod arm_neon;
+#[cfg(target_arch = "x86_64")]
+mod x86_avx2;
+
+pub use blocks::{
+    dequantize_row_q4, dequantize_row_q4m, dequantize_row_q8, f16_to_f32, quantize_acts,
+    quantize_row_q4, quantize_row_q4m, quantize_row_q8, BlockQ4, BlockQ4M, BlockQ8, BlockQ8A, QK,
+};
+pub use dispatch::{active_isa, cpu_report, select_from_env, Isa, SelectError};
+pub use exec::{matmul, matmul_quantized, matvec, matvec_quantized, set_threads, threads, Exec};
+
+use half::{bf16, f16};
+
+/// Weight element types, with the on-disk ids of the .flint format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WeightType {
+    F32,
+    F16,
+    BF16,
+    Q8,
+    Q4,
+    Q4M,
+}
+
+impl WeightType {
+    /// All types, in id order.
+    pub const ALL: [WeightType; 6] = [
+        WeightType::F32,
+        WeightType::F16,
+        WeightType::BF16,
+        WeightType::Q8,
+        WeightType::Q4,
+        WeightType::Q4M,
+    ];
+
+    /// The .flint type id (F32=0, F16=1, BF16=2, Q8=16, Q4=17, Q4M=18).
+    pub fn id(self) -> u8 {
+        match self {
+            WeightType::F32 => 0,
+            WeightType::F16 => 1,
+            WeightType::BF16 => 2,
+            WeightType::Q8 => 16,
+            WeightType::Q4 => 17,
+            WeightType::Q4M => 18,
+        }
+    }
+
+    /// Values per block (1 for float types, [`QK`] for quant types).
+    pub fn block_elems(self) -> usize {
+        match self {
+            WeightType::F32 | WeightType::F16 | WeightType::BF16 => 1,
+            _ => QK,
+        }
+    }
+
+    /// Bytes per block.
+    pub fn block_bytes(self) -> usize {
+        match self {
+            WeightType::F32 => 4,
+            WeightType::F16 | WeightType::BF16 => 2,
+            WeightType::Q8 => core::mem::size_of::<BlockQ8>(),
+            WeightType::Q4 => core::mem::size_of::<BlockQ4>(),
+            WeightType::Q4M => core::mem::size_of::<BlockQ4M>(),
+        }
+    }
+
+    /// Bits per weight.
+    pub fn bits_per_weight(self) -> f64 {
+        (self.block_bytes() * 8) as f64 / self.block_elems() as f64
+    }
+}
+
+/// A borrowed weight matrix, row-major `[rows, cols]`. Quant variants hold `rows * cols / 32` blocks.
+#[derive(Clone, Copy, Debug)]
+pub enum WeightRef<'a> {
+    F32(&'a [f32]),
+    F16(&'a [f16]),
+    BF16(&'a [bf16]),
+    Q8(&'a [BlockQ8]),
+    Q4(&'a [BlockQ4]),
+    Q4M(&'a [BlockQ4M]),
+}
+
+impl<'a> WeightRef<'a> {
+    /// The element type.
+    pub fn weight_type(&self) -> WeightType {
+        match self {
+            WeightRef::F32(_) => WeightType::F32,
+            WeightRef::F16(_) => WeightType::F16,
+            WeightRef::BF16(_) => WeightType::BF16,
+            WeightRef::Q8(_) => WeightType::Q8,
+            WeightRef::Q4(_) => WeightType::Q4,
+            WeightRef::Q4M(_) => WeightType::Q4M,
+        }
+    }
+
+    /// Number of weight values (elements, not blocks).
+    pub fn elems(&self) -> usize {
+        let units = match self {
+            WeightRef::F32(s) => s.len(),
+            WeightRef::F16(s) => s.len(),
+            WeightRef::BF16(s) => s.len(),
+            WeightRef::Q8(s) => s.len(),
+            WeightRef::Q4(s) => s.len(),
+            WeightRef::Q4M(s) => s.len(),
+        };
+        units * self.weight_type().block_elems()
+    }
+
+    /// Bytes of weight data (what a matvec reads).
+    pub fn bytes(&self) -> usize {
+        self.elems() / self.weight_type().block_elems() * self.weight_type().block_bytes()
+    }
+
+    /// Rows `rows` of a matrix with `cols` columns (e.g. one expert of a stacked `[experts * rows, cols]` tensor).
+    ///
+    /// # Panics
+    /// If the range is out of bounds or `cols` is not a multiple of the block size.
+    pub fn slice_rows(&self, cols: usize, rows: std::ops::Range<usize>) -> WeightRef<'a> {
+        let be = self.weight_type().block_elems();
+        assert!(cols % be == 0, "cols {cols} is not a multiple of {be}");
+        let (a, b) = (rows.start * cols / be, rows.end * cols / be);
+        match *self {
+            WeightRef::F32(s) => WeightRef::F32(&s[a..b]),
+            WeightRef::F16(s) => WeightRef::F16(&s[a..b]),
+            WeightRef::BF16(s) => WeightRef::BF16(&s[a..b]),
+            WeightRef::Q8(s) => WeightRef::Q8(&s[a..b]),
+            WeightRef::Q4(s) => WeightRef::Q4(&s[a..b]),
+            WeightRef::Q4M(s) => WeightRef::Q4M(&s[a..b]),
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! Public entry points: length checks, activation quantization, ISA dispatch and the split over threads.
+
+use crate::blocks::{quantize_acts, BlockQ8A, QK};
+use crate::dispatch::{active_isa, Isa, SelectError};
+use crate::driver::{run_rows, Kernel, OutPtr};
+use crate::pool::Pool;
+use crate::scalar::*;
+use crate::WeightRef;
+use std::cell::RefCell;
+use std::sync::{Arc, RwLock};
+
+static POOL: RwLock<Option<Arc<Pool>>> = RwLock::new(None);
+
+/// Below this many weight values a call runs on one thread: waking workers would cost more than it saves.
+const MIN_PARALLEL_ELEMS: usize = 1 << 16;
+
+thread_local! {
+    static ACTS: RefCell<Vec<BlockQ8A>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Sets the number of threads (caller included) used by [`matvec`], [`matmul`] and [`Exec::global`].
+/// `0` means one per available core. The default is 1. Rebuilds the worker pool; cheap to call once at start-up,
+/// not meant for per-token use.
+pub fn set_threads(n: usize) {
+    let n = if n == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        n
+    };
+    let new = (n > 1).then(|| Arc::new(Pool::new(n)));
+    let mut g = POOL.write().unwrap_or_else(|e| e.into_inner());
+    *g = new;
+}
+
+/// The number of threads matvec/matmul use.
+pub fn threads() -> usize {
+    pool().map_or(1, |p| p.threads())
+}
+
+fn pool() -> Option<Arc<Pool>> {
+    POOL.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// `out[r] = sum_c w[r, c] * x[c]` with the active ISA and the global thread count.
+/// See [`Exec::matmul`] for the length contract.
+pub fn matvec(w: WeightRef<'_>, x: &[f32], out: &mut [f32]) {
+    Exec::global().matmul(w, x, 1, out)
+}
+
+/// Prefill: `out[j, r] = sum_c w[r, c] * x[j, c]` for `x` `[n, cols]`, `out` `[n, rows]`. See [`Exec::matmul`].
+pub fn matmul(w: WeightRef<'_>, x: &[f32], n: usize, out: &mut [f32]) {
+    Exec::global().matmul(w, x, n, out)
+}
+
+/// Like [`matvec`] with activations already quantized by [`quantize_acts`] (reuse one quantization for
+/// several matrices that read the same input, e.g. q/k/v or gate/up). Quant weights only.
+pub fn matvec_quantized(w: WeightRef<'_>, xq: &[BlockQ8A], out: &mut [f32]) {
+    Exec::global().matmul_quantized(w, xq, 1, out)
+}
+
+/// Like [`matmul`] with pre-quantized activations `[n, cols / 32]`. Quant weights only.
+pub fn matmul_quantized(w: WeightRef<'_>, xq: &[BlockQ8A], n: usize, out: &mut [f32]) {
+    Exec::global().matmul_quantized(w, xq, n, out)
+}
+
+/// An execution choice: which kernel family, and whether to use the global thread pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exec {
+    isa: Isa,
+    parallel: bool,
+}
+
+impl Exec {
+    /// The active ISA ([`active_isa`]) on the global pool ([`set_threads`]).
+    pub fn global() -> Exec {
+        Exec {
+            isa: active_isa(),
+            parallel: true,
+        }
+    }
+
+    /// One thread with the given family; an error if this CPU lacks it.
+    pub fn single(isa: Isa) -> Result<Exec, SelectError> {
+        if isa.available() {
+            Ok(Exec {
+                isa,
+                parallel: false,
+            })
+        } else {
+            Err(SelectError::Unavailable(isa))
+        }
+    }
+
+    /// The family this runs.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Same as [`matvec`] on this executor.
+    pub fn matvec(&self, w: WeightRef<'_>, x: &[f32], out: &mut [f32]) {
+        self.matmul(w, x, 1, out)
+    }
+
+    /// `out[j * rows + r] = sum_c w[r, c] * x[j * cols + c]`, where `cols = x.len() / n`, `rows = out.len() / n`.
+    ///
+    /// # Panics
+    /// If `n == 0` while `x` or `out` is non-empty, if `x.len()` or `out.len()` is not a multiple of `n`, if the
+    /// weight holds other than `rows * cols` values, or if `cols` is not a multiple of 32 for quant weights.
+    pub fn matmul(&self, w: WeightRef<'_>, x: &[f32], n: usize, out: &mut [f32]) {
+        let (rows, cols) = shape(&w, x.len(), n, out.len());
+        if rows == 0 || n == 0 {
+            return;
+        }
+        if cols == 0 {
+            out.fill(0.0);
+            return;
+        }
+        match w {
+            WeightRef::F32(s) => self.float(FloatW::F32(s), x, cols, n, rows, out),
+            WeightRef::F16(s) => self.float(FloatW::F16(s), x, cols, n, rows, out),
+            WeightRef::BF16(s) => self.float(FloatW::BF16(s), x, cols, n, rows, out),
+            _ => ACTS.with(|buf| {
+                // A re-entrant call (impossible today) would get a fresh buffer instead of a borrow panic.
+                let mut own = Vec::new();
+                let mut guard = buf.try_borrow_mut();
+                let acts = match guard.as_mut() {
+                    Ok(b) => &mut **b,
+                    Err(_) => &mut own,
+                };
+                acts.clear();
+                acts.resize(n * cols / QK, bytemuck::Zeroable::zeroed());
+                quantize_acts(x, acts);
+                self.quant(w, acts, n, rows, out);
+            }),
+        }
+    }
+
+    /// Same as [`matvec_quantized`] on this executor.
+    pub fn matvec_quantized(&self, w: WeightRef<'_>, xq: &[BlockQ8A], out: &mut [f32]) {
+        self.matmul_quantized(w, xq, 1, out)
+    }
+
+    /// Like [`Exec::matmul`] with activations pre-quantized by [`quantize_acts`]: `xq` is `[n, cols / 32]`.
+    ///
+    /// # Panics
+    /// On float weights, and on the length mismatches listed at [`Exec::matmul`].
+    pub fn matmul_quantized(&self, w: WeightRef<'_>, xq: &[BlockQ8A], n: usize, out: &mut [f32]) {
+        assert!(
+            w.weight_type().block_elems() == QK,
+            "matmul_quantized needs quant weights, got {:?}",
+            w.weight_type()
+        );
+        let (rows, _) = shape(&w, xq.len() * QK, n, out.len());
+        if rows == 0 || n == 0 {
+            return;
+        }
+        self.quant(w, xq, n, rows, out);
+    }
+
+    fn quant(&self, w: WeightRef<'_>, a: &[BlockQ8A], n: usize, rows: usize, out: &mut [f32]) {
+        let k = a.len() / n;
+        if k == 0 {
+            out.fill(0.0);
+            return;
+        }
+        macro_rules! go {
+            ($s:expr, $scalar:ty, $avx2:ident, $neon:ident, $dot:ident, $mm:ident) => {
+                match self.isa {
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 => {
+                        self.launch::<crate::x86_avx2::$avx2, 4, 2>($s, a, k, n, rows, out)
+                    }
+                    #[cfg(target_arch = "aarch64")]
+                    Isa::Neon => {
+                        self.launch::<crate::arm_neon::$neon, 4, 2>($s, a, k, n, rows, out)
+                    }
+                    #[cfg(target_arch = "aarch64")]
+                    Isa::Dotprod => {
+                        self.launch::<crate::arm_dotprod::$dot, 4, 2>($s, a, k, n, rows, out)
+                    }
+                    #[cfg(target_arch = "aarch64")]
+                    Isa::I8mm => self.launch::<crate::arm_i8mm::$mm, 4, 4>($s, a, k, n, rows, out),
+                    _ => self.launch::<$scalar, 4, 2>($s, a, k, n, rows, out),
+                }
+            };
+        }
+        match w {
+            WeightRef::Q8(s) => go!(s, ScalarQ8, Avx2Q8, NeonQ8, DotQ8, MmQ8),
+            WeightRef::Q4(s) => go!(s, ScalarQ4, Avx2Q4, NeonQ4, DotQ4, MmQ4),
+            WeightRef::Q4M(s) => go!(s, ScalarQ4M, Avx2Q4M, NeonQ4M, DotQ4M, MmQ4M),
+            _ => unreachable!("float weights take the float path"),
+        }
+    }
+
+    fn float(&self, w: FloatW<'_>, x: &[f32], k: usize, n: usize, rows: usize, out: &mut [f32]) {
+        macro_rules! go {
+            ($s:expr, $scalar:ty, $avx2:ident, $neon:ident) => {
+                match self.isa {
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 => {
+                        self.launch::<crate::x86_avx2::$avx2, 4, 2>($s, x, k, n, rows, out)
+                    }
+                    #[cfg(target_arch = "aarch64")]
+                    Isa::Neon | Isa::Dotprod | Isa::I8mm => {
+                        self.launch::<crate::arm_neon::$neon, 4, 2>($s, x, k, n, rows, out)
+                    }
+                    _ => self.launch::<$scalar, 4, 2>($s, x, k, n, rows, out),
+                }
+            };
+        }
+        match w {
+            FloatW::F32(s) => go!(s, ScalarF32, Avx2F32, NeonF32),
+            FloatW::F16(s) => go!(s, ScalarF16, Avx2F16, NeonF16),
+            FloatW::BF16(s) => go!(s, ScalarBF16, Avx2BF16, NeonBF16),
+        }
+    }
+
+    /// Runs `K` over all rows, split across the pool when the matrix is big enough.
+    fn launch<K: Kernel, const R: usize, const C: usize>(
+        &self,
+        w: &[K::W],
+        a: &[K::A],
+        k: usize,
+        n: usize,
+        rows: usize,
+        out: &mut [f32],
+    ) {
+        assert!(w.len() == rows * k && a.len() == n * k && out.len() == n * rows);
+        assert!(
+            self.isa.available(),
+            "{} kernels on a CPU without them",
+            self.isa
+        );
+        let op = OutPtr {
+            ptr: out.as_mut_ptr(),
+            ldo: rows,
+            len: out.len(),
+        };
+        let pool = if self.parallel && rows * k * n >= MIN_PARALLEL_ELEMS && rows >= 2 * R {
+            pool()
+        } else {
+            None
+        };
+        match pool {
+            None => {
+                // SAFETY: ISA checked above, lengths asserted, `out` is exclusively borrowed.
+                unsafe { run_rows::<K, R, C>(w, a, k, n, 0..rows, op) }
+            }
+            Some(p) => {
+                let t = p.threads();
+                let chunk = rows.div_ceil(t).next_multiple_of(R);
+                p.run(&|i| {
+                    let r0 = (i * chunk).min(rows);
+                    let r1 = (r0 + chunk).min(rows);
+                    // SAFETY: as above; parts write disjoint row ranges r0..r1 of `out`, and `run` returns only
+                    // after all parts finished, while `out` is still exclusively borrowed.
+                    unsafe { run_rows::<K, R, C>(w, a, k, n, r0..r1, op) }
+                });
+            }
+        }
+    }
+}
+
+enum FloatW<'a> {
+    F32(&'a [f32]),
+    F16(&'a [half::f16]),
+    BF16(&'a [half::bf16]),
+}
+
+/// Checks lengths and returns `(rows, cols)`.
+fn shape(w: &WeightRef<'_>, xlen: usize, n: usize, outlen: usize) -> (usize, usize) {
+    if n == 0 {
+        assert!(xlen == 0 && outlen == 0, "n = 0 with non-empty x or out");
+        return (0, 0);
+    }
+    assert!(
+        xlen % n == 0 && outlen % n == 0,
+        "x ({xlen}) and out ({outlen}) must hold n = {n} rows"
+    );
+    let (cols, rows) = (xlen / n, outlen / n);
+    let be = w.weight_type().block_elems();
+    assert!(
+        cols % be == 0,
+        "cols = {cols} is not a multiple of the block size {be}"
+    );
+    assert!(
+        w.elems() == rows * cols,
+        "weight holds {} values, expected rows {rows} x cols {cols}",
+        w.elems()
+    );
+    (rows, cols)
+}

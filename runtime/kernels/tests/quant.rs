@@ -1,0 +1,203 @@
+//! Quantizers, block layout, threads and dispatch.
+
+mod common;
+
+use common::Rng;
+use flint_kernels::*;
+use half::f16;
+
+fn zeroed<T: bytemuck::Zeroable + Clone>(n: usize) -> Vec<T> {
+    vec![T::zeroed(); n]
+}
+
+#[test]
+fn block_sizes_and_ids() {
+    let want = [
+        (0u8, 1usize, 4usize),
+        (1, 1, 2),
+        (2, 1, 2),
+        (16, 32, 34),
+        (17, 32, 18),
+        (18, 32, 20),
+    ];
+    for (t, (id, elems, bytes)) in WeightType::ALL.into_iter().zip(want) {
+        assert_eq!(
+            (t.id(), t.block_elems(), t.block_bytes()),
+            (id, elems, bytes),
+            "{t:?}"
+        );
+    }
+    assert_eq!(WeightType::Q4.bits_per_weight(), 4.5);
+    assert_eq!(WeightType::Q4M.bits_per_weight(), 5.0);
+}
+
+#[test]
+fn q4_layout_is_ggml_q4_0() {
+    // Element i = i - 16 + ... : pick values whose nibbles we know. max |x| = -8 * d with d = 1.
+    let x: Vec<f32> = (0..32).map(|i| (i % 16) as f32 - 8.0).collect();
+    let mut b = zeroed::<BlockQ4>(1);
+    quantize_row_q4(&x, &mut b);
+    assert_eq!(b[0].d.to_f32(), 1.0);
+    for j in 0..16 {
+        assert_eq!(b[0].qs[j] & 15, j as u8, "low nibble holds element j");
+        assert_eq!(b[0].qs[j] >> 4, j as u8, "high nibble holds element j + 16");
+    }
+    let mut y = vec![0.0; 32];
+    dequantize_row_q4(&b, &mut y);
+    assert_eq!(x, y);
+}
+
+#[test]
+fn roundtrip_errors_are_bounded() {
+    let mut rng = Rng(3);
+    let x = rng.vec(32 * 50, 4.0);
+    let (mut b8, mut b4, mut b4m) = (
+        zeroed::<BlockQ8>(50),
+        zeroed::<BlockQ4>(50),
+        zeroed::<BlockQ4M>(50),
+    );
+    quantize_row_q8(&x, &mut b8);
+    quantize_row_q4(&x, &mut b4);
+    quantize_row_q4m(&x, &mut b4m);
+    let mut y = vec![0.0; x.len()];
+    for (i, xb) in x.chunks(32).enumerate() {
+        let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let (lo, hi) = xb
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+        dequantize_row_q8(&b8[i..i + 1], &mut y[..32]);
+        for (a, b) in xb.iter().zip(&y[..32]) {
+            assert!(
+                (a - b).abs() <= amax / 127.0 * 0.51 + amax * 1e-3,
+                "q8 {a} {b}"
+            );
+        }
+        dequantize_row_q4(&b4[i..i + 1], &mut y[..32]);
+        for (a, b) in xb.iter().zip(&y[..32]) {
+            // ggml Q4_0: the side opposite the extreme reaches only 7 steps, so clamping there costs up to amax / 8.
+            assert!(
+                (a - b).abs() <= amax / 8.0 * 1.01 + amax * 2e-3,
+                "q4 {a} {b}"
+            );
+        }
+        dequantize_row_q4m(&b4m[i..i + 1], &mut y[..32]);
+        for (a, b) in xb.iter().zip(&y[..32]) {
+            assert!(
+                (a - b).abs() <= (hi - lo) / 15.0 * 0.51 + amax * 2e-3,
+                "q4m {a} {b}"
+            );
+        }
+    }
+}
+
+#[test]
+fn acts_quantize_in_range_with_sum() {
+    let mut rng = Rng(5);
+    let mut x = rng.vec(32 * 4, 100.0);
+    x[0..32].fill(0.0);
+    x[40] = f32::MAX / 2.0;
+    let mut a = zeroed::<BlockQ8A>(4);
+    quantize_acts(&x, &mut a);
+    assert_eq!(a[0].d, 0.0);
+    for b in &a {
+        assert!(b.qs.iter().all(|&q| q != -128));
+        assert_eq!(b.s, b.qs.iter().map(|&q| q as i32).sum::<i32>());
+    }
+    assert_eq!(a[1].qs[8], 127);
+}
+
+#[test]
+fn zero_and_extreme_scales() {
+    // Largest finite f16 scale with extreme ints must stay finite and agree across paths.
+    let w = vec![
+        BlockQ8 {
+            d: f16::MAX,
+            qs: [-128; 32]
+        };
+        3
+    ];
+    let x = vec![1.0f32; 32];
+    let mut want = [0f32; 3];
+    Exec::single(Isa::Scalar)
+        .unwrap()
+        .matvec(WeightRef::Q8(&w), &x, &mut want);
+    assert!(want.iter().all(|v| v.is_finite() && *v < 0.0));
+    for isa in Isa::ALL.into_iter().filter(|i| i.available()) {
+        let mut out = [1f32; 3];
+        Exec::single(isa)
+            .unwrap()
+            .matvec(WeightRef::Q8(&w), &x, &mut out);
+        for (g, e) in out.iter().zip(&want) {
+            assert!((g - e).abs() <= e.abs() * 1e-6, "{isa}: {g} vs {e}");
+        }
+        Exec::single(isa)
+            .unwrap()
+            .matvec(WeightRef::Q8(&w), &[0.0; 32], &mut out);
+        assert_eq!(out, [0.0; 3], "{isa}: zero input");
+    }
+}
+
+#[test]
+fn threads_give_identical_results() {
+    let mut rng = Rng(11);
+    let (rows, cols) = (1000, 576);
+    let wf = rng.vec(rows * cols, 0.5);
+    let mut q = zeroed::<BlockQ4>(rows * cols / 32);
+    quantize_row_q4(&wf, &mut q);
+    let x = rng.vec(cols * 3, 1.0);
+    let isa = Isa::detect();
+    let mut one = vec![0.0; rows * 3];
+    Exec::single(isa)
+        .unwrap()
+        .matmul(WeightRef::Q4(&q), &x, 3, &mut one);
+    set_threads(2);
+    assert_eq!(threads(), 2);
+    let mut par = vec![0.0; rows * 3];
+    for _ in 0..50 {
+        Exec::global().matmul(WeightRef::Q4(&q), &x, 3, &mut par);
+        if Exec::global().isa() == isa {
+            assert_eq!(one, par);
+        }
+    }
+    let mut mv = vec![0.0; rows];
+    matvec(WeightRef::Q4(&q), &x[..cols], &mut mv);
+    if active_isa() == isa {
+        assert_eq!(mv.as_slice(), &one[..rows]);
+    }
+}
+
+#[test]
+fn slice_rows_selects_an_expert() {
+    let w: Vec<f32> = (0..6 * 4).map(|v| v as f32).collect();
+    let e1 = WeightRef::F32(&w).slice_rows(4, 2..4);
+    let mut out = [0f32; 2];
+    Exec::single(Isa::Scalar)
+        .unwrap()
+        .matvec(e1, &[1.0, 0.0, 0.0, 0.0], &mut out);
+    assert_eq!(out, [8.0, 12.0]);
+}
+
+#[test]
+fn isa_names_and_unavailable() {
+    for i in Isa::ALL {
+        assert_eq!(Isa::from_name(i.name()), Some(i));
+    }
+    assert!(Isa::Scalar.available());
+    #[cfg(target_arch = "x86_64")]
+    assert!(matches!(
+        Exec::single(Isa::Neon),
+        Err(SelectError::Unavailable(Isa::Neon))
+    ));
+    assert!(cpu_report().contains("active kernel path"));
+}
+
+#[test]
+#[should_panic(expected = "multiple of the block size")]
+fn bad_cols_panics_with_message() {
+    let w = vec![BlockQ8 {
+        d: f16::ONE,
+        qs: [0; 32],
+    }];
+    let mut out = [0f32; 1];
+    matvec(WeightRef::Q8(&w), &[0.0; 33], &mut out);
+}
