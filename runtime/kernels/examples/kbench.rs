@@ -70,19 +70,31 @@ impl Owned {
     }
 }
 
-/// Median seconds per call of `f(i)` over `reps` rounds, each round long enough to be timed.
-fn time(mut f: impl FnMut(usize), min_round: Duration, reps: usize) -> f64 {
+/// This thread's on-CPU nanoseconds (Linux schedstat), so figures survive a busy shared machine; None elsewhere.
+fn cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+/// Median seconds per call of `f(i)` over `reps` rounds, each round long enough to be timed. Uses this
+/// thread's CPU time when `cpu` is set and available (single-thread cases), wall time otherwise.
+fn time(mut f: impl FnMut(usize), min_round: Duration, reps: usize, cpu: bool) -> f64 {
     let mut i = 0;
     let mut samples = Vec::new();
     for _ in 0..reps {
         let start = Instant::now();
+        let c0 = cpu_ns().filter(|_| cpu);
         let mut calls = 0;
         while start.elapsed() < min_round {
             f(i);
             i += 1;
             calls += 1;
         }
-        samples.push(start.elapsed().as_secs_f64() / calls as f64);
+        let secs = match (c0, cpu_ns()) {
+            (Some(a), Some(b)) => (b - a) as f64 * 1e-9,
+            _ => start.elapsed().as_secs_f64(),
+        };
+        samples.push(secs / calls as f64);
     }
     samples.sort_by(f64::total_cmp);
     samples[samples.len() / 2]
@@ -111,7 +123,7 @@ fn main() {
         vec![Isa::Scalar, active]
     };
 
-    println!("## matvec, 1 thread, weights streamed from DRAM (GB/s of weights; us per call)");
+    println!("## matvec, 1 thread, weights streamed from DRAM (GB/s of weights; us per call; thread CPU time)");
     println!(
         "{:<6} {:>12} {}",
         "type",
@@ -141,6 +153,7 @@ fn main() {
                     |i| ex.matvec(ws[i % ws.len()].w(), &x, &mut out),
                     round,
                     reps,
+                    true,
                 );
                 line += &format!(
                     "{:>22}",
@@ -149,6 +162,24 @@ fn main() {
             }
             println!("{line}");
         }
+    }
+
+    println!(
+        "\n## matvec, 1 thread, one matrix hot in L2 (kernel compute ceiling, GB/s; {active})"
+    );
+    for t in WeightType::ALL {
+        let (rows, cols) = (1536, 576);
+        let w = Owned::make(t, rows * cols, &mut rng);
+        let x: Vec<f32> = (0..cols).map(|_| rng.f()).collect();
+        let mut out = vec![0f32; rows];
+        let ex = Exec::single(active).expect("active is available");
+        let s = time(|_| ex.matvec(w.w(), &x, &mut out), round, reps, true);
+        println!(
+            "{:<5} {rows}x{cols}: {:>6.1} GB/s {:>6.0} us",
+            format!("{t:?}").to_lowercase(),
+            w.w().bytes() as f64 / s / 1e9,
+            s * 1e6
+        );
     }
 
     println!("\n## prefill matmul, 1 thread, n = 64 tokens ({active})");
@@ -164,7 +195,7 @@ fn main() {
             let x: Vec<f32> = (0..n * cols).map(|_| rng.f()).collect();
             let mut out = vec![0f32; n * rows];
             let ex = Exec::single(active).expect("active is available");
-            let s = time(|_| ex.matmul(w.w(), &x, n, &mut out), round, reps);
+            let s = time(|_| ex.matmul(w.w(), &x, n, &mut out), round, reps, true);
             let s1 = time(
                 |_| {
                     for j in 0..n {
@@ -177,6 +208,7 @@ fn main() {
                 },
                 round,
                 reps,
+                true,
             );
             println!(
                 "{:<5} {:>10}: matmul {:>7.1} GMAC/s, {:>8.0} tok/s-per-matrix; 64 matvecs {:>7.1} GMAC/s",
@@ -189,7 +221,7 @@ fn main() {
         }
     }
 
-    println!("\n## 2 threads: persistent pool vs rayon vs 1 thread (q4 matvec latency, us per call, DRAM-streamed)");
+    println!("\n## 2 threads: persistent pool vs rayon vs 1 thread (q4 matvec latency, us per call, wall time, DRAM-streamed)");
     let pool_rayon = rayon::ThreadPoolBuilder::new()
         .num_threads(2)
         .build()
@@ -211,11 +243,13 @@ fn main() {
             |i| single.matvec_quantized(ws[i % ws.len()].w(), &xq, &mut out),
             round,
             reps,
+            false,
         );
         let tp = time(
             |i| matvec_quantized(ws[i % ws.len()].w(), &xq, &mut out),
             round,
             reps,
+            false,
         );
         let chunk = rows.div_ceil(2).next_multiple_of(4);
         let tr = time(
@@ -230,6 +264,7 @@ fn main() {
             },
             round,
             reps,
+            false,
         );
         println!(
             "q4 {:>10}: 1 thread {:>7.1}  pool(2) {:>7.1}  rayon(2) {:>7.1}",

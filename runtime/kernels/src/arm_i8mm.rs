@@ -59,8 +59,13 @@ fn mm_generic<B, const R: usize, const C: usize>(
     unpack: impl Fn(&B) -> ((int8x16_t, int8x16_t), f32, f32),
 ) -> [[f32; R]; C] {
     let nb = a[0].len();
-    let w = w.map(|s| &s[..nb]);
-    let a = a.map(|s| &s[..nb]);
+    // Equal lengths, checked once, let the compiler drop per-element bounds checks.
+    for s in &w {
+        assert!(s.len() == nb);
+    }
+    for s in &a {
+        assert!(s.len() == nb);
+    }
     let zero = vdupq_n_f32(0.0);
     // Only the first R/2 x C/2 entries are used (const-generic arithmetic is not stable).
     let mut acc = [[zero; R]; C];

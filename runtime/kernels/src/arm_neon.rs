@@ -88,8 +88,13 @@ macro_rules! quant_tiles {
             unpack: impl Fn(&B) -> ((int8x16_t, int8x16_t), f32, f32),
         ) -> [[f32; R]; C] {
             let nb = a[0].len();
-            let w = w.map(|s| &s[..nb]);
-            let a = a.map(|s| &s[..nb]);
+            // Equal lengths, checked once, let the compiler drop per-element bounds checks.
+            for s in &w {
+                assert!(s.len() == nb);
+            }
+            for s in &a {
+                assert!(s.len() == nb);
+            }
             let mut acc = [[vdupq_n_f32(0.0); R]; C];
             let mut macc = [[0f32; R]; C];
             for b in 0..nb {
@@ -173,8 +178,13 @@ macro_rules! float_tile {
         #[target_feature(enable = "neon")]
         fn $name<const R: usize, const C: usize>(w: [&[$t]; R], a: [&[f32]; C]) -> [[f32; R]; C] {
             let k = a[0].len();
-            let w = w.map(|s| &s[..k]);
-            let a = a.map(|s| &s[..k]);
+            // Equal lengths, checked once, let the compiler drop per-element bounds checks.
+            for s in &w {
+                assert!(s.len() == k);
+            }
+            for s in &a {
+                assert!(s.len() == k);
+            }
             let mut acc = [[vdupq_n_f32(0.0); R]; C];
             let body = k / 4 * 4;
             let mut i = 0;

@@ -34,15 +34,15 @@ fn i8x32(q: &[i8; 32]) -> __m256i {
     bytemuck::cast(*q)
 }
 
-/// Expands 16 bytes of q4 nibbles to 32 bytes in element order (low nibbles, then high nibbles).
+/// Expands 16 bytes of q4 nibbles to 32 bytes in element order (low nibbles, then high nibbles): the 16 bytes
+/// go to both 128-bit lanes, the upper lane is shifted right by 4 (one 64-bit variable shift), then masked.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn nibbles(q: &[u8; 16]) -> __m256i {
     let v: __m128i = bytemuck::cast(*q);
-    let m = _mm_set1_epi8(15);
-    let lo = _mm_and_si128(v, m);
-    let hi = _mm_and_si128(_mm_srli_epi16::<4>(v), m);
-    _mm256_set_m128i(hi, lo)
+    let both = _mm256_broadcastsi128_si256(v);
+    let shifted = _mm256_srlv_epi64(both, _mm256_set_epi64x(4, 4, 0, 0));
+    _mm256_and_si256(shifted, _mm256_set1_epi8(15))
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -51,8 +51,13 @@ fn tile_q8<const R: usize, const C: usize>(
     a: [&[BlockQ8A]; C],
 ) -> [[f32; R]; C] {
     let nb = a[0].len();
-    let w = w.map(|s| &s[..nb]);
-    let a = a.map(|s| &s[..nb]);
+    // Equal lengths, checked once, let the compiler drop per-element bounds checks.
+    for s in &w {
+        assert!(s.len() == nb);
+    }
+    for s in &a {
+        assert!(s.len() == nb);
+    }
     let ones = _mm256_set1_epi16(1);
     let mut acc = [[_mm256_setzero_ps(); R]; C];
     for b in 0..nb {
@@ -78,8 +83,13 @@ fn tile_q4<const R: usize, const C: usize>(
     a: [&[BlockQ8A]; C],
 ) -> [[f32; R]; C] {
     let nb = a[0].len();
-    let w = w.map(|s| &s[..nb]);
-    let a = a.map(|s| &s[..nb]);
+    // Equal lengths, checked once, let the compiler drop per-element bounds checks.
+    for s in &w {
+        assert!(s.len() == nb);
+    }
+    for s in &a {
+        assert!(s.len() == nb);
+    }
     let ones = _mm256_set1_epi16(1);
     let eight = _mm256_set1_epi8(8);
     let mut acc = [[_mm256_setzero_ps(); R]; C];
@@ -107,8 +117,13 @@ fn tile_q4m<const R: usize, const C: usize>(
     a: [&[BlockQ8A]; C],
 ) -> [[f32; R]; C] {
     let nb = a[0].len();
-    let w = w.map(|s| &s[..nb]);
-    let a = a.map(|s| &s[..nb]);
+    // Equal lengths, checked once, let the compiler drop per-element bounds checks.
+    for s in &w {
+        assert!(s.len() == nb);
+    }
+    for s in &a {
+        assert!(s.len() == nb);
+    }
     let ones = _mm256_set1_epi16(1);
     let mut acc = [[_mm256_setzero_ps(); R]; C];
     let mut macc = [[0f32; R]; C];
@@ -135,8 +150,13 @@ macro_rules! float_tile {
         #[target_feature(enable = "avx2,fma,f16c")]
         fn $name<const R: usize, const C: usize>(w: [&[$t]; R], a: [&[f32]; C]) -> [[f32; R]; C] {
             let k = a[0].len();
-            let w = w.map(|s| &s[..k]);
-            let a = a.map(|s| &s[..k]);
+            // Equal lengths, checked once, let the compiler drop per-element bounds checks.
+            for s in &w {
+                assert!(s.len() == k);
+            }
+            for s in &a {
+                assert!(s.len() == k);
+            }
             let mut acc = [[_mm256_setzero_ps(); R]; C];
             let body = k / 8 * 8;
             let mut i = 0;

@@ -201,3 +201,28 @@ fn bad_cols_panics_with_message() {
     let mut out = [0f32; 1];
     matvec(WeightRef::Q8(&w), &[0.0; 33], &mut out);
 }
+
+#[test]
+fn act_rounding_is_ties_to_even() {
+    // Values landing exactly on .5 after scaling by 127 / amax = 1: 0.5 -> 0, 1.5 -> 2, -2.5 -> -2.
+    let mut x = vec![0f32; 32];
+    x[0] = 127.0;
+    let ties = [0.5f32, 1.5, 2.5, -0.5, -1.5, -2.5, 126.5, -126.5];
+    x[1..9].copy_from_slice(&ties);
+    let mut a = zeroed::<BlockQ8A>(1);
+    quantize_acts(&x, &mut a);
+    assert_eq!(a[0].d, 1.0);
+    for (i, t) in ties.iter().enumerate() {
+        assert_eq!(a[0].qs[i + 1] as f32, t.round_ties_even(), "{t}");
+    }
+    let mut rng = Rng(9);
+    let x = rng.vec(32 * 64, 10.0);
+    let mut a = zeroed::<BlockQ8A>(64);
+    quantize_acts(&x, &mut a);
+    for (xb, b) in x.chunks(32).zip(&a) {
+        let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
+        for (v, q) in xb.iter().zip(b.qs) {
+            assert_eq!(q as f32, (v * (127.0 / amax)).round_ties_even());
+        }
+    }
+}
