@@ -80,8 +80,14 @@ impl fmt::Display for EncodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             EncodeError::BufferTooSmall => write!(f, "output buffer too small"),
-            EncodeError::PayloadTooLarge => write!(f, "payload exceeds the maximum of {} bytes", crate::MAX_PAYLOAD),
-            EncodeError::FieldTooLong { field } => write!(f, "field `{field}` too long for the wire"),
+            EncodeError::PayloadTooLarge => write!(
+                f,
+                "payload exceeds the maximum of {} bytes",
+                crate::MAX_PAYLOAD
+            ),
+            EncodeError::FieldTooLong { field } => {
+                write!(f, "field `{field}` too long for the wire")
+            }
             EncodeError::TileSizeMismatch => write!(f, "tile runs do not cover w*h pixels"),
         }
     }
@@ -90,11 +96,18 @@ impl fmt::Display for EncodeError {
 impl fmt::Display for FrameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FrameError::Overflow { discarded } => write!(f, "frame overflow: discarded {discarded} bytes"),
+            FrameError::Overflow { discarded } => {
+                write!(f, "frame overflow: discarded {discarded} bytes")
+            }
             FrameError::Cobs { len } => write!(f, "invalid COBS block of {len} bytes"),
-            FrameError::TooShort { len } => write!(f, "frame of {len} bytes is shorter than header + CRC"),
+            FrameError::TooShort { len } => {
+                write!(f, "frame of {len} bytes is shorter than header + CRC")
+            }
             FrameError::Crc { received, computed } => {
-                write!(f, "CRC mismatch: frame says {received:#010x}, computed {computed:#010x}")
+                write!(
+                    f,
+                    "CRC mismatch: frame says {received:#010x}, computed {computed:#010x}"
+                )
             }
         }
     }
@@ -105,8 +118,12 @@ impl fmt::Display for MessageError {
         match self {
             MessageError::UnknownKind(k) => write!(f, "unknown message type {k:#04x}"),
             MessageError::Truncated { field } => write!(f, "payload ends inside field `{field}`"),
-            MessageError::TrailingBytes { extra } => write!(f, "{extra} bytes after the last field"),
-            MessageError::InvalidValue { field, value } => write!(f, "field `{field}` has invalid value {value}"),
+            MessageError::TrailingBytes { extra } => {
+                write!(f, "{extra} bytes after the last field")
+            }
+            MessageError::InvalidValue { field, value } => {
+                write!(f, "field `{field}` has invalid value {value}")
+            }
             MessageError::InvalidUtf8 => write!(f, "text is not UTF-8"),
             MessageError::TileSizeMismatch => write!(f, "tile runs do not cover w*h pixels"),
         }

@@ -21,7 +21,13 @@ pub fn encode_frame(seq: u16, msg: &Message<'_>, out: &mut [u8]) -> Result<usize
     raw[2] = msg.kind();
     let plen = msg
         .encode_payload(&mut raw[HEADER_LEN..HEADER_LEN + MAX_PAYLOAD])
-        .map_err(|e| if e == EncodeError::BufferTooSmall { EncodeError::PayloadTooLarge } else { e })?;
+        .map_err(|e| {
+            if e == EncodeError::BufferTooSmall {
+                EncodeError::PayloadTooLarge
+            } else {
+                e
+            }
+        })?;
     let body = HEADER_LEN + plen;
     let crc = crc32(&raw[..body]);
     raw[body..body + CRC_LEN].copy_from_slice(&crc.to_le_bytes());
@@ -76,7 +82,12 @@ impl Default for Decoder {
 impl Decoder {
     /// An empty decoder.
     pub const fn new() -> Self {
-        Decoder { buf: [0; MAX_COBS], len: 0, discarding: 0, reset: false }
+        Decoder {
+            buf: [0; MAX_COBS],
+            len: 0,
+            discarding: 0,
+            reset: false,
+        }
     }
 
     /// Bytes buffered for the frame in progress.
@@ -129,7 +140,11 @@ impl Decoder {
         if received != computed {
             return Some(Err(FrameError::Crc { received, computed }));
         }
-        Some(Ok(Frame { seq: u16::from_le_bytes([b[0], b[1]]), kind: b[2], payload: &b[HEADER_LEN..body] }))
+        Some(Ok(Frame {
+            seq: u16::from_le_bytes([b[0], b[1]]),
+            kind: b[2],
+            payload: &b[HEADER_LEN..body],
+        }))
     }
 
     /// Pushes every byte of `data`, calling `on` for each result.

@@ -12,7 +12,9 @@
 #![no_std]
 #![warn(missing_docs)]
 
+// The std side (host, JSON, simulator) uses std's macros and, per module, its prelude.
 #[cfg(feature = "std")]
+#[macro_use]
 extern crate std;
 
 pub mod cobs;
@@ -25,10 +27,12 @@ pub mod types;
 mod wire;
 
 #[cfg(feature = "std")]
+/// Host transport (std).
 pub mod host;
 #[cfg(feature = "std")]
 pub mod json;
 #[cfg(feature = "std")]
+/// Microcontroller simulator (std).
 pub mod sim;
 
 pub use error::{EncodeError, FrameError, MessageError};
@@ -74,7 +78,8 @@ pub fn fuzz_decode(data: &[u8]) -> DecodeStats {
             Err(_) => st.message_errors += 1,
             Ok(m) => {
                 st.messages += 1;
-                let n = encode_frame(f.seq, &m, &mut out).expect("a decoded message always re-encodes");
+                let n =
+                    encode_frame(f.seq, &m, &mut out).expect("a decoded message always re-encodes");
                 let mut again = Decoder::new();
                 let mut same = false;
                 again.feed(&out[..n], |r2| same = matches!(r2, Ok(f2) if f2 == f));

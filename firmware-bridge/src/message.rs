@@ -27,23 +27,93 @@ pub struct Hello {
 #[allow(missing_docs)] // each field is described in docs/BRIDGE.md, section "Messages"
 pub enum Message<'a> {
     Hello(Hello),
-    Heartbeat { uptime_ms: u32 },
-    Ack { seq: u16, status: AckStatus },
-    Flow { window: u8 },
-    Clear { x: i16, y: i16, w: u16, h: u16, color: Rgb565 },
-    Text { x: i16, y: i16, font: Font, fg: Rgb565, bg: Option<Rgb565>, text: &'a str },
-    Rect { x: i16, y: i16, w: u16, h: u16, radius: u8, stroke_width: u8, stroke: Rgb565, fill: Option<Rgb565> },
-    Line { x0: i16, y0: i16, x1: i16, y1: i16, width: u8, color: Rgb565 },
-    Point { x: i16, y: i16, radius: u8, color: Rgb565 },
-    Tile { x: u16, y: u16, w: u16, h: u16, rle: Rle<'a> },
-    Present { frame: u16 },
-    Brightness { level: u8 },
-    Power { mode: PowerMode },
-    Button { id: u8, action: ButtonAction, t_ms: u32 },
-    Imu { t_ms: u32, accel_mg: [i16; 3], gyro_cdps: [i16; 3] },
-    Battery { millivolts: u16, percent: u8, charging: bool },
-    Thermal { sensor: u8, centi_celsius: i16 },
-    DisplayAck { frame: u16 },
+    Heartbeat {
+        uptime_ms: u32,
+    },
+    Ack {
+        seq: u16,
+        status: AckStatus,
+    },
+    Flow {
+        window: u8,
+    },
+    Clear {
+        x: i16,
+        y: i16,
+        w: u16,
+        h: u16,
+        color: Rgb565,
+    },
+    Text {
+        x: i16,
+        y: i16,
+        font: Font,
+        fg: Rgb565,
+        bg: Option<Rgb565>,
+        text: &'a str,
+    },
+    Rect {
+        x: i16,
+        y: i16,
+        w: u16,
+        h: u16,
+        radius: u8,
+        stroke_width: u8,
+        stroke: Rgb565,
+        fill: Option<Rgb565>,
+    },
+    Line {
+        x0: i16,
+        y0: i16,
+        x1: i16,
+        y1: i16,
+        width: u8,
+        color: Rgb565,
+    },
+    Point {
+        x: i16,
+        y: i16,
+        radius: u8,
+        color: Rgb565,
+    },
+    Tile {
+        x: u16,
+        y: u16,
+        w: u16,
+        h: u16,
+        rle: Rle<'a>,
+    },
+    Present {
+        frame: u16,
+    },
+    Brightness {
+        level: u8,
+    },
+    Power {
+        mode: PowerMode,
+    },
+    Button {
+        id: u8,
+        action: ButtonAction,
+        t_ms: u32,
+    },
+    Imu {
+        t_ms: u32,
+        accel_mg: [i16; 3],
+        gyro_cdps: [i16; 3],
+    },
+    Battery {
+        millivolts: u16,
+        percent: u8,
+        charging: bool,
+    },
+    Thermal {
+        sensor: u8,
+        centi_celsius: i16,
+    },
+    DisplayAck {
+        frame: u16,
+    },
 }
 
 /// Type bytes. Session: 0x0_, drawing: 0x1_, display control: 0x2_, events from the microcontroller: 0x4_.
@@ -83,7 +153,10 @@ fn read_opt_color(r: &mut Reader<'_>, field: &'static str) -> Result<Option<Rgb5
     match r.u8(field)? {
         0 => Ok(None),
         1 => Ok(Some(Rgb565(r.u16(field)?))),
-        v => Err(MessageError::InvalidValue { field, value: v as u32 }),
+        v => Err(MessageError::InvalidValue {
+            field,
+            value: v as u32,
+        }),
     }
 }
 
@@ -91,7 +164,10 @@ fn read_bool(r: &mut Reader<'_>, field: &'static str) -> Result<bool, MessageErr
     match r.u8(field)? {
         0 => Ok(false),
         1 => Ok(true),
-        v => Err(MessageError::InvalidValue { field, value: v as u32 }),
+        v => Err(MessageError::InvalidValue {
+            field,
+            value: v as u32,
+        }),
     }
 }
 
@@ -137,18 +213,80 @@ impl<'a> Message<'a> {
             Ack { seq, status } => Ack { seq, status },
             Flow { window } => Flow { window },
             Clear { x, y, w, h, color } => Clear { x, y, w, h, color },
-            Rect { x, y, w, h, radius, stroke_width, stroke, fill } => {
-                Rect { x, y, w, h, radius, stroke_width, stroke, fill }
-            }
-            Line { x0, y0, x1, y1, width, color } => Line { x0, y0, x1, y1, width, color },
-            Point { x, y, radius, color } => Point { x, y, radius, color },
+            Rect {
+                x,
+                y,
+                w,
+                h,
+                radius,
+                stroke_width,
+                stroke,
+                fill,
+            } => Rect {
+                x,
+                y,
+                w,
+                h,
+                radius,
+                stroke_width,
+                stroke,
+                fill,
+            },
+            Line {
+                x0,
+                y0,
+                x1,
+                y1,
+                width,
+                color,
+            } => Line {
+                x0,
+                y0,
+                x1,
+                y1,
+                width,
+                color,
+            },
+            Point {
+                x,
+                y,
+                radius,
+                color,
+            } => Point {
+                x,
+                y,
+                radius,
+                color,
+            },
             Present { frame } => Present { frame },
             Brightness { level } => Brightness { level },
             Power { mode } => Power { mode },
             Button { id, action, t_ms } => Button { id, action, t_ms },
-            Imu { t_ms, accel_mg, gyro_cdps } => Imu { t_ms, accel_mg, gyro_cdps },
-            Battery { millivolts, percent, charging } => Battery { millivolts, percent, charging },
-            Thermal { sensor, centi_celsius } => Thermal { sensor, centi_celsius },
+            Imu {
+                t_ms,
+                accel_mg,
+                gyro_cdps,
+            } => Imu {
+                t_ms,
+                accel_mg,
+                gyro_cdps,
+            },
+            Battery {
+                millivolts,
+                percent,
+                charging,
+            } => Battery {
+                millivolts,
+                percent,
+                charging,
+            },
+            Thermal {
+                sensor,
+                centi_celsius,
+            } => Thermal {
+                sensor,
+                centi_celsius,
+            },
             DisplayAck { frame } => DisplayAck { frame },
         })
     }
@@ -176,24 +314,47 @@ impl<'a> Message<'a> {
                 w.u8(status as u8)
             }
             Flow { window } => w.u8(window),
-            Clear { x, y, w: width, h, color } => {
+            Clear {
+                x,
+                y,
+                w: width,
+                h,
+                color,
+            } => {
                 w.i16(x)?;
                 w.i16(y)?;
                 w.u16(width)?;
                 w.u16(h)?;
                 w.u16(color.0)
             }
-            Text { x, y, font, fg, bg, text } => {
+            Text {
+                x,
+                y,
+                font,
+                fg,
+                bg,
+                text,
+            } => {
                 w.i16(x)?;
                 w.i16(y)?;
                 w.u8(font as u8)?;
                 w.u16(fg.0)?;
                 opt_color(w, bg)?;
-                let len = u8::try_from(text.len()).map_err(|_| EncodeError::FieldTooLong { field: "text" })?;
+                let len = u8::try_from(text.len())
+                    .map_err(|_| EncodeError::FieldTooLong { field: "text" })?;
                 w.u8(len)?;
                 w.bytes(text.as_bytes())
             }
-            Rect { x, y, w: width, h, radius, stroke_width, stroke, fill } => {
+            Rect {
+                x,
+                y,
+                w: width,
+                h,
+                radius,
+                stroke_width,
+                stroke,
+                fill,
+            } => {
                 w.i16(x)?;
                 w.i16(y)?;
                 w.u16(width)?;
@@ -203,20 +364,38 @@ impl<'a> Message<'a> {
                 w.u16(stroke.0)?;
                 opt_color(w, fill)
             }
-            Line { x0, y0, x1, y1, width, color } => {
+            Line {
+                x0,
+                y0,
+                x1,
+                y1,
+                width,
+                color,
+            } => {
                 for v in [x0, y0, x1, y1] {
                     w.i16(v)?;
                 }
                 w.u8(width)?;
                 w.u16(color.0)
             }
-            Point { x, y, radius, color } => {
+            Point {
+                x,
+                y,
+                radius,
+                color,
+            } => {
                 w.i16(x)?;
                 w.i16(y)?;
                 w.u8(radius)?;
                 w.u16(color.0)
             }
-            Tile { x, y, w: width, h, rle } => {
+            Tile {
+                x,
+                y,
+                w: width,
+                h,
+                rle,
+            } => {
                 if rle.runs().map(|(n, _)| n as u32).sum::<u32>() != width as u32 * h as u32 {
                     return Err(EncodeError::TileSizeMismatch);
                 }
@@ -233,19 +412,30 @@ impl<'a> Message<'a> {
                 w.u8(action as u8)?;
                 w.u32(t_ms)
             }
-            Imu { t_ms, accel_mg, gyro_cdps } => {
+            Imu {
+                t_ms,
+                accel_mg,
+                gyro_cdps,
+            } => {
                 w.u32(t_ms)?;
                 for v in accel_mg.into_iter().chain(gyro_cdps) {
                     w.i16(v)?;
                 }
                 Ok(())
             }
-            Battery { millivolts, percent, charging } => {
+            Battery {
+                millivolts,
+                percent,
+                charging,
+            } => {
                 w.u16(millivolts)?;
                 w.u8(percent)?;
                 w.u8(charging as u8)
             }
-            Thermal { sensor, centi_celsius } => {
+            Thermal {
+                sensor,
+                centi_celsius,
+            } => {
                 w.u8(sensor)?;
                 w.i16(centi_celsius)
             }
@@ -271,9 +461,16 @@ impl<'a> Message<'a> {
                 width: r.u16("width")?,
                 height: r.u16("height")?,
             }),
-            kind::HEARTBEAT => Heartbeat { uptime_ms: r.u32("uptime_ms")? },
-            kind::ACK => Ack { seq: r.u16("seq")?, status: AckStatus::from_u8(r.u8("status")?)? },
-            kind::FLOW => Flow { window: r.u8("window")? },
+            kind::HEARTBEAT => Heartbeat {
+                uptime_ms: r.u32("uptime_ms")?,
+            },
+            kind::ACK => Ack {
+                seq: r.u16("seq")?,
+                status: AckStatus::from_u8(r.u8("status")?)?,
+            },
+            kind::FLOW => Flow {
+                window: r.u8("window")?,
+            },
             kind::CLEAR => Clear {
                 x: r.i16("x")?,
                 y: r.i16("y")?,
@@ -287,8 +484,16 @@ impl<'a> Message<'a> {
                 let fg = Rgb565(r.u16("fg")?);
                 let bg = read_opt_color(r, "bg")?;
                 let len = r.u8("text_len")? as usize;
-                let text = core::str::from_utf8(r.bytes(len, "text")?).map_err(|_| MessageError::InvalidUtf8)?;
-                Text { x, y, font, fg, bg, text }
+                let text = core::str::from_utf8(r.bytes(len, "text")?)
+                    .map_err(|_| MessageError::InvalidUtf8)?;
+                Text {
+                    x,
+                    y,
+                    font,
+                    fg,
+                    bg,
+                    text,
+                }
             }
             kind::RECT => Rect {
                 x: r.i16("x")?,
@@ -308,15 +513,26 @@ impl<'a> Message<'a> {
                 width: r.u8("width")?,
                 color: Rgb565(r.u16("color")?),
             },
-            kind::POINT => Point { x: r.i16("x")?, y: r.i16("y")?, radius: r.u8("radius")?, color: Rgb565(r.u16("color")?) },
+            kind::POINT => Point {
+                x: r.i16("x")?,
+                y: r.i16("y")?,
+                radius: r.u8("radius")?,
+                color: Rgb565(r.u16("color")?),
+            },
             kind::TILE => {
                 let (x, y, w, h) = (r.u16("x")?, r.u16("y")?, r.u16("w")?, r.u16("h")?);
                 let rle = Rle::new(r.rest(), w as u32 * h as u32)?;
                 Tile { x, y, w, h, rle }
             }
-            kind::PRESENT => Present { frame: r.u16("frame")? },
-            kind::BRIGHTNESS => Brightness { level: r.u8("level")? },
-            kind::POWER => Power { mode: PowerMode::from_u8(r.u8("mode")?)? },
+            kind::PRESENT => Present {
+                frame: r.u16("frame")?,
+            },
+            kind::BRIGHTNESS => Brightness {
+                level: r.u8("level")?,
+            },
+            kind::POWER => Power {
+                mode: PowerMode::from_u8(r.u8("mode")?)?,
+            },
             kind::BUTTON => Button {
                 id: r.u8("id")?,
                 action: ButtonAction::from_u8(r.u8("action")?)?,
@@ -328,15 +544,24 @@ impl<'a> Message<'a> {
                 for v in a.iter_mut() {
                     *v = r.i16("imu_axis")?;
                 }
-                Imu { t_ms, accel_mg: [a[0], a[1], a[2]], gyro_cdps: [a[3], a[4], a[5]] }
+                Imu {
+                    t_ms,
+                    accel_mg: [a[0], a[1], a[2]],
+                    gyro_cdps: [a[3], a[4], a[5]],
+                }
             }
             kind::BATTERY => Battery {
                 millivolts: r.u16("millivolts")?,
                 percent: r.u8("percent")?,
                 charging: read_bool(r, "charging")?,
             },
-            kind::THERMAL => Thermal { sensor: r.u8("sensor")?, centi_celsius: r.i16("centi_celsius")? },
-            kind::DISPLAY_ACK => DisplayAck { frame: r.u16("frame")? },
+            kind::THERMAL => Thermal {
+                sensor: r.u8("sensor")?,
+                centi_celsius: r.i16("centi_celsius")?,
+            },
+            kind::DISPLAY_ACK => DisplayAck {
+                frame: r.u16("frame")?,
+            },
             other => return Err(MessageError::UnknownKind(other)),
         })
     }

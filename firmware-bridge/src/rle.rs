@@ -39,16 +39,22 @@ impl<'a> Rle<'a> {
     }
     /// Every pixel, row-major.
     pub fn pixels(&self) -> impl Iterator<Item = Rgb565> + 'a {
-        self.runs().flat_map(|(n, c)| core::iter::repeat_n(c, n as usize))
+        self.runs()
+            .flat_map(|(n, c)| core::iter::repeat_n(c, n as usize))
     }
 }
 
 /// Compresses `pixels` into `out`; returns the number of bytes written.
-pub fn encode(pixels: impl IntoIterator<Item = Rgb565>, out: &mut [u8]) -> Result<usize, EncodeError> {
+pub fn encode(
+    pixels: impl IntoIterator<Item = Rgb565>,
+    out: &mut [u8],
+) -> Result<usize, EncodeError> {
     let mut o = 0;
     let mut cur: Option<(Rgb565, u16)> = None;
     let mut flush = |c: Rgb565, n: u16, o: &mut usize| -> Result<(), EncodeError> {
-        let dst = out.get_mut(*o..*o + RUN_BYTES).ok_or(EncodeError::BufferTooSmall)?;
+        let dst = out
+            .get_mut(*o..*o + RUN_BYTES)
+            .ok_or(EncodeError::BufferTooSmall)?;
         let [lo, hi] = c.0.to_le_bytes();
         dst.copy_from_slice(&[(n - 1) as u8, lo, hi]);
         *o += RUN_BYTES;
@@ -81,6 +87,9 @@ mod tests {
         assert_eq!(&out[..n], &[255, 0x00, 0xF8, 43, 0x00, 0xF8]);
         let rle = Rle::new(&out[..n], 300).unwrap();
         assert_eq!(rle.pixels().count(), 300);
-        assert_eq!(Rle::new(&out[..n], 299), Err(MessageError::TileSizeMismatch));
+        assert_eq!(
+            Rle::new(&out[..n], 299),
+            Err(MessageError::TileSizeMismatch)
+        );
     }
 }

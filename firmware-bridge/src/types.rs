@@ -14,12 +14,20 @@ impl Rgb565 {
     }
     /// The 5/6/5-bit components `(r, g, b)`.
     pub const fn components(self) -> (u8, u8, u8) {
-        ((self.0 >> 11) as u8, ((self.0 >> 5) & 0x3F) as u8, (self.0 & 0x1F) as u8)
+        (
+            (self.0 >> 11) as u8,
+            ((self.0 >> 5) & 0x3F) as u8,
+            (self.0 & 0x1F) as u8,
+        )
     }
     /// Expands to 8 bits per channel by bit replication (0x1F -> 0xFF, 0 -> 0).
     pub const fn to_rgb888(self) -> [u8; 3] {
         let (r, g, b) = self.components();
-        [(r << 3) | (r >> 2), (g << 2) | (g >> 4), (b << 3) | (b >> 2)]
+        [
+            (r << 3) | (r >> 2),
+            (g << 2) | (g >> 4),
+            (b << 3) | (b >> 2),
+        ]
     }
     /// Black.
     pub const BLACK: Rgb565 = Rgb565(0);

@@ -17,8 +17,14 @@ impl<'a> Writer<'a> {
         self.pos
     }
     pub(crate) fn bytes(&mut self, b: &[u8]) -> Result<(), EncodeError> {
-        let end = self.pos.checked_add(b.len()).ok_or(EncodeError::BufferTooSmall)?;
-        let dst = self.buf.get_mut(self.pos..end).ok_or(EncodeError::BufferTooSmall)?;
+        let end = self
+            .pos
+            .checked_add(b.len())
+            .ok_or(EncodeError::BufferTooSmall)?;
+        let dst = self
+            .buf
+            .get_mut(self.pos..end)
+            .ok_or(EncodeError::BufferTooSmall)?;
         dst.copy_from_slice(b);
         self.pos = end;
         Ok(())
@@ -48,9 +54,19 @@ impl<'a> Reader<'a> {
     pub(crate) fn new(data: &'a [u8]) -> Self {
         Reader { data, pos: 0 }
     }
-    pub(crate) fn bytes(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], MessageError> {
-        let end = self.pos.checked_add(n).ok_or(MessageError::Truncated { field })?;
-        let s = self.data.get(self.pos..end).ok_or(MessageError::Truncated { field })?;
+    pub(crate) fn bytes(
+        &mut self,
+        n: usize,
+        field: &'static str,
+    ) -> Result<&'a [u8], MessageError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .ok_or(MessageError::Truncated { field })?;
+        let s = self
+            .data
+            .get(self.pos..end)
+            .ok_or(MessageError::Truncated { field })?;
         self.pos = end;
         Ok(s)
     }

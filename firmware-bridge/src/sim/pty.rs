@@ -1,0 +1,121 @@
+//! Runs the simulated device on the master side of a pty pair. The host opens the slave side like any
+//! serial port (its path is printed, and optionally published as a symlink so it survives reconnection).
+
+use super::{Device, SimConfig};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::pty::openpty;
+use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::prelude::rust_2021::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// One pty pair. The device keeps the slave open too, so the master does not see a hang-up while the
+/// host is between connections.
+#[derive(Debug)]
+pub struct Pty {
+    /// The device's end.
+    pub master: File,
+    _slave: OwnedFd,
+    /// Path of the slave device, e.g. `/dev/pts/3`.
+    pub path: PathBuf,
+}
+
+/// Opens a pty pair with the slave in raw mode (no echo, no line editing, 8-bit clean).
+pub fn open() -> std::io::Result<Pty> {
+    let p = openpty(None, None).map_err(|e| std::io::Error::other(format!("openpty: {e}")))?;
+    let mut t = tcgetattr(p.slave.as_fd())
+        .map_err(|e| std::io::Error::other(format!("tcgetattr on pty: {e}")))?;
+    cfmakeraw(&mut t);
+    tcsetattr(p.slave.as_fd(), SetArg::TCSANOW, &t)
+        .map_err(|e| std::io::Error::other(format!("tcsetattr on pty: {e}")))?;
+    let path = nix::unistd::ttyname(p.slave.as_fd())
+        .map_err(|e| std::io::Error::other(format!("ttyname of pty: {e}")))?;
+    Ok(Pty {
+        master: File::from(p.master),
+        _slave: p.slave,
+        path,
+    })
+}
+
+/// Points `link` at `target`, atomically (a new symlink renamed over the old one).
+fn publish(link: &Path, target: &Path) -> std::io::Result<()> {
+    let tmp = link.with_extension(format!("tmp{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp)?;
+    std::fs::rename(&tmp, link)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("publishing {}: {e}", link.display())))
+}
+
+/// How the pty runner behaves.
+#[derive(Debug, Clone, Default)]
+pub struct PtyConfig {
+    /// The device.
+    pub sim: SimConfig,
+    /// Symlink kept pointing at the current slave device.
+    pub link: Option<PathBuf>,
+    /// Close the link once after this many valid frames and open a new pty: a dropped cable, for testing
+    /// reconnection.
+    pub drop_after: Option<u64>,
+    /// Return after this many presents (0 or `None`: run until `stop`).
+    pub exit_after_presents: Option<u64>,
+}
+
+/// Serves the device until `stop` is set or the present limit is reached; returns the device so callers
+/// can inspect its framebuffer. `on_link` is called with each new slave path.
+pub fn run(
+    cfg: PtyConfig,
+    stop: &AtomicBool,
+    mut on_link: impl FnMut(&Path),
+) -> std::io::Result<Device> {
+    let mut dev = Device::new(cfg.sim.clone());
+    let mut drop_after = cfg.drop_after;
+    let mut buf = vec![0u8; 4096];
+    let mut out = Vec::new();
+    loop {
+        let mut pty = open()?;
+        if let Some(l) = &cfg.link {
+            publish(l, &pty.path)?;
+        }
+        on_link(&pty.path);
+        dev.reset_link();
+        let base = dev.stats.frames;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(dev);
+            }
+            let ready = {
+                let mut fds = [PollFd::new(pty.master.as_fd(), PollFlags::POLLIN)];
+                poll(&mut fds, PollTimeout::from(50u16))
+                    .map_err(|e| std::io::Error::other(format!("poll pty: {e}")))?
+            };
+            if ready == 0 {
+                continue;
+            }
+            let n = match pty.master.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(std::io::Error::new(
+                        e.kind(),
+                        format!("reading pty {}: {e}", pty.path.display()),
+                    ))
+                }
+            };
+            out.clear();
+            dev.on_bytes(&buf[..n], &mut out)?;
+            pty.master.write_all(&out)?;
+            if let Some(k) = cfg.exit_after_presents.filter(|&k| k > 0) {
+                if dev.stats.presents >= k {
+                    return Ok(dev);
+                }
+            }
+            if drop_after.is_some_and(|d| dev.stats.frames - base >= d) {
+                drop_after = None;
+                break; // drops `pty`: the host's reads and writes fail and it must reconnect
+            }
+        }
+    }
+}
