@@ -19,7 +19,7 @@ triple_env=$(echo "$triple" | tr 'a-z-' 'A-Z_')
 for v in RUSTFLAGS CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_RUSTFLAGS "CARGO_TARGET_${triple_env}_RUSTFLAGS"; do
   case "${!v:-}" in *target-cpu=native*) echo "build-board: $v has target-cpu=native; shipped builds must not" >&2; exit 2 ;; esac
 done
-if grep -q 'target-cpu=native' .cargo/config.toml 2>/dev/null; then
+if grep -v '^[[:space:]]*#' .cargo/config.toml 2>/dev/null | grep -q 'target-cpu=native'; then
   echo "build-board: .cargo/config.toml sets target-cpu=native; shipped builds must not" >&2; exit 2
 fi
 
