@@ -74,6 +74,9 @@ pub fn run(
     let mut drop_after = cfg.drop_after;
     let mut buf = vec![0u8; 4096];
     let mut out = Vec::new();
+    // Set when the present limit is reached; the device keeps serving a little longer so the host can read
+    // the last acknowledgements (closing a pty master discards what the slave has not read yet).
+    let mut exit_at: Option<std::time::Instant> = None;
     loop {
         let mut pty = open()?;
         if let Some(l) = &cfg.link {
@@ -83,7 +86,9 @@ pub fn run(
         dev.reset_link();
         let base = dev.stats.frames;
         loop {
-            if stop.load(Ordering::Relaxed) {
+            if stop.load(Ordering::Relaxed)
+                || exit_at.is_some_and(|t| std::time::Instant::now() >= t)
+            {
                 return Ok(dev);
             }
             let ready = {
@@ -108,8 +113,9 @@ pub fn run(
             dev.on_bytes(&buf[..n], &mut out)?;
             pty.master.write_all(&out)?;
             if let Some(k) = cfg.exit_after_presents.filter(|&k| k > 0) {
-                if dev.stats.presents >= k {
-                    return Ok(dev);
+                if dev.stats.presents >= k && exit_at.is_none() {
+                    exit_at =
+                        Some(std::time::Instant::now() + std::time::Duration::from_millis(500));
                 }
             }
             if drop_after.is_some_and(|d| dev.stats.frames - base >= d) {
