@@ -1,1 +1,6 @@
-//! placeholder
+//! flint-quantize: import checkpoints (Hugging Face safetensors folders, GGUF files) into `.flint` files.
+
+mod error;
+pub mod import;
+
+pub use error::ImportError;

@@ -2,8 +2,13 @@
 //!
 //! Each subcommand lives in its own module; this file only parses and dispatches.
 
+mod bench_cmd;
 mod boards_cmd;
 mod bridge_cmd;
+mod common;
+mod info_cmd;
+mod logits_cmd;
+mod run_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -11,12 +16,23 @@ use std::process::ExitCode;
 #[derive(Parser, Debug)]
 #[command(name = "flint", version, about = "On-device runtime for multimodal Mixture-of-Experts models")]
 struct Cli {
+    /// Apply a board profile (a name from `flint boards`, or a path to a TOML file). Explicit flags override it.
+    #[arg(long, global = true)]
+    board: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
+    /// Generate text from a prompt, streaming tokens.
+    Run(run_cmd::RunArgs),
+    /// Write the logits of a token-id prompt as a float32 .npy [positions, vocab].
+    Logits(logits_cmd::LogitsArgs),
+    /// Show a model file's metadata and tensors; --verify checks checksums; --cpu shows CPU features and kernels.
+    Info(info_cmd::InfoArgs),
+    /// Measure prompt and decode speed.
+    Bench(bench_cmd::BenchArgs),
     /// List the board profiles in targets/.
     Boards(boards_cmd::BoardsArgs),
     /// Firmware bridge tools: decode, encode, simulate.
@@ -25,7 +41,12 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let board = cli.board.as_deref();
     let result = match cli.cmd {
+        Cmd::Run(a) => run_cmd::run(a, board),
+        Cmd::Logits(a) => logits_cmd::run(a, board),
+        Cmd::Info(a) => info_cmd::run(a),
+        Cmd::Bench(a) => bench_cmd::run(a, board),
         Cmd::Boards(a) => boards_cmd::run(a),
         Cmd::Bridge(a) => bridge_cmd::run(a),
     };

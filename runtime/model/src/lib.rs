@@ -1,1 +1,20 @@
-//! placeholder
+//! Flint's model layer: the decoder (dense and Mixture-of-Experts), the KV cache, sampling, the tokenizer and the
+//! chat template, over a memory-mapped `.flint` file.
+
+pub mod config;
+mod decoder;
+mod error;
+pub mod generate;
+pub mod moe;
+pub mod ops;
+pub mod sampler;
+pub mod text;
+mod weights;
+
+pub use config::{ModelConfig, MoeConfig, QkNorm};
+pub use decoder::{KvCache, Model, Trace};
+pub use error::ModelError;
+pub use generate::{generate, GenStats, TextStream};
+pub use sampler::{Sampler, SamplerConfig};
+pub use text::{Message, Text};
+pub use weights::{Vector, Weight};

@@ -1,0 +1,139 @@
+//! Importers: a checkpoint in, one `.flint` file out.
+
+pub mod gguf;
+mod gguf_file;
+pub mod hf;
+pub mod plan;
+pub mod source;
+
+use crate::ImportError;
+use flint_format::{DType, Writer};
+use flint_model::text::{KEY_BOS, KEY_CHAT_TEMPLATE, KEY_EOS, KEY_TOKENIZER};
+use flint_model::ModelConfig;
+use plan::{Fetcher, Kind, Plan};
+use source::TensorSource;
+use std::path::Path;
+
+/// A checkpoint ready to be written: its config, where each tensor comes from, and its tokenizer.
+pub struct Checkpoint {
+    pub config: ModelConfig,
+    pub plan: Plan,
+    pub source: Box<dyn TensorSource>,
+    pub tokenizer_json: Option<String>,
+    pub chat_template: Option<String>,
+    pub bos_token: Option<String>,
+    pub eos_token: Option<String>,
+    /// What the checkpoint was (format, path), recorded in the file.
+    pub provenance: serde_json::Value,
+}
+
+impl std::fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpoint").field("arch", &self.config.arch).field("tensors", &self.plan.items.len()).finish()
+    }
+}
+
+/// Opens `src`: a GGUF file, or a Hugging Face folder (config.json + safetensors).
+pub fn open(src: &Path) -> Result<Checkpoint, ImportError> {
+    let ck = if src.is_dir() { open_hf(src)? } else { gguf::open(src)? };
+    ck.plan.check(ck.source.as_ref())?;
+    Ok(ck)
+}
+
+fn read_opt(p: &Path) -> Result<Option<String>, ImportError> {
+    match std::fs::read_to_string(p) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ImportError::io(p, e)),
+    }
+}
+
+fn open_hf(dir: &Path) -> Result<Checkpoint, ImportError> {
+    let cfg_path = dir.join("config.json");
+    let raw = std::fs::read(&cfg_path).map_err(|e| ImportError::io(&cfg_path, e))?;
+    let v: serde_json::Value = serde_json::from_slice(&raw).map_err(|e| ImportError::parse(&cfg_path, e.to_string()))?;
+    let config = hf::config_from_json(&v, &cfg_path)?;
+    let source = source::SafetensorsDir::open(dir)?;
+    let plan = hf::plan(&config, &source);
+    let tokenizer_json = read_opt(&dir.join("tokenizer.json"))?;
+    // The chat template lives in chat_template.jinja (newer) or tokenizer_config.json (older).
+    let tc_path = dir.join("tokenizer_config.json");
+    let tc: Option<serde_json::Value> = read_opt(&tc_path)?
+        .map(|s| serde_json::from_str(&s).map_err(|e| ImportError::parse(&tc_path, e.to_string())))
+        .transpose()?;
+    let tc_str = |k: &str| tc.as_ref().and_then(|t| t.get(k)).and_then(|v| v.as_str()).map(str::to_string);
+    let chat_template = match read_opt(&dir.join("chat_template.jinja"))? {
+        Some(t) => Some(t),
+        None => tc_str("chat_template"),
+    };
+    Ok(Checkpoint {
+        config,
+        plan,
+        source: Box::new(source),
+        tokenizer_json,
+        chat_template,
+        bos_token: tc_str("bos_token"),
+        eos_token: tc_str("eos_token"),
+        provenance: serde_json::json!({"format": "huggingface", "path": dir.display().to_string()}),
+    })
+}
+
+/// Converts f32 values into the bytes of a float `dtype`.
+pub fn encode_floats(v: &[f32], dtype: DType) -> Vec<u8> {
+    match dtype {
+        DType::F16 => v.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect(),
+        DType::BF16 => v.iter().flat_map(|x| half::bf16::from_f32(*x).to_le_bytes()).collect(),
+        _ => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+    }
+}
+
+/// The metadata every model file carries.
+pub fn model_metadata(ck: &Checkpoint, dtype: DType) -> serde_json::Value {
+    let mut m = serde_json::json!({
+        "general.architecture": ck.config.arch,
+        "model.config": ck.config,
+        "provenance": ck.provenance,
+        "general.weight_type": dtype.name(),
+        "general.writer": concat!("flint-quantize ", env!("CARGO_PKG_VERSION")),
+    });
+    let o = m.as_object_mut().expect("object literal");
+    let mut put = |k: &str, v: &Option<String>| {
+        if let Some(s) = v {
+            o.insert(k.to_string(), serde_json::Value::String(s.clone()));
+        }
+    };
+    put(KEY_TOKENIZER, &ck.tokenizer_json);
+    put(KEY_CHAT_TEMPLATE, &ck.chat_template);
+    put(KEY_BOS, &ck.bos_token);
+    put(KEY_EOS, &ck.eos_token);
+    m
+}
+
+/// Writes the checkpoint as a `.flint` file with matrices in `dtype` (vectors stay f32). `progress` is called after
+/// each tensor with (done, total).
+pub fn write(ck: &Checkpoint, out: &Path, dtype: DType, mut progress: impl FnMut(usize, usize)) -> Result<(), ImportError> {
+    if dtype.is_quantized() {
+        return Err(ImportError::Parse {
+            path: out.display().to_string(),
+            msg: format!("import writes f32, f16 or bf16; use `flint-quantize quantize` for {dtype}"),
+        });
+    }
+    let mut w = Writer::create(out)?;
+    w.set_metadata(model_metadata(ck, dtype));
+    let fetcher = Fetcher::new(ck.source.as_ref());
+    let total = ck.plan.items.len();
+    for (i, it) in ck.plan.items.iter().enumerate() {
+        let v = fetcher.fetch(it)?;
+        let dt = if it.kind == Kind::Vector { DType::F32 } else { dtype };
+        if it.begin_group {
+            w.begin_group()?;
+        }
+        w.add(&it.name, dt, &it.shape, &encode_floats(&v, dt))?;
+        if it.end_group {
+            w.end_group();
+        }
+        progress(i + 1, total);
+    }
+    w.finish()?;
+    Ok(())
+}

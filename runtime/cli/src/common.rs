@@ -1,0 +1,35 @@
+//! Options and helpers shared by the subcommands that run a model.
+
+use anyhow::Context;
+use flint_model::Model;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Model and machine options common to `run`, `logits` and `bench`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// The .flint model file.
+    #[arg(short, long)]
+    pub model: PathBuf,
+    /// Worker threads for the kernels (default: the board profile's, else 1).
+    #[arg(short, long)]
+    pub threads: Option<usize>,
+}
+
+/// Applies the board profile and thread count, checks `FLINT_KERNELS`, and loads the model. Returns the model and
+/// the load time in seconds.
+pub fn load(args: &ModelArgs, board: Option<&str>) -> anyhow::Result<(Model, f64)> {
+    flint_kernels::select_from_env().context("FLINT_KERNELS")?;
+    let mut threads = 1;
+    if let Some(name) = board {
+        let p = flint_targets::load(name).with_context(|| format!("board profile `{name}`"))?;
+        threads = p.threads();
+    }
+    if let Some(t) = args.threads {
+        threads = t;
+    }
+    flint_kernels::set_threads(threads);
+    let t0 = Instant::now();
+    let model = Model::open(&args.model).with_context(|| format!("loading {}", args.model.display()))?;
+    Ok((model, t0.elapsed().as_secs_f64()))
+}

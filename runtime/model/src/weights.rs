@@ -1,0 +1,128 @@
+//! Zero-copy handles on a mapped file's tensors, checked against the shapes the config implies.
+
+use crate::ModelError;
+use flint_format::{DType, FlintFile};
+use flint_kernels::WeightRef;
+use memmap2::Mmap;
+use std::sync::Arc;
+
+/// A 2-D weight matrix `[rows, cols]` living in the map.
+#[derive(Clone)]
+pub struct Weight {
+    map: Arc<Mmap>,
+    off: usize,
+    len: usize,
+    pub dtype: DType,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl std::fmt::Debug for Weight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Weight({} [{}, {}])", self.dtype, self.rows, self.cols)
+    }
+}
+
+impl Weight {
+    /// The kernel view of the bytes.
+    pub fn view(&self) -> WeightRef<'_> {
+        let b = &self.map[self.off..self.off + self.len];
+        // The reader checked that offsets are 64-byte aligned inside a page-aligned map and that the byte length
+        // matches the type and shape, so these casts cannot fail.
+        match self.dtype {
+            DType::F32 => WeightRef::F32(bytemuck::cast_slice(b)),
+            DType::F16 => WeightRef::F16(bytemuck::cast_slice(b)),
+            DType::BF16 => WeightRef::BF16(bytemuck::cast_slice(b)),
+            DType::Q8 => WeightRef::Q8(bytemuck::cast_slice(b)),
+            DType::Q4 => WeightRef::Q4(bytemuck::cast_slice(b)),
+            DType::Q4M => WeightRef::Q4M(bytemuck::cast_slice(b)),
+            _ => unreachable!("DType added without a kernel mapping"),
+        }
+    }
+
+    /// Bytes a full pass over the matrix reads.
+    pub fn bytes(&self) -> usize {
+        self.len
+    }
+
+    /// Dequantizes row `r` into `out` (`cols` values).
+    pub fn row_to_f32(&self, r: usize, out: &mut [f32]) {
+        let row = self.view().slice_rows(self.cols, r..r + 1);
+        match row {
+            WeightRef::F32(s) => out.copy_from_slice(s),
+            WeightRef::F16(s) => flint_kernels::f16_to_f32(s, out),
+            WeightRef::BF16(s) => out.iter_mut().zip(s).for_each(|(o, v)| *o = v.to_f32()),
+            WeightRef::Q8(s) => flint_kernels::dequantize_row_q8(s, out),
+            WeightRef::Q4(s) => flint_kernels::dequantize_row_q4(s, out),
+            WeightRef::Q4M(s) => flint_kernels::dequantize_row_q4m(s, out),
+        }
+    }
+}
+
+/// A 1-D f32 vector (norm weights, biases) living in the map.
+#[derive(Clone)]
+pub struct Vector {
+    map: Arc<Mmap>,
+    off: usize,
+    len: usize,
+}
+
+impl std::fmt::Debug for Vector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Vector([{}])", self.len / 4)
+    }
+}
+
+impl Vector {
+    pub fn get(&self) -> &[f32] {
+        bytemuck::cast_slice(&self.map[self.off..self.off + self.len])
+    }
+}
+
+/// Looks tensors up in a file and checks their shapes.
+#[derive(Debug)]
+pub struct Loader<'a> {
+    pub file: &'a FlintFile,
+    map: Arc<Mmap>,
+}
+
+impl<'a> Loader<'a> {
+    pub fn new(file: &'a FlintFile) -> Self {
+        Loader { file, map: file.map() }
+    }
+
+    fn mismatch(&self, name: &str, expected: String, found: String) -> ModelError {
+        ModelError::Tensor { path: self.file.path().display().to_string(), name: name.to_string(), expected, found }
+    }
+
+    /// A matrix `[rows, cols]` of any weight type.
+    pub fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<Weight, ModelError> {
+        let t = self.file.tensor(name)?;
+        if t.info.shape != [rows, cols] {
+            return Err(self.mismatch(name, format!("shape [{rows}, {cols}]"), format!("{:?}", t.info.shape)));
+        }
+        Ok(Weight { map: self.map.clone(), off: t.info.offset, len: t.info.length, dtype: t.info.dtype, rows, cols })
+    }
+
+    /// An f32 vector of `len` values.
+    pub fn vector(&self, name: &str, len: usize) -> Result<Vector, ModelError> {
+        let t = self.file.tensor(name)?;
+        if t.info.shape != [len] || t.info.dtype != DType::F32 {
+            return Err(self.mismatch(
+                name,
+                format!("f32 [{len}]"),
+                format!("{} {:?}", t.info.dtype, t.info.shape),
+            ));
+        }
+        Ok(Vector { map: self.map.clone(), off: t.info.offset, len: t.info.length })
+    }
+
+    /// An optional vector: absent is fine, present must be right.
+    pub fn opt_vector(&self, name: &str, len: usize) -> Result<Option<Vector>, ModelError> {
+        if self.file.has(name) {
+            self.vector(name, len).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}
