@@ -164,9 +164,8 @@ impl Device {
                     }
                     self.recent[self.recent_at] = Some(f.seq);
                     self.recent_at = (self.recent_at + 1) % self.recent.len();
-                    match m {
-                        Message::Brightness { level } => self.brightness = level,
-                        _ => {}
+                    if let Message::Brightness { level } = m {
+                        self.brightness = level;
                     }
                     self.fb.render(&m);
                     replies.push(Message::Ack {
