@@ -19,6 +19,7 @@ pub fn root() -> PathBuf {
 }
 
 /// A reference tensor: shape and f32 values (i64 inputs are converted).
+#[derive(Debug)]
 pub struct Ref {
     pub shape: Vec<usize>,
     pub data: Vec<f32>,
@@ -33,13 +34,23 @@ pub fn read_safetensors(path: &Path) -> std::collections::HashMap<String, Ref> {
         .map(|(k, v)| {
             let b = v.data();
             let data = match v.dtype() {
-                safetensors::Dtype::F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
-                safetensors::Dtype::I64 => {
-                    b.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32).collect()
-                }
+                safetensors::Dtype::F32 => b
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                    .collect(),
+                safetensors::Dtype::I64 => b
+                    .chunks_exact(8)
+                    .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32)
+                    .collect(),
                 d => panic!("{k}: unexpected dtype {d:?}"),
             };
-            (k, Ref { shape: v.shape().to_vec(), data })
+            (
+                k,
+                Ref {
+                    shape: v.shape().to_vec(),
+                    data,
+                },
+            )
         })
         .collect()
 }
@@ -53,8 +64,10 @@ pub fn rel_err(a: &[f32], b: &[f32]) -> f32 {
 
 /// Imports `src` (folder or GGUF) into `out` with matrices in `dtype`.
 pub fn import(src: &Path, out: &Path, dtype: flint_format::DType) {
-    let ck = flint_quantize::import::open(src).unwrap_or_else(|e| panic!("import {}: {e}", src.display()));
-    flint_quantize::import::write(&ck, out, dtype, |_, _| {}).unwrap_or_else(|e| panic!("write: {e}"));
+    let ck = flint_quantize::import::open(src)
+        .unwrap_or_else(|e| panic!("import {}: {e}", src.display()));
+    flint_quantize::import::write(&ck, out, dtype, |_, _| {})
+        .unwrap_or_else(|e| panic!("write: {e}"));
 }
 
 /// Path of a binary built by this workspace (next to the test executable's parent).
@@ -76,7 +89,9 @@ pub fn run_bin(name: &str, args: &[&str]) -> Output {
         }
         None => Command::new(bin(name)),
     };
-    cmd.args(args).output().unwrap_or_else(|e| panic!("running {name}: {e}"))
+    cmd.args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {name}: {e}"))
 }
 
 /// The SmolLM2 GGUF fetched by the setup command, if present (`FLINT_SMOLLM2_GGUF` overrides the path).

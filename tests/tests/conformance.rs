@@ -18,22 +18,38 @@ fn check(case: &str, layout: &str) {
     let ids: Vec<u32> = io["in.input_ids"].data.iter().map(|&v| v as u32).collect();
     let mut trace = Trace::default();
     let mut cache = model.new_cache();
-    let logits = model.forward(&ids, &mut cache, true, Some(&mut trace)).unwrap();
+    let logits = model
+        .forward(&ids, &mut cache, true, Some(&mut trace))
+        .unwrap();
     let e = rel_err(&logits, &io["out.logits"].data);
     assert!(e < TOL, "{case}/{layout}: logits differ by {e:e}");
     let hs = &io["out.hidden_states"];
     let per = hs.data.len() / hs.shape[0];
-    assert_eq!(trace.hidden_states.len(), hs.shape[0], "{case}: number of hidden states");
+    assert_eq!(
+        trace.hidden_states.len(),
+        hs.shape[0],
+        "{case}: number of hidden states"
+    );
     for (i, h) in trace.hidden_states.iter().enumerate() {
         let e = rel_err(h, &hs.data[i * per..(i + 1) * per]);
-        assert!(e < TOL, "{case}/{layout}: hidden state {i} differs by {e:e}");
+        assert!(
+            e < TOL,
+            "{case}/{layout}: hidden state {i} differs by {e:e}"
+        );
     }
     if let Some(rl) = io.get("out.router_logits") {
         let per = rl.data.len() / rl.shape[0];
-        assert_eq!(trace.router_logits.len(), rl.shape[0], "{case}: number of MoE layers");
+        assert_eq!(
+            trace.router_logits.len(),
+            rl.shape[0],
+            "{case}: number of MoE layers"
+        );
         for (i, r) in trace.router_logits.iter().enumerate() {
             let e = rel_err(r, &rl.data[i * per..(i + 1) * per]);
-            assert!(e < TOL, "{case}/{layout}: router logits of layer {i} differ by {e:e}");
+            assert!(
+                e < TOL,
+                "{case}/{layout}: router logits of layer {i} differ by {e:e}"
+            );
         }
     }
 }
@@ -78,9 +94,18 @@ fn kv_cache_matches_recompute() {
             // Greedy from scratch must pick the same token.
             let mut fresh = model.new_cache();
             let full = model.forward(&ids, &mut fresh, false, None).unwrap();
-            assert_eq!(flint_model::sampler::argmax(&full), next, "{case}: greedy token differs at {}", ids.len());
+            assert_eq!(
+                flint_model::sampler::argmax(&full),
+                next,
+                "{case}: greedy token differs at {}",
+                ids.len()
+            );
             let e = rel_err(&logits, &full);
-            assert!(e < 1e-5, "{case}: cached logits differ from recompute by {e:e} at {}", ids.len());
+            assert!(
+                e < 1e-5,
+                "{case}: cached logits differ from recompute by {e:e} at {}",
+                ids.len()
+            );
             ids.push(next);
             logits = model.forward(&[next], &mut cache, false, None).unwrap();
         }

@@ -36,20 +36,29 @@ fn logits_match_transformers() {
     let mut cache = model.new_cache();
     let logits = model.forward(&ids, &mut cache, true, None).unwrap();
     let e = rel_err(&logits, &io["out.logits"].data);
-    assert!(e < 1e-3, "SmolLM2 logits differ from transformers by {e:e} (relative to the largest logit)");
+    assert!(
+        e < 1e-3,
+        "SmolLM2 logits differ from transformers by {e:e} (relative to the largest logit)"
+    );
 }
 
 #[test]
 fn tokenizer_matches_transformers() {
     let model = Model::open(model_path()).unwrap();
-    let ours = Text::from_file(model.file()).unwrap().expect("tokenizer carried over from the GGUF");
+    let ours = Text::from_file(model.file())
+        .unwrap()
+        .expect("tokenizer carried over from the GGUF");
     let reference_json = std::fs::read_to_string(real_dir().join("tokenizer.json")).unwrap();
     let reference = Text::new(&reference_json, None, String::new(), String::new()).unwrap();
     let io = read_safetensors(&real_dir().join("io.safetensors"));
     let want: Vec<u32> = io["in.input_ids"].data.iter().map(|&v| v as u32).collect();
     let text = "The quick brown fox jumps over the lazy dog. Paris is the capital of France, and Berlin is the capital \
                 of Germany. Water boils at one hundred degrees Celsius at sea level.";
-    assert_eq!(ours.encode(text, true).unwrap(), want, "ids of the fixture text");
+    assert_eq!(
+        ours.encode(text, true).unwrap(),
+        want,
+        "ids of the fixture text"
+    );
     for s in [
         "Hello, world!",
         "  leading spaces and\ttabs\nnewlines",
@@ -57,9 +66,17 @@ fn tokenizer_matches_transformers() {
         "naïve café — ünïcödé 日本語 🙂",
         "numbers 1234567 and code: fn main() { println!(\"hi\"); }",
     ] {
-        assert_eq!(ours.encode(s, true).unwrap(), reference.encode(s, true).unwrap(), "ids of {s:?}");
+        assert_eq!(
+            ours.encode(s, true).unwrap(),
+            reference.encode(s, true).unwrap(),
+            "ids of {s:?}"
+        );
         let ids = ours.encode(s, false).unwrap();
-        assert_eq!(ours.decode(&ids, false).unwrap(), reference.decode(&ids, false).unwrap(), "decode of {s:?}");
+        assert_eq!(
+            ours.decode(&ids, false).unwrap(),
+            reference.decode(&ids, false).unwrap(),
+            "decode of {s:?}"
+        );
     }
 }
 
@@ -68,13 +85,25 @@ fn chat_answers_paris() {
     let path = model_path();
     let out = run_bin(
         "flint",
-        &["run", "-m", path.to_str().unwrap(), "--chat", "-p", "What is the capital of France?", "-n", "24"],
+        &[
+            "run",
+            "-m",
+            path.to_str().unwrap(),
+            "--chat",
+            "-p",
+            "What is the capital of France?",
+            "-n",
+            "24",
+        ],
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "flint run failed: {stderr}");
     assert!(stdout.contains("Paris"), "answer without Paris: {stdout:?}");
-    assert!(stderr.contains("tok/s") && stderr.contains("load"), "timings on stderr: {stderr}");
+    assert!(
+        stderr.contains("tok/s") && stderr.contains("load"),
+        "timings on stderr: {stderr}"
+    );
 }
 
 /// The chat template carried over from the GGUF renders as transformers' does.
@@ -82,7 +111,10 @@ fn chat_answers_paris() {
 fn chat_template_matches() {
     let model = Model::open(model_path()).unwrap();
     let text = Text::from_file(model.file()).unwrap().unwrap();
-    let msgs = [flint_model::Message { role: "user".into(), content: "Hi".into() }];
+    let msgs = [flint_model::Message {
+        role: "user".into(),
+        content: "Hi".into(),
+    }];
     let got = text.apply_chat_template(&msgs).unwrap();
     assert_eq!(
         got,

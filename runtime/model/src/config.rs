@@ -68,7 +68,9 @@ pub struct ModelConfig {
 impl ModelConfig {
     /// Whether layer `l` uses experts.
     pub fn is_moe_layer(&self, l: usize) -> bool {
-        self.moe.as_ref().is_some_and(|m| m.moe_layers.get(l).copied().unwrap_or(false))
+        self.moe
+            .as_ref()
+            .is_some_and(|m| m.moe_layers.get(l).copied().unwrap_or(false))
     }
 
     /// Checks the internal consistency of the numbers (a config comes from a file, so this is input validation).
@@ -86,7 +88,10 @@ impl ModelConfig {
                 return Err(format!("`{k}` must be positive"));
             }
         }
-        let caps = [("vocab_size", self.vocab_size, 1 << 22), ("hidden_size", self.hidden_size, 1 << 16)];
+        let caps = [
+            ("vocab_size", self.vocab_size, 1 << 22),
+            ("hidden_size", self.hidden_size, 1 << 16),
+        ];
         for (k, v, cap) in caps {
             if v > cap {
                 return Err(format!("`{k}` = {v} exceeds {cap}"));
@@ -99,17 +104,30 @@ impl ModelConfig {
             ));
         }
         if self.head_dim % 2 != 0 {
-            return Err(format!("`head_dim` ({}) must be even for RoPE", self.head_dim));
+            return Err(format!(
+                "`head_dim` ({}) must be even for RoPE",
+                self.head_dim
+            ));
         }
         if !(self.rope_theta.is_finite() && self.rope_theta > 0.0) {
-            return Err(format!("`rope_theta` ({}) must be positive", self.rope_theta));
+            return Err(format!(
+                "`rope_theta` ({}) must be positive",
+                self.rope_theta
+            ));
         }
         if let Some(m) = &self.moe {
             if m.top_k == 0 || m.top_k > m.num_experts {
-                return Err(format!("moe `top_k` ({}) must be in 1..={}", m.top_k, m.num_experts));
+                return Err(format!(
+                    "moe `top_k` ({}) must be in 1..={}",
+                    m.top_k, m.num_experts
+                ));
             }
             if m.moe_layers.len() != self.num_layers {
-                return Err(format!("moe `moe_layers` has {} entries for {} layers", m.moe_layers.len(), self.num_layers));
+                return Err(format!(
+                    "moe `moe_layers` has {} entries for {} layers",
+                    m.moe_layers.len(),
+                    self.num_layers
+                ));
             }
         }
         Ok(())

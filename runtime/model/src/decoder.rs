@@ -45,7 +45,10 @@ pub struct Model {
 
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Model").field("arch", &self.config.arch).field("file", &self.file.path()).finish()
+        f.debug_struct("Model")
+            .field("arch", &self.config.arch)
+            .field("file", &self.file.path())
+            .finish()
     }
 }
 
@@ -88,16 +91,27 @@ impl Model {
     /// Reads the config from the file's metadata and binds every tensor, checking each shape.
     pub fn load(file: FlintFile) -> Result<Model, ModelError> {
         let path = file.path().display().to_string();
-        let meta_err = |msg: String| ModelError::Metadata { path: path.clone(), key: "model.config", msg };
-        let raw = file.meta("model.config").ok_or_else(|| meta_err("missing".into()))?;
-        let config: ModelConfig = serde_json::from_value(raw.clone()).map_err(|e| meta_err(e.to_string()))?;
+        let meta_err = |msg: String| ModelError::Metadata {
+            path: path.clone(),
+            key: "model.config",
+            msg,
+        };
+        let raw = file
+            .meta("model.config")
+            .ok_or_else(|| meta_err("missing".into()))?;
+        let config: ModelConfig =
+            serde_json::from_value(raw.clone()).map_err(|e| meta_err(e.to_string()))?;
         config.validate().map_err(meta_err)?;
         let c = &config;
         let ld = Loader::new(&file);
         let (h, hd) = (c.hidden_size, c.head_dim);
         let (qd, kvd) = (c.num_heads * hd, c.num_kv_heads * hd);
         let embd = ld.matrix(TOK_EMBD, c.vocab_size, h)?;
-        let output = if c.tie_word_embeddings { embd.clone() } else { ld.matrix(OUTPUT, c.vocab_size, h)? };
+        let output = if c.tie_word_embeddings {
+            embd.clone()
+        } else {
+            ld.matrix(OUTPUT, c.vocab_size, h)?
+        };
         let mut blocks = Vec::with_capacity(c.num_layers);
         for l in 0..c.num_layers {
             let bias = |what: &str, n: usize, on: bool| -> Result<Option<Vector>, ModelError> {
@@ -121,8 +135,12 @@ impl Model {
                 k_bias: bias("attn_k.bias", kvd, c.qkv_bias)?,
                 v_bias: bias("attn_v.bias", kvd, c.qkv_bias)?,
                 o_bias: bias("attn_o.bias", h, c.o_bias)?,
-                q_norm: qn.map(|n| ld.vector(&blk(l, "attn_q_norm"), n)).transpose()?,
-                k_norm: kn.map(|n| ld.vector(&blk(l, "attn_k_norm"), n)).transpose()?,
+                q_norm: qn
+                    .map(|n| ld.vector(&blk(l, "attn_q_norm"), n))
+                    .transpose()?,
+                k_norm: kn
+                    .map(|n| ld.vector(&blk(l, "attn_k_norm"), n))
+                    .transpose()?,
             };
             let ffn = if c.is_moe_layer(l) {
                 Ffn::Moe(Moe::load(&ld, c, l)?)
@@ -138,7 +156,15 @@ impl Model {
         }
         let norm = ld.vector(OUTPUT_NORM, h)?;
         let rope = Rope::new(hd, c.rope_theta);
-        Ok(Model { embd, blocks, norm, output, rope, file, config })
+        Ok(Model {
+            embd,
+            blocks,
+            norm,
+            output,
+            rope,
+            file,
+            config,
+        })
     }
 
     /// Opens and loads a `.flint` file.
@@ -154,7 +180,11 @@ impl Model {
     /// An empty cache for this model.
     pub fn new_cache(&self) -> KvCache {
         let n = self.config.num_layers;
-        KvCache { k: vec![Vec::new(); n], v: vec![Vec::new(); n], len: 0 }
+        KvCache {
+            k: vec![Vec::new(); n],
+            v: vec![Vec::new(); n],
+            len: 0,
+        }
     }
 
     /// Runs `tokens` at the positions after those in `cache`, appends them to the cache, and returns logits: of
@@ -172,14 +202,22 @@ impl Model {
             return Err(ModelError::Invalid("no tokens to run".into()));
         }
         if cache.len + n > c.max_position_embeddings {
-            return Err(ModelError::ContextFull { pos: cache.len, asked: n, limit: c.max_position_embeddings });
+            return Err(ModelError::ContextFull {
+                pos: cache.len,
+                asked: n,
+                limit: c.max_position_embeddings,
+            });
         }
         let mut x = vec![0f32; n * h];
         for (t, &id) in tokens.iter().enumerate() {
             if id as usize >= c.vocab_size {
-                return Err(ModelError::TokenOutOfRange { id, vocab: c.vocab_size });
+                return Err(ModelError::TokenOutOfRange {
+                    id,
+                    vocab: c.vocab_size,
+                });
             }
-            self.embd.row_to_f32(id as usize, &mut x[t * h..(t + 1) * h]);
+            self.embd
+                .row_to_f32(id as usize, &mut x[t * h..(t + 1) * h]);
         }
         if let Some(tr) = trace.as_deref_mut() {
             tr.hidden_states.push(x.clone());
@@ -201,17 +239,28 @@ impl Model {
         }
         cache.len += n;
         ops::rms_norm_inplace(&mut x, self.norm.get(), c.rms_norm_eps);
-        if let Some(tr) = trace.as_deref_mut() {
+        if let Some(tr) = trace {
             tr.hidden_states.push(x.clone());
         }
-        let rows = if all_logits { &x[..] } else { &x[(n - 1) * h..] };
+        let rows = if all_logits {
+            &x[..]
+        } else {
+            &x[(n - 1) * h..]
+        };
         let m = rows.len() / h;
         let mut logits = vec![0f32; m * c.vocab_size];
         flint_kernels::matmul(self.output.view(), rows, m, &mut logits);
         Ok(logits)
     }
 
-    fn attention(&self, l: usize, a: &Attention, x: &[f32], n: usize, cache: &mut KvCache) -> Vec<f32> {
+    fn attention(
+        &self,
+        l: usize,
+        a: &Attention,
+        x: &[f32],
+        n: usize,
+        cache: &mut KvCache,
+    ) -> Vec<f32> {
         let c = &self.config;
         let hd = c.head_dim;
         let (qd, kvd) = (c.num_heads * hd, c.num_kv_heads * hd);
@@ -221,7 +270,11 @@ impl Model {
         flint_kernels::matmul(a.q.view(), x, n, &mut q);
         flint_kernels::matmul(a.k.view(), x, n, &mut k);
         flint_kernels::matmul(a.v.view(), x, n, &mut v);
-        for (buf, bias) in [(&mut q, &a.q_bias), (&mut k, &a.k_bias), (&mut v, &a.v_bias)] {
+        for (buf, bias) in [
+            (&mut q, &a.q_bias),
+            (&mut k, &a.k_bias),
+            (&mut v, &a.v_bias),
+        ] {
             if let Some(b) = bias {
                 ops::add_bias(buf, b.get());
             }

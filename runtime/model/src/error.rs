@@ -7,9 +7,18 @@ pub enum ModelError {
     #[error(transparent)]
     Format(#[from] flint_format::FormatError),
     #[error("{path}: metadata `{key}`: {msg}")]
-    Metadata { path: String, key: &'static str, msg: String },
+    Metadata {
+        path: String,
+        key: &'static str,
+        msg: String,
+    },
     #[error("{path}: tensor `{name}`: expected {expected}, found {found}")]
-    Tensor { path: String, name: String, expected: String, found: String },
+    Tensor {
+        path: String,
+        name: String,
+        expected: String,
+        found: String,
+    },
     #[error("tokenizer: {0}")]
     Tokenizer(String),
     #[error("chat template: {0}")]
@@ -17,7 +26,11 @@ pub enum ModelError {
     #[error("token id {id} is outside the vocabulary of {vocab}")]
     TokenOutOfRange { id: u32, vocab: usize },
     #[error("the context is full: {pos} positions used, {asked} more asked, the model's limit is {limit}")]
-    ContextFull { pos: usize, asked: usize, limit: usize },
+    ContextFull {
+        pos: usize,
+        asked: usize,
+        limit: usize,
+    },
     #[error("{0}")]
     Invalid(String),
 }

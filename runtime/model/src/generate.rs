@@ -36,7 +36,10 @@ pub fn generate(
     mut on_token: impl FnMut(u32) -> bool,
 ) -> Result<(Vec<u32>, GenStats), ModelError> {
     let mut cache = model.new_cache();
-    let mut stats = GenStats { prompt_tokens: prompt.len(), ..Default::default() };
+    let mut stats = GenStats {
+        prompt_tokens: prompt.len(),
+        ..Default::default()
+    };
     let t0 = Instant::now();
     let mut logits = model.forward(prompt, &mut cache, false, None)?;
     stats.prompt_time = t0.elapsed();
@@ -67,7 +70,11 @@ pub struct TextStream<'a> {
 
 impl<'a> TextStream<'a> {
     pub fn new(text: &'a Text) -> Self {
-        TextStream { text, ids: Vec::new(), emitted: 0 }
+        TextStream {
+            text,
+            ids: Vec::new(),
+            emitted: 0,
+        }
     }
 
     /// The new text this token completes (possibly empty).

@@ -21,7 +21,12 @@ pub struct Mlp {
 
 impl Mlp {
     /// Loads `{prefix}_gate`, `{prefix}_up`, `{prefix}_down` (or `{prefix}.gate` … when `prefix` ends with a dot).
-    pub fn load(ld: &Loader<'_>, prefix: &str, hidden: usize, width: usize) -> Result<Mlp, ModelError> {
+    pub fn load(
+        ld: &Loader<'_>,
+        prefix: &str,
+        hidden: usize,
+        width: usize,
+    ) -> Result<Mlp, ModelError> {
         let sep = if prefix.ends_with('.') { "" } else { "_" };
         Ok(Mlp {
             gate: ld.matrix(&format!("{prefix}{sep}gate"), width, hidden)?,
@@ -37,7 +42,9 @@ impl Mlp {
         let mut u = vec![0f32; n * w];
         flint_kernels::matmul(self.gate.view(), x, n, &mut g);
         flint_kernels::matmul(self.up.view(), x, n, &mut u);
-        g.iter_mut().zip(&u).for_each(|(a, b)| *a = ops::silu(*a) * b);
+        g.iter_mut()
+            .zip(&u)
+            .for_each(|(a, b)| *a = ops::silu(*a) * b);
         let mut out = vec![0f32; n * self.down.rows];
         flint_kernels::matmul(self.down.view(), &g, n, &mut out);
         out
@@ -62,13 +69,23 @@ pub struct Moe {
 
 impl Moe {
     pub fn load(ld: &Loader<'_>, c: &ModelConfig, l: usize) -> Result<Moe, ModelError> {
-        let m = c.moe.as_ref().ok_or_else(|| ModelError::Invalid(format!("layer {l} is MoE without a moe config")))?;
+        let m = c
+            .moe
+            .as_ref()
+            .ok_or_else(|| ModelError::Invalid(format!("layer {l} is MoE without a moe config")))?;
         let h = c.hidden_size;
         let experts = (0..m.num_experts)
             .map(|e| Mlp::load(ld, &expert(l, e, ""), h, m.expert_width))
             .collect::<Result<Vec<_>, _>>()?;
-        let shared = m.shared_expert_width.map(|w| Mlp::load(ld, &blk(l, "shexp."), h, w)).transpose()?;
-        let shared_gate = if m.shared_expert_gate { Some(ld.matrix(&blk(l, "shexp_gate"), 1, h)?) } else { None };
+        let shared = m
+            .shared_expert_width
+            .map(|w| Mlp::load(ld, &blk(l, "shexp."), h, w))
+            .transpose()?;
+        let shared_gate = if m.shared_expert_gate {
+            Some(ld.matrix(&blk(l, "shexp_gate"), 1, h)?)
+        } else {
+            None
+        };
         Ok(Moe {
             router: ld.matrix(&blk(l, "ffn_router"), m.num_experts, h)?,
             experts,
@@ -100,7 +117,12 @@ impl Moe {
     }
 
     /// Runs `n` rows of `x`.
-    pub fn forward(&self, x: &[f32], n: usize, router_trace: Option<&mut Vec<Vec<f32>>>) -> Vec<f32> {
+    pub fn forward(
+        &self,
+        x: &[f32],
+        n: usize,
+        router_trace: Option<&mut Vec<Vec<f32>>>,
+    ) -> Vec<f32> {
         let h = x.len() / n;
         let (logits, choices) = self.route(x, n);
         if let Some(t) = router_trace {
@@ -125,7 +147,10 @@ impl Moe {
             }
             let y = self.experts[e].forward(&xe, list.len());
             for (i, &(t, w)) in list.iter().enumerate() {
-                out[t * h..(t + 1) * h].iter_mut().zip(&y[i * h..(i + 1) * h]).for_each(|(o, v)| *o += w * v);
+                out[t * h..(t + 1) * h]
+                    .iter_mut()
+                    .zip(&y[i * h..(i + 1) * h])
+                    .for_each(|(o, v)| *o += w * v);
             }
         }
         if let Some(sh) = &self.shared {
@@ -136,7 +161,10 @@ impl Moe {
                 g.iter_mut().for_each(|v| *v = ops::sigmoid(*v));
             }
             for t in 0..n {
-                out[t * h..(t + 1) * h].iter_mut().zip(&y[t * h..(t + 1) * h]).for_each(|(o, v)| *o += g[t] * v);
+                out[t * h..(t + 1) * h]
+                    .iter_mut()
+                    .zip(&y[t * h..(t + 1) * h])
+                    .for_each(|(o, v)| *o += g[t] * v);
             }
         }
         out
@@ -151,7 +179,12 @@ pub enum Ffn {
 }
 
 impl Ffn {
-    pub fn forward(&self, x: &[f32], n: usize, router_trace: Option<&mut Vec<Vec<f32>>>) -> Vec<f32> {
+    pub fn forward(
+        &self,
+        x: &[f32],
+        n: usize,
+        router_trace: Option<&mut Vec<Vec<f32>>>,
+    ) -> Vec<f32> {
         match self {
             Ffn::Dense(m) => m.forward(x, n),
             Ffn::Moe(m) => m.forward(x, n, router_trace),

@@ -34,7 +34,9 @@ impl Rope {
     pub fn new(head_dim: usize, theta: f32) -> Rope {
         let half = head_dim / 2;
         // transformers computes inv_freq = 1 / theta^(2i/d) in f32 (int64 arange cast to float).
-        let inv_freq = (0..half).map(|i| 1.0 / theta.powf((2 * i) as f32 / head_dim as f32)).collect();
+        let inv_freq = (0..half)
+            .map(|i| 1.0 / theta.powf((2 * i) as f32 / head_dim as f32))
+            .collect();
         Rope { inv_freq }
     }
 

@@ -14,7 +14,12 @@ pub struct SamplerConfig {
 
 impl Default for SamplerConfig {
     fn default() -> Self {
-        SamplerConfig { temperature: 0.0, top_k: 0, top_p: 1.0, seed: 0 }
+        SamplerConfig {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            seed: 0,
+        }
     }
 }
 
@@ -47,7 +52,11 @@ impl Sampler {
             return argmax(logits);
         }
         let inv_t = 1.0 / self.cfg.temperature;
-        let mut cand: Vec<(u32, f32)> = logits.iter().enumerate().map(|(i, &l)| (i as u32, l * inv_t)).collect();
+        let mut cand: Vec<(u32, f32)> = logits
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| (i as u32, l * inv_t))
+            .collect();
         cand.sort_by(|a, b| b.1.total_cmp(&a.1));
         if self.cfg.top_k > 0 {
             cand.truncate(self.cfg.top_k);
@@ -105,15 +114,36 @@ mod tests {
         let logits = [0.1, 3.0, 2.9, -1.0];
         assert_eq!(Sampler::new(SamplerConfig::default()).sample(&logits), 1);
         // top_k = 1 at any temperature is greedy.
-        let mut s = Sampler::new(SamplerConfig { temperature: 5.0, top_k: 1, top_p: 1.0, seed: 3 });
+        let mut s = Sampler::new(SamplerConfig {
+            temperature: 5.0,
+            top_k: 1,
+            top_p: 1.0,
+            seed: 3,
+        });
         assert!((0..50).all(|_| s.sample(&logits) == 1));
         // top_p small keeps only the best.
-        let mut s = Sampler::new(SamplerConfig { temperature: 1.0, top_k: 0, top_p: 0.01, seed: 3 });
+        let mut s = Sampler::new(SamplerConfig {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 0.01,
+            seed: 3,
+        });
         assert!((0..50).all(|_| s.sample(&logits) == 1));
         // A warm sampler visits both likely tokens, and the same seed repeats.
-        let cfg = SamplerConfig { temperature: 1.0, top_k: 2, top_p: 1.0, seed: 9 };
-        let a: Vec<u32> = { let mut s = Sampler::new(cfg.clone()); (0..200).map(|_| s.sample(&logits)).collect() };
-        let b: Vec<u32> = { let mut s = Sampler::new(cfg); (0..200).map(|_| s.sample(&logits)).collect() };
+        let cfg = SamplerConfig {
+            temperature: 1.0,
+            top_k: 2,
+            top_p: 1.0,
+            seed: 9,
+        };
+        let a: Vec<u32> = {
+            let mut s = Sampler::new(cfg.clone());
+            (0..200).map(|_| s.sample(&logits)).collect()
+        };
+        let b: Vec<u32> = {
+            let mut s = Sampler::new(cfg);
+            (0..200).map(|_| s.sample(&logits)).collect()
+        };
         assert_eq!(a, b);
         assert!(a.contains(&1) && a.contains(&2) && !a.contains(&0) && !a.contains(&3));
     }

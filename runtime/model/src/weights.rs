@@ -88,20 +88,39 @@ pub struct Loader<'a> {
 
 impl<'a> Loader<'a> {
     pub fn new(file: &'a FlintFile) -> Self {
-        Loader { file, map: file.map() }
+        Loader {
+            file,
+            map: file.map(),
+        }
     }
 
     fn mismatch(&self, name: &str, expected: String, found: String) -> ModelError {
-        ModelError::Tensor { path: self.file.path().display().to_string(), name: name.to_string(), expected, found }
+        ModelError::Tensor {
+            path: self.file.path().display().to_string(),
+            name: name.to_string(),
+            expected,
+            found,
+        }
     }
 
     /// A matrix `[rows, cols]` of any weight type.
     pub fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<Weight, ModelError> {
         let t = self.file.tensor(name)?;
         if t.info.shape != [rows, cols] {
-            return Err(self.mismatch(name, format!("shape [{rows}, {cols}]"), format!("{:?}", t.info.shape)));
+            return Err(self.mismatch(
+                name,
+                format!("shape [{rows}, {cols}]"),
+                format!("{:?}", t.info.shape),
+            ));
         }
-        Ok(Weight { map: self.map.clone(), off: t.info.offset, len: t.info.length, dtype: t.info.dtype, rows, cols })
+        Ok(Weight {
+            map: self.map.clone(),
+            off: t.info.offset,
+            len: t.info.length,
+            dtype: t.info.dtype,
+            rows,
+            cols,
+        })
     }
 
     /// An f32 vector of `len` values.
@@ -114,7 +133,11 @@ impl<'a> Loader<'a> {
                 format!("{} {:?}", t.info.dtype, t.info.shape),
             ));
         }
-        Ok(Vector { map: self.map.clone(), off: t.info.offset, len: t.info.length })
+        Ok(Vector {
+            map: self.map.clone(),
+            off: t.info.offset,
+            len: t.info.length,
+        })
     }
 
     /// An optional vector: absent is fine, present must be right.
