@@ -13,15 +13,32 @@ pub enum ImportError {
     #[error("{path}: {msg}")]
     Parse { path: String, msg: String },
     #[error("{path}: config key `{key}`: {msg}")]
-    Config { path: String, key: String, msg: String },
+    Config {
+        path: String,
+        key: String,
+        msg: String,
+    },
     #[error("{path}: unknown architecture `{arch}` (supported: {supported})")]
-    UnknownArch { path: String, arch: String, supported: &'static str },
+    UnknownArch {
+        path: String,
+        arch: String,
+        supported: &'static str,
+    },
     #[error("{path}: missing tensor `{name}`")]
     MissingTensor { path: String, name: String },
     #[error("{path}: tensor `{name}`: expected shape {expected:?}, found {found:?}")]
-    Shape { path: String, name: String, expected: Vec<usize>, found: Vec<usize> },
+    Shape {
+        path: String,
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
     #[error("{path}: tensor `{name}`: unsupported type {dtype}")]
-    DType { path: String, name: String, dtype: String },
+    DType {
+        path: String,
+        name: String,
+        dtype: String,
+    },
     #[error(transparent)]
     Format(#[from] flint_format::FormatError),
     #[error(transparent)]
@@ -30,9 +47,15 @@ pub enum ImportError {
 
 impl ImportError {
     pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
-        ImportError::Io { path: path.display().to_string(), source }
+        ImportError::Io {
+            path: path.display().to_string(),
+            source,
+        }
     }
     pub(crate) fn parse(path: &std::path::Path, msg: impl Into<String>) -> Self {
-        ImportError::Parse { path: path.display().to_string(), msg: msg.into() }
+        ImportError::Parse {
+            path: path.display().to_string(),
+            msg: msg.into(),
+        }
     }
 }

@@ -8,7 +8,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 #[derive(Parser, Debug)]
-#[command(name = "flint-quantize", version, about = "Import and quantize checkpoints into .flint files")]
+#[command(
+    name = "flint-quantize",
+    version,
+    about = "Import and quantize checkpoints into .flint files"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -34,7 +38,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Import { src, output, dtype } => {
             let dtype = DType::from_name(&dtype).context("dtype")?;
             let t0 = Instant::now();
-            let ck = flint_quantize::import::open(&src).with_context(|| format!("importing {}", src.display()))?;
+            let ck = flint_quantize::import::open(&src)
+                .with_context(|| format!("importing {}", src.display()))?;
             let bar = indicatif::ProgressBar::new(ck.plan.items.len() as u64);
             bar.set_style(
                 indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} tensors")
@@ -42,8 +47,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .progress_chars("=> "),
             );
             bar.set_message(format!("writing {}", output.display()));
-            flint_quantize::import::write(&ck, &output, dtype, |done, _| bar.set_position(done as u64))
-                .with_context(|| format!("writing {}", output.display()))?;
+            flint_quantize::import::write(&ck, &output, dtype, |done, _| {
+                bar.set_position(done as u64)
+            })
+            .with_context(|| format!("writing {}", output.display()))?;
             bar.finish_and_clear();
             let size = std::fs::metadata(&output).map(|m| m.len()).unwrap_or(0);
             eprintln!(
@@ -51,7 +58,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 src.display(),
                 ck.config.arch,
                 ck.config.num_layers,
-                ck.config.moe.as_ref().map(|m| format!(", {} experts top-{}", m.num_experts, m.top_k)).unwrap_or_default(),
+                ck.config
+                    .moe
+                    .as_ref()
+                    .map(|m| format!(", {} experts top-{}", m.num_experts, m.top_k))
+                    .unwrap_or_default(),
                 output.display(),
                 size as f64 / 1e6,
                 t0.elapsed().as_secs_f64()

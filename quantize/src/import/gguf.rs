@@ -25,18 +25,40 @@ impl TensorSource for GgufFile {
 /// Opens a GGUF file as a checkpoint.
 pub fn open(path: &Path) -> Result<Checkpoint, ImportError> {
     let g = GgufFile::open(path)?;
-    let arch = g.kv.get("general.architecture").and_then(GValue::as_str).unwrap_or("").to_string();
+    let arch =
+        g.kv.get("general.architecture")
+            .and_then(GValue::as_str)
+            .unwrap_or("")
+            .to_string();
     if arch != "llama" {
-        return Err(ImportError::UnknownArch { path: path.display().to_string(), arch, supported: "llama (GGUF)" });
+        return Err(ImportError::UnknownArch {
+            path: path.display().to_string(),
+            arch,
+            supported: "llama (GGUF)",
+        });
     }
-    let key_err = |key: &str, msg: &str| ImportError::Config { path: path.display().to_string(), key: key.into(), msg: msg.into() };
+    let key_err = |key: &str, msg: &str| ImportError::Config {
+        path: path.display().to_string(),
+        key: key.into(),
+        msg: msg.into(),
+    };
     let num = |k: &str| -> Result<usize, ImportError> {
         let key = format!("llama.{k}");
-        g.kv.get(&key).and_then(GValue::as_u64).map(|v| v as usize).ok_or_else(|| key_err(&key, "missing or not an integer"))
+        g.kv.get(&key)
+            .and_then(GValue::as_u64)
+            .map(|v| v as usize)
+            .ok_or_else(|| key_err(&key, "missing or not an integer"))
     };
-    let float = |k: &str, d: f64| g.kv.get(&format!("llama.{k}")).and_then(GValue::as_f64).unwrap_or(d) as f32;
+    let float = |k: &str, d: f64| {
+        g.kv.get(&format!("llama.{k}"))
+            .and_then(GValue::as_f64)
+            .unwrap_or(d) as f32
+    };
     let tokens: Vec<String> = match g.kv.get("tokenizer.ggml.tokens").and_then(GValue::as_array) {
-        Some(a) => a.iter().map(|v| v.as_str().unwrap_or("").to_string()).collect(),
+        Some(a) => a
+            .iter()
+            .map(|v| v.as_str().unwrap_or("").to_string())
+            .collect(),
         None => Vec::new(),
     };
     let hidden = num("embedding_length")?;
@@ -74,11 +96,19 @@ pub fn open(path: &Path) -> Result<Checkpoint, ImportError> {
     config.validate().map_err(|m| key_err("llama.*", &m))?;
     let plan = plan(&config);
     let tok_name = |i: Option<u32>| i.and_then(|i| tokens.get(i as usize).cloned());
-    let tokenizer_json = if tokens.is_empty() { None } else { Some(tokenizer_json(&g, &tokens)?) };
+    let tokenizer_json = if tokens.is_empty() {
+        None
+    } else {
+        Some(tokenizer_json(&g, &tokens)?)
+    };
     Ok(Checkpoint {
         plan,
         tokenizer_json,
-        chat_template: g.kv.get("tokenizer.chat_template").and_then(GValue::as_str).map(str::to_string),
+        chat_template: g
+            .kv
+            .get("tokenizer.chat_template")
+            .and_then(GValue::as_str)
+            .map(str::to_string),
         bos_token: tok_name(config.bos_token_id),
         eos_token: tok_name(config.eos_token_ids.first().copied()),
         provenance: serde_json::json!({
@@ -96,12 +126,30 @@ fn plan(c: &ModelConfig) -> Plan {
     let (h, hd) = (c.hidden_size, c.head_dim);
     let (qd, kvd, i) = (c.num_heads * hd, c.num_kv_heads * hd, c.intermediate_size);
     let w = |s: String| Fetch::Whole(s);
-    p.matrix(TOK_EMBD.into(), [c.vocab_size, h], w("token_embd.weight".into()));
+    p.matrix(
+        TOK_EMBD.into(),
+        [c.vocab_size, h],
+        w("token_embd.weight".into()),
+    );
     for l in 0..c.num_layers {
         let g = |s: &str| format!("blk.{l}.{s}.weight");
         p.vector(blk(l, "attn_norm"), h, w(g("attn_norm")));
-        p.matrix(blk(l, "attn_q"), [qd, h], Fetch::Unpermute { key: g("attn_q"), heads: c.num_heads });
-        p.matrix(blk(l, "attn_k"), [kvd, h], Fetch::Unpermute { key: g("attn_k"), heads: c.num_kv_heads });
+        p.matrix(
+            blk(l, "attn_q"),
+            [qd, h],
+            Fetch::Unpermute {
+                key: g("attn_q"),
+                heads: c.num_heads,
+            },
+        );
+        p.matrix(
+            blk(l, "attn_k"),
+            [kvd, h],
+            Fetch::Unpermute {
+                key: g("attn_k"),
+                heads: c.num_kv_heads,
+            },
+        );
         p.matrix(blk(l, "attn_v"), [kvd, h], w(g("attn_v")));
         p.matrix(blk(l, "attn_o"), [h, qd], w(g("attn_output")));
         p.vector(blk(l, "ffn_norm"), h, w(g("ffn_norm")));
@@ -119,7 +167,10 @@ fn plan(c: &ModelConfig) -> Plan {
 /// Builds a byte-level BPE tokenizer.json (the gpt2 model llama.cpp names `tokenizer.ggml.model = gpt2`) from the
 /// vocabulary and merges. Control and user-defined tokens (types 3 and 4) become special added tokens.
 fn tokenizer_json(g: &GgufFile, tokens: &[String]) -> Result<String, ImportError> {
-    let model = g.kv.get("tokenizer.ggml.model").and_then(GValue::as_str).unwrap_or("");
+    let model =
+        g.kv.get("tokenizer.ggml.model")
+            .and_then(GValue::as_str)
+            .unwrap_or("");
     if model != "gpt2" {
         return Err(ImportError::Config {
             path: g.path.display().to_string(),
@@ -127,25 +178,26 @@ fn tokenizer_json(g: &GgufFile, tokens: &[String]) -> Result<String, ImportError
             msg: format!("tokenizer model `{model}` is not supported (gpt2 BPE is)"),
         });
     }
-    let types: Vec<u64> = g
-        .kv
-        .get("tokenizer.ggml.token_type")
-        .and_then(GValue::as_array)
-        .map(|a| a.iter().map(|v| v.as_u64().unwrap_or(1)).collect())
-        .unwrap_or_default();
-    let merges: Vec<serde_json::Value> = g
-        .kv
-        .get("tokenizer.ggml.merges")
-        .and_then(GValue::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|m| m.as_str())
-                .filter_map(|m| m.split_once(' ').map(|(x, y)| serde_json::json!([x, y])))
-                .collect()
-        })
-        .unwrap_or_default();
-    let vocab: serde_json::Map<String, serde_json::Value> =
-        tokens.iter().enumerate().map(|(i, t)| (t.clone(), serde_json::json!(i))).collect();
+    let types: Vec<u64> =
+        g.kv.get("tokenizer.ggml.token_type")
+            .and_then(GValue::as_array)
+            .map(|a| a.iter().map(|v| v.as_u64().unwrap_or(1)).collect())
+            .unwrap_or_default();
+    let merges: Vec<serde_json::Value> =
+        g.kv.get("tokenizer.ggml.merges")
+            .and_then(GValue::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|m| m.as_str())
+                    .filter_map(|m| m.split_once(' ').map(|(x, y)| serde_json::json!([x, y])))
+                    .collect()
+            })
+            .unwrap_or_default();
+    let vocab: serde_json::Map<String, serde_json::Value> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), serde_json::json!(i)))
+        .collect();
     let added: Vec<serde_json::Value> = tokens
         .iter()
         .enumerate()
@@ -155,9 +207,7 @@ fn tokenizer_json(g: &GgufFile, tokens: &[String]) -> Result<String, ImportError
                                "normalized": false, "special": true})
         })
         .collect();
-    let byte_level = |prefix: bool| {
-        serde_json::json!({"type": "ByteLevel", "add_prefix_space": prefix, "trim_offsets": true, "use_regex": true})
-    };
+    let byte_level = |prefix: bool| serde_json::json!({"type": "ByteLevel", "add_prefix_space": prefix, "trim_offsets": true, "use_regex": true});
     let j = serde_json::json!({
         "version": "1.0",
         "truncation": null,

@@ -58,11 +58,21 @@ pub struct GTensor {
 }
 
 /// The ggml type ids this reader dequantizes: (id, name, block elems, block bytes).
-const TYPES: &[(u32, &str, usize, usize)] =
-    &[(0, "F32", 1, 4), (1, "F16", 1, 2), (2, "Q4_0", 32, 18), (3, "Q4_1", 32, 20), (8, "Q8_0", 32, 34), (30, "BF16", 1, 2)];
+const TYPES: &[(u32, &str, usize, usize)] = &[
+    (0, "F32", 1, 4),
+    (1, "F16", 1, 2),
+    (2, "Q4_0", 32, 18),
+    (3, "Q4_1", 32, 20),
+    (8, "Q8_0", 32, 34),
+    (30, "BF16", 1, 2),
+];
 
 pub fn type_name(t: u32) -> String {
-    TYPES.iter().find(|x| x.0 == t).map(|x| x.1.to_string()).unwrap_or_else(|| format!("ggml type {t}"))
+    TYPES
+        .iter()
+        .find(|x| x.0 == t)
+        .map(|x| x.1.to_string())
+        .unwrap_or_else(|| format!("ggml type {t}"))
 }
 
 /// An open GGUF file.
@@ -76,7 +86,10 @@ pub struct GgufFile {
 
 impl std::fmt::Debug for GgufFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GgufFile").field("path", &self.path).field("tensors", &self.tensors.len()).finish()
+        f.debug_struct("GgufFile")
+            .field("path", &self.path)
+            .field("tensors", &self.tensors.len())
+            .finish()
     }
 }
 
@@ -91,8 +104,11 @@ impl<'a> Cur<'a> {
         ImportError::parse(self.path, format!("GGUF: {what} at byte {}", self.pos))
     }
     fn take(&mut self, n: u64, what: &str) -> Result<&'a [u8], ImportError> {
-        let end = (self.pos as u64).checked_add(n).filter(|&e| e <= self.b.len() as u64);
-        let end = end.ok_or_else(|| self.err(&format!("{what} runs past the end of the file")))? as usize;
+        let end = (self.pos as u64)
+            .checked_add(n)
+            .filter(|&e| e <= self.b.len() as u64);
+        let end =
+            end.ok_or_else(|| self.err(&format!("{what} runs past the end of the file")))? as usize;
         let s = &self.b[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -115,8 +131,14 @@ impl<'a> Cur<'a> {
         Ok(match ty {
             0 => GValue::UInt(self.take(1, "u8")?[0] as u64),
             1 => GValue::Int(self.take(1, "i8")?[0] as i8 as i64),
-            2 => { let s = self.take(2, "u16")?; GValue::UInt(u16::from_le_bytes([s[0], s[1]]) as u64) }
-            3 => { let s = self.take(2, "i16")?; GValue::Int(i16::from_le_bytes([s[0], s[1]]) as i64) }
+            2 => {
+                let s = self.take(2, "u16")?;
+                GValue::UInt(u16::from_le_bytes([s[0], s[1]]) as u64)
+            }
+            3 => {
+                let s = self.take(2, "i16")?;
+                GValue::Int(i16::from_le_bytes([s[0], s[1]]) as i64)
+            }
             4 => GValue::UInt(self.u32("u32")? as u64),
             5 => GValue::Int(self.u32("i32")? as i32 as i64),
             6 => GValue::Float(f32::from_bits(self.u32("f32")?) as f64),
@@ -151,19 +173,32 @@ impl GgufFile {
         let f = std::fs::File::open(path).map_err(|e| ImportError::io(path, e))?;
         // SAFETY: read-only map of an input file nothing in this process writes.
         let map = unsafe { Mmap::map(&f) }.map_err(|e| ImportError::io(path, e))?;
-        let mut c = Cur { b: &map, pos: 0, path };
+        let mut c = Cur {
+            b: &map,
+            pos: 0,
+            path,
+        };
         if c.take(4, "magic")? != b"GGUF" {
-            return Err(ImportError::parse(path, "not a GGUF file (bad magic) and not a folder"));
+            return Err(ImportError::parse(
+                path,
+                "not a GGUF file (bad magic) and not a folder",
+            ));
         }
         let version = c.u32("version")?;
         if !(2..=3).contains(&version) {
-            return Err(ImportError::parse(path, format!("GGUF version {version} is not supported (2 or 3)")));
+            return Err(ImportError::parse(
+                path,
+                format!("GGUF version {version} is not supported (2 or 3)"),
+            ));
         }
         let n_tensors = c.u64("tensor count")?;
         let n_kv = c.u64("metadata count")?;
         let room = map.len() as u64;
         if n_tensors > room / 24 || n_kv > room / 12 {
-            return Err(ImportError::parse(path, format!("GGUF: {n_tensors} tensors / {n_kv} keys cannot fit in the file")));
+            return Err(ImportError::parse(
+                path,
+                format!("GGUF: {n_tensors} tensors / {n_kv} keys cannot fit in the file"),
+            ));
         }
         let mut kv = HashMap::new();
         for _ in 0..n_kv {
@@ -177,19 +212,43 @@ impl GgufFile {
             let name = c.string("tensor name")?;
             let nd = c.u32("tensor dims")?;
             if nd == 0 || nd > 4 {
-                return Err(ImportError::parse(path, format!("GGUF tensor `{name}`: {nd} dimensions")));
+                return Err(ImportError::parse(
+                    path,
+                    format!("GGUF tensor `{name}`: {nd} dimensions"),
+                ));
             }
-            let dims = (0..nd).map(|_| c.u64("tensor dim")).collect::<Result<Vec<_>, _>>()?;
+            let dims = (0..nd)
+                .map(|_| c.u64("tensor dim"))
+                .collect::<Result<Vec<_>, _>>()?;
             let ggml_type = c.u32("tensor type")?;
             let offset = c.u64("tensor offset")?;
-            tensors.insert(name, GTensor { dims, ggml_type, offset });
+            tensors.insert(
+                name,
+                GTensor {
+                    dims,
+                    ggml_type,
+                    offset,
+                },
+            );
         }
-        let align = kv.get("general.alignment").and_then(GValue::as_u64).unwrap_or(32);
+        let align = kv
+            .get("general.alignment")
+            .and_then(GValue::as_u64)
+            .unwrap_or(32);
         if align == 0 || !align.is_power_of_two() || align > 1 << 20 {
-            return Err(ImportError::parse(path, format!("GGUF: general.alignment {align} is not a power of two")));
+            return Err(ImportError::parse(
+                path,
+                format!("GGUF: general.alignment {align} is not a power of two"),
+            ));
         }
         let data_start = (c.pos as u64).div_ceil(align) * align;
-        let g = GgufFile { path: path.to_path_buf(), kv, tensors, data_start, map };
+        let g = GgufFile {
+            path: path.to_path_buf(),
+            kv,
+            tensors,
+            data_start,
+            map,
+        };
         for name in g.tensors.keys() {
             g.byte_range(name)?;
         }
@@ -198,28 +257,53 @@ impl GgufFile {
 
     /// Shape in row-major order (slowest first), as transformers would show it.
     pub fn shape(&self, name: &str) -> Option<Vec<usize>> {
-        self.tensors.get(name).map(|t| t.dims.iter().rev().map(|&d| d as usize).collect())
+        self.tensors
+            .get(name)
+            .map(|t| t.dims.iter().rev().map(|&d| d as usize).collect())
     }
 
     fn byte_range(&self, name: &str) -> Result<(std::ops::Range<usize>, u32, u64), ImportError> {
-        let t = self.tensors.get(name).ok_or_else(|| ImportError::MissingTensor {
-            path: self.path.display().to_string(),
-            name: name.into(),
-        })?;
-        let bad = |msg: String| ImportError::parse(&self.path, format!("GGUF tensor `{name}`: {msg}"));
-        let (_, _, be, bb) = *TYPES.iter().find(|x| x.0 == t.ggml_type).ok_or_else(|| ImportError::DType {
-            path: self.path.display().to_string(),
-            name: name.into(),
-            dtype: type_name(t.ggml_type),
-        })?;
-        let n = t.dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or_else(|| bad("size overflows".into()))?;
+        let t = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| ImportError::MissingTensor {
+                path: self.path.display().to_string(),
+                name: name.into(),
+            })?;
+        let bad =
+            |msg: String| ImportError::parse(&self.path, format!("GGUF tensor `{name}`: {msg}"));
+        let (_, _, be, bb) =
+            *TYPES
+                .iter()
+                .find(|x| x.0 == t.ggml_type)
+                .ok_or_else(|| ImportError::DType {
+                    path: self.path.display().to_string(),
+                    name: name.into(),
+                    dtype: type_name(t.ggml_type),
+                })?;
+        let n = t
+            .dims
+            .iter()
+            .try_fold(1u64, |a, &d| a.checked_mul(d))
+            .ok_or_else(|| bad("size overflows".into()))?;
         if t.dims[0] % be as u64 != 0 {
-            return Err(bad(format!("row length {} is not a multiple of the block size {be}", t.dims[0])));
+            return Err(bad(format!(
+                "row length {} is not a multiple of the block size {be}",
+                t.dims[0]
+            )));
         }
-        let len = (n / be as u64).checked_mul(bb as u64).ok_or_else(|| bad("size overflows".into()))?;
-        let start = self.data_start.checked_add(t.offset).ok_or_else(|| bad("offset overflows".into()))?;
-        let end = start.checked_add(len).filter(|&e| e <= self.map.len() as u64);
-        let end = end.ok_or_else(|| bad(format!("data {start}+{len} runs past the end of the file")))?;
+        let len = (n / be as u64)
+            .checked_mul(bb as u64)
+            .ok_or_else(|| bad("size overflows".into()))?;
+        let start = self
+            .data_start
+            .checked_add(t.offset)
+            .ok_or_else(|| bad("offset overflows".into()))?;
+        let end = start
+            .checked_add(len)
+            .filter(|&e| e <= self.map.len() as u64);
+        let end =
+            end.ok_or_else(|| bad(format!("data {start}+{len} runs past the end of the file")))?;
         Ok((start as usize..end as usize, t.ggml_type, n))
     }
 
@@ -230,14 +314,24 @@ impl GgufFile {
         let mut out = Vec::with_capacity(n as usize);
         let h = |c: &[u8], i: usize| f16::from_le_bytes([c[i], c[i + 1]]).to_f32();
         match ty {
-            0 => out.extend(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))),
+            0 => out.extend(
+                b.chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            ),
             1 => out.extend(b.chunks_exact(2).map(|c| h(c, 0))),
-            30 => out.extend(b.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())),
+            30 => out.extend(
+                b.chunks_exact(2)
+                    .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()),
+            ),
             2 | 3 => {
                 let bb = if ty == 2 { 18 } else { 20 };
                 for c in b.chunks_exact(bb) {
                     let d = h(c, 0);
-                    let (m, qs) = if ty == 2 { (-8.0 * d, &c[2..18]) } else { (h(c, 2), &c[4..20]) };
+                    let (m, qs) = if ty == 2 {
+                        (-8.0 * d, &c[2..18])
+                    } else {
+                        (h(c, 2), &c[4..20])
+                    };
                     out.extend(qs.iter().map(|q| (q & 0x0f) as f32 * d + m));
                     out.extend(qs.iter().map(|q| (q >> 4) as f32 * d + m));
                 }

@@ -21,7 +21,11 @@ struct Cfg<'a> {
 
 impl Cfg<'_> {
     fn err(&self, key: &str, msg: &str) -> ImportError {
-        ImportError::Config { path: self.path.display().to_string(), key: key.into(), msg: msg.into() }
+        ImportError::Config {
+            path: self.path.display().to_string(),
+            key: key.into(),
+            msg: msg.into(),
+        }
     }
     fn usize(&self, key: &str) -> Result<usize, ImportError> {
         self.opt_usize(key)?.ok_or_else(|| self.err(key, "missing"))
@@ -29,7 +33,10 @@ impl Cfg<'_> {
     fn opt_usize(&self, key: &str) -> Result<Option<usize>, ImportError> {
         match self.v.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(x) => x.as_u64().map(|n| Some(n as usize)).ok_or_else(|| self.err(key, "not a non-negative integer")),
+            Some(x) => x
+                .as_u64()
+                .map(|n| Some(n as usize))
+                .ok_or_else(|| self.err(key, "not a non-negative integer")),
         }
     }
     fn f32(&self, key: &str) -> Option<f32> {
@@ -41,7 +48,10 @@ impl Cfg<'_> {
     fn ids(&self, key: &str) -> Vec<u32> {
         match self.v.get(key) {
             Some(Value::Number(n)) => n.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
-            Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_u64().map(|x| x as u32)).collect(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(|x| x.as_u64().map(|x| x as u32))
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -50,9 +60,16 @@ impl Cfg<'_> {
 /// Translates a transformers `config.json` into Flint's config.
 pub fn config_from_json(v: &Value, path: &Path) -> Result<ModelConfig, ImportError> {
     let c = Cfg { v, path };
-    let arch = v.get("model_type").and_then(Value::as_str).ok_or_else(|| c.err("model_type", "missing"))?;
+    let arch = v
+        .get("model_type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| c.err("model_type", "missing"))?;
     if !SUPPORTED.split(", ").any(|a| a == arch) {
-        return Err(ImportError::UnknownArch { path: path.display().to_string(), arch: arch.into(), supported: SUPPORTED });
+        return Err(ImportError::UnknownArch {
+            path: path.display().to_string(),
+            arch: arch.into(),
+            supported: SUPPORTED,
+        });
     }
     let hidden = c.usize("hidden_size")?;
     let heads = c.usize("num_attention_heads")?;
@@ -70,9 +87,16 @@ pub fn config_from_json(v: &Value, path: &Path) -> Result<ModelConfig, ImportErr
         .or_else(|| c.f32("rope_theta"))
         .unwrap_or(10000.0);
     if let Some(rs) = v.get("rope_scaling").filter(|r| !r.is_null()) {
-        let t = rs.get("rope_type").or_else(|| rs.get("type")).and_then(Value::as_str).unwrap_or("default");
+        let t = rs
+            .get("rope_type")
+            .or_else(|| rs.get("type"))
+            .and_then(Value::as_str)
+            .unwrap_or("default");
         if t != "default" {
-            return Err(c.err("rope_scaling", &format!("rope type `{t}` is not supported yet")));
+            return Err(c.err(
+                "rope_scaling",
+                &format!("rope type `{t}` is not supported yet"),
+            ));
         }
     }
     let attention_bias = c.bool("attention_bias", false);
@@ -98,16 +122,30 @@ pub fn config_from_json(v: &Value, path: &Path) -> Result<ModelConfig, ImportErr
             let (expert_width, norm) = match arch {
                 "mixtral" => (intermediate, true),
                 "olmoe" => (intermediate, c.bool("norm_topk_prob", false)),
-                _ => (c.usize("moe_intermediate_size")?, c.bool("norm_topk_prob", false)),
+                _ => (
+                    c.usize("moe_intermediate_size")?,
+                    c.bool("norm_topk_prob", false),
+                ),
             };
             let only: Vec<usize> = v
                 .get("mlp_only_layers")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(|x| x.as_u64().map(|x| x as usize)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_u64().map(|x| x as usize))
+                        .collect()
+                })
                 .unwrap_or_default();
             let step = c.opt_usize("decoder_sparse_step")?.unwrap_or(1).max(1);
-            let moe_layers = (0..layers).map(|l| !only.contains(&l) && (l + 1) % step == 0).collect();
-            let shared = if arch == "qwen2_moe" { c.opt_usize("shared_expert_intermediate_size")?.filter(|&w| w > 0) } else { None };
+            let moe_layers = (0..layers)
+                .map(|l| !only.contains(&l) && (l + 1) % step == 0)
+                .collect();
+            let shared = if arch == "qwen2_moe" {
+                c.opt_usize("shared_expert_intermediate_size")?
+                    .filter(|&w| w > 0)
+            } else {
+                None
+            };
             Some(MoeConfig {
                 num_experts,
                 top_k,
@@ -150,19 +188,47 @@ pub fn plan(c: &ModelConfig, src: &dyn TensorSource) -> Plan {
     let (h, hd) = (c.hidden_size, c.head_dim);
     let (qd, kvd) = (c.num_heads * hd, c.num_kv_heads * hd);
     let w = |s: String| Fetch::Whole(s);
-    p.matrix(TOK_EMBD.into(), [c.vocab_size, h], w("model.embed_tokens.weight".into()));
+    p.matrix(
+        TOK_EMBD.into(),
+        [c.vocab_size, h],
+        w("model.embed_tokens.weight".into()),
+    );
     for l in 0..c.num_layers {
         let pre = format!("model.layers.{l}");
-        p.vector(blk(l, "attn_norm"), h, w(format!("{pre}.input_layernorm.weight")));
-        for (ours, theirs, rows) in [("attn_q", "q_proj", qd), ("attn_k", "k_proj", kvd), ("attn_v", "v_proj", kvd)] {
-            p.matrix(blk(l, ours), [rows, h], w(format!("{pre}.self_attn.{theirs}.weight")));
+        p.vector(
+            blk(l, "attn_norm"),
+            h,
+            w(format!("{pre}.input_layernorm.weight")),
+        );
+        for (ours, theirs, rows) in [
+            ("attn_q", "q_proj", qd),
+            ("attn_k", "k_proj", kvd),
+            ("attn_v", "v_proj", kvd),
+        ] {
+            p.matrix(
+                blk(l, ours),
+                [rows, h],
+                w(format!("{pre}.self_attn.{theirs}.weight")),
+            );
             if c.qkv_bias {
-                p.vector(blk(l, &format!("{ours}.bias")), rows, w(format!("{pre}.self_attn.{theirs}.bias")));
+                p.vector(
+                    blk(l, &format!("{ours}.bias")),
+                    rows,
+                    w(format!("{pre}.self_attn.{theirs}.bias")),
+                );
             }
         }
-        p.matrix(blk(l, "attn_o"), [h, qd], w(format!("{pre}.self_attn.o_proj.weight")));
+        p.matrix(
+            blk(l, "attn_o"),
+            [h, qd],
+            w(format!("{pre}.self_attn.o_proj.weight")),
+        );
         if c.o_bias {
-            p.vector(blk(l, "attn_o.bias"), h, w(format!("{pre}.self_attn.o_proj.bias")));
+            p.vector(
+                blk(l, "attn_o.bias"),
+                h,
+                w(format!("{pre}.self_attn.o_proj.bias")),
+            );
         }
         let (qn, kn) = match c.qk_norm {
             QkNorm::None => (0, 0),
@@ -170,17 +236,41 @@ pub fn plan(c: &ModelConfig, src: &dyn TensorSource) -> Plan {
             QkNorm::Full => (qd, kvd),
         };
         if qn > 0 {
-            p.vector(blk(l, "attn_q_norm"), qn, w(format!("{pre}.self_attn.q_norm.weight")));
-            p.vector(blk(l, "attn_k_norm"), kn, w(format!("{pre}.self_attn.k_norm.weight")));
+            p.vector(
+                blk(l, "attn_q_norm"),
+                qn,
+                w(format!("{pre}.self_attn.q_norm.weight")),
+            );
+            p.vector(
+                blk(l, "attn_k_norm"),
+                kn,
+                w(format!("{pre}.self_attn.k_norm.weight")),
+            );
         }
-        p.vector(blk(l, "ffn_norm"), h, w(format!("{pre}.post_attention_layernorm.weight")));
+        p.vector(
+            blk(l, "ffn_norm"),
+            h,
+            w(format!("{pre}.post_attention_layernorm.weight")),
+        );
         match &c.moe {
             Some(m) if c.is_moe_layer(l) => moe_plan(&mut p, c, m, l, src),
             _ => {
                 let i = c.intermediate_size;
-                p.matrix(blk(l, "ffn_gate"), [i, h], w(format!("{pre}.mlp.gate_proj.weight")));
-                p.matrix(blk(l, "ffn_up"), [i, h], w(format!("{pre}.mlp.up_proj.weight")));
-                p.matrix(blk(l, "ffn_down"), [h, i], w(format!("{pre}.mlp.down_proj.weight")));
+                p.matrix(
+                    blk(l, "ffn_gate"),
+                    [i, h],
+                    w(format!("{pre}.mlp.gate_proj.weight")),
+                );
+                p.matrix(
+                    blk(l, "ffn_up"),
+                    [i, h],
+                    w(format!("{pre}.mlp.up_proj.weight")),
+                );
+                p.matrix(
+                    blk(l, "ffn_down"),
+                    [h, i],
+                    w(format!("{pre}.mlp.down_proj.weight")),
+                );
             }
         }
     }
@@ -195,10 +285,19 @@ fn moe_plan(p: &mut Plan, c: &ModelConfig, m: &MoeConfig, l: usize, src: &dyn Te
     let (h, iw) = (c.hidden_size, m.expert_width);
     let pre = format!("model.layers.{l}");
     // Mixtral's hub layout keeps its experts under `block_sparse_moe` with w1/w3/w2 names.
-    let mixtral_hub = src.shape(&format!("{pre}.block_sparse_moe.gate.weight")).is_some();
-    let router =
-        if mixtral_hub { format!("{pre}.block_sparse_moe.gate.weight") } else { format!("{pre}.mlp.gate.weight") };
-    p.matrix(blk(l, "ffn_router"), [m.num_experts, h], Fetch::Whole(router));
+    let mixtral_hub = src
+        .shape(&format!("{pre}.block_sparse_moe.gate.weight"))
+        .is_some();
+    let router = if mixtral_hub {
+        format!("{pre}.block_sparse_moe.gate.weight")
+    } else {
+        format!("{pre}.mlp.gate.weight")
+    };
+    p.matrix(
+        blk(l, "ffn_router"),
+        [m.num_experts, h],
+        Fetch::Whole(router),
+    );
     let fused_gu = format!("{pre}.mlp.experts.gate_up_proj");
     let fused = src.shape(&fused_gu).is_some();
     for e in 0..m.num_experts {
@@ -206,13 +305,29 @@ fn moe_plan(p: &mut Plan, c: &ModelConfig, m: &MoeConfig, l: usize, src: &dyn Te
             let (g, u, d) = if fused {
                 let down = format!("{pre}.mlp.experts.down_proj");
                 (
-                    Fetch::Slice { key: fused_gu.clone(), index: e, rows: 0..iw },
-                    Fetch::Slice { key: fused_gu.clone(), index: e, rows: iw..2 * iw },
-                    Fetch::Slice { key: down, index: e, rows: 0..h },
+                    Fetch::Slice {
+                        key: fused_gu.clone(),
+                        index: e,
+                        rows: 0..iw,
+                    },
+                    Fetch::Slice {
+                        key: fused_gu.clone(),
+                        index: e,
+                        rows: iw..2 * iw,
+                    },
+                    Fetch::Slice {
+                        key: down,
+                        index: e,
+                        rows: 0..h,
+                    },
                 )
             } else if mixtral_hub {
                 let b = format!("{pre}.block_sparse_moe.experts.{e}");
-                (Fetch::Whole(format!("{b}.w1.weight")), Fetch::Whole(format!("{b}.w3.weight")), Fetch::Whole(format!("{b}.w2.weight")))
+                (
+                    Fetch::Whole(format!("{b}.w1.weight")),
+                    Fetch::Whole(format!("{b}.w3.weight")),
+                    Fetch::Whole(format!("{b}.w2.weight")),
+                )
             } else {
                 let b = format!("{pre}.mlp.experts.{e}");
                 (
@@ -228,11 +343,27 @@ fn moe_plan(p: &mut Plan, c: &ModelConfig, m: &MoeConfig, l: usize, src: &dyn Te
     }
     if let Some(sw) = m.shared_expert_width {
         let b = format!("{pre}.mlp.shared_expert");
-        p.matrix(blk(l, "shexp.gate"), [sw, h], Fetch::Whole(format!("{b}.gate_proj.weight")));
-        p.matrix(blk(l, "shexp.up"), [sw, h], Fetch::Whole(format!("{b}.up_proj.weight")));
-        p.matrix(blk(l, "shexp.down"), [h, sw], Fetch::Whole(format!("{b}.down_proj.weight")));
+        p.matrix(
+            blk(l, "shexp.gate"),
+            [sw, h],
+            Fetch::Whole(format!("{b}.gate_proj.weight")),
+        );
+        p.matrix(
+            blk(l, "shexp.up"),
+            [sw, h],
+            Fetch::Whole(format!("{b}.up_proj.weight")),
+        );
+        p.matrix(
+            blk(l, "shexp.down"),
+            [h, sw],
+            Fetch::Whole(format!("{b}.down_proj.weight")),
+        );
         if m.shared_expert_gate {
-            p.matrix(blk(l, "shexp_gate"), [1, h], Fetch::Whole(format!("{pre}.mlp.shared_expert_gate.weight")));
+            p.matrix(
+                blk(l, "shexp_gate"),
+                [1, h],
+                Fetch::Whole(format!("{pre}.mlp.shared_expert_gate.weight")),
+            );
         }
     }
 }

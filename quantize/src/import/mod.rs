@@ -29,13 +29,20 @@ pub struct Checkpoint {
 
 impl std::fmt::Debug for Checkpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Checkpoint").field("arch", &self.config.arch).field("tensors", &self.plan.items.len()).finish()
+        f.debug_struct("Checkpoint")
+            .field("arch", &self.config.arch)
+            .field("tensors", &self.plan.items.len())
+            .finish()
     }
 }
 
 /// Opens `src`: a GGUF file, or a Hugging Face folder (config.json + safetensors).
 pub fn open(src: &Path) -> Result<Checkpoint, ImportError> {
-    let ck = if src.is_dir() { open_hf(src)? } else { gguf::open(src)? };
+    let ck = if src.is_dir() {
+        open_hf(src)?
+    } else {
+        gguf::open(src)?
+    };
     ck.plan.check(ck.source.as_ref())?;
     Ok(ck)
 }
@@ -51,7 +58,8 @@ fn read_opt(p: &Path) -> Result<Option<String>, ImportError> {
 fn open_hf(dir: &Path) -> Result<Checkpoint, ImportError> {
     let cfg_path = dir.join("config.json");
     let raw = std::fs::read(&cfg_path).map_err(|e| ImportError::io(&cfg_path, e))?;
-    let v: serde_json::Value = serde_json::from_slice(&raw).map_err(|e| ImportError::parse(&cfg_path, e.to_string()))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&raw).map_err(|e| ImportError::parse(&cfg_path, e.to_string()))?;
     let config = hf::config_from_json(&v, &cfg_path)?;
     let source = source::SafetensorsDir::open(dir)?;
     let plan = hf::plan(&config, &source);
@@ -61,7 +69,12 @@ fn open_hf(dir: &Path) -> Result<Checkpoint, ImportError> {
     let tc: Option<serde_json::Value> = read_opt(&tc_path)?
         .map(|s| serde_json::from_str(&s).map_err(|e| ImportError::parse(&tc_path, e.to_string())))
         .transpose()?;
-    let tc_str = |k: &str| tc.as_ref().and_then(|t| t.get(k)).and_then(|v| v.as_str()).map(str::to_string);
+    let tc_str = |k: &str| {
+        tc.as_ref()
+            .and_then(|t| t.get(k))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
     let chat_template = match read_opt(&dir.join("chat_template.jinja"))? {
         Some(t) => Some(t),
         None => tc_str("chat_template"),
@@ -81,8 +94,14 @@ fn open_hf(dir: &Path) -> Result<Checkpoint, ImportError> {
 /// Converts f32 values into the bytes of a float `dtype`.
 pub fn encode_floats(v: &[f32], dtype: DType) -> Vec<u8> {
     match dtype {
-        DType::F16 => v.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect(),
-        DType::BF16 => v.iter().flat_map(|x| half::bf16::from_f32(*x).to_le_bytes()).collect(),
+        DType::F16 => v
+            .iter()
+            .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
+            .collect(),
+        DType::BF16 => v
+            .iter()
+            .flat_map(|x| half::bf16::from_f32(*x).to_le_bytes())
+            .collect(),
         _ => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
     }
 }
@@ -111,11 +130,18 @@ pub fn model_metadata(ck: &Checkpoint, dtype: DType) -> serde_json::Value {
 
 /// Writes the checkpoint as a `.flint` file with matrices in `dtype` (vectors stay f32). `progress` is called after
 /// each tensor with (done, total).
-pub fn write(ck: &Checkpoint, out: &Path, dtype: DType, mut progress: impl FnMut(usize, usize)) -> Result<(), ImportError> {
+pub fn write(
+    ck: &Checkpoint,
+    out: &Path,
+    dtype: DType,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<(), ImportError> {
     if dtype.is_quantized() {
         return Err(ImportError::Parse {
             path: out.display().to_string(),
-            msg: format!("import writes f32, f16 or bf16; use `flint-quantize quantize` for {dtype}"),
+            msg: format!(
+                "import writes f32, f16 or bf16; use `flint-quantize quantize` for {dtype}"
+            ),
         });
     }
     let mut w = Writer::create(out)?;
@@ -124,7 +150,11 @@ pub fn write(ck: &Checkpoint, out: &Path, dtype: DType, mut progress: impl FnMut
     let total = ck.plan.items.len();
     for (i, it) in ck.plan.items.iter().enumerate() {
         let v = fetcher.fetch(it)?;
-        let dt = if it.kind == Kind::Vector { DType::F32 } else { dtype };
+        let dt = if it.kind == Kind::Vector {
+            DType::F32
+        } else {
+            dtype
+        };
         if it.begin_group {
             w.begin_group()?;
         }

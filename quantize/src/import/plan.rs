@@ -13,7 +13,11 @@ pub enum Fetch {
     /// The whole source tensor, same shape.
     Whole(String),
     /// Rows `rows` of entry `index` of a 3-D source tensor `[n, R, C]` (fused experts).
-    Slice { key: String, index: usize, rows: Range<usize> },
+    Slice {
+        key: String,
+        index: usize,
+        rows: Range<usize>,
+    },
     /// A source tensor stored with llama.cpp's q/k row permutation, undone for `heads` heads.
     Unpermute { key: String, heads: usize },
 }
@@ -54,10 +58,24 @@ pub struct Plan {
 
 impl Plan {
     pub fn matrix(&mut self, name: String, shape: [usize; 2], fetch: Fetch) {
-        self.items.push(Item { name, shape: shape.to_vec(), kind: Kind::Matrix, fetch, begin_group: false, end_group: false });
+        self.items.push(Item {
+            name,
+            shape: shape.to_vec(),
+            kind: Kind::Matrix,
+            fetch,
+            begin_group: false,
+            end_group: false,
+        });
     }
     pub fn vector(&mut self, name: String, len: usize, fetch: Fetch) {
-        self.items.push(Item { name, shape: vec![len], kind: Kind::Vector, fetch, begin_group: false, end_group: false });
+        self.items.push(Item {
+            name,
+            shape: vec![len],
+            kind: Kind::Vector,
+            fetch,
+            begin_group: false,
+            end_group: false,
+        });
     }
     /// Marks the items added by `f` as one paging group.
     pub fn group(&mut self, f: impl FnOnce(&mut Plan)) {
@@ -75,13 +93,18 @@ impl Plan {
         let path = src.path().display().to_string();
         for it in &self.items {
             let key = it.fetch.key();
-            let found =
-                src.shape(key).ok_or_else(|| ImportError::MissingTensor { path: path.clone(), name: key.to_string() })?;
+            let found = src.shape(key).ok_or_else(|| ImportError::MissingTensor {
+                path: path.clone(),
+                name: key.to_string(),
+            })?;
             let expected = match &it.fetch {
                 Fetch::Whole(_) | Fetch::Unpermute { .. } => it.shape.clone(),
                 Fetch::Slice { index, rows, .. } => {
                     // Only the row count of the 3-D tensor is implied by the slice; check the rest against it.
-                    let ok = found.len() == 3 && *index < found[0] && rows.end <= found[1] && found[2] == it.shape[1];
+                    let ok = found.len() == 3
+                        && *index < found[0]
+                        && rows.end <= found[1]
+                        && found[2] == it.shape[1];
                     if ok {
                         continue;
                     }
@@ -89,7 +112,12 @@ impl Plan {
                 }
             };
             if found != expected {
-                return Err(ImportError::Shape { path: path.clone(), name: key.to_string(), expected, found });
+                return Err(ImportError::Shape {
+                    path: path.clone(),
+                    name: key.to_string(),
+                    expected,
+                    found,
+                });
             }
         }
         Ok(())
@@ -105,7 +133,10 @@ pub struct Fetcher<'a> {
 
 impl<'a> Fetcher<'a> {
     pub fn new(src: &'a dyn TensorSource) -> Self {
-        Fetcher { src, last: RefCell::new(None) }
+        Fetcher {
+            src,
+            last: RefCell::new(None),
+        }
     }
 
     fn whole(&self, key: &str) -> Result<std::rc::Rc<Vec<f32>>, ImportError> {

@@ -32,13 +32,16 @@ impl SafetensorsDir {
         let idx_path = dir.join("model.safetensors.index.json");
         let mut names: Vec<String> = if idx_path.exists() {
             let raw = std::fs::read(&idx_path).map_err(|e| ImportError::io(&idx_path, e))?;
-            let v: serde_json::Value =
-                serde_json::from_slice(&raw).map_err(|e| ImportError::parse(&idx_path, e.to_string()))?;
+            let v: serde_json::Value = serde_json::from_slice(&raw)
+                .map_err(|e| ImportError::parse(&idx_path, e.to_string()))?;
             let map = v
                 .get("weight_map")
                 .and_then(|m| m.as_object())
                 .ok_or_else(|| ImportError::parse(&idx_path, "no `weight_map` object"))?;
-            let mut f: Vec<String> = map.values().filter_map(|s| s.as_str().map(str::to_string)).collect();
+            let mut f: Vec<String> = map
+                .values()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect();
             f.sort();
             f.dedup();
             f
@@ -57,19 +60,27 @@ impl SafetensorsDir {
         let mut index = HashMap::new();
         for (i, name) in names.iter().enumerate() {
             if name.contains('/') || name.contains("..") {
-                return Err(ImportError::parse(&idx_path, format!("file name `{name}` leaves the folder")));
+                return Err(ImportError::parse(
+                    &idx_path,
+                    format!("file name `{name}` leaves the folder"),
+                ));
             }
             let p = dir.join(name);
             let f = std::fs::File::open(&p).map_err(|e| ImportError::io(&p, e))?;
             // SAFETY: read-only map of a checkpoint that nothing in this process writes.
             let map = unsafe { Mmap::map(&f) }.map_err(|e| ImportError::io(&p, e))?;
-            let st = SafeTensors::deserialize(&map).map_err(|e| ImportError::parse(&p, e.to_string()))?;
+            let st = SafeTensors::deserialize(&map)
+                .map_err(|e| ImportError::parse(&p, e.to_string()))?;
             for (k, v) in st.tensors() {
                 index.insert(k, (i, v.shape().to_vec(), v.dtype()));
             }
             files.push((p, map));
         }
-        Ok(SafetensorsDir { dir: dir.to_path_buf(), files, index })
+        Ok(SafetensorsDir {
+            dir: dir.to_path_buf(),
+            files,
+            index,
+        })
     }
 }
 
@@ -86,17 +97,35 @@ impl TensorSource for SafetensorsDir {
         let (fi, _, _) = self
             .index
             .get(key)
-            .ok_or_else(|| ImportError::MissingTensor { path: self.dir.display().to_string(), name: key.into() })?;
+            .ok_or_else(|| ImportError::MissingTensor {
+                path: self.dir.display().to_string(),
+                name: key.into(),
+            })?;
         let (p, map) = &self.files[*fi];
         let st = SafeTensors::deserialize(map).map_err(|e| ImportError::parse(p, e.to_string()))?;
-        let t = st.tensor(key).map_err(|e| ImportError::parse(p, e.to_string()))?;
+        let t = st
+            .tensor(key)
+            .map_err(|e| ImportError::parse(p, e.to_string()))?;
         let b = t.data();
-        let bad = || ImportError::DType { path: p.display().to_string(), name: key.into(), dtype: format!("{:?}", t.dtype()) };
+        let bad = || ImportError::DType {
+            path: p.display().to_string(),
+            name: key.into(),
+            dtype: format!("{:?}", t.dtype()),
+        };
         // Safetensors data is little-endian and not necessarily aligned: decode byte-wise.
         Ok(match t.dtype() {
-            Dtype::F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-            Dtype::F16 => b.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-            Dtype::BF16 => b.chunks_exact(2).map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+            Dtype::F32 => b
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            Dtype::F16 => b
+                .chunks_exact(2)
+                .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            Dtype::BF16 => b
+                .chunks_exact(2)
+                .map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
             _ => return Err(bad()),
         })
     }

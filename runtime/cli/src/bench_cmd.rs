@@ -23,7 +23,9 @@ pub fn run(a: BenchArgs, board: Option<&str>) -> anyhow::Result<()> {
     let (model, load_s) = load(&a.model, board)?;
     let vocab = model.config.vocab_size as u32;
     // Deterministic, spread-out token ids: the speed does not depend on which tokens they are.
-    let ids: Vec<u32> = (0..a.prompt.max(1) as u32).map(|i| (i * 7919 + 13) % vocab).collect();
+    let ids: Vec<u32> = (0..a.prompt.max(1) as u32)
+        .map(|i| (i * 7919 + 13) % vocab)
+        .collect();
     let (mut best_pp, mut best_tg) = (0f64, 0f64);
     for _ in 0..a.reps.max(1) {
         let mut cache = model.new_cache();
@@ -45,7 +47,11 @@ pub fn run(a: BenchArgs, board: Option<&str>) -> anyhow::Result<()> {
     println!(
         "model: {} | {} | threads {} | kernels {} | load {:.3} s",
         a.model.model.display(),
-        model.file().meta("general.weight_type").and_then(|v| v.as_str()).unwrap_or("?"),
+        model
+            .file()
+            .meta("general.weight_type")
+            .and_then(|v| v.as_str())
+            .unwrap_or("?"),
         flint_kernels::threads(),
         flint_kernels::active_isa().name(),
         load_s

@@ -30,6 +30,7 @@ pub fn load(args: &ModelArgs, board: Option<&str>) -> anyhow::Result<(Model, f64
     }
     flint_kernels::set_threads(threads);
     let t0 = Instant::now();
-    let model = Model::open(&args.model).with_context(|| format!("loading {}", args.model.display()))?;
+    let model =
+        Model::open(&args.model).with_context(|| format!("loading {}", args.model.display()))?;
     Ok((model, t0.elapsed().as_secs_f64()))
 }

@@ -27,14 +27,23 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
             return Ok(());
         }
     }
-    let Some(path) = a.model else { bail!("give a model file (or --cpu)") };
+    let Some(path) = a.model else {
+        bail!("give a model file (or --cpu)")
+    };
     let f = FlintFile::open(&path)?;
-    println!("file: {} ({:.2} MB, format v{})", path.display(), f.file_len() as f64 / 1e6, f.header().version);
+    println!(
+        "file: {} ({:.2} MB, format v{})",
+        path.display(),
+        f.file_len() as f64 / 1e6,
+        f.header().version
+    );
     println!("metadata:");
     if let Some(obj) = f.metadata().as_object() {
         for (k, v) in obj {
             let shown = match v {
-                serde_json::Value::String(s) if HIDDEN_KEYS.contains(&k.as_str()) => format!("<{} bytes>", s.len()),
+                serde_json::Value::String(s) if HIDDEN_KEYS.contains(&k.as_str()) => {
+                    format!("<{} bytes>", s.len())
+                }
                 other => other.to_string(),
             };
             println!("  {k}: {shown}");
@@ -44,8 +53,18 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
     let mut total = 0usize;
     for t in f.tensors() {
         total += t.length;
-        let group = if t.group > 0 { format!("  group {}", t.group) } else { String::new() };
-        println!("  {:<40} {:>5} {:<18} {:>12} B{group}", t.name, t.dtype.name(), format!("{:?}", t.shape), t.length);
+        let group = if t.group > 0 {
+            format!("  group {}", t.group)
+        } else {
+            String::new()
+        };
+        println!(
+            "  {:<40} {:>5} {:<18} {:>12} B{group}",
+            t.name,
+            t.dtype.name(),
+            format!("{:?}", t.shape),
+            t.length
+        );
     }
     println!("tensor data: {:.2} MB", total as f64 / 1e6);
     if a.verify {

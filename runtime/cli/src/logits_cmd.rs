@@ -11,7 +11,11 @@ pub struct LogitsArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     /// Comma-separated token ids.
-    #[arg(long, conflicts_with = "ids_file", required_unless_present = "ids_file")]
+    #[arg(
+        long,
+        conflicts_with = "ids_file",
+        required_unless_present = "ids_file"
+    )]
     pub ids: Option<String>,
     /// A file of token ids separated by commas or whitespace.
     #[arg(long)]
@@ -25,7 +29,10 @@ fn parse_ids(s: &str, what: &str) -> anyhow::Result<Vec<u32>> {
     let ids = s
         .split(|c: char| c == ',' || c.is_whitespace())
         .filter(|t| !t.is_empty())
-        .map(|t| t.parse::<u32>().with_context(|| format!("{what}: `{t}` is not a token id")))
+        .map(|t| {
+            t.parse::<u32>()
+                .with_context(|| format!("{what}: `{t}` is not a token id"))
+        })
         .collect::<anyhow::Result<Vec<u32>>>()?;
     if ids.is_empty() {
         bail!("{what}: no token ids");
@@ -37,7 +44,8 @@ pub fn run(a: LogitsArgs, board: Option<&str>) -> anyhow::Result<()> {
     let ids = match (&a.ids, &a.ids_file) {
         (Some(s), _) => parse_ids(s, "--ids")?,
         (None, Some(p)) => {
-            let s = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            let s =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
             parse_ids(&s, &p.display().to_string())?
         }
         (None, None) => bail!("give --ids or --ids-file"),
@@ -51,15 +59,26 @@ pub fn run(a: LogitsArgs, board: Option<&str>) -> anyhow::Result<()> {
 /// Writes a little-endian float32 C-order .npy (format version 1.0), atomically.
 pub fn write_npy(path: &Path, data: &[f32], shape: &[usize]) -> anyhow::Result<()> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let tuple = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let tuple = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
     let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {tuple}, }}");
     // magic(6) + version(2) + len(2) + header + '\n' is padded to a multiple of 64.
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
     }
     header.push('\n');
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.{}.tmp", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
     let result = (|| -> std::io::Result<()> {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
         f.write_all(b"\x93NUMPY\x01\x00")?;

@@ -14,7 +14,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "flint", version, about = "On-device runtime for multimodal Mixture-of-Experts models")]
+#[command(
+    name = "flint",
+    version,
+    about = "On-device runtime for multimodal Mixture-of-Experts models"
+)]
 struct Cli {
     /// Apply a board profile (a name from `flint boards`, or a path to a TOML file). Explicit flags override it.
     #[arg(long, global = true)]

@@ -39,10 +39,17 @@ pub fn run(a: RunArgs, board: Option<&str>) -> anyhow::Result<()> {
         bail!("--top-p must be in (0, 1], got {}", a.top_p);
     }
     let (model, load_s) = load(&a.model, board)?;
-    let text = Text::from_file(model.file())?
-        .with_context(|| format!("{} has no tokenizer: use `flint logits --ids`", a.model.model.display()))?;
+    let text = Text::from_file(model.file())?.with_context(|| {
+        format!(
+            "{} has no tokenizer: use `flint logits --ids`",
+            a.model.model.display()
+        )
+    })?;
     let prompt = if a.chat {
-        let msgs = [Message { role: "user".into(), content: a.prompt.clone() }];
+        let msgs = [Message {
+            role: "user".into(),
+            content: a.prompt.clone(),
+        }];
         text.encode(&text.apply_chat_template(&msgs)?, false)?
     } else {
         text.encode(&a.prompt, true)?
@@ -50,10 +57,18 @@ pub fn run(a: RunArgs, board: Option<&str>) -> anyhow::Result<()> {
     let mut stop = model.config.eos_token_ids.clone();
     if a.chat {
         // Chat models end a turn with their end-of-turn token, which may differ from the config's eos.
-        stop.extend(["<|im_end|>", "<|eot_id|>", "<|endoftext|>"].iter().filter_map(|t| text.token_id(t)));
+        stop.extend(
+            ["<|im_end|>", "<|eot_id|>", "<|endoftext|>"]
+                .iter()
+                .filter_map(|t| text.token_id(t)),
+        );
     }
-    let mut sampler =
-        Sampler::new(SamplerConfig { temperature: a.temperature, top_k: a.top_k, top_p: a.top_p, seed: a.seed });
+    let mut sampler = Sampler::new(SamplerConfig {
+        temperature: a.temperature,
+        top_k: a.top_k,
+        top_p: a.top_p,
+        seed: a.seed,
+    });
     let mut stream = TextStream::new(&text);
     let mut out = std::io::stdout().lock();
     let mut io_err = None;

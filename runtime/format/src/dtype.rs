@@ -20,7 +20,14 @@ pub enum DType {
 
 impl DType {
     /// All types, in id order.
-    pub const ALL: [DType; 6] = [DType::F32, DType::F16, DType::BF16, DType::Q8, DType::Q4, DType::Q4M];
+    pub const ALL: [DType; 6] = [
+        DType::F32,
+        DType::F16,
+        DType::BF16,
+        DType::Q8,
+        DType::Q4,
+        DType::Q4M,
+    ];
 
     /// The on-disk id.
     pub fn id(self) -> u8 {

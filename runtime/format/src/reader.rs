@@ -2,7 +2,9 @@
 //! directory entry (type, shape, byte size, alignment, bounds, overlap) before any view is handed out; views borrow
 //! the map, so nothing is copied at load.
 
-use crate::layout::{self, Header, HEADER_LEN, MAX_METADATA_LEN, MAX_NAME_LEN, MAX_NDIM, MAX_TENSORS, TENSOR_ALIGN};
+use crate::layout::{
+    self, Header, HEADER_LEN, MAX_METADATA_LEN, MAX_NAME_LEN, MAX_NDIM, MAX_TENSORS, TENSOR_ALIGN,
+};
 use crate::{DType, FormatError};
 use memmap2::Mmap;
 use std::collections::HashMap;
@@ -57,12 +59,17 @@ pub struct FlintFile {
 
 impl std::fmt::Debug for FlintFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FlintFile").field("path", &self.path).field("tensors", &self.tensors.len()).finish()
+        f.debug_struct("FlintFile")
+            .field("path", &self.path)
+            .field("tensors", &self.tensors.len())
+            .finish()
     }
 }
 
 #[cfg(target_endian = "big")]
-compile_error!("the .flint reader hands out little-endian views in place and needs a little-endian host");
+compile_error!(
+    "the .flint reader hands out little-endian views in place and needs a little-endian host"
+);
 
 impl FlintFile {
     /// Maps and validates `path`.
@@ -78,9 +85,19 @@ impl FlintFile {
 
     fn from_map(path: PathBuf, map: Mmap) -> Result<FlintFile, FormatError> {
         let bytes: &[u8] = &map;
-        let hdr_err = |field: &'static str, msg: String| FormatError::Header { path: path.clone(), field, msg };
+        let hdr_err = |field: &'static str, msg: String| FormatError::Header {
+            path: path.clone(),
+            field,
+            msg,
+        };
         if bytes.len() < HEADER_LEN {
-            return Err(hdr_err("length", format!("file is {} bytes, shorter than the {HEADER_LEN}-byte header", bytes.len())));
+            return Err(hdr_err(
+                "length",
+                format!(
+                    "file is {} bytes, shorter than the {HEADER_LEN}-byte header",
+                    bytes.len()
+                ),
+            ));
         }
         if bytes[..8] != layout::MAGIC {
             return Err(FormatError::BadMagic { path });
@@ -89,41 +106,82 @@ impl FlintFile {
         hb.copy_from_slice(&bytes[..HEADER_LEN]);
         let header = Header::decode(&hb);
         if header.version != layout::VERSION {
-            return Err(FormatError::Version { path, found: header.version, supported: layout::VERSION });
+            return Err(FormatError::Version {
+                path,
+                found: header.version,
+                supported: layout::VERSION,
+            });
         }
         if hb[76..80] != [0; 4] || header.flags != 0 {
             return Err(hdr_err("flags", "reserved header bits are set".into()));
         }
         let file_len = bytes.len() as u64;
-        let section = |field: &'static str, off: u64, len: u64| -> Result<std::ops::Range<usize>, FormatError> {
-            let end = off.checked_add(len).filter(|&e| e <= file_len).ok_or_else(|| {
-                hdr_err(field, format!("section {off}+{len} runs past the end of the {file_len}-byte file"))
-            })?;
+        let section = |field: &'static str,
+                       off: u64,
+                       len: u64|
+         -> Result<std::ops::Range<usize>, FormatError> {
+            let end = off
+                .checked_add(len)
+                .filter(|&e| e <= file_len)
+                .ok_or_else(|| {
+                    hdr_err(
+                        field,
+                        format!(
+                            "section {off}+{len} runs past the end of the {file_len}-byte file"
+                        ),
+                    )
+                })?;
             if off < HEADER_LEN as u64 {
-                return Err(hdr_err(field, format!("section offset {off} overlaps the header")));
+                return Err(hdr_err(
+                    field,
+                    format!("section offset {off} overlaps the header"),
+                ));
             }
             Ok(off as usize..end as usize)
         };
         if header.meta_len > MAX_METADATA_LEN {
-            return Err(hdr_err("meta_len", format!("{} bytes exceeds the cap of {MAX_METADATA_LEN}", header.meta_len)));
+            return Err(hdr_err(
+                "meta_len",
+                format!(
+                    "{} bytes exceeds the cap of {MAX_METADATA_LEN}",
+                    header.meta_len
+                ),
+            ));
         }
         if header.tensor_count > MAX_TENSORS {
-            return Err(hdr_err("tensor_count", format!("{} exceeds the cap of {MAX_TENSORS}", header.tensor_count)));
+            return Err(hdr_err(
+                "tensor_count",
+                format!("{} exceeds the cap of {MAX_TENSORS}", header.tensor_count),
+            ));
         }
         let data = section("data_off", header.data_off, header.data_len)?;
         let meta = section("meta_off", header.meta_off, header.meta_len)?;
         let dir = section("dir_off", header.dir_off, header.dir_len)?;
         let computed = layout::index_crc(&hb, &bytes[meta.clone()], &bytes[dir.clone()]);
         if computed != header.index_crc {
-            return Err(FormatError::IndexChecksum { path, stored: header.index_crc, computed });
+            return Err(FormatError::IndexChecksum {
+                path,
+                stored: header.index_crc,
+                computed,
+            });
         }
-        let metadata: serde_json::Value = serde_json::from_slice(&bytes[meta])
-            .map_err(|e| FormatError::Metadata { path: path.clone(), msg: format!("not valid JSON: {e}") })?;
+        let metadata: serde_json::Value =
+            serde_json::from_slice(&bytes[meta]).map_err(|e| FormatError::Metadata {
+                path: path.clone(),
+                msg: format!("not valid JSON: {e}"),
+            })?;
         if !metadata.is_object() {
-            return Err(FormatError::Metadata { path, msg: "must be a JSON object".into() });
+            return Err(FormatError::Metadata {
+                path,
+                msg: "must be a JSON object".into(),
+            });
         }
         let tensors = parse_directory(&path, &bytes[dir], header.tensor_count as usize, data)?;
-        let by_name = tensors.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        let by_name = tensors
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.clone(), i))
+            .collect();
         Ok(FlintFile {
             path,
             header,
@@ -178,8 +236,14 @@ impl FlintFile {
             .by_name
             .get(name)
             .map(|&i| &self.tensors[i])
-            .ok_or_else(|| FormatError::MissingTensor { path: self.path.clone(), name: name.to_string() })?;
-        Ok(TensorView { info, bytes: &self.map[info.offset..info.offset + info.length] })
+            .ok_or_else(|| FormatError::MissingTensor {
+                path: self.path.clone(),
+                name: name.to_string(),
+            })?;
+        Ok(TensorView {
+            info,
+            bytes: &self.map[info.offset..info.offset + info.length],
+        })
     }
 
     /// Whether a tensor exists.
@@ -223,7 +287,8 @@ impl<'a> Cursor<'a> {
         self.take(2).map(|s| u16::from_le_bytes([s[0], s[1]]))
     }
     fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+        self.take(4)
+            .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
     }
     fn u64(&mut self) -> Option<u64> {
         let mut a = [0u8; 8];
@@ -243,17 +308,24 @@ fn parse_directory(
     let mut seen = std::collections::HashSet::new();
     for index in 0..count {
         let mut name: Option<String> = None;
-        let err = |name: &Option<String>, field: &'static str, msg: String| FormatError::Directory {
-            path: path.to_path_buf(),
-            index,
-            name: name.clone(),
-            field,
-            msg,
+        let err =
+            |name: &Option<String>, field: &'static str, msg: String| FormatError::Directory {
+                path: path.to_path_buf(),
+                index,
+                name: name.clone(),
+                field,
+                msg,
+            };
+        let short = |name: &Option<String>, field| {
+            err(name, field, "directory ends inside this entry".into())
         };
-        let short = |name: &Option<String>, field| err(name, field, "directory ends inside this entry".into());
         let name_len = cur.u16().ok_or_else(|| short(&name, "name_len"))? as usize;
         if name_len == 0 || name_len > MAX_NAME_LEN {
-            return Err(err(&name, "name_len", format!("{name_len} is outside 1..={MAX_NAME_LEN}")));
+            return Err(err(
+                &name,
+                "name_len",
+                format!("{name_len} is outside 1..={MAX_NAME_LEN}"),
+            ));
         }
         let raw = cur.take(name_len).ok_or_else(|| short(&name, "name"))?;
         let s = std::str::from_utf8(raw).map_err(|_| err(&name, "name", "not UTF-8".into()))?;
@@ -262,10 +334,15 @@ fn parse_directory(
             return Err(err(&name, "name", "duplicate name".into()));
         }
         let type_id = cur.u8().ok_or_else(|| short(&name, "dtype"))?;
-        let dtype = DType::from_id(type_id).ok_or_else(|| err(&name, "dtype", format!("unknown type id {type_id}")))?;
+        let dtype = DType::from_id(type_id)
+            .ok_or_else(|| err(&name, "dtype", format!("unknown type id {type_id}")))?;
         let ndim = cur.u8().ok_or_else(|| short(&name, "ndim"))? as usize;
         if ndim > MAX_NDIM {
-            return Err(err(&name, "ndim", format!("{ndim} dimensions, at most {MAX_NDIM}")));
+            return Err(err(
+                &name,
+                "ndim",
+                format!("{ndim} dimensions, at most {MAX_NDIM}"),
+            ));
         }
         let mut shape64 = Vec::with_capacity(ndim);
         for _ in 0..ndim {
@@ -276,20 +353,35 @@ fn parse_directory(
         let crc = cur.u32().ok_or_else(|| short(&name, "checksum"))?;
         let group = cur.u32().ok_or_else(|| short(&name, "group"))?;
         let want = dtype.byte_size(&shape64).ok_or_else(|| {
-            err(&name, "shape", format!("{shape64:?} does not fit type {dtype} or overflows"))
+            err(
+                &name,
+                "shape",
+                format!("{shape64:?} does not fit type {dtype} or overflows"),
+            )
         })?;
         if want != length {
-            return Err(err(&name, "length", format!("{length} bytes, but {dtype} {shape64:?} needs {want}")));
+            return Err(err(
+                &name,
+                "length",
+                format!("{length} bytes, but {dtype} {shape64:?} needs {want}"),
+            ));
         }
         if offset % TENSOR_ALIGN != 0 {
-            return Err(err(&name, "offset", format!("{offset} is not a multiple of {TENSOR_ALIGN}")));
+            return Err(err(
+                &name,
+                "offset",
+                format!("{offset} is not a multiple of {TENSOR_ALIGN}"),
+            ));
         }
         let end = offset.checked_add(length);
         if offset < data.start as u64 || end.is_none_or(|e| e > data.end as u64) {
             return Err(err(
                 &name,
                 "offset",
-                format!("{offset}+{length} lies outside the data section {}..{}", data.start, data.end),
+                format!(
+                    "{offset}+{length} lies outside the data section {}..{}",
+                    data.start, data.end
+                ),
             ));
         }
         out.push(TensorInfo {
@@ -306,11 +398,18 @@ fn parse_directory(
         return Err(FormatError::Header {
             path: path.to_path_buf(),
             field: "dir_len",
-            msg: format!("{} bytes of directory left after {count} entries", dir.len() - cur.pos),
+            msg: format!(
+                "{} bytes of directory left after {count} entries",
+                dir.len() - cur.pos
+            ),
         });
     }
     // Tensors must not overlap: a crafted directory could otherwise alias one tensor's bytes as another's.
-    let mut spans: Vec<(usize, usize, usize)> = out.iter().enumerate().map(|(i, t)| (t.offset, t.length, i)).collect();
+    let mut spans: Vec<(usize, usize, usize)> = out
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.offset, t.length, i))
+        .collect();
     spans.sort_unstable();
     for w in spans.windows(2) {
         if w[0].0 + w[0].1 > w[1].0 && w[0].1 > 0 && w[1].1 > 0 {

@@ -34,7 +34,10 @@ pub struct Writer {
 
 impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Writer").field("target", &self.target).field("tensors", &self.entries.len()).finish()
+        f.debug_struct("Writer")
+            .field("target", &self.target)
+            .field("tensors", &self.entries.len())
+            .finish()
     }
 }
 
@@ -46,12 +49,16 @@ impl Writer {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let file_name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let file_name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
         let file = File::create(&tmp).map_err(|e| FormatError::io(&tmp, e))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         // The header is written last; reserve its page now so data starts page aligned.
-        out.write_all(&[0u8; PAGE_ALIGN as usize]).map_err(|e| FormatError::io(&tmp, e))?;
+        out.write_all(&[0u8; PAGE_ALIGN as usize])
+            .map_err(|e| FormatError::io(&tmp, e))?;
         Ok(Writer {
             target,
             tmp,
@@ -89,23 +96,46 @@ impl Writer {
     }
 
     /// Appends a tensor. `data` must be exactly the byte size of `dtype` and `shape`.
-    pub fn add(&mut self, name: &str, dtype: DType, shape: &[usize], data: &[u8]) -> Result<(), FormatError> {
-        let err = |msg: String| FormatError::Write { name: name.to_string(), msg };
+    pub fn add(
+        &mut self,
+        name: &str,
+        dtype: DType,
+        shape: &[usize],
+        data: &[u8],
+    ) -> Result<(), FormatError> {
+        let err = |msg: String| FormatError::Write {
+            name: name.to_string(),
+            msg,
+        };
         if name.is_empty() || name.len() > layout::MAX_NAME_LEN {
-            return Err(err(format!("name length {} is outside 1..={}", name.len(), layout::MAX_NAME_LEN)));
+            return Err(err(format!(
+                "name length {} is outside 1..={}",
+                name.len(),
+                layout::MAX_NAME_LEN
+            )));
         }
         if shape.len() > layout::MAX_NDIM {
-            return Err(err(format!("{} dimensions, at most {}", shape.len(), layout::MAX_NDIM)));
+            return Err(err(format!(
+                "{} dimensions, at most {}",
+                shape.len(),
+                layout::MAX_NDIM
+            )));
         }
         if !self.names.insert(name.to_string()) {
             return Err(err("duplicate tensor name".into()));
         }
         let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
-        let want = dtype
-            .byte_size(&shape)
-            .ok_or_else(|| err(format!("shape {shape:?} does not fit type {dtype} (block of {})", dtype.block_elems())))?;
+        let want = dtype.byte_size(&shape).ok_or_else(|| {
+            err(format!(
+                "shape {shape:?} does not fit type {dtype} (block of {})",
+                dtype.block_elems()
+            ))
+        })?;
         if want != data.len() as u64 {
-            return Err(err(format!("{} bytes given, {dtype} {shape:?} needs {want}", data.len())));
+            return Err(err(format!(
+                "{} bytes given, {dtype} {shape:?} needs {want}",
+                data.len()
+            )));
         }
         self.pad_to(TENSOR_ALIGN)?;
         let offset = self.pos;
@@ -125,7 +155,8 @@ impl Writer {
 
     fn write(&mut self, bytes: &[u8]) -> Result<(), FormatError> {
         let out = self.out.as_mut().expect("writer used after finish");
-        out.write_all(bytes).map_err(|e| FormatError::io(&self.tmp, e))?;
+        out.write_all(bytes)
+            .map_err(|e| FormatError::io(&self.tmp, e))?;
         self.pos += bytes.len() as u64;
         Ok(())
     }

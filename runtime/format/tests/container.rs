@@ -7,11 +7,19 @@ fn sample(path: &Path) {
     let mut w = Writer::create(path).unwrap();
     w.set_metadata(serde_json::json!({"general.architecture": "llama", "n": 3}));
     let a: Vec<f32> = (0..6).map(|i| i as f32 * 0.5).collect();
-    w.add("a", DType::F32, &[2, 3], bytemuck::cast_slice(&a)).unwrap();
+    w.add("a", DType::F32, &[2, 3], bytemuck::cast_slice(&a))
+        .unwrap();
     w.begin_group().unwrap();
     let h: Vec<half::f16> = (0..64).map(|i| half::f16::from_f32(i as f32)).collect();
-    w.add("expert.0.up", DType::F16, &[2, 32], bytemuck::cast_slice(&h)).unwrap();
-    w.add("expert.0.q", DType::Q8, &[1, 64], &[7u8; 68]).unwrap();
+    w.add(
+        "expert.0.up",
+        DType::F16,
+        &[2, 32],
+        bytemuck::cast_slice(&h),
+    )
+    .unwrap();
+    w.add("expert.0.q", DType::Q8, &[1, 64], &[7u8; 68])
+        .unwrap();
     w.end_group();
     w.add("norm", DType::BF16, &[5], &[1u8; 10]).unwrap();
     w.finish().unwrap();
@@ -35,13 +43,20 @@ fn round_trip_zero_copy_views() {
     assert!(up.info.group > 0);
     let q = f.tensor("expert.0.q").unwrap();
     assert_eq!(q.info.group, up.info.group);
-    assert_eq!(q.info.offset, up.info.offset + 128, "a group is contiguous (64-byte aligned)");
+    assert_eq!(
+        q.info.offset,
+        up.info.offset + 128,
+        "a group is contiguous (64-byte aligned)"
+    );
     assert_eq!(f.tensor("norm").unwrap().info.group, 0);
     for t in f.tensors() {
         assert_eq!(t.offset % 64, 0);
     }
     f.verify().unwrap();
-    assert!(matches!(f.tensor("nope"), Err(FormatError::MissingTensor { .. })));
+    assert!(matches!(
+        f.tensor("nope"),
+        Err(FormatError::MissingTensor { .. })
+    ));
 }
 
 #[test]
@@ -49,12 +64,22 @@ fn writer_rejects_bad_shapes_and_leaves_no_file() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("m.flint");
     let mut w = Writer::create(&p).unwrap();
-    let e = w.add("x", DType::F32, &[2, 2], &[0u8; 12]).unwrap_err().to_string();
+    let e = w
+        .add("x", DType::F32, &[2, 2], &[0u8; 12])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("`x`") && e.contains("16"), "{e}");
-    let e = w.add("q", DType::Q4, &[1, 33], &[0u8; 18]).unwrap_err().to_string();
+    let e = w
+        .add("q", DType::Q4, &[1, 33], &[0u8; 18])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("block"), "{e}");
     drop(w);
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "temp file removed, nothing at target");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "temp file removed, nothing at target"
+    );
 }
 
 #[test]
@@ -69,7 +94,11 @@ fn truncated_files_fail_cleanly() {
     for cut in cuts {
         std::fs::write(&t, &full[..cut]).unwrap();
         let r = FlintFile::open(&t);
-        assert!(r.is_err(), "truncated at {cut} of {} should not open", full.len());
+        assert!(
+            r.is_err(),
+            "truncated at {cut} of {} should not open",
+            full.len()
+        );
         let msg = r.unwrap_err().to_string();
         assert!(msg.contains("t.flint"), "error names the file: {msg}");
     }
@@ -90,7 +119,10 @@ fn flipped_index_bytes_are_caught() {
             let mut b = full.clone();
             b[i] ^= bit;
             std::fs::write(&t, &b).unwrap();
-            assert!(FlintFile::open(&t).is_err(), "flip {bit:#x} at byte {i} went unnoticed");
+            assert!(
+                FlintFile::open(&t).is_err(),
+                "flip {bit:#x} at byte {i} went unnoticed"
+            );
         }
     }
 }
