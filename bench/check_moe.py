@@ -49,9 +49,13 @@ def rms(x: np.ndarray, w: np.ndarray, eps: float) -> np.ndarray:
     return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
 
 
-def forward(w, cfg: dict, ids: np.ndarray) -> np.ndarray:
-    """Logits [T, vocab] of the HF model on token ids, float32."""
+def forward(w, cfg: dict, ids: np.ndarray, f16_acts: bool = False) -> np.ndarray:
+    """Logits [T, vocab] of the HF model on token ids, float32.
+
+    f16_acts rounds what llama.cpp's CPU backend rounds for an F16 model: the activations entering each
+    matmul with an F16 weight (ggml converts them to F16 first) and the K/V cache (F16 by default)."""
     f = lambda k: np.asarray(w.get_tensor(k), dtype=np.float32)  # noqa: E731
+    r16 = (lambda a: a.astype(np.float16).astype(np.float32)) if f16_acts else (lambda a: a)  # noqa: E731
     T = len(ids)
     H, D = cfg["num_attention_heads"], cfg["head_dim"]
     KV, E, K = cfg["num_key_value_heads"], cfg["num_local_experts"], cfg["num_experts_per_tok"]
@@ -70,19 +74,20 @@ def forward(w, cfg: dict, ids: np.ndarray) -> np.ndarray:
     for i in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{i}."
         h = rms(x, f(p + "input_layernorm.weight"), eps)
+        h = r16(h)
         q = (h @ f(p + "self_attn.q_proj.weight").T).reshape(T, H, D)
         k = (h @ f(p + "self_attn.k_proj.weight").T).reshape(T, KV, D)
-        v = (h @ f(p + "self_attn.v_proj.weight").T).reshape(T, KV, D)
+        v = r16((h @ f(p + "self_attn.v_proj.weight").T).reshape(T, KV, D))
         q = rope(rms(q, f(p + "self_attn.q_norm.weight"), eps))
-        k = rope(rms(k, f(p + "self_attn.k_norm.weight"), eps))
+        k = r16(rope(rms(k, f(p + "self_attn.k_norm.weight"), eps)))
         rep = H // KV
         k, v = np.repeat(k, rep, axis=1), np.repeat(v, rep, axis=1)
         s = np.einsum("thd,shd->hts", q, k) / np.sqrt(D) + mask
         s = np.exp(s - s.max(-1, keepdims=True))
         s /= s.sum(-1, keepdims=True)
         a = np.einsum("hts,shd->thd", s, v).reshape(T, H * D)
-        x = x + a @ f(p + "self_attn.o_proj.weight").T
-        h = rms(x, f(p + "post_attention_layernorm.weight"), eps)
+        x = x + r16(a) @ f(p + "self_attn.o_proj.weight").T
+        h = r16(rms(x, f(p + "post_attention_layernorm.weight"), eps))
         r = h @ f(p + "mlp.gate.weight").T
         r = np.exp(r - r.max(-1, keepdims=True))
         r /= r.sum(-1, keepdims=True)
@@ -98,10 +103,10 @@ def forward(w, cfg: dict, ids: np.ndarray) -> np.ndarray:
             he = h[rows]
             g = he @ f(f"{p}mlp.experts.{e}.gate_proj.weight").T
             u = he @ f(f"{p}mlp.experts.{e}.up_proj.weight").T
-            y = (g / (1 + np.exp(-g)) * u) @ f(f"{p}mlp.experts.{e}.down_proj.weight").T
+            y = r16(g / (1 + np.exp(-g)) * u) @ f(f"{p}mlp.experts.{e}.down_proj.weight").T
             out[rows] += wt[rows, slot][:, None] * y
         x = x + out
-    x = rms(x, f("model.norm.weight"), eps)
+    x = r16(rms(x, f("model.norm.weight"), eps))
     return x @ f("lm_head.weight").T
 
 
@@ -110,6 +115,7 @@ def main() -> int:
     ap.add_argument("logits", type=Path)
     ap.add_argument("--hf", type=Path, default=ROOT / ".cache" / "models" / "qwen3moe-rand")
     ap.add_argument("--chunks", type=int, default=1)
+    ap.add_argument("--f32", action="store_true", help="pure float32 reference (no F16 rounding of activations)")
     a = ap.parse_args()
     from safetensors import safe_open
 
@@ -121,7 +127,7 @@ def main() -> int:
     kls, agree, maxdiff = [], [], 0.0
     with safe_open(str(a.hf / "model.safetensors"), framework="np") as w:
         for c, lp_ref in enumerate(lps):
-            logits = forward(w, cfg, tokens[c]).astype(np.float64)
+            logits = forward(w, cfg, tokens[c], f16_acts=not a.f32).astype(np.float64)
             lp = logits - logits.max(-1, keepdims=True)
             lp -= np.log(np.exp(lp).sum(-1, keepdims=True))
             lp = lp[first:n_ctx - 1]
