@@ -7,7 +7,12 @@ with top-k renormalised, SiLU experts) is compared with the log-probabilities ll
 GGUF (`llama-perplexity --kl-divergence-base FILE`, written by `bench/peer.py kl`). Both see the same
 token ids (read from that file). Prints the KL divergence numpy -> llama.cpp, the largest log-prob
 difference on the top tokens, and the top-1 agreement, and exits 1 if they disagree beyond what F16
-arithmetic explains (mean KL > 1e-3 or top-1 agreement < 95 %).
+arithmetic explains (mean KL > 0.05 or top-1 agreement < 90 %).
+
+Calibration, measured on the first 256-token chunk of bench/calibration.txt: this random model is chaotic
+(router top-4 flips), so even F16 rounding leaves a visible KL. Correct model: mean KL 1.1e-2, top-1 96 %
+(1.3e-2 / 95 % without --f16 emulation). Same numpy model with GPT-J (interleaved) RoPE instead of
+rotate-half, i.e. one wrong convention: mean KL 1.02, top-1 42 %. llama.cpp's own Q8_0 vs F16: 0.071 / 82 %.
 
 Usage: bench/check_moe.py LOGITS.kld [--hf DIR] [--chunks 1]
 """
@@ -141,7 +146,7 @@ def main() -> int:
     ag = np.concatenate(agree).mean() * 100
     print(f"numpy HF forward vs llama.cpp F16 GGUF on {kl.size} positions: mean KL {kl.mean():.2e}, "
           f"max KL {kl.max():.2e}, top-1 agreement {ag:.1f} %, max |dlogp| on tokens within 5 nats of the top {maxdiff:.3f}")
-    ok = kl.mean() < 1e-3 and ag >= 95
+    ok = kl.mean() < 0.05 and ag >= 90
     print("OK: same model" if ok else "MISMATCH: llama.cpp and the HF folder do not compute the same model")
     return 0 if ok else 1
 
