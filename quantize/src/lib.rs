@@ -2,5 +2,6 @@
 
 mod error;
 pub mod import;
+pub mod quant;
 
 pub use error::ImportError;

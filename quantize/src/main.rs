@@ -31,6 +31,88 @@ enum Cmd {
         #[arg(long, default_value = "f32", value_parser = ["f32", "f16", "bf16"])]
         dtype: String,
     },
+    /// Quantize a float .flint file's weight matrices and measure the loss against it (KL, top-1, per layer).
+    Quantize {
+        /// The float (f32, f16, bf16) .flint model.
+        input: PathBuf,
+        /// Output .flint file (written atomically, with the report in its `quantization` metadata).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Type of the weight matrices (blocks of 32, round to nearest).
+        #[arg(long, value_parser = ["q8", "q4", "q4m"])]
+        weights: String,
+        /// Per-tensor override PATTERN=TYPE (`*` wildcard; TYPE f32|f16|bf16|q8|q4|q4m); repeatable, last match
+        /// wins. Routers (`*.ffn_router`, `*.shexp_gate`) keep their input precision unless overridden.
+        #[arg(long, value_name = "PATTERN=TYPE")]
+        keep: Vec<String>,
+        /// Calibration text for the report [default: bench/calibration.txt].
+        #[arg(long, value_name = "FILE")]
+        calib: Option<PathBuf>,
+        /// Tokens per measurement chunk, each from an empty cache (capped at the model's context).
+        #[arg(long, default_value_t = 256)]
+        ctx: usize,
+        /// Worker threads for the measurement (0 = all cores).
+        #[arg(short, long, default_value_t = 1)]
+        threads: usize,
+    },
+}
+
+fn bar_style() -> indicatif::ProgressStyle {
+    indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len}")
+        .expect("static template")
+        .progress_chars("=> ")
+}
+
+fn quantize(
+    input: PathBuf,
+    output: PathBuf,
+    weights: &str,
+    keep: &[String],
+    calib: Option<PathBuf>,
+    ctx: usize,
+    threads: usize,
+) -> anyhow::Result<()> {
+    use flint_quantize::quant::{self, KeepRule, Stage};
+    let weights = DType::from_name(weights).context("--weights")?;
+    let keep = keep
+        .iter()
+        .map(|k| KeepRule::parse(k))
+        .collect::<Result<Vec<_>, _>>()?;
+    flint_kernels::select_from_env().context("FLINT_KERNELS")?;
+    flint_kernels::set_threads(threads);
+    let opts = quant::Options {
+        weights,
+        keep,
+        calib,
+        ctx,
+    };
+    let t0 = Instant::now();
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(bar_style());
+    let mut stage = None;
+    let report = quant::quantize(&input, &output, &opts, |s, done, total| {
+        if stage != Some(s) {
+            stage = Some(s);
+            bar.reset();
+            bar.set_length(total as u64);
+            bar.set_message(match s {
+                Stage::Quantize => format!("quantizing to {weights} (tensors)"),
+                Stage::Measure => "measuring against the input (chunks)".to_string(),
+                Stage::Write => format!("writing {}", output.display()),
+            });
+        }
+        bar.set_position(done as u64);
+    })
+    .with_context(|| format!("quantizing {} to {}", input.display(), output.display()))?;
+    bar.finish_and_clear();
+    println!(
+        "{} -> {} ({weights}) in {:.1} s",
+        input.display(),
+        output.display(),
+        t0.elapsed().as_secs_f64()
+    );
+    println!("{report}");
+    Ok(())
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -69,6 +151,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Cmd::Quantize {
+            input,
+            output,
+            weights,
+            keep,
+            calib,
+            ctx,
+            threads,
+        } => quantize(input, output, &weights, &keep, calib, ctx, threads),
     }
 }
 

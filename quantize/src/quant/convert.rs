@@ -30,7 +30,11 @@ fn decode_row(from: DType, bytes: &[u8], out: &mut [f32]) {
 
 /// Appends one row in type `to`, quantizing round-to-nearest per block of 32 (the kernels' quantizers).
 fn encode_row(to: DType, row: &[f32], out: &mut Vec<u8>) {
-    fn blocks<B: bytemuck::Pod + bytemuck::Zeroable>(row: &[f32], q: fn(&[f32], &mut [B]), out: &mut Vec<u8>) {
+    fn blocks<B: bytemuck::Pod + bytemuck::Zeroable>(
+        row: &[f32],
+        q: fn(&[f32], &mut [B]),
+        out: &mut Vec<u8>,
+    ) {
         let mut b = vec![B::zeroed(); row.len() / QK];
         q(row, &mut b);
         out.extend_from_slice(bytemuck::cast_slice(&b));
@@ -53,10 +57,15 @@ pub fn convert<'a>(t: &TensorInfo, bytes: &'a [u8], to: DType) -> Result<Cow<'a,
         return Ok(Cow::Borrowed(bytes));
     }
     if t.dtype.is_quantized() {
-        return Err(format!("cannot convert {} to {to}: the input is already quantized", t.dtype));
+        return Err(format!(
+            "cannot convert {} to {to}: the input is already quantized",
+            t.dtype
+        ));
     }
     let shape: Vec<u64> = t.shape.iter().map(|&d| d as u64).collect();
-    let size = to.byte_size(&shape).ok_or_else(|| format!("shape {:?} does not fit type {to}", t.shape))?;
+    let size = to
+        .byte_size(&shape)
+        .ok_or_else(|| format!("shape {:?} does not fit type {to}", t.shape))?;
     let cols = t.shape.last().copied().unwrap_or(1);
     let mut out = Vec::with_capacity(size as usize);
     if cols > 0 {
@@ -81,7 +90,12 @@ pub fn write_runs(tensors: &[TensorInfo]) -> Vec<(bool, Vec<usize>)> {
         if t.group == 0 {
             runs.push((false, vec![i]));
         } else if done.insert(t.group) {
-            let members = tensors.iter().enumerate().filter(|(_, u)| u.group == t.group).map(|(j, _)| j).collect();
+            let members = tensors
+                .iter()
+                .enumerate()
+                .filter(|(_, u)| u.group == t.group)
+                .map(|(j, _)| j)
+                .collect();
             runs.push((true, members));
         }
     }
@@ -126,7 +140,15 @@ mod tests {
     use super::*;
 
     fn info(name: &str, dtype: DType, shape: &[usize], group: u32) -> TensorInfo {
-        TensorInfo { name: name.into(), dtype, shape: shape.to_vec(), offset: 0, length: 0, crc: 0, group }
+        TensorInfo {
+            name: name.into(),
+            dtype,
+            shape: shape.to_vec(),
+            offset: 0,
+            length: 0,
+            crc: 0,
+            group,
+        }
     }
 
     #[test]
@@ -138,17 +160,30 @@ mod tests {
             info("e0.up", DType::F32, &[4], 1),
             info("b", DType::F32, &[4], 0),
         ];
-        assert_eq!(write_runs(&t), vec![(false, vec![0]), (true, vec![1, 3]), (true, vec![2]), (false, vec![4])]);
+        assert_eq!(
+            write_runs(&t),
+            vec![
+                (false, vec![0]),
+                (true, vec![1, 3]),
+                (true, vec![2]),
+                (false, vec![4])
+            ]
+        );
     }
 
     #[test]
     fn q8_round_trip_is_close() {
-        let vals: Vec<f32> = (0..64).map(|i| ((i * 37 % 64) as f32 - 32.0) / 7.0).collect();
+        let vals: Vec<f32> = (0..64)
+            .map(|i| ((i * 37 % 64) as f32 - 32.0) / 7.0)
+            .collect();
         let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
         let t = info("m", DType::F32, &[2, 32], 0);
         let q = convert(&t, &bytes, DType::Q8).unwrap();
         assert_eq!(q.len(), 2 * 34);
-        let blocks: Vec<BlockQ8> = q.chunks_exact(34).map(bytemuck::pod_read_unaligned).collect();
+        let blocks: Vec<BlockQ8> = q
+            .chunks_exact(34)
+            .map(bytemuck::pod_read_unaligned)
+            .collect();
         let mut back = vec![0f32; 64];
         flint_kernels::dequantize_row_q8(&blocks, &mut back);
         let amax = vals.iter().fold(0f32, |m, v| m.max(v.abs()));
@@ -163,8 +198,12 @@ mod tests {
     #[test]
     fn refuses_what_does_not_fit() {
         let t = info("m", DType::F32, &[2, 40], 0);
-        assert!(convert(&t, &[0u8; 320], DType::Q4).unwrap_err().contains("does not fit"));
+        assert!(convert(&t, &[0u8; 320], DType::Q4)
+            .unwrap_err()
+            .contains("does not fit"));
         let q = info("m", DType::Q8, &[1, 32], 0);
-        assert!(convert(&q, &[0u8; 34], DType::F32).unwrap_err().contains("already quantized"));
+        assert!(convert(&q, &[0u8; 34], DType::F32)
+            .unwrap_err()
+            .contains("already quantized"));
     }
 }

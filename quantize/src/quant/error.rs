@@ -17,7 +17,11 @@ pub enum QuantError {
     Keep { rule: String, msg: String },
     /// A tensor of the input that cannot be written as asked.
     #[error("{}: tensor `{name}`: {msg}", path.display())]
-    Tensor { path: PathBuf, name: String, msg: String },
+    Tensor {
+        path: PathBuf,
+        name: String,
+        msg: String,
+    },
     /// The calibration text is missing or empty.
     #[error("calibration text {}: {msg}", path.display())]
     Calibration { path: PathBuf, msg: String },
@@ -32,6 +36,9 @@ pub enum QuantError {
 
 impl QuantError {
     pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
-        QuantError::Io { path: path.to_path_buf(), source }
+        QuantError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }

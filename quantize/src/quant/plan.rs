@@ -26,12 +26,20 @@ pub struct KeepRule {
 impl KeepRule {
     /// Parses `PATTERN=TYPE`; the error names the rule.
     pub fn parse(rule: &str) -> Result<KeepRule, QuantError> {
-        let bad = |msg: String| QuantError::Keep { rule: rule.to_string(), msg };
-        let (pattern, ty) = rule.rsplit_once('=').ok_or_else(|| bad("expected PATTERN=TYPE".into()))?;
+        let bad = |msg: String| QuantError::Keep {
+            rule: rule.to_string(),
+            msg,
+        };
+        let (pattern, ty) = rule
+            .rsplit_once('=')
+            .ok_or_else(|| bad("expected PATTERN=TYPE".into()))?;
         if pattern.is_empty() {
             return Err(bad("empty pattern".into()));
         }
-        if let Some(c) = pattern.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '*'))) {
+        if let Some(c) = pattern
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '*')))
+        {
             return Err(bad(format!(
                 "character `{c}` is not allowed in a pattern (tensor names use letters, digits, `.`, `_`, `-`; `*` is the only wildcard)"
             )));
@@ -40,7 +48,10 @@ impl KeepRule {
             let all: Vec<&str> = DType::ALL.iter().map(|d| d.name()).collect();
             bad(format!("unknown type `{ty}` (one of {})", all.join(", ")))
         })?;
-        Ok(KeepRule { pattern: pattern.to_string(), dtype })
+        Ok(KeepRule {
+            pattern: pattern.to_string(),
+            dtype,
+        })
     }
 
     /// Whether the pattern matches the whole of `name`.
@@ -127,9 +138,17 @@ pub fn choose(
     let mut used = vec![false; keep.len()];
     let mut out = Vec::with_capacity(tensors.len());
     for t in tensors {
-        let tensor_err = |msg: String| QuantError::Tensor { path: path.to_path_buf(), name: t.name.clone(), msg };
+        let tensor_err = |msg: String| QuantError::Tensor {
+            path: path.to_path_buf(),
+            name: t.name.clone(),
+            msg,
+        };
         if t.shape.len() != 2 {
-            out.push(Choice { from: t.dtype, to: t.dtype, reason: Reason::NotMatrix });
+            out.push(Choice {
+                from: t.dtype,
+                to: t.dtype,
+                reason: Reason::NotMatrix,
+            });
             continue;
         }
         if t.dtype.is_quantized() {
@@ -141,11 +160,23 @@ pub fn choose(
         let cols = t.shape[1];
         let fits = cols % DType::Q8.block_elems() == 0;
         let mut choice = if is_router(&t.name) {
-            Choice { from: t.dtype, to: t.dtype, reason: Reason::Router }
+            Choice {
+                from: t.dtype,
+                to: t.dtype,
+                reason: Reason::Router,
+            }
         } else if !fits {
-            Choice { from: t.dtype, to: t.dtype, reason: Reason::Cols }
+            Choice {
+                from: t.dtype,
+                to: t.dtype,
+                reason: Reason::Cols,
+            }
         } else {
-            Choice { from: t.dtype, to: weights, reason: Reason::Weights }
+            Choice {
+                from: t.dtype,
+                to: weights,
+                reason: Reason::Weights,
+            }
         };
         for r in keep.iter().rev() {
             if r.matches(&t.name) {
@@ -175,7 +206,10 @@ pub fn choose(
     if let Some(i) = used.iter().position(|u| !u) {
         return Err(QuantError::Keep {
             rule: keep[i].to_string(),
-            msg: format!("matches no matrix in {} (vectors are always kept as they are)", path.display()),
+            msg: format!(
+                "matches no matrix in {} (vectors are always kept as they are)",
+                path.display()
+            ),
         });
     }
     Ok(out)
@@ -187,7 +221,10 @@ mod tests {
 
     #[test]
     fn glob_matches_whole_names() {
-        let r = |p: &str| KeepRule { pattern: p.into(), dtype: DType::F16 };
+        let r = |p: &str| KeepRule {
+            pattern: p.into(),
+            dtype: DType::F16,
+        };
         assert!(r("tok_embd").matches("tok_embd"));
         assert!(!r("tok_embd").matches("tok_embd2"));
         assert!(r("blk.*.ffn_router").matches("blk.12.ffn_router"));
@@ -201,8 +238,18 @@ mod tests {
 
     #[test]
     fn parse_rejects_bad_rules() {
-        assert_eq!(KeepRule::parse("blk.*.ffn_router=f32").unwrap().dtype, DType::F32);
-        for bad in ["tok_embd", "=f16", "tok_embd=f8", "tok_[ab]=f16", "tok_embd=", "a?b=f16"] {
+        assert_eq!(
+            KeepRule::parse("blk.*.ffn_router=f32").unwrap().dtype,
+            DType::F32
+        );
+        for bad in [
+            "tok_embd",
+            "=f16",
+            "tok_embd=f8",
+            "tok_[ab]=f16",
+            "tok_embd=",
+            "a?b=f16",
+        ] {
             let e = KeepRule::parse(bad).unwrap_err().to_string();
             assert!(e.contains(bad), "error {e:?} does not name {bad:?}");
         }

@@ -1,0 +1,221 @@
+//! Measures a quantized model against its float original on calibration tokens.
+//!
+//! Both models run the same tokens in chunks of `ctx`, each chunk from an empty KV cache. At every position of every
+//! chunk the two next-token distributions are compared: `KL(P_ref || P_quant)` in nats (f64 log-softmax of each
+//! model's logits) and whether their argmax agrees. Each layer's hidden state (the embeddings, each block's output,
+//! the final-normed output) is compared as `||h_quant - h_ref|| / ||h_ref||` over all tokens.
+//!
+//! llama.cpp's `llama-perplexity --kl-divergence` scores only the second half of each full chunk (positions
+//! `ctx/2..ctx`, so each scored token has at least `ctx/2` tokens of context) and drops a short last chunk; the
+//! `late` figures follow that protocol so the two tools can be compared.
+
+use super::QuantError;
+use flint_model::{Model, Text, Trace};
+use serde::Serialize;
+
+/// Where the calibration token ids came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenSource {
+    /// The model's own tokenizer (`tokenizer.json` metadata).
+    Tokenizer,
+    /// The file has no tokenizer: each UTF-8 byte of the text, modulo the vocabulary size. Deterministic and
+    /// text-shaped, but not what the model was trained on, so the figures are only comparable between quantizations
+    /// of the same file.
+    BytesModVocab,
+}
+
+/// The calibration ids of `text` for `model`, and where they came from.
+pub fn calibration_tokens(
+    model: &Model,
+    text: &str,
+) -> Result<(Vec<u32>, TokenSource), QuantError> {
+    match Text::from_file(model.file())? {
+        Some(t) => Ok((t.encode(text, true)?, TokenSource::Tokenizer)),
+        None => {
+            let v = model.config.vocab_size as u32;
+            Ok((
+                text.bytes().map(|b| b as u32 % v).collect(),
+                TokenSource::BytesModVocab,
+            ))
+        }
+    }
+}
+
+/// Agreement figures over a set of positions.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Agreement {
+    /// Positions scored.
+    pub positions: usize,
+    /// Mean KL(P_ref || P_quant), nats.
+    pub kl_mean: f64,
+    /// Largest KL at any one position, nats.
+    pub kl_max: f64,
+    /// Fraction of positions where both models' most likely next token is the same.
+    pub top1_agreement: f64,
+}
+
+#[derive(Default)]
+struct Acc {
+    n: usize,
+    kl: f64,
+    kl_max: f64,
+    same: usize,
+}
+
+impl Acc {
+    fn add(&mut self, kl: f64, same: bool) {
+        self.n += 1;
+        self.kl += kl;
+        self.kl_max = self.kl_max.max(kl);
+        self.same += same as usize;
+    }
+    fn finish(&self) -> Agreement {
+        let n = self.n.max(1) as f64;
+        Agreement {
+            positions: self.n,
+            kl_mean: self.kl / n,
+            kl_max: self.kl_max,
+            top1_agreement: self.same as f64 / n,
+        }
+    }
+}
+
+/// One hidden state's relative RMS difference.
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerError {
+    /// `embd`, `blk.{l}` (a block's output) or `output_norm` (the last block's output after the final norm).
+    pub name: String,
+    pub rel_rms: f64,
+}
+
+/// The measured loss of a quantized model.
+#[derive(Clone, Debug, Serialize)]
+pub struct Eval {
+    pub token_source: TokenSource,
+    /// Calibration tokens run through both models.
+    pub tokens: usize,
+    /// Chunk length used (`--ctx`, capped by the model's context).
+    pub ctx: usize,
+    pub chunks: usize,
+    /// Every position of every chunk.
+    #[serde(flatten)]
+    pub all: Agreement,
+    /// Positions `ctx/2..ctx` of full chunks only (llama-perplexity's protocol); absent if no chunk is full.
+    pub late: Option<Agreement>,
+    /// Perplexity of each model on the calibration tokens (next-token targets within each chunk).
+    pub ppl_ref: f64,
+    pub ppl_quant: f64,
+    pub layers: Vec<LayerError>,
+}
+
+/// `log_softmax` in f64.
+fn log_softmax(x: &[f32], out: &mut [f64]) {
+    let m = x.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+    let s: f64 = x.iter().map(|&v| (v as f64 - m).exp()).sum();
+    let ls = s.ln();
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = v as f64 - m - ls;
+    }
+}
+
+fn argmax(x: &[f32]) -> usize {
+    x.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
+            if v > bv {
+                (i, v)
+            } else {
+                (bi, bv)
+            }
+        })
+        .0
+}
+
+/// Runs `tokens` (from `token_source`) through both models in chunks of `ctx` and compares them. `progress(done, total)` counts chunks.
+pub fn evaluate(
+    reference: &Model,
+    quant: &Model,
+    tokens: &[u32],
+    token_source: TokenSource,
+    ctx: usize,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Eval, QuantError> {
+    let c = &reference.config;
+    let ctx = ctx.min(c.max_position_embeddings).max(1);
+    if tokens.is_empty() {
+        return Err(QuantError::Options(
+            "no calibration tokens to measure with".into(),
+        ));
+    }
+    let vocab = c.vocab_size;
+    let chunks: Vec<&[u32]> = tokens.chunks(ctx).collect();
+    let (mut all, mut late) = (Acc::default(), Acc::default());
+    let (mut nll_ref, mut nll_q, mut targets) = (0f64, 0f64, 0usize);
+    let mut sq = vec![(0f64, 0f64); c.num_layers + 1];
+    let (mut lp, mut lq) = (vec![0f64; vocab], vec![0f64; vocab]);
+    for (ci, chunk) in chunks.iter().enumerate() {
+        let (mut tr, mut tq) = (Trace::default(), Trace::default());
+        let zr = reference.forward(chunk, &mut reference.new_cache(), true, Some(&mut tr))?;
+        let zq = quant.forward(chunk, &mut quant.new_cache(), true, Some(&mut tq))?;
+        for (t, (r, q)) in zr
+            .chunks_exact(vocab)
+            .zip(zq.chunks_exact(vocab))
+            .enumerate()
+        {
+            log_softmax(r, &mut lp);
+            log_softmax(q, &mut lq);
+            let kl: f64 = lp.iter().zip(&lq).map(|(a, b)| a.exp() * (a - b)).sum();
+            let same = argmax(r) == argmax(q);
+            all.add(kl, same);
+            if chunk.len() == ctx && t >= ctx / 2 {
+                late.add(kl, same);
+            }
+            if let Some(&next) = chunk.get(t + 1) {
+                nll_ref -= lp[next as usize];
+                nll_q -= lq[next as usize];
+                targets += 1;
+            }
+        }
+        for (acc, (hr, hq)) in sq
+            .iter_mut()
+            .zip(tr.hidden_states.iter().zip(&tq.hidden_states))
+        {
+            for (a, b) in hr.iter().zip(hq) {
+                acc.0 += ((b - a) as f64).powi(2);
+                acc.1 += (*a as f64).powi(2);
+            }
+        }
+        progress(ci + 1, chunks.len());
+    }
+    let layers = sq
+        .iter()
+        .enumerate()
+        .map(|(i, (d, r))| LayerError {
+            name: match i {
+                0 => "embd".to_string(),
+                i if i == c.num_layers => "output_norm".to_string(),
+                i => format!("blk.{}", i - 1),
+            },
+            rel_rms: if *r > 0.0 { (d / r).sqrt() } else { 0.0 },
+        })
+        .collect();
+    let ppl = |nll: f64| {
+        if targets > 0 {
+            (nll / targets as f64).exp()
+        } else {
+            f64::NAN
+        }
+    };
+    Ok(Eval {
+        token_source,
+        tokens: tokens.len(),
+        ctx,
+        chunks: chunks.len(),
+        all: all.finish(),
+        late: (late.n > 0).then(|| late.finish()),
+        ppl_ref: ppl(nll_ref),
+        ppl_quant: ppl(nll_q),
+        layers,
+    })
+}

@@ -1,0 +1,277 @@
+//! `flint-quantize quantize`: a float `.flint` file in, a quantized one out, with a measured quality report.
+//!
+//! - Each 2-D matrix is quantized round-to-nearest per block of 32 along its rows (`q8`, `q4`, `q4m`); vectors stay as
+//!   they are; which matrix gets which type is decided up front (see [`plan`]) so a bad `--keep` fails before any
+//!   work. Paging groups (MoE experts) are converted one group at a time and written as groups.
+//! - The loss is then measured (see [`eval`]) by running the input and the quantized model side by side through
+//!   `flint_model` on calibration text. Both run from their files (mmap), so the quantized tensors are first written
+//!   to a hidden temp file beside the output; after measuring, the final file is written from it with the report in
+//!   its metadata, and the temp file is removed. The output appears only when everything succeeded (atomic rename);
+//!   on any error neither it nor the temp file is left behind.
+//! - The report records the final file's own size: the layout of the second write is that of the temp file, so the
+//!   size is the temp's data and directory plus the new metadata's length, found by a short fixed-point iteration.
+
+mod convert;
+mod error;
+pub mod eval;
+pub mod plan;
+pub mod report;
+
+pub use error::QuantError;
+pub use eval::{Eval, TokenSource};
+pub use plan::KeepRule;
+pub use report::Report;
+
+use flint_format::{DType, FlintFile};
+use flint_model::Model;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Metadata key of the report.
+pub const KEY_QUANTIZATION: &str = "quantization";
+
+/// What to do.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The type of the weight matrices: `q8`, `q4` or `q4m`.
+    pub weights: DType,
+    /// Per-tensor overrides, later rules winning.
+    pub keep: Vec<KeepRule>,
+    /// Calibration text; `None` means `bench/calibration.txt` (in the current directory, else in this workspace).
+    pub calib: Option<PathBuf>,
+    /// Tokens per measurement chunk (capped at the model's context).
+    pub ctx: usize,
+}
+
+/// Which phase a progress callback is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Converting tensors (counts tensors).
+    Quantize,
+    /// Running both models (counts chunks).
+    Measure,
+    /// Writing the final file (counts tensors).
+    Write,
+}
+
+/// The default calibration text, in the order tried.
+fn default_calibration() -> [PathBuf; 2] {
+    [
+        PathBuf::from("bench/calibration.txt"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/calibration.txt"),
+    ]
+}
+
+fn read_calibration(calib: Option<&Path>) -> Result<(PathBuf, String), QuantError> {
+    let path = match calib {
+        Some(p) => p.to_path_buf(),
+        None => default_calibration()
+            .into_iter()
+            .find(|p| p.is_file())
+            .ok_or_else(|| QuantError::Calibration {
+                path: PathBuf::from("bench/calibration.txt"),
+                msg: "not found in the current directory or the workspace; pass --calib FILE"
+                    .into(),
+            })?,
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| QuantError::io(&path, e))?;
+    if text.trim().is_empty() {
+        return Err(QuantError::Calibration {
+            path,
+            msg: "is empty".into(),
+        });
+    }
+    Ok((path, text))
+}
+
+/// Deletes a file when dropped (the unmeasured temp file, on success and on error alike).
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Quantizes `input` into `output` (see the module docs) and returns the report stored in it.
+pub fn quantize(
+    input: &Path,
+    output: &Path,
+    opts: &Options,
+    mut progress: impl FnMut(Stage, usize, usize),
+) -> Result<Report, QuantError> {
+    if !opts.weights.is_quantized() {
+        return Err(QuantError::Options(format!(
+            "--weights {} is not a quantized type (q8, q4, q4m)",
+            opts.weights
+        )));
+    }
+    if opts.ctx == 0 {
+        return Err(QuantError::Options("--ctx must be at least 1".into()));
+    }
+    let src = FlintFile::open(input)?;
+    let reference = Model::load(src.clone())?;
+    if let (Ok(a), Ok(b)) = (input.canonicalize(), output.canonicalize()) {
+        if a == b {
+            return Err(QuantError::Options(format!(
+                "the output {} is the input file",
+                output.display()
+            )));
+        }
+    }
+    let (calib_path, text) = read_calibration(opts.calib.as_deref())?;
+    let (tokens, token_source) = eval::calibration_tokens(&reference, &text)?;
+    let choices = plan::choose(input, src.tensors(), opts.weights, &opts.keep)?;
+    let types: Vec<DType> = choices.iter().map(|c| c.to).collect();
+
+    // Pass 1: convert into a hidden temp file beside the output.
+    let t0 = Instant::now();
+    let dir = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = TempFile(dir.join(format!(".{name}.unmeasured-{}.flint", std::process::id())));
+    let mut meta = src.metadata().clone();
+    if let Some(o) = meta.as_object_mut() {
+        o.insert("general.weight_type".into(), opts.weights.name().into());
+        o.insert(
+            "general.writer".into(),
+            concat!("flint-quantize ", env!("CARGO_PKG_VERSION")).into(),
+        );
+        o.remove(KEY_QUANTIZATION);
+    }
+    let tensors = src.tensors();
+    convert::write_file(
+        &src,
+        &tmp.0,
+        meta,
+        &types,
+        |i| {
+            let t = &tensors[i];
+            let view = src.tensor(&t.name)?;
+            convert::convert(t, view.bytes, types[i]).map_err(|msg| QuantError::Tensor {
+                path: input.to_path_buf(),
+                name: t.name.clone(),
+                msg,
+            })
+        },
+        |d, n| progress(Stage::Quantize, d, n),
+    )?;
+    let quantize_seconds = t0.elapsed().as_secs_f64();
+
+    // Measure.
+    let t1 = Instant::now();
+    let qfile = FlintFile::open(&tmp.0)?;
+    let quant = Model::load(qfile.clone())?;
+    let eval = eval::evaluate(
+        &reference,
+        &quant,
+        &tokens,
+        token_source,
+        opts.ctx,
+        |d, n| progress(Stage::Measure, d, n),
+    )?;
+    drop(quant);
+    let eval_seconds = t1.elapsed().as_secs_f64();
+
+    let mut report = build_report(input, &src, &qfile, opts, &choices, eval);
+    report.calibration = calib_path.display().to_string();
+    report.quantize_seconds = quantize_seconds;
+    report.eval_seconds = eval_seconds;
+
+    // Pass 2: the final file, with the report (and its own size) in the metadata.
+    let mut meta = qfile.metadata().clone();
+    let base = qfile.file_len() as u64 - qfile.header().meta_len;
+    for _ in 0..8 {
+        let value = serde_json::to_value(&report)
+            .map_err(|e| QuantError::Options(format!("report: {e}")))?;
+        if let Some(o) = meta.as_object_mut() {
+            o.insert(KEY_QUANTIZATION.into(), value);
+        }
+        let len = serde_json::to_vec(&meta)
+            .map_err(|e| QuantError::Options(format!("metadata: {e}")))?
+            .len() as u64;
+        if report.file_bytes == base + len {
+            break;
+        }
+        report.file_bytes = base + len;
+    }
+    let qtypes: Vec<DType> = qfile.tensors().iter().map(|t| t.dtype).collect();
+    let qtensors = qfile.tensors();
+    convert::write_file(
+        &qfile,
+        output,
+        meta,
+        &qtypes,
+        |i| Ok(Cow::Borrowed(qfile.tensor(&qtensors[i].name)?.bytes)),
+        |d, n| progress(Stage::Write, d, n),
+    )?;
+    Ok(report)
+}
+
+fn build_report(
+    input: &Path,
+    src: &FlintFile,
+    quant: &FlintFile,
+    opts: &Options,
+    choices: &[plan::Choice],
+    eval: Eval,
+) -> Report {
+    let (mut matrix_bytes, mut matrix_params) = (0u64, 0u64);
+    let mut matrix_types = BTreeMap::new();
+    let mut kept = Vec::new();
+    let mut tensors = BTreeMap::new();
+    for (t, c) in src.tensors().iter().zip(choices) {
+        tensors.insert(t.name.clone(), c.to.name().to_string());
+        if t.shape.len() != 2 {
+            continue;
+        }
+        let bytes =
+            c.to.byte_size(&[t.shape[0] as u64, t.shape[1] as u64])
+                .unwrap_or(0);
+        matrix_bytes += bytes;
+        matrix_params += t.numel() as u64;
+        *matrix_types.entry(c.to.name().to_string()).or_insert(0) += 1;
+        if c.to != opts.weights {
+            kept.push(report::Kept {
+                name: t.name.clone(),
+                dtype: c.to.name().to_string(),
+                reason: c.reason.describe(t.shape[1]),
+            });
+        }
+    }
+    Report {
+        version: report::REPORT_VERSION,
+        weights: opts.weights.name().to_string(),
+        keep: opts.keep.iter().map(|k| k.to_string()).collect(),
+        source: report::Source {
+            path: input.display().to_string(),
+            weight_type: src
+                .meta("general.weight_type")
+                .and_then(|v| v.as_str())
+                .map(str::to_string),
+            file_bytes: src.file_len() as u64,
+        },
+        file_bytes: quant.file_len() as u64,
+        matrix_bytes,
+        matrix_params,
+        bits_per_weight: if matrix_params > 0 {
+            8.0 * matrix_bytes as f64 / matrix_params as f64
+        } else {
+            0.0
+        },
+        matrix_types,
+        kept,
+        tensors,
+        calibration: String::new(),
+        quantize_seconds: 0.0,
+        eval_seconds: 0.0,
+        eval,
+    }
+}

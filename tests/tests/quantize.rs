@@ -1,0 +1,315 @@
+//! `flint-quantize quantize` end to end, through the binary: the tiny qwen3_moe and llama fixtures are imported at
+//! f32, quantized to q8 and q4, and the outputs are checked (they load and run, the directory holds the asked types,
+//! expert groups survive, the `quantization` report is consistent with the file and q8 measures closer to the
+//! original than q4). Bad options must fail naming the culprit and leave nothing behind.
+//!
+//! The fixtures carry no tokenizer, so the measurement runs on the fallback ids (each byte of the calibration text
+//! modulo the vocabulary): `token_source` is `bytes_mod_vocab`. Their weights are random, so next-token
+//! distributions are nearly flat (perplexity ≈ vocabulary) and top-1 agreement is a noisy figure here; KL is the
+//! dependable one. The calibration text is cut to 384 bytes (3 chunks of 128) to keep the runs short.
+//!
+//! Needs the `flint-quantize` binary beside the test executable: `cargo test --workspace` builds it, or run
+//! `cargo build -p flint-quantize` before `cargo test -p flint-tests --test quantize`.
+
+use flint_format::{DType, FlintFile};
+use flint_model::Model;
+use flint_tests::{fixtures, import, root, run_bin};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+struct Case {
+    _dir: tempfile::TempDir,
+    dir: PathBuf,
+    input: PathBuf,
+    calib: PathBuf,
+}
+
+/// A temp dir holding the fixture imported at f32 and a short calibration text.
+fn case(fixture: &str) -> Case {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let input = dir.join("in.f32.flint");
+    import(
+        &fixtures().join("hf").join(fixture).join("model"),
+        &input,
+        DType::F32,
+    );
+    let text = std::fs::read_to_string(root().join("bench/calibration.txt"))
+        .expect("bench/calibration.txt");
+    let calib = dir.join("calib.txt");
+    std::fs::write(&calib, text.chars().take(384).collect::<String>()).unwrap();
+    Case {
+        _dir: tmp,
+        dir,
+        input,
+        calib,
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Runs the quantize command on the case's input; returns (success, stdout, stderr).
+fn quantize(c: &Case, out: &Path, weights: &str, extra: &[&str]) -> (bool, String, String) {
+    quantize_file(&c.input, &c.calib, out, weights, extra)
+}
+
+fn quantize_file(
+    input: &Path,
+    calib: &Path,
+    out: &Path,
+    weights: &str,
+    extra: &[&str],
+) -> (bool, String, String) {
+    let mut args = vec![
+        "quantize",
+        s(input),
+        "-o",
+        s(out),
+        "--weights",
+        weights,
+        "--calib",
+        s(calib),
+    ];
+    args.extend_from_slice(extra);
+    let o = run_bin("flint-quantize", &args);
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Quantizes and checks everything that holds for any successful output; returns the report.
+fn quantize_ok(c: &Case, weights: &str, extra: &[&str]) -> (FlintFile, Value) {
+    let out = c.dir.join(format!("out.{weights}.flint"));
+    let (ok, stdout, stderr) = quantize(c, &out, weights, extra);
+    assert!(ok, "quantize {weights} failed: {stderr}");
+    assert!(stdout.contains("KL mean"), "report not printed: {stdout}");
+    let f = FlintFile::open(&out).unwrap();
+    f.verify().unwrap();
+    let q = f
+        .meta("quantization")
+        .expect("quantization metadata")
+        .clone();
+    assert_eq!(
+        q["file_bytes"].as_u64(),
+        Some(std::fs::metadata(&out).unwrap().len()),
+        "file_bytes"
+    );
+    assert_eq!(
+        f.meta("general.weight_type").and_then(Value::as_str),
+        Some(weights)
+    );
+    // The report's types and size figures are those of the directory.
+    let (mut bytes, mut params) = (0u64, 0u64);
+    for t in f.tensors() {
+        assert_eq!(
+            q["tensors"][&t.name].as_str(),
+            Some(t.dtype.name()),
+            "report type of {}",
+            t.name
+        );
+        if t.shape.len() == 2 {
+            bytes += t.length as u64;
+            params += t.numel() as u64;
+        } else {
+            assert_eq!(t.dtype, DType::F32, "vector {} must stay f32", t.name);
+        }
+    }
+    assert_eq!(q["matrix_bytes"].as_u64(), Some(bytes));
+    assert_eq!(q["matrix_params"].as_u64(), Some(params));
+    let bpw = q["bits_per_weight"].as_f64().unwrap();
+    assert!((bpw - 8.0 * bytes as f64 / params as f64).abs() < 1e-9);
+    // Groups: the same sets of tensors share a group, and each group starts on a page.
+    let src = FlintFile::open(&c.input).unwrap();
+    assert_eq!(groups(&f), groups(&src), "paging groups changed");
+    for names in groups(&f) {
+        let first = f
+            .tensors()
+            .iter()
+            .filter(|t| names.contains(&t.name))
+            .map(|t| t.offset)
+            .min()
+            .unwrap();
+        assert_eq!(first % 4096, 0, "group {names:?} does not start on a page");
+    }
+    // The measurement: every figure present and sane, on the fallback ids (the fixtures have no tokenizer).
+    let e = &q["eval"];
+    assert_eq!(e["token_source"], "bytes_mod_vocab");
+    assert_eq!(e["tokens"].as_u64(), Some(384));
+    let kl = e["kl_mean"].as_f64().unwrap();
+    assert!(kl > 0.0 && kl.is_finite(), "kl_mean {kl}");
+    let layers = e["layers"].as_array().unwrap();
+    let n_layers = f.meta("model.config").unwrap()["num_layers"]
+        .as_u64()
+        .unwrap() as usize;
+    assert_eq!(layers.len(), n_layers + 1);
+    assert!(
+        layers
+            .iter()
+            .all(|l| l["rel_rms"].as_f64().is_some_and(|r| r > 0.0 && r < 1.0)),
+        "{layers:?}"
+    );
+    // It loads and runs.
+    let m = Model::load(f.clone()).unwrap();
+    let logits = m
+        .forward(&[1, 2, 3], &mut m.new_cache(), false, None)
+        .unwrap();
+    assert!(logits.iter().all(|v| v.is_finite()));
+    (f, q)
+}
+
+/// The sets of tensor names sharing each nonzero group id.
+fn groups(f: &FlintFile) -> BTreeSet<BTreeSet<String>> {
+    let mut g: BTreeMap<u32, BTreeSet<String>> = BTreeMap::new();
+    for t in f.tensors().iter().filter(|t| t.group != 0) {
+        g.entry(t.group).or_default().insert(t.name.clone());
+    }
+    g.into_values().collect()
+}
+
+fn kl(q: &Value) -> f64 {
+    q["eval"]["kl_mean"].as_f64().unwrap()
+}
+
+fn top1(q: &Value) -> f64 {
+    q["eval"]["top1_agreement"].as_f64().unwrap()
+}
+
+#[test]
+fn qwen3_moe_q8_q4() {
+    let c = case("qwen3_moe");
+    let mut kls = Vec::new();
+    for (w, dt) in [("q8", DType::Q8), ("q4", DType::Q4)] {
+        let (f, q) = quantize_ok(&c, w, &[]);
+        assert!(!groups(&f).is_empty(), "the MoE fixture has expert groups");
+        for t in f.tensors().iter().filter(|t| t.shape.len() == 2) {
+            let want = if t.name.ends_with(".ffn_router") || t.shape[1] % 32 != 0 {
+                DType::F32
+            } else {
+                dt
+            };
+            assert_eq!(t.dtype, want, "{w}: {}", t.name);
+        }
+        // The expert down projections (40 columns) are reported as kept, with the reason.
+        let kept = q["kept"].as_array().unwrap();
+        assert!(kept
+            .iter()
+            .any(|k| k["name"] == "blk.0.expert.0.down"
+                && k["reason"].as_str().unwrap().contains("40")));
+        kls.push((kl(&q), top1(&q)));
+    }
+    let ((kl8, top8), (kl4, _)) = (kls[0], kls[1]);
+    assert!(
+        kl8 * 10.0 < kl4,
+        "q8 KL {kl8} should be far below q4 KL {kl4}"
+    );
+    assert!(top8 > 0.9, "q8 top-1 agreement {top8}");
+}
+
+#[test]
+fn llama_q8_q4() {
+    let c = case("llama");
+    let (f8, q8) = quantize_ok(&c, "q8", &[]);
+    let (f4, q4) = quantize_ok(&c, "q4", &[]);
+    for (f, dt) in [(&f8, DType::Q8), (&f4, DType::Q4)] {
+        for t in f.tensors().iter().filter(|t| t.shape.len() == 2) {
+            assert_eq!(
+                t.dtype, dt,
+                "{} (embeddings and head follow --weights)",
+                t.name
+            );
+        }
+    }
+    assert!(q8["kept"].as_array().unwrap().is_empty());
+    assert!(
+        kl(&q8) * 10.0 < kl(&q4),
+        "q8 KL {} vs q4 KL {}",
+        kl(&q8),
+        kl(&q4)
+    );
+    assert!(top1(&q8) > 0.9, "q8 top-1 agreement {}", top1(&q8));
+    // Halving the bits shows in the size.
+    assert!(
+        q4["bits_per_weight"].as_f64().unwrap() < 0.6 * q8["bits_per_weight"].as_f64().unwrap()
+    );
+}
+
+#[test]
+fn keep_overrides_the_defaults() {
+    let c = case("qwen3_moe");
+    let (f, q) = quantize_ok(
+        &c,
+        "q4",
+        &[
+            "--keep",
+            "tok_embd=f16",
+            "--keep",
+            "blk.*.ffn_router=f16",
+            "--keep",
+            "blk.1.*=q8",
+        ],
+    );
+    let ty = |n: &str| f.tensors().iter().find(|t| t.name == n).unwrap().dtype;
+    assert_eq!(ty("tok_embd"), DType::F16);
+    assert_eq!(ty("blk.0.ffn_router"), DType::F16);
+    assert_eq!(ty("blk.1.ffn_router"), DType::Q8, "the later rule wins");
+    assert_eq!(ty("blk.1.attn_q"), DType::Q8);
+    assert_eq!(ty("blk.0.attn_q"), DType::Q4);
+    assert_eq!(ty("output"), DType::Q4);
+    assert_eq!(q["keep"].as_array().unwrap().len(), 3);
+}
+
+/// The command fails naming `culprit`, and the output dir holds no new file (output or temp).
+fn fails(c: &Case, weights: &str, extra: &[&str], culprit: &str) {
+    let out = c.dir.join("bad.flint");
+    let before: BTreeSet<_> = std::fs::read_dir(&c.dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let (ok, _, stderr) = quantize(c, &out, weights, extra);
+    assert!(!ok, "{extra:?} should fail");
+    assert!(
+        stderr.contains(culprit),
+        "error for {extra:?} does not name `{culprit}`: {stderr}"
+    );
+    let after: BTreeSet<_> = std::fs::read_dir(&c.dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(before, after, "a failed run left files behind");
+}
+
+#[test]
+fn bad_options_fail_cleanly() {
+    let c = case("qwen3_moe");
+    fails(&c, "q8", &["--keep", "tok_embd"], "tok_embd");
+    fails(&c, "q8", &["--keep", "tok_embd=f9"], "f9");
+    fails(&c, "q8", &["--keep", "no_such.*=f16"], "no_such.*=f16");
+    fails(
+        &c,
+        "q8",
+        &["--keep", "blk.*.expert.*.down=q4"],
+        "blk.0.expert.0.down",
+    );
+    fails(&c, "q5", &[], "q5");
+    fails(&c, "q8", &["--ctx", "0"], "--ctx");
+    // A missing input and a file that is not a .flint are named.
+    let missing = c.dir.join("missing.flint");
+    let o = c.dir.join("o.flint");
+    let (ok, _, stderr) = quantize_file(&missing, &c.calib, &o, "q8", &[]);
+    assert!(!ok && stderr.contains("missing.flint"), "{stderr}");
+    let (ok, _, stderr) = quantize_file(&c.calib, &c.calib, &o, "q8", &[]);
+    assert!(
+        !ok && stderr.contains("calib.txt") && stderr.contains("not a .flint"),
+        "{stderr}"
+    );
+    assert!(!o.exists());
+    // A missing calibration file is named too.
+    let (ok, _, stderr) = quantize_file(&c.input, &c.dir.join("nope.txt"), &o, "q8", &[]);
+    assert!(!ok && stderr.contains("nope.txt"), "{stderr}");
+    assert!(!o.exists());
+}
