@@ -25,10 +25,14 @@ command -v aarch64-linux-gnu-gcc >/dev/null || { echo "test-aarch64: cross gcc m
 start=$(date +%s)
 echo "== build tests for $triple: cargo test --target $triple --no-run $*"
 cargo test --target "$triple" --no-run "$@"
-# Tests that spawn `flint` (flint-tests, flint-cli) need the aarch64 binary in target/$triple/debug/.
-case " $* " in
-  *" --workspace "* | *flint-tests* | *flint-cli*) cargo build --target "$triple" --profile test -p flint-cli --bin flint ;;
-esac
+# Tests that spawn `flint` (flint-tests) need the aarch64 binary in target/$triple/debug/. Cargo builds it within
+# `cargo test` when flint-cli itself has integration tests (runtime/cli/tests/) and is selected; otherwise build it
+# here. This separate build resolves features without dev-dependencies, so it recompiles much of the tree.
+if [ ! -d runtime/cli/tests ] || ! { [[ " $* " == *" --workspace "* ]] || [[ " $* " == *flint-cli* ]]; }; then
+  case " $* " in
+    *" --workspace "* | *flint-tests* | *flint-cli*) cargo build --target "$triple" --profile test -p flint-cli --bin flint ;;
+  esac
+fi
 echo "== built in $(( $(date +%s) - start )) s"
 
 status=0
