@@ -5,9 +5,10 @@
 //! 2. A matrix becomes the chosen `--weights` type, except:
 //!    - a router (`*.ffn_router`, `*.shexp_gate`) keeps its input type: it is tiny and routing flips on small errors;
 //!    - a matrix whose last dimension is not a multiple of 32 keeps its input type (no block fits).
-//! 3. `--keep PATTERN=TYPE` rules override 2, the last matching rule winning. Asking for a quantized type on a matrix
-//!    whose last dimension is not a multiple of 32 is an error, as is a rule that matches no matrix (a typo would
-//!    otherwise go unnoticed).
+//! 3. `--keep PATTERN=TYPE` rules override 2, the last matching rule that can apply winning. A block type cannot
+//!    apply to a matrix whose last dimension is not a multiple of 32: a wildcard rule skips such matrices (they keep
+//!    their type and the report says why), while a rule naming one exactly is an error. A rule that matches no
+//!    matrix, or applies to none of those it matches, is an error too (a typo would otherwise go unnoticed).
 //!
 //! Embeddings (`tok_embd`) and the output head (`output`) follow `--weights` like every other matrix, which is what
 //! `llama-quantize --pure` does.
@@ -135,7 +136,8 @@ pub fn choose(
     weights: DType,
     keep: &[KeepRule],
 ) -> Result<Vec<Choice>, QuantError> {
-    let mut used = vec![false; keep.len()];
+    let (mut matched, mut applied) = (vec![false; keep.len()], vec![false; keep.len()]);
+    let mut unfit: Vec<Option<String>> = vec![None; keep.len()];
     let mut out = Vec::with_capacity(tensors.len());
     for t in tensors {
         let tensor_err = |msg: String| QuantError::Tensor {
@@ -178,9 +180,15 @@ pub fn choose(
                 reason: Reason::Weights,
             }
         };
-        for r in keep.iter().rev() {
-            if r.matches(&t.name) {
-                if r.dtype.is_quantized() && !fits {
+        // The last matching rule that can apply wins. A wildcard rule asking for a block type skips matrices no
+        // block fits (they keep their type, and the report says why); naming such a matrix exactly is an error.
+        for (i, r) in keep.iter().enumerate().rev() {
+            if !r.matches(&t.name) {
+                continue;
+            }
+            matched[i] = true;
+            if r.dtype.is_quantized() && !fits {
+                if !r.pattern.contains('*') {
                     return Err(QuantError::Keep {
                         rule: r.to_string(),
                         msg: format!(
@@ -192,23 +200,41 @@ pub fn choose(
                         ),
                     });
                 }
-                choice.to = r.dtype;
-                choice.reason = Reason::Keep(r.to_string());
-                break;
+                unfit[i].get_or_insert_with(|| format!("`{}` {:?}", t.name, t.shape));
+                continue;
             }
+            applied[i] = true;
+            choice.to = r.dtype;
+            choice.reason = Reason::Keep(r.to_string());
+            break;
         }
-        // Mark every other matching rule as used too, so a rule shadowed by a later one is not called unmatched.
+        // A rule shadowed by a later one still counts as matched (the user wrote both).
         for (i, r) in keep.iter().enumerate() {
-            used[i] |= r.matches(&t.name);
+            let ok = !r.dtype.is_quantized() || fits;
+            matched[i] |= r.matches(&t.name);
+            applied[i] |= ok && r.matches(&t.name);
         }
         out.push(choice);
     }
-    if let Some(i) = used.iter().position(|u| !u) {
+    if let Some(i) = matched.iter().position(|m| !m) {
         return Err(QuantError::Keep {
             rule: keep[i].to_string(),
             msg: format!(
                 "matches no matrix in {} (vectors are always kept as they are)",
                 path.display()
+            ),
+        });
+    }
+    if let Some(i) = applied.iter().position(|a| !a) {
+        let example = unfit[i]
+            .as_ref()
+            .map(|e| format!(" (e.g. {e})"))
+            .unwrap_or_default();
+        return Err(QuantError::Keep {
+            rule: keep[i].to_string(),
+            msg: format!(
+                "no matrix it matches has a last dimension that is a multiple of {}{example}",
+                keep[i].dtype.block_elems()
             ),
         });
     }
