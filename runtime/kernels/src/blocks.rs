@@ -92,8 +92,10 @@ pub fn dequantize_row_q8(blocks: &[BlockQ8], out: &mut [f32]) {
     }
 }
 
-/// Quantizes `x` into q4 blocks the ggml Q4_0 way: the value of largest magnitude maps to -8, so `d = max / -8`
-/// and the full nibble range is used on the side of that extreme.
+/// Quantizes `x` into q4 blocks (ggml Q4_0 layout). Starting from round-to-nearest with the value of largest
+/// magnitude mapped to -8 (`d = max / -8`, what ggml does), it tries a few nearby scales, refits `d` by least squares
+/// for each integer assignment, and keeps the one with the smallest squared error after rounding `d` to f16. The
+/// plain round-to-nearest block is one of the candidates, so the error is never worse than ggml's.
 ///
 /// # Panics
 /// If `x.len() != out.len() * 32`.
@@ -103,12 +105,37 @@ pub fn quantize_row_q4(x: &[f32], out: &mut [BlockQ4]) {
         let max = xb
             .iter()
             .fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
-        let d = max / -8.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let mut best = (f32::INFINITY, 0f32, [0i8; QK]);
+        if max != 0.0 {
+            let mut q = [0i8; QK];
+            for k in -6..=6 {
+                let id = -(8.0 + 0.125 * k as f32) / max;
+                let (mut xq, mut qq) = (0f32, 0f32);
+                for (qi, &v) in q.iter_mut().zip(xb) {
+                    *qi = ((v * id).round() as i32).clamp(-8, 7) as i8;
+                    xq += v * *qi as f32;
+                    qq += (*qi as f32) * (*qi as f32);
+                }
+                // k = 0 is also tried with ggml's own scale, so the search can only improve on it.
+                let fits = if k == 0 { vec![max / -8.0, xq / qq] } else { vec![xq / qq] };
+                for d in fits {
+                    if qq == 0.0 || !d.is_finite() {
+                        continue;
+                    }
+                    let d16 = f16::from_f32(d).to_f32();
+                    let err: f32 = xb.iter().zip(&q).map(|(&v, &qi)| (v - d16 * qi as f32).powi(2)).sum();
+                    if err < best.0 {
+                        best = (err, d, q);
+                    }
+                }
+            }
+        }
+        let (_, d, q) = best;
         b.d = f16::from_f32(d);
-        let nib = |v: f32| ((v * id + 8.5) as i32).clamp(0, 15) as u8;
         for j in 0..QK / 2 {
-            b.qs[j] = nib(xb[j]) | (nib(xb[j + QK / 2]) << 4);
+            let lo = (q[j] + 8) as u8;
+            let hi = (q[j + QK / 2] + 8) as u8;
+            b.qs[j] = lo | (hi << 4);
         }
     }
 }
