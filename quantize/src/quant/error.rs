@@ -6,7 +6,8 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum QuantError {
-    #[error("{}: {source}", path.display())]
+    // The cause is not repeated in the message: it is the error's source, which `{:#}` chains print after it.
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         #[source]
