@@ -63,6 +63,14 @@ fn quantize_file(
     weights: &str,
     extra: &[&str],
 ) -> (bool, String, String) {
+    // `cargo test` builds a package's binaries only for that package's own integration tests, so this one may be
+    // absent: say how to get it rather than fail on a spawn error.
+    let exe = flint_tests::bin("flint-quantize");
+    assert!(
+        exe.exists(),
+        "{} is missing: run `cargo build -p flint-quantize` first",
+        exe.display()
+    );
     let mut args = vec![
         "quantize",
         s(input),
