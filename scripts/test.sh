@@ -15,8 +15,6 @@ cargo fmt --all -- --check
 step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 step "x86_64 tests"
-# Tests run the binaries (flint, flint-quantize); build them all first, as the test profile would not.
-cargo build --workspace --bins
 cargo test --workspace
 step "firmware-bridge no_std build (thumbv7em-none-eabihf)"
 firmware-bridge/check-no-std.sh

@@ -99,7 +99,13 @@ fn chat_answers_paris() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "flint run failed: {stderr}");
-    assert!(stdout.contains("Paris"), "answer without Paris: {stdout:?}");
+    // The exact greedy answer, recorded from the x86_64 build: the aarch64 build under qemu must give the same
+    // tokens (docs/TARGETS.md), so this compares whole text, not just the word.
+    assert_eq!(
+        stdout.trim(),
+        "The capital of France is Paris.",
+        "greedy answer changed"
+    );
     assert!(
         stderr.contains("tok/s") && stderr.contains("load"),
         "timings on stderr: {stderr}"
