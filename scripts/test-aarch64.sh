@@ -41,7 +41,7 @@ for cpu in $cpus; do
   t0=$(date +%s)
   echo "== run under: $runner"
   if CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="$runner" FLINT_TEST_RUNNER="$runner" FLINT_QEMU_CPU="$cpu" \
-    cargo test --target "$triple" "$@"; then
+    cargo test --no-fail-fast --target "$triple" "$@"; then
     echo "== $cpu: passed in $(( $(date +%s) - t0 )) s"
   else
     echo "== $cpu: FAILED after $(( $(date +%s) - t0 )) s" >&2
