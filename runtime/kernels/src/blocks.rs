@@ -117,13 +117,21 @@ pub fn quantize_row_q4(x: &[f32], out: &mut [BlockQ4]) {
                     qq += (*qi as f32) * (*qi as f32);
                 }
                 // k = 0 is also tried with ggml's own scale, so the search can only improve on it.
-                let fits = if k == 0 { vec![max / -8.0, xq / qq] } else { vec![xq / qq] };
+                let fits = if k == 0 {
+                    vec![max / -8.0, xq / qq]
+                } else {
+                    vec![xq / qq]
+                };
                 for d in fits {
                     if qq == 0.0 || !d.is_finite() {
                         continue;
                     }
                     let d16 = f16::from_f32(d).to_f32();
-                    let err: f32 = xb.iter().zip(&q).map(|(&v, &qi)| (v - d16 * qi as f32).powi(2)).sum();
+                    let err: f32 = xb
+                        .iter()
+                        .zip(&q)
+                        .map(|(&v, &qi)| (v - d16 * qi as f32).powi(2))
+                        .sum();
                     if err < best.0 {
                         best = (err, d, q);
                     }

@@ -74,14 +74,19 @@ fn roundtrip_errors_are_bounded() {
         }
         dequantize_row_q4(&b4[i..i + 1], &mut y[..32]);
         // The scale search keeps ggml's round-to-nearest block as a candidate: never a larger squared error.
-        let max = xb.iter().fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
+        let max = xb
+            .iter()
+            .fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
         let d = half::f16::from_f32(max / -8.0).to_f32();
         let rtn: f32 = xb
             .iter()
             .map(|&v| (v - d * ((v / d).round().clamp(-8.0, 7.0))).powi(2))
             .sum();
         let ours: f32 = xb.iter().zip(&y[..32]).map(|(a, b)| (a - b).powi(2)).sum();
-        assert!(ours <= rtn * 1.0001 + 1e-12, "q4 block {i}: error {ours} > round-to-nearest {rtn}");
+        assert!(
+            ours <= rtn * 1.0001 + 1e-12,
+            "q4 block {i}: error {ours} > round-to-nearest {rtn}"
+        );
         for (a, b) in xb.iter().zip(&y[..32]) {
             assert!((a - b).abs() <= amax / 4.0, "q4 {a} {b}");
         }
