@@ -1,0 +1,83 @@
+//! `flint logits` at its boundary: the .npy it writes holds transformers' logits for the fixture's ids, read back
+//! by parsing the file as NumPy would.
+
+use flint_format::DType;
+use flint_tests::{fixtures, import, read_safetensors, rel_err, run_bin};
+
+/// Parses a float32 little-endian C-order .npy (version 1.0): shape and values.
+fn read_npy(bytes: &[u8]) -> (Vec<usize>, Vec<f32>) {
+    assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00", "npy magic and version");
+    let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    assert_eq!((10 + hlen) % 64, 0, "header padded to 64 bytes");
+    let header = std::str::from_utf8(&bytes[10..10 + hlen]).unwrap();
+    assert!(
+        header.contains("'descr': '<f4'") && header.contains("'fortran_order': False"),
+        "{header}"
+    );
+    let shape_txt = header
+        .split("'shape': (")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap();
+    let shape: Vec<usize> = shape_txt
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let data = bytes[10 + hlen..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    (shape, data)
+}
+
+#[test]
+fn logits_npy_matches_transformers_from_ids_and_ids_file() {
+    let dir = fixtures().join("hf/qwen2_moe");
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("m.flint");
+    import(&dir.join("model"), &model, DType::F32);
+    let io = read_safetensors(&dir.join("io.safetensors"));
+    let ids: Vec<String> = io["in.input_ids"]
+        .data
+        .iter()
+        .map(|&v| (v as u32).to_string())
+        .collect();
+    let ids_file = tmp.path().join("ids.txt");
+    std::fs::write(&ids_file, ids.join(" \n")).unwrap();
+    let m = model.to_str().unwrap();
+    for (i, source) in [
+        ["--ids", &ids.join(",")],
+        ["--ids-file", ids_file.to_str().unwrap()],
+    ]
+    .iter()
+    .enumerate()
+    {
+        let out = tmp.path().join(format!("out{i}.npy"));
+        let o = run_bin(
+            "flint",
+            &[
+                "logits",
+                "-m",
+                m,
+                source[0],
+                source[1],
+                "-o",
+                out.to_str().unwrap(),
+            ],
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let (shape, data) = read_npy(&std::fs::read(&out).unwrap());
+        assert_eq!(shape, vec![ids.len(), 512]);
+        let e = rel_err(&data, &io["out.logits"].data);
+        assert!(e < 1e-4, "npy logits differ by {e:e}");
+    }
+    let o = run_bin(
+        "flint",
+        &["logits", "-m", m, "--ids", "1,x,3", "-o", "/dev/null"],
+    );
+    assert!(
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("`x` is not a token id")
+    );
+}
