@@ -4,6 +4,17 @@
 use std::path::Path;
 use std::process::Command;
 
+/// The binary, under `FLINT_TEST_RUNNER` (qemu-user) when the tests run emulated.
+fn quantize_cmd() -> Command {
+    let runner = std::env::var("FLINT_TEST_RUNNER").unwrap_or_default();
+    let mut parts = runner.split_whitespace();
+    let mut c = Command::new(parts.next().unwrap_or(env!("CARGO_BIN_EXE_flint-quantize")));
+    if !runner.trim().is_empty() {
+        c.args(parts).arg(env!("CARGO_BIN_EXE_flint-quantize"));
+    }
+    c
+}
+
 fn fixture(case: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../shared/fixtures/hf")
@@ -15,7 +26,7 @@ fn fixture(case: &str) -> std::path::PathBuf {
 fn import_writes_a_loadable_file_and_reports_it() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m.flint");
-    let o = Command::new(env!("CARGO_BIN_EXE_flint-quantize"))
+    let o = quantize_cmd()
         .args([
             "import",
             fixture("olmoe").to_str().unwrap(),
@@ -51,7 +62,7 @@ fn import_writes_a_loadable_file_and_reports_it() {
 
 #[test]
 fn missing_source_is_named() {
-    let o = Command::new(env!("CARGO_BIN_EXE_flint-quantize"))
+    let o = quantize_cmd()
         .args(["import", "/nonexistent/ckpt.gguf", "-o", "/tmp/never.flint"])
         .output()
         .unwrap();
