@@ -286,8 +286,8 @@ impl Model {
         }
         let p0 = cache.len;
         for t in 0..n {
-            self.rope.apply(&mut q[t * qd..(t + 1) * qd], p0 + t);
-            self.rope.apply(&mut k[t * kvd..(t + 1) * kvd], p0 + t);
+            let (qt, kt) = (&mut q[t * qd..(t + 1) * qd], &mut k[t * kvd..(t + 1) * kvd]);
+            self.rope.apply(qt, kt, p0 + t);
         }
         cache.k[l].extend_from_slice(&k);
         cache.v[l].extend_from_slice(&v);

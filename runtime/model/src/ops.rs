@@ -40,16 +40,22 @@ impl Rope {
         Rope { inv_freq }
     }
 
-    /// Rotates every head in `x` (heads of `2 * inv_freq.len()` values) at position `pos`, rotate_half style:
-    /// the first half pairs with the second half.
-    pub fn apply(&self, x: &mut [f32], pos: usize) {
+    /// Rotates every head in `q` and in `k` (heads of `2 * inv_freq.len()` values) at position `pos`,
+    /// rotate_half style: the first half pairs with the second half. The angles are computed once for both.
+    pub fn apply(&self, q: &mut [f32], k: &mut [f32], pos: usize) {
         let half = self.inv_freq.len();
-        let mut cs = Vec::with_capacity(half);
-        for &f in &self.inv_freq {
-            let a = pos as f32 * f;
-            cs.push((a.cos(), a.sin()));
-        }
-        for head in x.chunks_exact_mut(2 * half) {
+        let cs: Vec<(f32, f32)> = self
+            .inv_freq
+            .iter()
+            .map(|&f| {
+                let a = pos as f32 * f;
+                (a.cos(), a.sin())
+            })
+            .collect();
+        for head in q
+            .chunks_exact_mut(2 * half)
+            .chain(k.chunks_exact_mut(2 * half))
+        {
             let (a, b) = head.split_at_mut(half);
             for i in 0..half {
                 let (c, s) = cs[i];
