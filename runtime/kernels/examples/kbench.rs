@@ -32,10 +32,13 @@ enum Owned {
     Q8(Vec<BlockQ8>),
     Q4(Vec<BlockQ4>),
     Q4M(Vec<BlockQ4M>),
+    Q8x8(Vec<BlockQ8x8>),
+    Q4x8(Vec<BlockQ4x8>),
 }
 
 impl Owned {
-    fn make(t: WeightType, n: usize, rng: &mut Rng) -> Owned {
+    /// `n` values of a matrix with `cols` columns.
+    fn make(t: WeightType, n: usize, cols: usize, rng: &mut Rng) -> Owned {
         let f: Vec<f32> = (0..n).map(|_| rng.f() * 0.1).collect();
         match t {
             WeightType::F32 => Owned::F32(f),
@@ -56,6 +59,20 @@ impl Owned {
                 quantize_row_q4m(&f, &mut b);
                 Owned::Q4M(b)
             }
+            WeightType::Q8x8 => {
+                let mut b: Vec<BlockQ8> = vec![bytemuck::Zeroable::zeroed(); n / 32];
+                quantize_row_q8(&f, &mut b);
+                let mut x = vec![bytemuck::Zeroable::zeroed(); n / 256];
+                interleave_q8(&b, cols / 32, &mut x);
+                Owned::Q8x8(x)
+            }
+            WeightType::Q4x8 => {
+                let mut b: Vec<BlockQ4> = vec![bytemuck::Zeroable::zeroed(); n / 32];
+                quantize_row_q4(&f, &mut b);
+                let mut x = vec![bytemuck::Zeroable::zeroed(); n / 256];
+                interleave_q4(&b, cols / 32, &mut x);
+                Owned::Q4x8(x)
+            }
         }
     }
     fn w(&self) -> WeightRef<'_> {
@@ -66,6 +83,8 @@ impl Owned {
             Owned::Q8(v) => WeightRef::Q8(v),
             Owned::Q4(v) => WeightRef::Q4(v),
             Owned::Q4M(v) => WeightRef::Q4M(v),
+            Owned::Q8x8(v) => WeightRef::Q8x8(v),
+            Owned::Q4x8(v) => WeightRef::Q4x8(v),
         }
     }
 }
@@ -134,11 +153,11 @@ fn main() {
     );
     for t in WeightType::ALL {
         for &(rows, cols) in &shapes {
-            let one = Owned::make(t, rows * cols, &mut rng);
+            let one = Owned::make(t, rows * cols, cols, &mut rng);
             let bytes = one.w().bytes();
             let copies = (WORKING_SET / bytes).clamp(1, 64);
             let ws: Vec<Owned> = std::iter::once(one)
-                .chain((1..copies).map(|_| Owned::make(t, rows * cols, &mut rng)))
+                .chain((1..copies).map(|_| Owned::make(t, rows * cols, cols, &mut rng)))
                 .collect();
             let x: Vec<f32> = (0..cols).map(|_| rng.f()).collect();
             let mut out = vec![0f32; rows];
@@ -169,7 +188,7 @@ fn main() {
     );
     for t in WeightType::ALL {
         let (rows, cols) = (1536, 576);
-        let w = Owned::make(t, rows * cols, &mut rng);
+        let w = Owned::make(t, rows * cols, cols, &mut rng);
         let x: Vec<f32> = (0..cols).map(|_| rng.f()).collect();
         let mut out = vec![0f32; rows];
         let ex = Exec::single(active).expect("active is available");
@@ -187,10 +206,12 @@ fn main() {
         WeightType::Q8,
         WeightType::Q4,
         WeightType::Q4M,
+        WeightType::Q8x8,
+        WeightType::Q4x8,
         WeightType::F16,
     ] {
         for &(rows, cols) in &shapes[..2] {
-            let w = Owned::make(t, rows * cols, &mut rng);
+            let w = Owned::make(t, rows * cols, cols, &mut rng);
             let n = 64;
             let x: Vec<f32> = (0..n * cols).map(|_| rng.f()).collect();
             let mut out = vec![0f32; n * rows];
@@ -229,10 +250,10 @@ fn main() {
     set_threads(2);
     for &(rows, cols) in &shapes {
         let t = WeightType::Q4;
-        let one = Owned::make(t, rows * cols, &mut rng);
+        let one = Owned::make(t, rows * cols, cols, &mut rng);
         let copies = (WORKING_SET / one.w().bytes()).clamp(1, 64);
         let ws: Vec<Owned> = std::iter::once(one)
-            .chain((1..copies).map(|_| Owned::make(t, rows * cols, &mut rng)))
+            .chain((1..copies).map(|_| Owned::make(t, rows * cols, cols, &mut rng)))
             .collect();
         let x: Vec<f32> = (0..cols).map(|_| rng.f()).collect();
         let mut xq = vec![bytemuck::Zeroable::zeroed(); cols / QK];

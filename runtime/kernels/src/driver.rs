@@ -110,3 +110,51 @@ pub(crate) unsafe fn run_rows<K: Kernel, const R: usize, const C: usize>(
         r += 1;
     }
 }
+
+/// A kernel over row-interleaved blocks (see `interleaved.rs`): one unit of `W` covers 8 weight rows, and a tile is
+/// one group of 8 rows dotted with `C` activation rows.
+pub(crate) trait GroupKernel {
+    /// An interleaved block (8 rows x 32 columns).
+    type W: Sync;
+    /// Returns `t[c][r] = dot(row r of the group, a[c])`.
+    ///
+    /// # Safety
+    /// The CPU supports the kernel's ISA; `w` and every `a[c]` have equal length.
+    unsafe fn tile<const C: usize>(w: &[Self::W], a: [&[crate::BlockQ8A]; C]) -> [[f32; 8]; C];
+}
+
+/// Computes groups `groups` (rows `8 * groups`) for all `n` activation rows with `1 x C` group tiles.
+///
+/// # Safety
+/// The CPU supports `K`'s ISA; `w` holds at least `groups.end * k` blocks and `a` exactly `n * k`; `out` covers
+/// `n * ldo` floats and no other thread touches rows `8 * groups` of it during the call.
+pub(crate) unsafe fn run_groups<K: GroupKernel, const C: usize>(
+    w: &[K::W],
+    a: &[crate::BlockQ8A],
+    k: usize,
+    n: usize,
+    groups: Range<usize>,
+    out: OutPtr,
+) {
+    let ar = |j: usize| &a[j * k..(j + 1) * k];
+    for g in groups {
+        let wg = &w[g * k..(g + 1) * k];
+        let mut j = 0;
+        while j + C <= n {
+            // SAFETY: ISA support, equal lengths (k blocks each) and exclusive rows hold by contract.
+            unsafe {
+                out.put(
+                    K::tile::<C>(wg, core::array::from_fn(|c| ar(j + c))),
+                    8 * g,
+                    j,
+                )
+            };
+            j += C;
+        }
+        while j < n {
+            // SAFETY: as above.
+            unsafe { out.put(K::tile::<1>(wg, [ar(j)]), 8 * g, j) };
+            j += 1;
+        }
+    }
+}

@@ -2,7 +2,7 @@
 
 use crate::blocks::{quantize_acts, BlockQ8A, QK};
 use crate::dispatch::{active_isa, Isa, SelectError};
-use crate::driver::{run_rows, Kernel, OutPtr};
+use crate::driver::{run_groups, run_rows, GroupKernel, Kernel, OutPtr};
 use crate::pool::Pool;
 use crate::scalar::*;
 use crate::WeightRef;
@@ -184,7 +184,20 @@ impl Exec {
                 }
             };
         }
+        macro_rules! group {
+            ($s:expr, $scalar:ty, $avx2:ident) => {
+                match self.isa {
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 => {
+                        self.launch_groups::<crate::x86_avx2_x8::$avx2, 4>($s, a, k, n, rows, out)
+                    }
+                    _ => self.launch_groups::<$scalar, 4>($s, a, k, n, rows, out),
+                }
+            };
+        }
         match w {
+            WeightRef::Q8x8(s) => group!(s, ScalarQ8x8, Avx2Q8x8),
+            WeightRef::Q4x8(s) => group!(s, ScalarQ4x8, Avx2Q4x8),
             WeightRef::Q8(s) => go!(s, ScalarQ8, Avx2Q8, NeonQ8, DotQ8, MmQ8),
             WeightRef::Q4(s) => go!(s, ScalarQ4, Avx2Q4, NeonQ4, DotQ4, MmQ4),
             WeightRef::Q4M(s) => go!(s, ScalarQ4M, Avx2Q4M, NeonQ4M, DotQ4M, MmQ4M),
@@ -261,6 +274,56 @@ impl Exec {
     }
 }
 
+impl Exec {
+    /// Runs the group kernel `K` over all `rows / 8` groups, split across the pool when the matrix is big enough.
+    fn launch_groups<K: GroupKernel, const C: usize>(
+        &self,
+        w: &[K::W],
+        a: &[BlockQ8A],
+        k: usize,
+        n: usize,
+        rows: usize,
+        out: &mut [f32],
+    ) {
+        let groups = rows / 8;
+        assert!(
+            rows % 8 == 0 && w.len() == groups * k && a.len() == n * k && out.len() == n * rows
+        );
+        assert!(
+            self.isa.available(),
+            "{} kernels on a CPU without them",
+            self.isa
+        );
+        let op = OutPtr {
+            ptr: out.as_mut_ptr(),
+            ldo: rows,
+            len: out.len(),
+        };
+        let pool = if self.parallel && rows * k * QK * n >= MIN_PARALLEL_ELEMS && groups >= 2 {
+            pool()
+        } else {
+            None
+        };
+        match pool {
+            None => {
+                // SAFETY: ISA checked above, lengths asserted, `out` is exclusively borrowed.
+                unsafe { run_groups::<K, C>(w, a, k, n, 0..groups, op) }
+            }
+            Some(p) => {
+                let t = p.threads();
+                let chunk = groups.div_ceil(t);
+                p.run(&|i| {
+                    let g0 = (i * chunk).min(groups);
+                    let g1 = (g0 + chunk).min(groups);
+                    // SAFETY: as above; parts write disjoint row ranges 8*g0..8*g1 of `out`, and `run` returns
+                    // only after all parts finished, while `out` is still exclusively borrowed.
+                    unsafe { run_groups::<K, C>(w, a, k, n, g0..g1, op) }
+                });
+            }
+        }
+    }
+}
+
 enum FloatW<'a> {
     F32(&'a [f32]),
     F16(&'a [half::f16]),
@@ -282,6 +345,11 @@ fn shape(w: &WeightRef<'_>, xlen: usize, n: usize, outlen: usize) -> (usize, usi
     assert!(
         cols % be == 0,
         "cols = {cols} is not a multiple of the block size {be}"
+    );
+    let br = w.weight_type().block_rows();
+    assert!(
+        rows % br == 0,
+        "rows = {rows} is not a multiple of the block's {br} rows"
     );
     assert!(
         w.elems() == rows * cols,

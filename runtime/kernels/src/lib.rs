@@ -16,6 +16,7 @@ mod blocks;
 mod dispatch;
 mod driver;
 mod exec;
+mod interleaved;
 mod pool;
 pub mod scalar;
 
@@ -27,6 +28,8 @@ mod arm_i8mm;
 mod arm_neon;
 #[cfg(target_arch = "x86_64")]
 mod x86_avx2;
+#[cfg(target_arch = "x86_64")]
+mod x86_avx2_x8;
 
 pub use blocks::{
     dequantize_row_q4, dequantize_row_q4m, dequantize_row_q8, f16_to_f32, quantize_acts,
@@ -34,6 +37,10 @@ pub use blocks::{
 };
 pub use dispatch::{active_isa, cpu_report, select_from_env, Isa, SelectError};
 pub use exec::{matmul, matmul_quantized, matvec, matvec_quantized, set_threads, threads, Exec};
+pub use interleaved::{
+    dequantize_row_q4x8, dequantize_row_q8x8, dot_q4x8, dot_q8x8, interleave_q4, interleave_q8,
+    q4x8_value, q8x8_value, BlockQ4x8, BlockQ8x8, ROWS_X8,
+};
 
 use half::{bf16, f16};
 
@@ -46,20 +53,26 @@ pub enum WeightType {
     Q8,
     Q4,
     Q4M,
+    /// q8 stored 8 rows interleaved ([`BlockQ8x8`]).
+    Q8x8,
+    /// q4 stored 8 rows interleaved ([`BlockQ4x8`]).
+    Q4x8,
 }
 
 impl WeightType {
     /// All types, in id order.
-    pub const ALL: [WeightType; 6] = [
+    pub const ALL: [WeightType; 8] = [
         WeightType::F32,
         WeightType::F16,
         WeightType::BF16,
         WeightType::Q8,
         WeightType::Q4,
         WeightType::Q4M,
+        WeightType::Q8x8,
+        WeightType::Q4x8,
     ];
 
-    /// The .flint type id (F32=0, F16=1, BF16=2, Q8=16, Q4=17, Q4M=18).
+    /// The .flint type id (F32=0, F16=1, BF16=2, Q8=16, Q4=17, Q4M=18, Q8x8=19, Q4x8=20).
     pub fn id(self) -> u8 {
         match self {
             WeightType::F32 => 0,
@@ -68,14 +81,24 @@ impl WeightType {
             WeightType::Q8 => 16,
             WeightType::Q4 => 17,
             WeightType::Q4M => 18,
+            WeightType::Q8x8 => 19,
+            WeightType::Q4x8 => 20,
         }
     }
 
-    /// Values per block (1 for float types, [`QK`] for quant types).
+    /// Values per block along a row (1 for float types, [`QK`] for quant types).
     pub fn block_elems(self) -> usize {
         match self {
             WeightType::F32 | WeightType::F16 | WeightType::BF16 => 1,
             _ => QK,
+        }
+    }
+
+    /// Rows one block spans: [`ROWS_X8`] for the interleaved types, else 1.
+    pub fn block_rows(self) -> usize {
+        match self {
+            WeightType::Q8x8 | WeightType::Q4x8 => ROWS_X8,
+            _ => 1,
         }
     }
 
@@ -87,12 +110,19 @@ impl WeightType {
             WeightType::Q8 => core::mem::size_of::<BlockQ8>(),
             WeightType::Q4 => core::mem::size_of::<BlockQ4>(),
             WeightType::Q4M => core::mem::size_of::<BlockQ4M>(),
+            WeightType::Q8x8 => core::mem::size_of::<BlockQ8x8>(),
+            WeightType::Q4x8 => core::mem::size_of::<BlockQ4x8>(),
         }
+    }
+
+    /// Values per block.
+    fn block_values(self) -> usize {
+        self.block_elems() * self.block_rows()
     }
 
     /// Bits per weight.
     pub fn bits_per_weight(self) -> f64 {
-        (self.block_bytes() * 8) as f64 / self.block_elems() as f64
+        (self.block_bytes() * 8) as f64 / self.block_values() as f64
     }
 }
 
@@ -105,6 +135,10 @@ pub enum WeightRef<'a> {
     Q8(&'a [BlockQ8]),
     Q4(&'a [BlockQ4]),
     Q4M(&'a [BlockQ4M]),
+    /// `rows / 8` groups of `cols / 32` blocks ([`BlockQ8x8`]).
+    Q8x8(&'a [BlockQ8x8]),
+    /// `rows / 8` groups of `cols / 32` blocks ([`BlockQ4x8`]).
+    Q4x8(&'a [BlockQ4x8]),
 }
 
 impl<'a> WeightRef<'a> {
@@ -117,6 +151,8 @@ impl<'a> WeightRef<'a> {
             WeightRef::Q8(_) => WeightType::Q8,
             WeightRef::Q4(_) => WeightType::Q4,
             WeightRef::Q4M(_) => WeightType::Q4M,
+            WeightRef::Q8x8(_) => WeightType::Q8x8,
+            WeightRef::Q4x8(_) => WeightType::Q4x8,
         }
     }
 
@@ -129,23 +165,33 @@ impl<'a> WeightRef<'a> {
             WeightRef::Q8(s) => s.len(),
             WeightRef::Q4(s) => s.len(),
             WeightRef::Q4M(s) => s.len(),
+            WeightRef::Q8x8(s) => s.len(),
+            WeightRef::Q4x8(s) => s.len(),
         };
-        units * self.weight_type().block_elems()
+        units * self.weight_type().block_values()
     }
 
     /// Bytes of weight data (what a matvec reads).
     pub fn bytes(&self) -> usize {
-        self.elems() / self.weight_type().block_elems() * self.weight_type().block_bytes()
+        self.elems() / self.weight_type().block_values() * self.weight_type().block_bytes()
     }
 
     /// Rows `rows` of a matrix with `cols` columns (e.g. one expert of a stacked `[experts * rows, cols]` tensor).
     ///
     /// # Panics
-    /// If the range is out of bounds or `cols` is not a multiple of the block size.
+    /// If the range is out of bounds, `cols` is not a multiple of the block size, or (interleaved types) the range
+    /// does not start and end on a multiple of 8 rows.
     pub fn slice_rows(&self, cols: usize, rows: std::ops::Range<usize>) -> WeightRef<'a> {
-        let be = self.weight_type().block_elems();
+        let (be, br) = (
+            self.weight_type().block_elems(),
+            self.weight_type().block_rows(),
+        );
         assert!(cols % be == 0, "cols {cols} is not a multiple of {be}");
-        let (a, b) = (rows.start * cols / be, rows.end * cols / be);
+        assert!(
+            rows.start % br == 0 && rows.end % br == 0,
+            "rows {rows:?} do not fall on {br}-row blocks"
+        );
+        let (a, b) = (rows.start * cols / be / br, rows.end * cols / be / br);
         match *self {
             WeightRef::F32(s) => WeightRef::F32(&s[a..b]),
             WeightRef::F16(s) => WeightRef::F16(&s[a..b]),
@@ -153,6 +199,28 @@ impl<'a> WeightRef<'a> {
             WeightRef::Q8(s) => WeightRef::Q8(&s[a..b]),
             WeightRef::Q4(s) => WeightRef::Q4(&s[a..b]),
             WeightRef::Q4M(s) => WeightRef::Q4M(&s[a..b]),
+            WeightRef::Q8x8(s) => WeightRef::Q8x8(&s[a..b]),
+            WeightRef::Q4x8(s) => WeightRef::Q4x8(&s[a..b]),
+        }
+    }
+
+    /// Dequantizes row `r` of a matrix with `cols` columns into `out` (`cols` values).
+    ///
+    /// # Panics
+    /// If `r` is out of range or `out.len() != cols`.
+    pub fn row_to_f32(&self, cols: usize, r: usize, out: &mut [f32]) {
+        assert!(out.len() == cols, "row of {cols} values into {}", out.len());
+        let br = self.weight_type().block_rows();
+        let g = r / br;
+        match self.slice_rows(cols, g * br..(g + 1) * br) {
+            WeightRef::F32(s) => out.copy_from_slice(s),
+            WeightRef::F16(s) => f16_to_f32(s, out),
+            WeightRef::BF16(s) => out.iter_mut().zip(s).for_each(|(o, v)| *o = v.to_f32()),
+            WeightRef::Q8(s) => dequantize_row_q8(s, out),
+            WeightRef::Q4(s) => dequantize_row_q4(s, out),
+            WeightRef::Q4M(s) => dequantize_row_q4m(s, out),
+            WeightRef::Q8x8(s) => dequantize_row_q8x8(s, r % br, out),
+            WeightRef::Q4x8(s) => dequantize_row_q4x8(s, r % br, out),
         }
     }
 }

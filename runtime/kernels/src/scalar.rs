@@ -107,3 +107,27 @@ scalar_kernel!(ScalarBF16, bf16, f32, dot_bf16);
 scalar_kernel!(ScalarQ8, BlockQ8, BlockQ8A, dot_q8_q8);
 scalar_kernel!(ScalarQ4, BlockQ4, BlockQ8A, dot_q4_q8);
 scalar_kernel!(ScalarQ4M, BlockQ4M, BlockQ8A, dot_q4m_q8);
+
+macro_rules! scalar_group_kernel {
+    ($name:ident, $w:ty, $dot:path) => {
+        #[derive(Debug)]
+        pub(crate) struct $name;
+        impl crate::driver::GroupKernel for $name {
+            type W = $w;
+            unsafe fn tile<const C: usize>(w: &[$w], a: [&[BlockQ8A]; C]) -> [[f32; 8]; C] {
+                core::array::from_fn(|c| $dot(w, a[c]))
+            }
+        }
+    };
+}
+
+scalar_group_kernel!(
+    ScalarQ8x8,
+    crate::interleaved::BlockQ8x8,
+    crate::interleaved::dot_q8x8
+);
+scalar_group_kernel!(
+    ScalarQ4x8,
+    crate::interleaved::BlockQ4x8,
+    crate::interleaved::dot_q4x8
+);
