@@ -191,6 +191,15 @@ impl Exec {
                     Isa::Avx2 => {
                         self.launch_groups::<crate::x86_avx2_x8::$avx2, 4>($s, a, k, n, rows, out)
                     }
+                    #[cfg(target_arch = "aarch64")]
+                    Isa::Neon => self
+                        .launch_groups::<crate::arm_x8::NeonX8<<$scalar as GroupKernel>::W>, 2>(
+                            $s, a, k, n, rows, out,
+                        ),
+                    #[cfg(target_arch = "aarch64")]
+                    Isa::Dotprod | Isa::I8mm => self.launch_groups::<crate::arm_x8::DotX8<
+                        <$scalar as GroupKernel>::W,
+                    >, 4>($s, a, k, n, rows, out),
                     _ => self.launch_groups::<$scalar, 4>($s, a, k, n, rows, out),
                 }
             };

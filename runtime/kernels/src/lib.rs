@@ -26,6 +26,8 @@ mod arm_dotprod;
 mod arm_i8mm;
 #[cfg(target_arch = "aarch64")]
 mod arm_neon;
+#[cfg(target_arch = "aarch64")]
+mod arm_x8;
 #[cfg(target_arch = "x86_64")]
 mod x86_avx2;
 #[cfg(target_arch = "x86_64")]
