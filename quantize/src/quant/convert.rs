@@ -1,8 +1,9 @@
 //! Tensor conversion (float rows in, float or quant blocks out) and the group-preserving write.
 
 use super::QuantError;
+use bytemuck::Zeroable;
 use flint_format::{DType, FlintFile, TensorInfo, Writer};
-use flint_kernels::{BlockQ4, BlockQ4M, BlockQ8, QK};
+use flint_kernels::{BlockQ4, BlockQ4M, BlockQ4x8, BlockQ8, BlockQ8x8, QK};
 use half::{bf16, f16};
 use std::borrow::Cow;
 use std::path::Path;
@@ -28,31 +29,103 @@ fn decode_row(from: DType, bytes: &[u8], out: &mut [f32]) {
     }
 }
 
-/// Appends one row in type `to`, quantizing round-to-nearest per block of 32 (the kernels' quantizers).
-fn encode_row(to: DType, row: &[f32], out: &mut Vec<u8>) {
+/// Quantizes one row into q8 blocks, weighted by the per-column importance `imp` if given.
+fn q8_row(row: &[f32], imp: Option<&[f32]>, out: &mut [BlockQ8]) {
+    match imp {
+        Some(w) => flint_kernels::quantize_row_q8_weighted(row, w, out),
+        None => flint_kernels::quantize_row_q8(row, out),
+    }
+}
+
+/// Quantizes one row into q4 blocks, weighted by the per-column importance `imp` if given.
+fn q4_row(row: &[f32], imp: Option<&[f32]>, out: &mut [BlockQ4]) {
+    match imp {
+        Some(w) => flint_kernels::quantize_row_q4_weighted(row, w, out),
+        None => flint_kernels::quantize_row_q4(row, out),
+    }
+}
+
+/// Appends one row in type `to`, quantizing per block of 32 (the kernels' quantizers; q8 and q4 weighted by the
+/// per-column importance `imp` when given).
+fn encode_row(to: DType, row: &[f32], imp: Option<&[f32]>, out: &mut Vec<u8>) {
     fn blocks<B: bytemuck::Pod + bytemuck::Zeroable>(
         row: &[f32],
-        q: fn(&[f32], &mut [B]),
+        imp: Option<&[f32]>,
+        q: fn(&[f32], Option<&[f32]>, &mut [B]),
         out: &mut Vec<u8>,
     ) {
         let mut b = vec![B::zeroed(); row.len() / QK];
-        q(row, &mut b);
+        q(row, imp, &mut b);
         out.extend_from_slice(bytemuck::cast_slice(&b));
     }
     match to {
-        DType::Q8 => blocks::<BlockQ8>(row, flint_kernels::quantize_row_q8, out),
-        DType::Q4 => blocks::<BlockQ4>(row, flint_kernels::quantize_row_q4, out),
-        DType::Q4M => blocks::<BlockQ4M>(row, flint_kernels::quantize_row_q4m, out),
+        DType::Q8 => blocks::<BlockQ8>(row, imp, q8_row, out),
+        DType::Q4 => blocks::<BlockQ4>(row, imp, q4_row, out),
+        DType::Q4M => {
+            let mut b = vec![BlockQ4M::zeroed(); row.len() / QK];
+            flint_kernels::quantize_row_q4m(row, &mut b);
+            out.extend_from_slice(bytemuck::cast_slice(&b));
+        }
         DType::F16 => out.extend(row.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes())),
         DType::BF16 => out.extend(row.iter().flat_map(|v| bf16::from_f32(*v).to_le_bytes())),
         _ => out.extend(row.iter().flat_map(|v| v.to_le_bytes())),
     }
 }
 
+/// How a matrix of logical type `t` and shape `shape` is stored: q8 and q4 matrices whose rows come in multiples of 8
+/// use the row-interleaved q8x8 / q4x8 layout (same values and size, faster kernels); everything else as is.
+pub fn stored_type(t: DType, shape: &[usize]) -> DType {
+    let rows8 = shape.len() == 2 && shape[0] % 8 == 0;
+    match t {
+        DType::Q8 if rows8 => DType::Q8X8,
+        DType::Q4 if rows8 => DType::Q4X8,
+        t => t,
+    }
+}
+
+/// Quantizes 8 rows at a time into an interleaved type (rows already known to be a multiple of 8), each row as
+/// [`encode_row`] would, then interleaves them.
+fn encode_interleaved(
+    to: DType,
+    rows: &[f32],
+    cols: usize,
+    imp: Option<&[f32]>,
+    out: &mut Vec<u8>,
+) {
+    let n = rows.len() / QK;
+    let per_row = cols / QK;
+    match to {
+        DType::Q8X8 => {
+            let mut plain = vec![BlockQ8::zeroed(); n];
+            for (r, b) in rows.chunks_exact(cols).zip(plain.chunks_exact_mut(per_row)) {
+                q8_row(r, imp, b);
+            }
+            let mut x = vec![BlockQ8x8::zeroed(); n / 8];
+            flint_kernels::interleave_q8(&plain, cols / QK, &mut x);
+            out.extend_from_slice(bytemuck::cast_slice(&x));
+        }
+        _ => {
+            let mut plain = vec![BlockQ4::zeroed(); n];
+            for (r, b) in rows.chunks_exact(cols).zip(plain.chunks_exact_mut(per_row)) {
+                q4_row(r, imp, b);
+            }
+            let mut x = vec![BlockQ4x8::zeroed(); n / 8];
+            flint_kernels::interleave_q4(&plain, cols / QK, &mut x);
+            out.extend_from_slice(bytemuck::cast_slice(&x));
+        }
+    }
+}
+
 /// The bytes of tensor `t` (data `bytes`, as validated by the reader) converted to type `to`, row by row along the
-/// last dimension. Same type: the bytes themselves. Errors (as a message) if the input is quantized or the shape does
-/// not fit `to`.
-pub fn convert<'a>(t: &TensorInfo, bytes: &'a [u8], to: DType) -> Result<Cow<'a, [u8]>, String> {
+/// last dimension (8 rows at a time for the interleaved types). Same type: the bytes themselves. `imp`, one
+/// importance per column, weights the q8 / q4 quantizers' error (other types ignore it). Errors (as a message) if the
+/// input is quantized or the shape does not fit `to`.
+pub fn convert<'a>(
+    t: &TensorInfo,
+    bytes: &'a [u8],
+    to: DType,
+    imp: Option<&[f32]>,
+) -> Result<Cow<'a, [u8]>, String> {
     if t.dtype == to {
         return Ok(Cow::Borrowed(bytes));
     }
@@ -67,13 +140,24 @@ pub fn convert<'a>(t: &TensorInfo, bytes: &'a [u8], to: DType) -> Result<Cow<'a,
         .byte_size(&shape)
         .ok_or_else(|| format!("shape {:?} does not fit type {to}", t.shape))?;
     let cols = t.shape.last().copied().unwrap_or(1);
+    let imp = imp.filter(|w| w.len() == cols);
     let mut out = Vec::with_capacity(size as usize);
     if cols > 0 {
+        let br = to.block_rows();
         let row_bytes = cols * t.dtype.block_bytes();
-        let mut row = vec![0f32; cols];
-        for chunk in bytes.chunks_exact(row_bytes) {
-            decode_row(t.dtype, chunk, &mut row);
-            encode_row(to, &row, &mut out);
+        let mut rows = vec![0f32; cols * br];
+        for chunk in bytes.chunks_exact(row_bytes * br) {
+            for (r, src) in rows
+                .chunks_exact_mut(cols)
+                .zip(chunk.chunks_exact(row_bytes))
+            {
+                decode_row(t.dtype, src, r);
+            }
+            if br > 1 {
+                encode_interleaved(to, &rows, cols, imp, &mut out);
+            } else {
+                encode_row(to, &rows, imp, &mut out);
+            }
         }
     }
     debug_assert_eq!(out.len() as u64, size);
@@ -178,7 +262,7 @@ mod tests {
             .collect();
         let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
         let t = info("m", DType::F32, &[2, 32], 0);
-        let q = convert(&t, &bytes, DType::Q8).unwrap();
+        let q = convert(&t, &bytes, DType::Q8, None).unwrap();
         assert_eq!(q.len(), 2 * 34);
         let blocks: Vec<BlockQ8> = q
             .chunks_exact(34)
@@ -190,19 +274,19 @@ mod tests {
         for (a, b) in vals.iter().zip(&back) {
             assert!((a - b).abs() <= amax / 127.0, "{a} vs {b}");
         }
-        let f16s = convert(&t, &bytes, DType::F16).unwrap();
-        let again = convert(&info("m", DType::F16, &[2, 32], 0), &f16s, DType::F32).unwrap();
+        let f16s = convert(&t, &bytes, DType::F16, None).unwrap();
+        let again = convert(&info("m", DType::F16, &[2, 32], 0), &f16s, DType::F32, None).unwrap();
         assert_eq!(again.len(), bytes.len());
     }
 
     #[test]
     fn refuses_what_does_not_fit() {
         let t = info("m", DType::F32, &[2, 40], 0);
-        assert!(convert(&t, &[0u8; 320], DType::Q4)
+        assert!(convert(&t, &[0u8; 320], DType::Q4, None)
             .unwrap_err()
             .contains("does not fit"));
         let q = info("m", DType::Q8, &[1, 32], 0);
-        assert!(convert(&q, &[0u8; 34], DType::F32)
+        assert!(convert(&q, &[0u8; 34], DType::F32, None)
             .unwrap_err()
             .contains("already quantized"));
     }

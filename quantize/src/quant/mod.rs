@@ -1,8 +1,12 @@
 //! `flint-quantize quantize`: a float `.flint` file in, a quantized one out, with a measured quality report.
 //!
-//! - Each 2-D matrix is quantized round-to-nearest per block of 32 along its rows (`q8`, `q4`, `q4m`); vectors stay as
-//!   they are; which matrix gets which type is decided up front (see [`plan`]) so a bad `--keep` fails before any
+//! - Each 2-D matrix is quantized per block of 32 along its rows (`q8`, `q4`, `q4m`); vectors stay as they are; which matrix gets which type is decided up front (see [`plan`]) so a bad `--keep` fails before any
 //!   work. Paging groups (MoE experts) are converted one group at a time and written as groups.
+//! - Unless turned off (`--no-imatrix`), the reference first runs the calibration text with `flint_kernels`' tap on
+//!   to collect each matrix's input statistics (see [`imatrix`]); q8 and q4 blocks then minimise the
+//!   importance-weighted squared error. That pass keeps the reference's outputs (up to
+//!   [`eval::KEEP_REFERENCE_BYTES`]) so the measurement need not run the reference again. The importance comes from the
+//!   same text the loss is then measured on: pass `--calib` a different text to measure on held-out text.
 //! - The loss is then measured (see [`eval`]) by running the input and the quantized model side by side through
 //!   `flint_model` on calibration text. Both run from their files (mmap), so the quantized tensors are first written
 //!   to a hidden temp file beside the output; after measuring, the final file is written from it with the report in
@@ -14,6 +18,7 @@
 mod convert;
 mod error;
 pub mod eval;
+pub mod imatrix;
 pub mod plan;
 pub mod report;
 
@@ -43,11 +48,15 @@ pub struct Options {
     pub calib: Option<PathBuf>,
     /// Tokens per measurement chunk (capped at the model's context).
     pub ctx: usize,
+    /// Weight q8 / q4 block errors by the calibration text's activation statistics (see [`imatrix`]).
+    pub imatrix: bool,
 }
 
 /// Which phase a progress callback is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {
+    /// Running the reference over the calibration text to collect activation statistics (counts chunks).
+    Calibrate,
     /// Converting tensors (counts tensors).
     Quantize,
     /// Running both models (counts chunks).
@@ -102,9 +111,9 @@ pub fn quantize(
     opts: &Options,
     mut progress: impl FnMut(Stage, usize, usize),
 ) -> Result<Report, QuantError> {
-    if !opts.weights.is_quantized() {
+    if !opts.weights.is_quantized() || opts.weights.block_rows() > 1 {
         return Err(QuantError::Options(format!(
-            "--weights {} is not a quantized type (q8, q4, q4m)",
+            "--weights {} is not one of q8, q4, q4m (the interleaved layouts are chosen per matrix)",
             opts.weights
         )));
     }
@@ -124,7 +133,36 @@ pub fn quantize(
     let (calib_path, text) = read_calibration(opts.calib.as_deref())?;
     let (tokens, token_source) = eval::calibration_tokens(&reference, &text)?;
     let choices = plan::choose(input, src.tensors(), opts.weights, &opts.keep)?;
-    let types: Vec<DType> = choices.iter().map(|c| c.to).collect();
+    // The report speaks of logical types (q8, q4); the file stores the interleaved layout where it applies.
+    let types: Vec<DType> = choices
+        .iter()
+        .zip(src.tensors())
+        .map(|(c, t)| convert::stored_type(c.to, &t.shape))
+        .collect();
+
+    // Activation statistics, keeping the reference's outputs for the measurement.
+    let tc = Instant::now();
+    let (cached, importance) = if opts.imatrix {
+        let (cached, imp) = imatrix::collect(&src, || {
+            eval::reference_pass(
+                &reference,
+                &tokens,
+                opts.ctx,
+                eval::KEEP_REFERENCE_BYTES,
+                |d, n| progress(Stage::Calibrate, d, n),
+            )
+        });
+        (cached?, Some(imp))
+    } else {
+        (Vec::new(), None)
+    };
+    let calibrate_seconds = tc.elapsed().as_secs_f64();
+    // The importance each tensor is quantized with: q8 / q4 matrices that some matmul read.
+    let weighted = |i: usize| {
+        let c = &choices[i];
+        let imp = importance.as_ref()?.get(i)?;
+        matches!(c.to, DType::Q8 | DType::Q4).then_some(imp)
+    };
 
     // Pass 1: convert into a hidden temp file beside the output.
     let t0 = Instant::now();
@@ -155,7 +193,7 @@ pub fn quantize(
         |i| {
             let t = &tensors[i];
             let view = src.tensor(&t.name)?;
-            convert::convert(t, view.bytes, types[i]).map_err(|msg| QuantError::Tensor {
+            convert::convert(t, view.bytes, types[i], weighted(i)).map_err(|msg| QuantError::Tensor {
                 path: input.to_path_buf(),
                 name: t.name.clone(),
                 msg,
@@ -171,6 +209,7 @@ pub fn quantize(
     let quant = Model::load(qfile.clone())?;
     let eval = eval::evaluate(
         &reference,
+        cached,
         &quant,
         &tokens,
         token_source,
@@ -182,6 +221,24 @@ pub fn quantize(
 
     let mut report = build_report(input, &src, &qfile, opts, &choices, eval);
     report.calibration = calib_path.display().to_string();
+    report.imatrix = importance.as_ref().map(|_| {
+        let (mut count, mut uniform) = (0, Vec::new());
+        for (i, (t, c)) in src.tensors().iter().zip(&choices).enumerate() {
+            if matches!(c.to, DType::Q8 | DType::Q4) {
+                match weighted(i) {
+                    Some(_) => count += 1,
+                    None => uniform.push(t.name.clone()),
+                }
+            }
+        }
+        report::Imatrix {
+            text: report.calibration.clone(),
+            tokens: tokens.len(),
+            weighted: count,
+            uniform,
+        }
+    });
+    report.calibrate_seconds = calibrate_seconds;
     report.quantize_seconds = quantize_seconds;
     report.eval_seconds = eval_seconds;
 
@@ -228,16 +285,17 @@ fn build_report(
     let mut kept = Vec::new();
     let mut tensors = BTreeMap::new();
     for (t, c) in src.tensors().iter().zip(choices) {
-        tensors.insert(t.name.clone(), c.to.name().to_string());
+        let stored = convert::stored_type(c.to, &t.shape);
+        tensors.insert(t.name.clone(), stored.name().to_string());
         if t.shape.len() != 2 {
             continue;
         }
-        let bytes =
-            c.to.byte_size(&[t.shape[0] as u64, t.shape[1] as u64])
-                .unwrap_or(0);
+        let bytes = stored
+            .byte_size(&[t.shape[0] as u64, t.shape[1] as u64])
+            .unwrap_or(0);
         matrix_bytes += bytes;
         matrix_params += t.numel() as u64;
-        *matrix_types.entry(c.to.name().to_string()).or_insert(0) += 1;
+        *matrix_types.entry(stored.name().to_string()).or_insert(0) += 1;
         if c.to != opts.weights {
             kept.push(report::Kept {
                 name: t.name.clone(),
@@ -270,6 +328,8 @@ fn build_report(
         kept,
         tensors,
         calibration: String::new(),
+        imatrix: None,
+        calibrate_seconds: 0.0,
         quantize_seconds: 0.0,
         eval_seconds: 0.0,
         eval,

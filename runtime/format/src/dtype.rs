@@ -16,17 +16,23 @@ pub enum DType {
     Q4,
     /// 32 uint4 values, an f16 scale and an f16 minimum: 20 bytes, 5.0 bits per weight.
     Q4M,
+    /// q8 with 8 rows interleaved: 8 rows x 32 values, 8 f16 scales, 272 bytes, 8.5 bits per weight.
+    Q8X8,
+    /// q4 with 8 rows interleaved: 8 rows x 32 values, 8 f16 scales, 144 bytes, 4.5 bits per weight.
+    Q4X8,
 }
 
 impl DType {
     /// All types, in id order.
-    pub const ALL: [DType; 6] = [
+    pub const ALL: [DType; 8] = [
         DType::F32,
         DType::F16,
         DType::BF16,
         DType::Q8,
         DType::Q4,
         DType::Q4M,
+        DType::Q8X8,
+        DType::Q4X8,
     ];
 
     /// The on-disk id.
@@ -38,6 +44,8 @@ impl DType {
             DType::Q8 => 16,
             DType::Q4 => 17,
             DType::Q4M => 18,
+            DType::Q8X8 => 19,
+            DType::Q4X8 => 20,
         }
     }
 
@@ -55,6 +63,8 @@ impl DType {
             DType::Q8 => "q8",
             DType::Q4 => "q4",
             DType::Q4M => "q4m",
+            DType::Q8X8 => "q8x8",
+            DType::Q4X8 => "q4x8",
         }
     }
 
@@ -67,7 +77,15 @@ impl DType {
     pub fn block_elems(self) -> usize {
         match self {
             DType::F32 | DType::F16 | DType::BF16 => 1,
-            DType::Q8 | DType::Q4 | DType::Q4M => 32,
+            DType::Q8 | DType::Q4 | DType::Q4M | DType::Q8X8 | DType::Q4X8 => 32,
+        }
+    }
+
+    /// Rows one block spans along the second-to-last dimension (8 for the interleaved types, else 1).
+    pub fn block_rows(self) -> usize {
+        match self {
+            DType::Q8X8 | DType::Q4X8 => 8,
+            _ => 1,
         }
     }
 
@@ -79,12 +97,14 @@ impl DType {
             DType::Q8 => 34,
             DType::Q4 => 18,
             DType::Q4M => 20,
+            DType::Q8X8 => 272,
+            DType::Q4X8 => 144,
         }
     }
 
     /// Bits per weight.
     pub fn bits_per_weight(self) -> f64 {
-        (self.block_bytes() * 8) as f64 / self.block_elems() as f64
+        (self.block_bytes() * 8) as f64 / (self.block_elems() * self.block_rows()) as f64
     }
 
     /// Whether values are stored as quantized blocks.
@@ -93,7 +113,8 @@ impl DType {
     }
 
     /// Byte size of a tensor of this type and shape, or `None` if the shape does not fit the type (last dimension not
-    /// a multiple of the block) or the size overflows.
+    /// a multiple of the block, or for interleaved types fewer than 2 dimensions or a second-to-last dimension not a
+    /// multiple of the block's rows) or the size overflows.
     pub fn byte_size(self, shape: &[u64]) -> Option<u64> {
         let mut n: u64 = 1;
         for &d in shape {
@@ -106,7 +127,14 @@ impl DType {
                 return None;
             }
         }
-        (n / be).checked_mul(self.block_bytes() as u64)
+        let br = self.block_rows() as u64;
+        if br > 1 {
+            let rows = *shape.len().checked_sub(2).and_then(|i| shape.get(i))?;
+            if rows % br != 0 {
+                return None;
+            }
+        }
+        (n / (be * br)).checked_mul(self.block_bytes() as u64)
     }
 }
 

@@ -36,6 +36,8 @@ impl Weight {
             DType::Q8 => WeightRef::Q8(bytemuck::cast_slice(b)),
             DType::Q4 => WeightRef::Q4(bytemuck::cast_slice(b)),
             DType::Q4M => WeightRef::Q4M(bytemuck::cast_slice(b)),
+            DType::Q8X8 => WeightRef::Q8x8(bytemuck::cast_slice(b)),
+            DType::Q4X8 => WeightRef::Q4x8(bytemuck::cast_slice(b)),
             _ => unreachable!("DType added without a kernel mapping"),
         }
     }
@@ -47,15 +49,7 @@ impl Weight {
 
     /// Dequantizes row `r` into `out` (`cols` values).
     pub fn row_to_f32(&self, r: usize, out: &mut [f32]) {
-        let row = self.view().slice_rows(self.cols, r..r + 1);
-        match row {
-            WeightRef::F32(s) => out.copy_from_slice(s),
-            WeightRef::F16(s) => flint_kernels::f16_to_f32(s, out),
-            WeightRef::BF16(s) => out.iter_mut().zip(s).for_each(|(o, v)| *o = v.to_f32()),
-            WeightRef::Q8(s) => flint_kernels::dequantize_row_q8(s, out),
-            WeightRef::Q4(s) => flint_kernels::dequantize_row_q4(s, out),
-            WeightRef::Q4M(s) => flint_kernels::dequantize_row_q4m(s, out),
-        }
+        self.view().row_to_f32(self.cols, r, out)
     }
 }
 
