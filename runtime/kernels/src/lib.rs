@@ -12,6 +12,7 @@
 //! - Integer block sums are exact on every path; float results differ from the scalar reference only by
 //!   summation order.
 
+mod attention;
 mod blocks;
 mod dispatch;
 mod driver;
@@ -33,6 +34,7 @@ mod x86_avx2;
 #[cfg(target_arch = "x86_64")]
 mod x86_avx2_x8;
 
+pub use attention::{causal_attention, AttnShape};
 pub use blocks::{
     dequantize_row_q4, dequantize_row_q4m, dequantize_row_q8, f16_to_f32, quantize_acts,
     quantize_row_q4, quantize_row_q4m, quantize_row_q8, BlockQ4, BlockQ4M, BlockQ8, BlockQ8A, QK,

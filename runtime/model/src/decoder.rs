@@ -267,9 +267,7 @@ impl Model {
         let mut q = vec![0f32; n * qd];
         let mut k = vec![0f32; n * kvd];
         let mut v = vec![0f32; n * kvd];
-        flint_kernels::matmul(a.q.view(), x, n, &mut q);
-        flint_kernels::matmul(a.k.view(), x, n, &mut k);
-        flint_kernels::matmul(a.v.view(), x, n, &mut v);
+        ops::project(x, n, &mut [(&a.q, &mut q), (&a.k, &mut k), (&a.v, &mut v)]);
         for (buf, bias) in [
             (&mut q, &a.q_bias),
             (&mut k, &a.k_bias),
@@ -291,29 +289,23 @@ impl Model {
         }
         cache.k[l].extend_from_slice(&k);
         cache.v[l].extend_from_slice(&v);
-        let (kc, vc) = (&cache.k[l], &cache.v[l]);
-        let group = c.num_heads / c.num_kv_heads;
-        let scale = 1.0 / (hd as f32).sqrt();
+        let shape = flint_kernels::AttnShape {
+            heads: c.num_heads,
+            kv_heads: c.num_kv_heads,
+            head_dim: hd,
+        };
         let mut out = vec![0f32; n * qd];
-        let mut scores = Vec::with_capacity(p0 + n);
-        for t in 0..n {
-            let len = p0 + t + 1; // causal: position p0 + t sees positions 0..=p0 + t
-            for head in 0..c.num_heads {
-                let kvh = head / group;
-                let qh = &q[t * qd + head * hd..t * qd + (head + 1) * hd];
-                scores.clear();
-                for p in 0..len {
-                    let kp = &kc[p * kvd + kvh * hd..p * kvd + (kvh + 1) * hd];
-                    scores.push(qh.iter().zip(kp).map(|(a, b)| a * b).sum::<f32>() * scale);
-                }
-                ops::softmax(&mut scores);
-                let oh = &mut out[t * qd + head * hd..t * qd + (head + 1) * hd];
-                for (p, &w) in scores.iter().enumerate() {
-                    let vp = &vc[p * kvd + kvh * hd..p * kvd + (kvh + 1) * hd];
-                    oh.iter_mut().zip(vp).for_each(|(o, vv)| *o += w * vv);
-                }
-            }
-        }
+        let scale = 1.0 / (hd as f32).sqrt();
+        flint_kernels::causal_attention(
+            shape,
+            &q,
+            &cache.k[l],
+            &cache.v[l],
+            p0,
+            n,
+            scale,
+            &mut out,
+        );
         let mut o = vec![0f32; n * c.hidden_size];
         flint_kernels::matmul(a.o.view(), &out, n, &mut o);
         if let Some(b) = &a.o_bias {

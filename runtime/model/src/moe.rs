@@ -40,8 +40,7 @@ impl Mlp {
         let w = self.gate.rows;
         let mut g = vec![0f32; n * w];
         let mut u = vec![0f32; n * w];
-        flint_kernels::matmul(self.gate.view(), x, n, &mut g);
-        flint_kernels::matmul(self.up.view(), x, n, &mut u);
+        ops::project(x, n, &mut [(&self.gate, &mut g), (&self.up, &mut u)]);
         g.iter_mut()
             .zip(&u)
             .for_each(|(a, b)| *a = ops::silu(*a) * b);

@@ -103,3 +103,22 @@ pub fn top_k(x: &[f32], k: usize) -> Vec<usize> {
     idx.truncate(k);
     idx
 }
+
+/// Runs several matrices over the same input rows `x` (`[n, cols]`): `out_i = x · W_iᵀ`. When every matrix is
+/// quantized, the activations are quantized once and shared (q/k/v, gate/up), instead of once per matrix.
+pub fn project(x: &[f32], n: usize, outs: &mut [(&crate::weights::Weight, &mut Vec<f32>)]) {
+    let all_quant = outs
+        .iter()
+        .all(|(w, _)| w.view().weight_type().block_elems() > 1);
+    if !all_quant || x.is_empty() {
+        for (w, o) in outs.iter_mut() {
+            flint_kernels::matmul(w.view(), x, n, o);
+        }
+        return;
+    }
+    let mut xq = vec![bytemuck::Zeroable::zeroed(); x.len() / flint_kernels::QK];
+    flint_kernels::quantize_acts(x, &mut xq);
+    for (w, o) in outs.iter_mut() {
+        flint_kernels::matmul_quantized(w.view(), &xq, n, o);
+    }
+}

@@ -1,0 +1,160 @@
+//! Causal grouped-query attention over a KV cache, in f32.
+//!
+//! One call covers a whole layer: every query token and every head. The body is plain Rust written in 8-lane
+//! chunks so the compiler vectorizes it; on x86_64 it is compiled a second time with AVX2+FMA enabled and that copy
+//! is used when the active kernel family is AVX2 (NEON is part of the aarch64 baseline, so one copy serves there).
+//! Each query head of a group shares the group's key and value rows: keys and values are read once per group.
+
+use crate::dispatch::{active_isa, Isa};
+
+/// Head counts and sizes of one attention layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttnShape {
+    /// Query heads.
+    pub heads: usize,
+    /// Key/value heads; `heads` is a multiple of it.
+    pub kv_heads: usize,
+    /// Values per head.
+    pub head_dim: usize,
+}
+
+/// `out[t, h] = softmax_p(scale * q[t, h] · k[p, h / g]) · v[p, h / g]` over positions `p` in `0..=p0 + t`, for the
+/// `n` query tokens `t` (at positions `p0 + t`), where `g = heads / kv_heads`.
+///
+/// - `q`, `out`: `[n, heads * head_dim]`.
+/// - `k`, `v`: the cache, `[p0 + n, kv_heads * head_dim]` or longer (later rows are not read).
+///
+/// # Panics
+/// If a length does not match the shape, or `heads` is not a multiple of `kv_heads`.
+pub fn causal_attention(
+    s: AttnShape,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    p0: usize,
+    n: usize,
+    scale: f32,
+    out: &mut [f32],
+) {
+    let (qd, kvd) = (s.heads * s.head_dim, s.kv_heads * s.head_dim);
+    assert!(s.kv_heads > 0 && s.heads % s.kv_heads == 0, "{s:?}");
+    assert!(
+        q.len() == n * qd && out.len() == n * qd,
+        "q/out for {n} tokens of {s:?}"
+    );
+    assert!(
+        k.len() >= (p0 + n) * kvd && v.len() >= (p0 + n) * kvd,
+        "cache shorter than {} positions",
+        p0 + n
+    );
+    match active_isa() {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => {
+            // SAFETY: the active family is AVX2 only if the CPU has AVX2, FMA and F16C (Isa::available).
+            unsafe { attention_avx2(s, q, k, v, p0, n, scale, out) }
+        }
+        _ => attention_body(s, q, k, v, p0, n, scale, out),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+fn attention_avx2(
+    s: AttnShape,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    p0: usize,
+    n: usize,
+    scale: f32,
+    out: &mut [f32],
+) {
+    attention_body(s, q, k, v, p0, n, scale, out)
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn attention_body(
+    s: AttnShape,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    p0: usize,
+    n: usize,
+    scale: f32,
+    out: &mut [f32],
+) {
+    let hd = s.head_dim;
+    let (qd, kvd) = (s.heads * hd, s.kv_heads * hd);
+    let g = s.heads / s.kv_heads;
+    let mut scores = vec![0f32; g * (p0 + n)];
+    for t in 0..n {
+        let len = p0 + t + 1;
+        for kvh in 0..s.kv_heads {
+            let heads = kvh * g..(kvh + 1) * g;
+            let qrow = &q[t * qd..(t + 1) * qd];
+            // Scores of the group's heads, key row by key row.
+            for p in 0..len {
+                let kp = &k[p * kvd + kvh * hd..p * kvd + (kvh + 1) * hd];
+                for (i, h) in heads.clone().enumerate() {
+                    scores[i * len + p] = dot(&qrow[h * hd..(h + 1) * hd], kp) * scale;
+                }
+            }
+            for i in 0..g {
+                softmax(&mut scores[i * len..(i + 1) * len]);
+            }
+            let orow = &mut out[t * qd..(t + 1) * qd];
+            orow[heads.start * hd..heads.end * hd].fill(0.0);
+            for p in 0..len {
+                let vp = &v[p * kvd + kvh * hd..p * kvd + (kvh + 1) * hd];
+                for (i, h) in heads.clone().enumerate() {
+                    axpy(&mut orow[h * hd..(h + 1) * hd], scores[i * len + p], vp);
+                }
+            }
+        }
+    }
+}
+
+/// Dot product in 8 independent lanes (vectorizes; the lane sums are added at the end).
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ac
+        .remainder()
+        .iter()
+        .zip(bc.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ac.zip(bc) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let s4: [f32; 4] = core::array::from_fn(|i| acc[i] + acc[i + 4]);
+    (s4[0] + s4[2]) + (s4[1] + s4[3]) + tail
+}
+
+/// `y += a * x`.
+#[inline(always)]
+fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+    for (y, x) in y.iter_mut().zip(x) {
+        *y += a * x;
+    }
+}
+
+/// In-place softmax.
+#[inline(always)]
+fn softmax(x: &mut [f32]) {
+    let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f32;
+    for v in x.iter_mut() {
+        *v = (*v - m).exp();
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    for v in x.iter_mut() {
+        *v *= inv;
+    }
+}
