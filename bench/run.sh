@@ -61,13 +61,9 @@ flint_bench() { "$FLINT_BIN" bench -m "$1" -p 128 -n 64 -t "$2"; }
 # bench/calibration.txt (context 256, second half of each chunk, as llama-perplexity does). Flint has no
 # such command yet: return 1 so the KL table shows llama.cpp only. Replace the body when it exists.
 flint_kl() {  # the quantizer stores its measurement (same text, ctx 256, late positions) in the file's metadata
-  "$FLINT_BIN" info "$(flint_model "$1" "$2")" | python3 -c 'import json,sys
-for l in sys.stdin:
-    k, _, v = l.strip().partition(": ")
-    if k == "quantization":
-        e = json.loads(v)["eval"]; late = e.get("late") or e
-        print("kl: %.6f" % late["kl_mean"]); print("top1: %.4f" % late["top1_agreement"]); sys.exit(0)
-sys.exit(1)'
+  "$FLINT_BIN" info "$(flint_model "$1" "$2")" --meta quantization | python3 -c 'import json,sys
+e = json.load(sys.stdin)["eval"]; late = e.get("late") or e
+print("kl: %.6f" % late["kl_mean"]); print("top1: %.4f" % late["top1_agreement"])'
 }
 # ============================== FLINT HOOK (end) ================================
 

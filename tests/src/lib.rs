@@ -77,8 +77,8 @@ pub fn bin(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-/// Runs one of the workspace's binaries with `args`, under `FLINT_TEST_RUNNER` if set.
-pub fn run_bin(name: &str, args: &[&str]) -> Output {
+/// A command for one of the workspace's binaries with `args`, under `FLINT_TEST_RUNNER` if set.
+pub fn bin_command(name: &str, args: &[&str]) -> Command {
     let runner = std::env::var("FLINT_TEST_RUNNER").unwrap_or_default();
     let mut parts = runner.split_whitespace();
     let mut cmd = match parts.next() {
@@ -89,7 +89,13 @@ pub fn run_bin(name: &str, args: &[&str]) -> Output {
         }
         None => Command::new(bin(name)),
     };
-    cmd.args(args)
+    cmd.args(args);
+    cmd
+}
+
+/// Runs one of the workspace's binaries with `args`, under `FLINT_TEST_RUNNER` if set.
+pub fn run_bin(name: &str, args: &[&str]) -> Output {
+    bin_command(name, args)
         .output()
         .unwrap_or_else(|e| panic!("running {name}: {e}"))
 }

@@ -15,6 +15,9 @@ pub struct InfoArgs {
     /// Print the CPU features and the active kernels.
     #[arg(long)]
     pub cpu: bool,
+    /// Print only the metadata value under KEY, as JSON (e.g. `--meta quantization` for the full quality report).
+    #[arg(long, value_name = "KEY")]
+    pub meta: Option<String>,
 }
 
 const HIDDEN_KEYS: [&str; 2] = ["tokenizer.json", "tokenizer.chat_template"];
@@ -31,6 +34,13 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
         bail!("give a model file (or --cpu)")
     };
     let f = FlintFile::open(&path)?;
+    if let Some(key) = &a.meta {
+        let v = f
+            .meta(key)
+            .with_context(|| format!("{}: no metadata key {key:?}", path.display()))?;
+        println!("{v}");
+        return Ok(());
+    }
     println!(
         "file: {} ({:.2} MB, format v{})",
         path.display(),
@@ -44,6 +54,7 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
                 serde_json::Value::String(s) if HIDDEN_KEYS.contains(&k.as_str()) => {
                     format!("<{} bytes>", s.len())
                 }
+                other if k == "quantization" => summarize_quantization(other),
                 other => other.to_string(),
             };
             println!("  {k}: {shown}");
@@ -72,4 +83,29 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
         println!("verify: all {} checksums match", f.tensors().len());
     }
     Ok(())
+}
+
+/// One line for the quantizer's report (the whole object, with its per-tensor map, is long: `--meta quantization`).
+fn summarize_quantization(q: &serde_json::Value) -> String {
+    let num = |v: &serde_json::Value| v.as_f64().map(|x| format!("{x:.4}"));
+    let eval = &q["eval"];
+    let late = if eval["late"].is_object() {
+        &eval["late"]
+    } else {
+        eval
+    };
+    let mut parts = vec![format!("{} weights", q["weights"].as_str().unwrap_or("?"))];
+    if let Some(b) = q["bits_per_weight"].as_f64() {
+        parts.push(format!("{b:.3} bpw"));
+    }
+    if let Some(kl) = num(&late["kl_mean"]) {
+        parts.push(format!("KL mean {kl}"));
+    }
+    if let Some(t) = late["top1_agreement"].as_f64() {
+        parts.push(format!("top-1 {:.2}%", 100.0 * t));
+    }
+    if let Some(k) = q["kept"].as_array() {
+        parts.push(format!("{} matrices kept", k.len()));
+    }
+    format!("{} (full report: --meta quantization)", parts.join(", "))
 }

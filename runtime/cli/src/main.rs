@@ -44,6 +44,13 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so printing into a closed pipe (`flint info m.flint | head`) would panic in println!.
+    // Restore the default action: the process ends quietly, as command-line tools do.
+    #[cfg(unix)]
+    // SAFETY: called first thing, before any thread exists; SIG_DFL is a valid action for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let board = cli.board.as_deref();
     let result = match cli.cmd {
