@@ -54,6 +54,10 @@ enum Cmd {
         /// Worker threads for the measurement (0 = all cores).
         #[arg(short, long, default_value_t = 1)]
         threads: usize,
+        /// Quantize q8 / q4 blocks by plain squared error, without the calibration text's activation statistics
+        /// (the importance matrix).
+        #[arg(long)]
+        no_imatrix: bool,
     },
 }
 
@@ -71,6 +75,7 @@ fn quantize(
     calib: Option<PathBuf>,
     ctx: usize,
     threads: usize,
+    imatrix: bool,
 ) -> anyhow::Result<()> {
     use flint_quantize::quant::{self, KeepRule, Stage};
     let weights = DType::from_name(weights).context("--weights")?;
@@ -85,6 +90,7 @@ fn quantize(
         keep,
         calib,
         ctx,
+        imatrix,
     };
     let t0 = Instant::now();
     let bar = indicatif::ProgressBar::new(0);
@@ -96,6 +102,7 @@ fn quantize(
             bar.reset();
             bar.set_length(total as u64);
             bar.set_message(match s {
+                Stage::Calibrate => "collecting activation statistics (chunks)".to_string(),
                 Stage::Quantize => format!("quantizing to {weights} (tensors)"),
                 Stage::Measure => "measuring against the input (chunks)".to_string(),
                 Stage::Write => format!("writing {}", output.display()),
@@ -159,7 +166,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             calib,
             ctx,
             threads,
-        } => quantize(input, output, &weights, &keep, calib, ctx, threads),
+            no_imatrix,
+        } => quantize(
+            input,
+            output,
+            &weights,
+            &keep,
+            calib,
+            ctx,
+            threads,
+            !no_imatrix,
+        ),
     }
 }
 

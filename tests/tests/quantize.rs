@@ -148,6 +148,15 @@ fn quantize_ok(c: &Case, weights: &str, extra: &[&str]) -> (FlintFile, Value) {
     let e = &q["eval"];
     assert_eq!(e["token_source"], "bytes_mod_vocab");
     assert_eq!(e["tokens"].as_u64(), Some(384));
+    // Blocks were importance-weighted by the same text (quantize/tests/imatrix.rs checks the effect).
+    assert!(
+        q["imatrix"]["text"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("calib.txt"))
+            && q["imatrix"]["tokens"].as_u64() == Some(384),
+        "{}",
+        q["imatrix"]
+    );
     let kl = e["kl_mean"].as_f64().unwrap();
     assert!(kl > 0.0 && kl.is_finite(), "kl_mean {kl}");
     let layers = e["layers"].as_array().unwrap();

@@ -132,9 +132,57 @@ fn argmax(x: &[f32]) -> usize {
         .0
 }
 
-/// Runs `tokens` (from `token_source`) through both models in chunks of `ctx` and compares them. `progress(done, total)` counts chunks.
+/// The chunk length actually used for `--ctx ctx` on `model`.
+fn chunk_len(model: &Model, ctx: usize) -> usize {
+    ctx.min(model.config.max_position_embeddings).max(1)
+}
+
+/// The reference model's output on one chunk: all positions' logits and its hidden states.
+#[derive(Debug)]
+pub struct RefChunk {
+    logits: Vec<f32>,
+    trace: Trace,
+}
+
+/// Bytes of reference outputs [`reference_pass`] keeps for [`evaluate`]; chunks past it are run again there.
+pub const KEEP_REFERENCE_BYTES: usize = 768 << 20;
+
+/// Runs the reference over `tokens` in the chunks [`evaluate`] uses (e.g. with the calibration tap on) and keeps each
+/// chunk's outputs while they total at most `keep_bytes`, so [`evaluate`] need not run the reference again.
+/// `progress(done, total)` counts chunks.
+pub fn reference_pass(
+    reference: &Model,
+    tokens: &[u32],
+    ctx: usize,
+    keep_bytes: usize,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Vec<Option<RefChunk>>, QuantError> {
+    let ctx = chunk_len(reference, ctx);
+    let total = tokens.len().div_ceil(ctx);
+    let mut kept = 0usize;
+    let mut out = Vec::with_capacity(total);
+    for (ci, chunk) in tokens.chunks(ctx).enumerate() {
+        let mut trace = Trace::default();
+        let logits =
+            reference.forward(chunk, &mut reference.new_cache(), true, Some(&mut trace))?;
+        let bytes = 4 * (logits.len() + trace.hidden_states.iter().map(Vec::len).sum::<usize>());
+        if kept + bytes <= keep_bytes {
+            kept += bytes;
+            out.push(Some(RefChunk { logits, trace }));
+        } else {
+            out.push(None);
+        }
+        progress(ci + 1, total);
+    }
+    Ok(out)
+}
+
+/// Runs `tokens` (from `token_source`) through both models in chunks of `ctx` and compares them. `cached` holds
+/// reference outputs from [`reference_pass`] with the same tokens and `ctx` (chunks it lacks are run here; empty
+/// runs them all). `progress(done, total)` counts chunks.
 pub fn evaluate(
     reference: &Model,
+    mut cached: Vec<Option<RefChunk>>,
     quant: &Model,
     tokens: &[u32],
     token_source: TokenSource,
@@ -142,7 +190,7 @@ pub fn evaluate(
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Eval, QuantError> {
     let c = &reference.config;
-    let ctx = ctx.min(c.max_position_embeddings).max(1);
+    let ctx = chunk_len(reference, ctx);
     if tokens.is_empty() {
         return Err(QuantError::Options(
             "no calibration tokens to measure with".into(),
@@ -150,13 +198,22 @@ pub fn evaluate(
     }
     let vocab = c.vocab_size;
     let chunks: Vec<&[u32]> = tokens.chunks(ctx).collect();
+    cached.resize_with(chunks.len(), || None);
     let (mut all, mut late) = (Acc::default(), Acc::default());
     let (mut nll_ref, mut nll_q, mut targets) = (0f64, 0f64, 0usize);
     let mut sq = vec![(0f64, 0f64); c.num_layers + 1];
     let (mut lp, mut lq) = (vec![0f64; vocab], vec![0f64; vocab]);
     for (ci, chunk) in chunks.iter().enumerate() {
-        let (mut tr, mut tq) = (Trace::default(), Trace::default());
-        let zr = reference.forward(chunk, &mut reference.new_cache(), true, Some(&mut tr))?;
+        let (zr, tr) = match cached[ci].take() {
+            Some(r) => (r.logits, r.trace),
+            None => {
+                let mut tr = Trace::default();
+                let z =
+                    reference.forward(chunk, &mut reference.new_cache(), true, Some(&mut tr))?;
+                (z, tr)
+            }
+        };
+        let mut tq = Trace::default();
         let zq = quant.forward(chunk, &mut quant.new_cache(), true, Some(&mut tq))?;
         for (t, (r, q)) in zr
             .chunks_exact(vocab)

@@ -193,10 +193,12 @@ pub fn quantize(
         |i| {
             let t = &tensors[i];
             let view = src.tensor(&t.name)?;
-            convert::convert(t, view.bytes, types[i], weighted(i)).map_err(|msg| QuantError::Tensor {
-                path: input.to_path_buf(),
-                name: t.name.clone(),
-                msg,
+            convert::convert(t, view.bytes, types[i], weighted(i)).map_err(|msg| {
+                QuantError::Tensor {
+                    path: input.to_path_buf(),
+                    name: t.name.clone(),
+                    msg,
+                }
             })
         },
         |d, n| progress(Stage::Quantize, d, n),

@@ -27,6 +27,20 @@ pub struct Kept {
     pub reason: String,
 }
 
+/// How q8 / q4 blocks were weighted (see `quant::imatrix`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Imatrix {
+    /// The text whose activation statistics (mean square input per column) weighted each block's squared error.
+    pub text: String,
+    /// Its tokens, all run through the float input model.
+    pub tokens: usize,
+    /// q8 / q4 matrices quantized with importance weighting.
+    pub weighted: usize,
+    /// q8 / q4 matrices quantized with uniform importance, no matmul having read them on that text (an MoE expert
+    /// no token was routed to, an embedding table not tied to the output head).
+    pub uniform: Vec<String>,
+}
+
 /// Everything the `quantization` metadata key holds.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -50,6 +64,11 @@ pub struct Report {
     pub tensors: BTreeMap<String, String>,
     /// The calibration text the figures in `eval` were measured on.
     pub calibration: String,
+    /// Importance weighting of the q8 / q4 blocks; `null` if it was turned off (`--no-imatrix`): plain squared error.
+    pub imatrix: Option<Imatrix>,
+    /// Time to collect the activation statistics (one reference pass), seconds. Not stored, as below.
+    #[serde(skip)]
+    pub calibrate_seconds: f64,
     /// Quantization time (converting and writing tensors), seconds. Not stored: it would make files differ run to run.
     #[serde(skip)]
     pub quantize_seconds: f64,
@@ -94,6 +113,25 @@ impl std::fmt::Display for Report {
             };
             writeln!(f, "  kept at {dtype} ({reason}): {shown}{more}")?;
         }
+        match &self.imatrix {
+            Some(m) => {
+                let uniform = if m.uniform.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; {} with uniform importance (never read on it), e.g. {}",
+                        m.uniform.len(),
+                        m.uniform[0]
+                    )
+                };
+                writeln!(
+                    f,
+                    "importance-weighted: {} matrices, from {} tokens of {}{uniform}",
+                    m.weighted, m.tokens, m.text
+                )?;
+            }
+            None => writeln!(f, "importance weighting: off (--no-imatrix)")?,
+        }
         let e = &self.eval;
         writeln!(
             f,
@@ -135,8 +173,8 @@ impl std::fmt::Display for Report {
         )?;
         write!(
             f,
-            "time: quantize {:.1} s, measure {:.1} s",
-            self.quantize_seconds, self.eval_seconds
+            "time: calibrate {:.1} s, quantize {:.1} s, measure {:.1} s",
+            self.calibrate_seconds, self.quantize_seconds, self.eval_seconds
         )
     }
 }

@@ -81,6 +81,63 @@ pub fn quantize_row_q8(x: &[f32], out: &mut [BlockQ8]) {
     }
 }
 
+/// Like [`quantize_row_q8`], but each block minimises the importance-weighted squared error
+/// `sum_i importance[i] * (x[i] - d * q[i])^2` (one weight per value of `x`): integer assignments at scales around
+/// `max|x| / 127` are each refit by weighted least squares, and the best (after rounding `d` to f16) kept. Plain
+/// round-to-nearest is one of the candidates, so under the weighted error the result is never worse than
+/// [`quantize_row_q8`]'s. Weights that cannot weigh anything fall back to unit weights, as in
+/// [`quantize_row_q4_weighted`]. `qs` stays in -127..=127.
+///
+/// # Panics
+/// If `x.len() != out.len() * 32` or `importance.len() != x.len()`.
+pub fn quantize_row_q8_weighted(x: &[f32], importance: &[f32], out: &mut [BlockQ8]) {
+    check_len(x.len(), out.len(), "quantize_row_q8_weighted");
+    check_len(
+        importance.len(),
+        out.len(),
+        "quantize_row_q8_weighted importance",
+    );
+    for ((xb, wb), b) in x
+        .chunks_exact(QK)
+        .zip(importance.chunks_exact(QK))
+        .zip(out.iter_mut())
+    {
+        let w = block_weights(wb);
+        let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let mut best = (f32::INFINITY, 0f32, [0i8; QK]);
+        let mut q = [0i8; QK];
+        if amax > 0.0 {
+            for k in -8..=8 {
+                // k = 0 is exactly quantize_row_q8's assignment.
+                let id = if k == 0 {
+                    1.0 / (amax / 127.0)
+                } else {
+                    (127.0 + 0.25 * k as f32) / amax
+                };
+                let (mut xq, mut qq) = (0f32, 0f32);
+                for ((qi, &v), &wi) in q.iter_mut().zip(xb).zip(&w) {
+                    *qi = (v * id).round().clamp(-127.0, 127.0) as i8;
+                    xq += wi * v * *qi as f32;
+                    qq += wi * (*qi as f32) * (*qi as f32);
+                }
+                let rtn = if k == 0 { amax / 127.0 } else { f32::NAN };
+                let fit = if qq > 0.0 { xq / qq } else { f32::NAN };
+                for d in [rtn, fit] {
+                    if !d.is_finite() {
+                        continue;
+                    }
+                    let err = weighted_err(xb, &w, d, &q);
+                    if err < best.0 {
+                        best = (err, d, q);
+                    }
+                }
+            }
+        }
+        b.d = f16::from_f32(best.1);
+        b.qs = best.2;
+    }
+}
+
 /// Expands q8 blocks to f32. # Panics: if `out.len() != blocks.len() * 32`.
 pub fn dequantize_row_q8(blocks: &[BlockQ8], out: &mut [f32]) {
     check_len(out.len(), blocks.len(), "dequantize_row_q8");
@@ -102,49 +159,124 @@ pub fn dequantize_row_q8(blocks: &[BlockQ8], out: &mut [f32]) {
 pub fn quantize_row_q4(x: &[f32], out: &mut [BlockQ4]) {
     check_len(x.len(), out.len(), "quantize_row_q4");
     for (xb, b) in x.chunks_exact(QK).zip(out.iter_mut()) {
-        let max = xb
-            .iter()
-            .fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
-        let mut best = (f32::INFINITY, 0f32, [0i8; QK]);
-        if max != 0.0 {
-            let mut q = [0i8; QK];
-            for k in -6..=6 {
-                let id = -(8.0 + 0.125 * k as f32) / max;
-                let (mut xq, mut qq) = (0f32, 0f32);
-                for (qi, &v) in q.iter_mut().zip(xb) {
-                    *qi = ((v * id).round() as i32).clamp(-8, 7) as i8;
-                    xq += v * *qi as f32;
-                    qq += (*qi as f32) * (*qi as f32);
-                }
-                // k = 0 is also tried with ggml's own scale, so the search can only improve on it.
-                let fits = if k == 0 {
-                    vec![max / -8.0, xq / qq]
-                } else {
-                    vec![xq / qq]
-                };
-                for d in fits {
-                    if qq == 0.0 || !d.is_finite() {
-                        continue;
-                    }
-                    let d16 = f16::from_f32(d).to_f32();
-                    let err: f32 = xb
-                        .iter()
-                        .zip(&q)
-                        .map(|(&v, &qi)| (v - d16 * qi as f32).powi(2))
-                        .sum();
-                    if err < best.0 {
-                        best = (err, d, q);
-                    }
-                }
+        // Unit weights make every product and sum below exactly those of the unweighted search.
+        let (d, q) = search_q4(xb, &[1.0; QK], 6, false);
+        pack_q4(d, &q, b);
+    }
+}
+
+/// Like [`quantize_row_q4`], but each block minimises the importance-weighted squared error
+/// `sum_i importance[i] * (x[i] - d * q[i])^2` (`importance` holds one weight per value of `x`, e.g. the mean square
+/// of the activation each weight multiplies). It searches more scales than [`quantize_row_q4`] and refines the best
+/// by re-rounding at its fitted scale. A block whose weights are all zero, or not all finite and non-negative, is
+/// quantized with unit weights. Plain round-to-nearest (`d = max / -8`) is one of the candidates, so under the
+/// weighted error the result is never worse than ggml's.
+///
+/// # Panics
+/// If `x.len() != out.len() * 32` or `importance.len() != x.len()`.
+pub fn quantize_row_q4_weighted(x: &[f32], importance: &[f32], out: &mut [BlockQ4]) {
+    check_len(x.len(), out.len(), "quantize_row_q4_weighted");
+    check_len(
+        importance.len(),
+        out.len(),
+        "quantize_row_q4_weighted importance",
+    );
+    for ((xb, wb), b) in x
+        .chunks_exact(QK)
+        .zip(importance.chunks_exact(QK))
+        .zip(out.iter_mut())
+    {
+        let (d, q) = search_q4(xb, &block_weights(wb), 12, true);
+        pack_q4(d, &q, b);
+    }
+}
+
+/// `w` as block weights, or unit weights if they cannot weigh anything (all zero, negative, NaN or infinite).
+fn block_weights(w: &[f32]) -> [f32; QK] {
+    let ok = w.iter().all(|v| v.is_finite() && *v >= 0.0) && w.iter().any(|v| *v > 0.0);
+    let mut out = [1.0; QK];
+    if ok {
+        out.copy_from_slice(w);
+    }
+    out
+}
+
+/// The weighted error `sum w (x - d q)^2` of integer assignment `q` at scale `d` rounded to f16.
+fn weighted_err(xb: &[f32], w: &[f32; QK], d: f32, q: &[i8; QK]) -> f32 {
+    let d16 = f16::from_f32(d).to_f32();
+    xb.iter()
+        .zip(q)
+        .zip(w)
+        .map(|((&v, &qi), &wi)| wi * (v - d16 * qi as f32).powi(2))
+        .sum()
+}
+
+/// The q4 scale search: integer assignments at `id = -(8 + k / 8) / max` for `k` in `-span..=span` (and ggml's own
+/// `d = max / -8`), each refit by weighted least squares; with `refine`, the best is then re-rounded at its own scale
+/// and refit while that lowers the error. Returns `(d, q)`, `q` in -8..=7; an all-zero block gives `(0, 0)`.
+fn search_q4(xb: &[f32], w: &[f32; QK], span: i32, refine: bool) -> (f32, [i8; QK]) {
+    let max = xb
+        .iter()
+        .fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
+    let mut best = (f32::INFINITY, 0f32, [0i8; QK]);
+    if max == 0.0 {
+        return (0.0, [0; QK]);
+    }
+    // Rounds `xb * id` into `q` and returns the weighted least-squares scale for it (NaN if `q` weighs nothing).
+    let assign = |id: f32, q: &mut [i8; QK]| {
+        let (mut xq, mut qq) = (0f32, 0f32);
+        for ((qi, &v), &wi) in q.iter_mut().zip(xb).zip(w) {
+            *qi = ((v * id).round() as i32).clamp(-8, 7) as i8;
+            xq += wi * v * *qi as f32;
+            qq += wi * (*qi as f32) * (*qi as f32);
+        }
+        if qq == 0.0 {
+            f32::NAN
+        } else {
+            xq / qq
+        }
+    };
+    let mut q = [0i8; QK];
+    for k in -span..=span {
+        let fit = assign(-(8.0 + 0.125 * k as f32) / max, &mut q);
+        // k = 0 is also tried with ggml's own scale, so the search can only improve on it.
+        let ggml = if k == 0 { max / -8.0 } else { f32::NAN };
+        for d in [ggml, fit] {
+            if !d.is_finite() {
+                continue;
+            }
+            let err = weighted_err(xb, w, d, &q);
+            if err < best.0 {
+                best = (err, d, q);
             }
         }
-        let (_, d, q) = best;
-        b.d = f16::from_f32(d);
-        for j in 0..QK / 2 {
-            let lo = (q[j] + 8) as u8;
-            let hi = (q[j + QK / 2] + 8) as u8;
-            b.qs[j] = lo | (hi << 4);
+    }
+    if refine {
+        for _ in 0..4 {
+            let d16 = f16::from_f32(best.1).to_f32();
+            if d16 == 0.0 || !d16.is_finite() {
+                break;
+            }
+            let d = assign(1.0 / d16, &mut q);
+            if !d.is_finite() {
+                break;
+            }
+            let err = weighted_err(xb, w, d, &q);
+            if err >= best.0 {
+                break;
+            }
+            best = (err, d, q);
         }
+    }
+    (best.1, best.2)
+}
+
+fn pack_q4(d: f32, q: &[i8; QK], b: &mut BlockQ4) {
+    b.d = f16::from_f32(d);
+    for j in 0..QK / 2 {
+        let lo = (q[j] + 8) as u8;
+        let hi = (q[j + QK / 2] + 8) as u8;
+        b.qs[j] = lo | (hi << 4);
     }
 }
 
@@ -235,4 +367,122 @@ fn quantize_act_block(xb: &[f32; QK], b: &mut BlockQ8A) {
 pub fn f16_to_f32(src: &[f16], dst: &mut [f32]) {
     use half::slice::HalfFloatSliceExt;
     src.convert_to_f32_slice(dst);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic values in [-1, 1) (xorshift), with a few larger outliers as real weight rows have.
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|i| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                let v = (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0;
+                if i % 29 == 0 {
+                    3.0 * v
+                } else {
+                    v
+                }
+            })
+            .collect()
+    }
+
+    fn werr(x: &[f32], w: &[f32], y: &[f32]) -> f64 {
+        x.iter()
+            .zip(y)
+            .zip(w)
+            .map(|((a, b), c)| *c as f64 * ((a - b) as f64).powi(2))
+            .sum()
+    }
+
+    /// Importance spread over four orders of magnitude, as activation mean squares are (a few hot columns).
+    fn importance(n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| match i % 32 {
+                3 | 17 => 100.0,
+                c if c % 5 == 0 => 0.01,
+                _ => 1.0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn weighted_q4_lowers_the_weighted_error_and_never_loses_to_rtn() {
+        let blocks = 400;
+        let x = values(blocks * QK, 7);
+        let w = importance(x.len());
+        let (mut plain, mut weighted) = (
+            vec![BlockQ4::zeroed(); blocks],
+            vec![BlockQ4::zeroed(); blocks],
+        );
+        quantize_row_q4(&x, &mut plain);
+        quantize_row_q4_weighted(&x, &w, &mut weighted);
+        let (mut yp, mut yw) = (vec![0f32; x.len()], vec![0f32; x.len()]);
+        dequantize_row_q4(&plain, &mut yp);
+        dequantize_row_q4(&weighted, &mut yw);
+        for (i, ((xb, wb), yb)) in x
+            .chunks(QK)
+            .zip(w.chunks(QK))
+            .zip(yw.chunks(QK))
+            .enumerate()
+        {
+            // ggml's round-to-nearest block, under the same weighted metric.
+            let max = xb
+                .iter()
+                .fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
+            let d = f16::from_f32(max / -8.0).to_f32();
+            let rtn: Vec<f32> = xb
+                .iter()
+                .map(|&v| d * (v / d).round().clamp(-8.0, 7.0))
+                .collect();
+            let (ours, theirs) = (werr(xb, wb, yb), werr(xb, wb, &rtn));
+            assert!(
+                ours <= theirs * 1.0001 + 1e-12,
+                "block {i}: {ours} > rtn {theirs}"
+            );
+        }
+        let (ep, ew) = (werr(&x, &w, &yp), werr(&x, &w, &yw));
+        assert!(
+            ew < 0.8 * ep,
+            "weighted error {ew} vs unweighted search's {ep}"
+        );
+    }
+
+    #[test]
+    fn weighted_q8_never_loses_to_rtn_and_degenerate_weights_fall_back() {
+        let blocks = 200;
+        let x = values(blocks * QK, 11);
+        let w = importance(x.len());
+        let (mut plain, mut weighted) = (
+            vec![BlockQ8::zeroed(); blocks],
+            vec![BlockQ8::zeroed(); blocks],
+        );
+        quantize_row_q8(&x, &mut plain);
+        quantize_row_q8_weighted(&x, &w, &mut weighted);
+        let (mut yp, mut yw) = (vec![0f32; x.len()], vec![0f32; x.len()]);
+        dequantize_row_q8(&plain, &mut yp);
+        dequantize_row_q8(&weighted, &mut yw);
+        for (i, (xb, wb)) in x.chunks(QK).zip(w.chunks(QK)).enumerate() {
+            let r = i * QK..(i + 1) * QK;
+            let (ours, rtn) = (werr(xb, wb, &yw[r.clone()]), werr(xb, wb, &yp[r]));
+            assert!(
+                ours <= rtn * 1.0001 + 1e-12,
+                "block {i}: {ours} > rtn {rtn}"
+            );
+        }
+        assert!(werr(&x, &w, &yw) < werr(&x, &w, &yp));
+        // All-zero or NaN importance: unit weights, never NaN scales.
+        for bad in [0.0, f32::NAN] {
+            let mut b4 = vec![BlockQ4::zeroed(); 1];
+            quantize_row_q4_weighted(&x[..QK], &[bad; QK], &mut b4);
+            assert!(b4[0].d.to_f32().is_finite() && b4[0].d.to_f32() != 0.0);
+            let mut b8 = vec![BlockQ8::zeroed(); 1];
+            quantize_row_q8_weighted(&x[..QK], &[bad; QK], &mut b8);
+            assert!(b8[0].d.to_f32().is_finite() && b8[0].d.to_f32() != 0.0);
+        }
+    }
 }

@@ -115,6 +115,7 @@ impl Exec {
             out.fill(0.0);
             return;
         }
+        crate::tap::observe(w, x, n); // calibration tap: float weights only, off by default (tap.rs)
         match w {
             WeightRef::F32(s) => self.float(FloatW::F32(s), x, cols, n, rows, out),
             WeightRef::F16(s) => self.float(FloatW::F16(s), x, cols, n, rows, out),

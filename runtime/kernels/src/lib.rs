@@ -20,6 +20,7 @@ mod exec;
 mod interleaved;
 mod pool;
 pub mod scalar;
+mod tap;
 
 #[cfg(target_arch = "aarch64")]
 mod arm_dotprod;
@@ -37,7 +38,8 @@ mod x86_avx2_x8;
 pub use attention::{causal_attention, AttnShape};
 pub use blocks::{
     dequantize_row_q4, dequantize_row_q4m, dequantize_row_q8, f16_to_f32, quantize_acts,
-    quantize_row_q4, quantize_row_q4m, quantize_row_q8, BlockQ4, BlockQ4M, BlockQ8, BlockQ8A, QK,
+    quantize_row_q4, quantize_row_q4_weighted, quantize_row_q4m, quantize_row_q8,
+    quantize_row_q8_weighted, BlockQ4, BlockQ4M, BlockQ8, BlockQ8A, QK,
 };
 pub use dispatch::{active_isa, cpu_report, select_from_env, Isa, SelectError};
 pub use exec::{matmul, matmul_quantized, matvec, matvec_quantized, set_threads, threads, Exec};
@@ -45,6 +47,7 @@ pub use interleaved::{
     dequantize_row_q4x8, dequantize_row_q8x8, dot_q4x8, dot_q8x8, interleave_q4, interleave_q8,
     q4x8_value, q8x8_value, BlockQ4x8, BlockQ8x8, ROWS_X8,
 };
+pub use tap::{set_tap, tap_active, Tap};
 
 use half::{bf16, f16};
 
