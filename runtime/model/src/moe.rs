@@ -41,8 +41,30 @@ impl Mlp {
         let mut g = vec![0f32; n * w];
         let mut u = vec![0f32; n * w];
         ops::project(x, n, &mut [(&self.gate, &mut g), (&self.up, &mut u)]);
+        self.finish(g, &u, n)
+    }
+
+    /// As [`Mlp::forward`] with the rows already quantized by `flint_kernels::quantize_acts` (quant weights only):
+    /// the experts of a token share one quantization of its input.
+    pub fn forward_quantized(&self, xq: &[flint_kernels::BlockQ8A], n: usize) -> Vec<f32> {
+        let w = self.gate.rows;
+        let mut g = vec![0f32; n * w];
+        let mut u = vec![0f32; n * w];
+        flint_kernels::matmul_quantized(self.gate.view(), xq, n, &mut g);
+        flint_kernels::matmul_quantized(self.up.view(), xq, n, &mut u);
+        self.finish(g, &u, n)
+    }
+
+    /// Whether gate and up are quantized (so [`Mlp::forward_quantized`] applies).
+    pub fn takes_quantized(&self) -> bool {
+        [&self.gate, &self.up]
+            .iter()
+            .all(|w| w.view().weight_type().block_elems() > 1)
+    }
+
+    fn finish(&self, mut g: Vec<f32>, u: &[f32], n: usize) -> Vec<f32> {
         g.iter_mut()
-            .zip(&u)
+            .zip(u)
             .for_each(|(a, b)| *a = ops::silu(*a) * b);
         let mut out = vec![0f32; n * self.down.rows];
         flint_kernels::matmul(self.down.view(), &g, n, &mut out);
@@ -135,16 +157,32 @@ impl Moe {
                 rows[e].push((t, w));
             }
         }
-        let mut xe = Vec::new();
+        // Quantize each row once for all the experts it is routed to (when the experts take quantized input).
+        let kb = h / flint_kernels::QK;
+        let shared_q = h % flint_kernels::QK == 0 && self.experts.iter().all(Mlp::takes_quantized);
+        let mut xq = Vec::new();
+        if shared_q {
+            xq.resize(n * kb, bytemuck::Zeroable::zeroed());
+            flint_kernels::quantize_acts(x, &mut xq);
+        }
+        let (mut xe, mut xeq) = (Vec::new(), Vec::new());
         for (e, list) in rows.iter().enumerate() {
             if list.is_empty() {
                 continue;
             }
-            xe.clear();
-            for &(t, _) in list {
-                xe.extend_from_slice(&x[t * h..(t + 1) * h]);
-            }
-            let y = self.experts[e].forward(&xe, list.len());
+            let y = if shared_q {
+                xeq.clear();
+                for &(t, _) in list {
+                    xeq.extend_from_slice(&xq[t * kb..(t + 1) * kb]);
+                }
+                self.experts[e].forward_quantized(&xeq, list.len())
+            } else {
+                xe.clear();
+                for &(t, _) in list {
+                    xe.extend_from_slice(&x[t * h..(t + 1) * h]);
+                }
+                self.experts[e].forward(&xe, list.len())
+            };
             for (i, &(t, w)) in list.iter().enumerate() {
                 out[t * h..(t + 1) * h]
                     .iter_mut()
