@@ -58,6 +58,10 @@ enum Cmd {
         /// (the importance matrix).
         #[arg(long)]
         no_imatrix: bool,
+        /// Collect the activation statistics on this text instead of the calibration text (e.g. to measure the
+        /// loss on text the weighting never saw).
+        #[arg(long, value_name = "FILE", conflicts_with = "no_imatrix")]
+        imatrix_text: Option<PathBuf>,
     },
 }
 
@@ -67,15 +71,21 @@ fn bar_style() -> indicatif::ProgressStyle {
         .progress_chars("=> ")
 }
 
+/// The quantize options about calibration text.
+struct Calibration {
+    calib: Option<PathBuf>,
+    ctx: usize,
+    imatrix: bool,
+    imatrix_text: Option<PathBuf>,
+}
+
 fn quantize(
     input: PathBuf,
     output: PathBuf,
     weights: &str,
     keep: &[String],
-    calib: Option<PathBuf>,
-    ctx: usize,
     threads: usize,
-    imatrix: bool,
+    calibration: Calibration,
 ) -> anyhow::Result<()> {
     use flint_quantize::quant::{self, KeepRule, Stage};
     let weights = DType::from_name(weights).context("--weights")?;
@@ -88,9 +98,10 @@ fn quantize(
     let opts = quant::Options {
         weights,
         keep,
-        calib,
-        ctx,
-        imatrix,
+        calib: calibration.calib,
+        ctx: calibration.ctx,
+        imatrix: calibration.imatrix,
+        imatrix_text: calibration.imatrix_text,
     };
     let t0 = Instant::now();
     let bar = indicatif::ProgressBar::new(0);
@@ -167,15 +178,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ctx,
             threads,
             no_imatrix,
+            imatrix_text,
         } => quantize(
             input,
             output,
             &weights,
             &keep,
-            calib,
-            ctx,
             threads,
-            !no_imatrix,
+            Calibration {
+                calib,
+                ctx,
+                imatrix: !no_imatrix,
+                imatrix_text,
+            },
         ),
     }
 }

@@ -89,6 +89,43 @@ fn imatrix_is_recorded_and_lowers_the_weighted_error() {
     assert_eq!(m["uniform"], serde_json::json!(["tok_embd"]), "{m}");
     assert!(ru["imatrix"].is_null(), "{}", ru["imatrix"]);
 
+    // Statistics from another text are recorded as such; turning weighting off and naming a text conflict.
+    std::fs::write(
+        p("other.txt"),
+        "Another text entirely, for the statistics only.",
+    )
+    .unwrap();
+    let (inp, out) = (p("in.flint"), p("o.flint"));
+    let other = [&["quantize", &inp, "-o", &out], &common[..]].concat();
+    run(&[&other[..], &["--imatrix-text", &p("other.txt")]].concat());
+    let ro = report(&FlintFile::open(p("o.flint")).unwrap());
+    assert_eq!(
+        ro["imatrix"]["text"].as_str(),
+        Some(p("other.txt").as_str())
+    );
+    assert_eq!(
+        ro["imatrix"]["tokens"].as_u64(),
+        Some(47),
+        "{}",
+        ro["imatrix"]
+    );
+    assert_eq!(
+        ro["eval"]["tokens"].as_u64(),
+        Some(384),
+        "measured on the calibration text"
+    );
+    let o = quantize_cmd()
+        .args(
+            [
+                &other[..],
+                &["--no-imatrix", "--imatrix-text", &p("other.txt")],
+            ]
+            .concat(),
+        )
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--imatrix-text"));
+
     // Importance as the quantizer collects it: the reference run over the same ids and chunks, tap on.
     let src = FlintFile::open(p("in.flint")).unwrap();
     let model = Model::load(src.clone()).unwrap();

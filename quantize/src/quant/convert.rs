@@ -144,19 +144,53 @@ pub fn convert<'a>(
     let mut out = Vec::with_capacity(size as usize);
     if cols > 0 {
         let br = to.block_rows();
-        let row_bytes = cols * t.dtype.block_bytes();
-        let mut rows = vec![0f32; cols * br];
-        for chunk in bytes.chunks_exact(row_bytes * br) {
-            for (r, src) in rows
-                .chunks_exact_mut(cols)
-                .zip(chunk.chunks_exact(row_bytes))
-            {
-                decode_row(t.dtype, src, r);
+        let unit = cols * br * t.dtype.block_bytes();
+        let units: Vec<&[u8]> = bytes.chunks_exact(unit).collect();
+        // Quantizing is CPU-bound and every row is independent: split big tensors over the cores in contiguous
+        // parts, appended in order, so the bytes do not depend on the thread count.
+        let parts = if to.is_quantized() && bytes.len() >= (1 << 20) {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            1
+        };
+        let per = units.len().div_ceil(parts.max(1)).max(1);
+        let encode = |units: &[&[u8]], out: &mut Vec<u8>| {
+            let mut rows = vec![0f32; cols * br];
+            for chunk in units {
+                for (r, src) in rows
+                    .chunks_exact_mut(cols)
+                    .zip(chunk.chunks_exact(unit / br))
+                {
+                    decode_row(t.dtype, src, r);
+                }
+                if br > 1 {
+                    encode_interleaved(to, &rows, cols, imp, out);
+                } else {
+                    encode_row(to, &rows, imp, out);
+                }
             }
-            if br > 1 {
-                encode_interleaved(to, &rows, cols, imp, &mut out);
-            } else {
-                encode_row(to, &rows, imp, &mut out);
+        };
+        if units.len() <= per {
+            encode(&units, &mut out);
+        } else {
+            let encoded: Vec<Vec<u8>> = std::thread::scope(|sc| {
+                let handles: Vec<_> = units
+                    .chunks(per)
+                    .map(|part| {
+                        sc.spawn(move || {
+                            let mut o = Vec::new();
+                            encode(part, &mut o);
+                            o
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                    .collect()
+            });
+            for e in encoded {
+                out.extend_from_slice(&e);
             }
         }
     }
@@ -277,6 +311,26 @@ mod tests {
         let f16s = convert(&t, &bytes, DType::F16, None).unwrap();
         let again = convert(&info("m", DType::F16, &[2, 32], 0), &f16s, DType::F32, None).unwrap();
         assert_eq!(again.len(), bytes.len());
+    }
+
+    #[test]
+    fn split_over_threads_gives_the_sequential_bytes() {
+        // 1 MiB of f32: big enough to be split when the machine has more than one core.
+        let (rows, cols) = (1024, 256);
+        let vals: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 300.0)
+            .collect();
+        let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let imp: Vec<f32> = (0..cols).map(|c| 1.0 + (c % 13) as f32).collect();
+        let t = info("m", DType::F32, &[rows, cols], 0);
+        for (to, w) in [(DType::Q4X8, Some(&imp[..])), (DType::Q8X8, None)] {
+            let got = convert(&t, &bytes, to, w).unwrap();
+            let mut want = Vec::new();
+            for r in vals.chunks_exact(8 * cols) {
+                encode_interleaved(to, r, cols, w, &mut want);
+            }
+            assert!(got[..] == want[..], "{to}");
+        }
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! `flint-quantize quantize`: a float `.flint` file in, a quantized one out, with a measured quality report.
 //!
-//! - Each 2-D matrix is quantized per block of 32 along its rows (`q8`, `q4`, `q4m`); vectors stay as they are; which matrix gets which type is decided up front (see [`plan`]) so a bad `--keep` fails before any
-//!   work. Paging groups (MoE experts) are converted one group at a time and written as groups.
+//! - Each 2-D matrix is quantized per block of 32 along its rows (`q8`, `q4`, `q4m`); vectors stay as they are;
+//!   which matrix gets which type is decided up front (see [`plan`]) so a bad `--keep` fails before any work.
+//!   Paging groups (MoE experts) are converted one group at a time and written as groups; a big tensor's rows are
+//!   split over the cores (the bytes do not depend on how).
 //! - Unless turned off (`--no-imatrix`), the reference first runs the calibration text with `flint_kernels`' tap on
 //!   to collect each matrix's input statistics (see [`imatrix`]); q8 and q4 blocks then minimise the
 //!   importance-weighted squared error. That pass keeps the reference's outputs (up to
 //!   [`eval::KEEP_REFERENCE_BYTES`]) so the measurement need not run the reference again. The importance comes from the
-//!   same text the loss is then measured on: pass `--calib` a different text to measure on held-out text.
+//!   same text the loss is then measured on, unless `--imatrix-text` names another (then that text is run once for
+//!   the statistics, and the reference runs again during the measurement).
 //! - The loss is then measured (see [`eval`]) by running the input and the quantized model side by side through
 //!   `flint_model` on calibration text. Both run from their files (mmap), so the quantized tensors are first written
 //!   to a hidden temp file beside the output; after measuring, the final file is written from it with the report in
@@ -50,6 +53,8 @@ pub struct Options {
     pub ctx: usize,
     /// Weight q8 / q4 block errors by the calibration text's activation statistics (see [`imatrix`]).
     pub imatrix: bool,
+    /// Text to collect the activation statistics on; `None` means the calibration text.
+    pub imatrix_text: Option<PathBuf>,
 }
 
 /// Which phase a progress callback is about.
@@ -142,17 +147,36 @@ pub fn quantize(
 
     // Activation statistics, keeping the reference's outputs for the measurement.
     let tc = Instant::now();
+    // Another text for the statistics: its outputs are of no use to the measurement, so none are kept.
+    let (imx_path, imx_tokens) = match (&opts.imatrix_text, opts.imatrix) {
+        (Some(p), true) => {
+            let (p, t) = read_calibration(Some(p))?;
+            (p, Some(eval::calibration_tokens(&reference, &t)?.0))
+        }
+        _ => (calib_path.clone(), None),
+    };
     let (cached, importance) = if opts.imatrix {
         let (cached, imp) = imatrix::collect(&src, || {
             eval::reference_pass(
                 &reference,
-                &tokens,
+                imx_tokens.as_deref().unwrap_or(&tokens),
                 opts.ctx,
-                eval::KEEP_REFERENCE_BYTES,
+                match imx_tokens {
+                    Some(_) => 0,
+                    None => eval::KEEP_REFERENCE_BYTES,
+                },
                 |d, n| progress(Stage::Calibrate, d, n),
             )
         });
-        (cached?, Some(imp))
+        let cached = cached?;
+        (
+            if imx_tokens.is_some() {
+                Vec::new()
+            } else {
+                cached
+            },
+            Some(imp),
+        )
     } else {
         (Vec::new(), None)
     };
@@ -234,8 +258,8 @@ pub fn quantize(
             }
         }
         report::Imatrix {
-            text: report.calibration.clone(),
-            tokens: tokens.len(),
+            text: imx_path.display().to_string(),
+            tokens: imx_tokens.as_ref().map_or(tokens.len(), Vec::len),
             weighted: count,
             uniform,
         }

@@ -115,10 +115,17 @@ pub fn quantize_row_q8_weighted(x: &[f32], importance: &[f32], out: &mut [BlockQ
                     (127.0 + 0.25 * k as f32) / amax
                 };
                 let (mut xq, mut qq) = (0f32, 0f32);
-                for ((qi, &v), &wi) in q.iter_mut().zip(xb).zip(&w) {
-                    *qi = (v * id).round().clamp(-127.0, 127.0) as i8;
-                    xq += wi * v * *qi as f32;
-                    qq += wi * (*qi as f32) * (*qi as f32);
+                for (qi, &v) in q.iter_mut().zip(xb) {
+                    let r = if k == 0 {
+                        (v * id).round()
+                    } else {
+                        round_fast(v * id)
+                    };
+                    *qi = r.clamp(-127.0, 127.0) as i8;
+                }
+                for ((&qi, &v), &wi) in q.iter().zip(xb).zip(&w) {
+                    xq += wi * v * qi as f32;
+                    qq += wi * (qi as f32) * (qi as f32);
                 }
                 let rtn = if k == 0 { amax / 127.0 } else { f32::NAN };
                 let fit = if qq > 0.0 { xq / qq } else { f32::NAN };
@@ -160,7 +167,7 @@ pub fn quantize_row_q4(x: &[f32], out: &mut [BlockQ4]) {
     check_len(x.len(), out.len(), "quantize_row_q4");
     for (xb, b) in x.chunks_exact(QK).zip(out.iter_mut()) {
         // Unit weights make every product and sum below exactly those of the unweighted search.
-        let (d, q) = search_q4(xb, &[1.0; QK], 6, false);
+        let (d, q) = search_q4(xb, &[1.0; QK], 6, false, false);
         pack_q4(d, &q, b);
     }
 }
@@ -186,7 +193,7 @@ pub fn quantize_row_q4_weighted(x: &[f32], importance: &[f32], out: &mut [BlockQ
         .zip(importance.chunks_exact(QK))
         .zip(out.iter_mut())
     {
-        let (d, q) = search_q4(xb, &block_weights(wb), 12, true);
+        let (d, q) = search_q4(xb, &block_weights(wb), 12, true, true);
         pack_q4(d, &q, b);
     }
 }
@@ -213,8 +220,9 @@ fn weighted_err(xb: &[f32], w: &[f32; QK], d: f32, q: &[i8; QK]) -> f32 {
 
 /// The q4 scale search: integer assignments at `id = -(8 + k / 8) / max` for `k` in `-span..=span` (and ggml's own
 /// `d = max / -8`), each refit by weighted least squares; with `refine`, the best is then re-rounded at its own scale
-/// and refit while that lowers the error. Returns `(d, q)`, `q` in -8..=7; an all-zero block gives `(0, 0)`.
-fn search_q4(xb: &[f32], w: &[f32; QK], span: i32, refine: bool) -> (f32, [i8; QK]) {
+/// and refit while that lowers the error. With `fast`, candidates other than ggml's own assignment (`k = 0`) round
+/// with [`round_fast`]. Returns `(d, q)`, `q` in -8..=7; an all-zero block gives `(0, 0)`.
+fn search_q4(xb: &[f32], w: &[f32; QK], span: i32, refine: bool, fast: bool) -> (f32, [i8; QK]) {
     let max = xb
         .iter()
         .fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
@@ -223,10 +231,16 @@ fn search_q4(xb: &[f32], w: &[f32; QK], span: i32, refine: bool) -> (f32, [i8; Q
         return (0.0, [0; QK]);
     }
     // Rounds `xb * id` into `q` and returns the weighted least-squares scale for it (NaN if `q` weighs nothing).
-    let assign = |id: f32, q: &mut [i8; QK]| {
+    fn assign(
+        xb: &[f32],
+        w: &[f32; QK],
+        id: f32,
+        q: &mut [i8; QK],
+        round: impl Fn(f32) -> f32,
+    ) -> f32 {
         let (mut xq, mut qq) = (0f32, 0f32);
         for ((qi, &v), &wi) in q.iter_mut().zip(xb).zip(w) {
-            *qi = ((v * id).round() as i32).clamp(-8, 7) as i8;
+            *qi = (round(v * id) as i32).clamp(-8, 7) as i8;
             xq += wi * v * *qi as f32;
             qq += wi * (*qi as f32) * (*qi as f32);
         }
@@ -235,10 +249,15 @@ fn search_q4(xb: &[f32], w: &[f32; QK], span: i32, refine: bool) -> (f32, [i8; Q
         } else {
             xq / qq
         }
-    };
+    }
     let mut q = [0i8; QK];
     for k in -span..=span {
-        let fit = assign(-(8.0 + 0.125 * k as f32) / max, &mut q);
+        let id = -(8.0 + 0.125 * k as f32) / max;
+        let fit = if fast && k != 0 {
+            assign(xb, w, id, &mut q, round_fast)
+        } else {
+            assign(xb, w, id, &mut q, f32::round)
+        };
         // k = 0 is also tried with ggml's own scale, so the search can only improve on it.
         let ggml = if k == 0 { max / -8.0 } else { f32::NAN };
         for d in [ggml, fit] {
@@ -257,7 +276,7 @@ fn search_q4(xb: &[f32], w: &[f32; QK], span: i32, refine: bool) -> (f32, [i8; Q
             if d16 == 0.0 || !d16.is_finite() {
                 break;
             }
-            let d = assign(1.0 / d16, &mut q);
+            let d = assign(xb, w, 1.0 / d16, &mut q, round_fast);
             if !d.is_finite() {
                 break;
             }
@@ -269,6 +288,15 @@ fn search_q4(xb: &[f32], w: &[f32; QK], span: i32, refine: bool) -> (f32, [i8; Q
         }
     }
     (best.1, best.2)
+}
+
+/// Round to nearest, ties to even, by adding and removing 1.5 * 2^23: exact for |v| <= 2^22 and, unlike
+/// `f32::round` (a libm call on baseline x86_64), it vectorizes. Larger values stay large with their sign and NaN stays
+/// NaN, so a following clamp / saturating cast still gives the right extreme (or 0 for NaN).
+#[inline]
+fn round_fast(v: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0;
+    (v + MAGIC) - MAGIC
 }
 
 fn pack_q4(d: f32, q: &[i8; QK], b: &mut BlockQ4) {
