@@ -6,7 +6,8 @@
 # type (apples to apples with Flint's q8/q4); llama-quantize still keeps 1-D norms in F32 and the MoE
 # router (ffn_gate_inp) unquantized, as it always does. The SmolLM2 source is already Q4_1, so its
 # F32/Q8_0/Q4_0 files are requantized from it (--allow-requantize); its F32 file is the KL reference.
-# Idempotent. Needs bench/build_llama.sh to have run, and the Python packages in bench/requirements.txt.
+# Then the Flint files from the same sources (see the end). Idempotent. Needs bench/build_llama.sh to have run, and
+# the Python packages in bench/requirements.txt.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 MODELS_DIR="${MODELS_DIR:-$ROOT/.cache/models}"
@@ -35,3 +36,29 @@ quant "$S" "$MODELS_DIR/smollm2-135m.q4_0.gguf" Q4_0 --allow-requantize --pure
 M="$MODELS_DIR/qwen3moe-rand.f16.gguf"
 quant "$M" "$MODELS_DIR/qwen3moe-rand.q8_0.gguf" Q8_0 --pure
 quant "$M" "$MODELS_DIR/qwen3moe-rand.q4_0.gguf" Q4_0 --pure
+
+# The Flint side, from the same sources: f32 (SmolLM2, from the same GGUF) or f16 (MoE, from the HF folder) reference
+# files, then q8 and q4 with `flint-quantize quantize` (which measures and stores the KL on bench/calibration.txt).
+# A quantized file older than the flint-quantize binary is made again, so a changed quantizer is never benchmarked
+# through stale files.
+FQ="${FLINT_QUANTIZE_BIN:-$ROOT/target/release/flint-quantize}"
+if [ ! -x "$FQ" ]; then
+  (cd "$ROOT" && cargo build --release -p flint-quantize -p flint-cli)
+fi
+fimport() {  # SRC DST DTYPE
+  [ -f "$2" ] && { echo "have $2"; return 0; }
+  "$FQ" import "$1" -o "$2" --dtype "$3" >/dev/null || { echo "error: flint-quantize import $1 failed" >&2; return 1; }
+  echo "wrote $2"
+}
+fquant() {  # SRC DST WEIGHTS
+  if [ -f "$2" ] && [ "$2" -nt "$FQ" ]; then echo "have $2"; return 0; fi
+  "$FQ" quantize "$1" -o "$2" --weights "$3" --calib "$ROOT/bench/calibration.txt" > "$2.log" 2>&1 \
+    || { echo "error: flint-quantize quantize $1 --weights $3 failed, see $2.log" >&2; return 1; }
+  echo "wrote $2"
+}
+fimport "$S" "$MODELS_DIR/smollm2-135m.f32.flint" f32
+fimport "$MODELS_DIR/qwen3moe-rand" "$MODELS_DIR/qwen3moe-rand.f16.flint" f16
+for q in q8 q4; do
+  fquant "$MODELS_DIR/smollm2-135m.f32.flint" "$MODELS_DIR/smollm2-135m.$q.flint" "$q"
+  fquant "$MODELS_DIR/qwen3moe-rand.f16.flint" "$MODELS_DIR/qwen3moe-rand.$q.flint" "$q"
+done

@@ -48,18 +48,15 @@ gguf_of() {
 # The Flint side. Everything Flint-specific is in these three functions; the rest of the script is generic.
 #
 # flint_model KEY QUANT: path of the .flint file for a model key (smollm2-135m | qwen3moe-rand) and quant
-# (q8 | q4). They are expected to be made by flint-quantize from the same sources as the GGUFs:
+# (q8 | q4). bench/prepare_models.sh makes them with flint-quantize from the same sources as the GGUFs:
 #   smollm2-135m: $MODELS_DIR/SmolLM2-135M-Instruct.Q4_1.gguf   qwen3moe-rand: $MODELS_DIR/qwen3moe-rand/ (HF, f16)
-# e.g. (command to be confirmed by the flint-quantize owner):
-#   flint-quantize --in "$MODELS_DIR/qwen3moe-rand" --out "$MODELS_DIR/qwen3moe-rand.q4.flint" --quant q4
 flint_model() { echo "$MODELS_DIR/$1.$2.flint"; }
 
 # flint_bench FILE THREADS: must print lines `pp128: <tok/s>` and `tg64: <tok/s>` on stdout.
 flint_bench() { "$FLINT_BIN" bench -m "$1" -p 128 -n 64 -t "$2"; }
 
-# flint_kl KEY QUANT: should print `kl: <mean KLD>` for the .flint model vs the unquantized reference on
-# bench/calibration.txt (context 256, second half of each chunk, as llama-perplexity does). Flint has no
-# such command yet: return 1 so the KL table shows llama.cpp only. Replace the body when it exists.
+# flint_kl KEY QUANT: prints `kl: <mean KLD>` of the .flint model vs its unquantized reference on
+# bench/calibration.txt (context 256, second half of each chunk, as llama-perplexity does).
 flint_kl() {  # the quantizer stores its measurement (same text, ctx 256, late positions) in the file's metadata
   "$FLINT_BIN" info "$(flint_model "$1" "$2")" --meta quantization | python3 -c 'import json,sys
 e = json.load(sys.stdin)["eval"]; late = e.get("late") or e
