@@ -133,9 +133,11 @@ for l in sys.stdin:
     r=json.loads(l)
     if r["model"]==g: r.update(model_key=k,quant=q); print(json.dumps(r))' "$key" "$q" "$g" >> "$OUT/kl.jsonl"
       if flint_ok "$key" "$q" && fk="$(flint_kl "$key" "$q")"; then
-        v="$(num kl "$fk")"
-        [ -n "$v" ] && python3 -c 'import json,sys; k,q,v=sys.argv[1:]; print(json.dumps({"engine":"flint","model_key":k,
-"quant":q,"mean_kld":float(v),"base":"reference"}))' "$key" "$q" "$v" >> "$OUT/kl.jsonl"
+        v="$(num kl "$fk")"; t1="$(num top1 "$fk")"
+        [ -n "$v" ] && python3 -c 'import json,sys; k,q,v,t=sys.argv[1:]; r={"engine":"flint","model_key":k,
+"quant":q,"mean_kld":float(v),"base":"reference"}
+if t: r["same_top_p_pct"]=100*float(t)
+print(json.dumps(r))' "$key" "$q" "$v" "$t1" >> "$OUT/kl.jsonl"
       fi
     done
     echo "$ko" | grep '^kl '
