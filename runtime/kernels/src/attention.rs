@@ -5,6 +5,7 @@
 //! is used when the active kernel family is AVX2 (NEON is part of the aarch64 baseline, so one copy serves there).
 //! Each query head of a group shares the group's key and value rows: keys and values are read once per group.
 
+#[cfg(target_arch = "x86_64")]
 use crate::dispatch::{active_isa, Isa};
 
 /// Head counts and sizes of one attention layer.
@@ -26,6 +27,7 @@ pub struct AttnShape {
 ///
 /// # Panics
 /// If a length does not match the shape, or `heads` is not a multiple of `kv_heads`.
+#[allow(clippy::too_many_arguments)] // the public signature names every operand; internally they travel as `Args`
 pub fn causal_attention(
     s: AttnShape,
     q: &[f32],
@@ -47,44 +49,55 @@ pub fn causal_attention(
         "cache shorter than {} positions",
         p0 + n
     );
-    match active_isa() {
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => {
-            // SAFETY: the active family is AVX2 only if the CPU has AVX2, FMA and F16C (Isa::available).
-            unsafe { attention_avx2(s, q, k, v, p0, n, scale, out) }
-        }
-        _ => attention_body(s, q, k, v, p0, n, scale, out),
+    let args = Args {
+        s,
+        q,
+        k,
+        v,
+        p0,
+        n,
+        scale,
+    };
+    #[cfg(target_arch = "x86_64")]
+    if active_isa() == Isa::Avx2 {
+        // SAFETY: the active family is AVX2 only if the CPU has AVX2, FMA and F16C (Isa::available).
+        return unsafe { attention_avx2(&args, out) };
     }
+    #[cfg(target_arch = "aarch64")]
+    attention_body(&args, out, arm::dot);
+    #[cfg(not(target_arch = "aarch64"))]
+    attention_body(&args, out, dot_portable);
+}
+
+/// The operands of [`causal_attention`], checked.
+struct Args<'a> {
+    s: AttnShape,
+    q: &'a [f32],
+    k: &'a [f32],
+    v: &'a [f32],
+    p0: usize,
+    n: usize,
+    scale: f32,
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-fn attention_avx2(
-    s: AttnShape,
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    p0: usize,
-    n: usize,
-    scale: f32,
-    out: &mut [f32],
-) {
-    attention_body(s, q, k, v, p0, n, scale, out)
+fn attention_avx2(a: &Args<'_>, out: &mut [f32]) {
+    // SAFETY: this function runs only with AVX2 and FMA enabled (its target features), which `x86::dot` needs.
+    attention_body(a, out, |x, y| unsafe { x86::dot(x, y) })
 }
 
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn attention_body(
-    s: AttnShape,
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    p0: usize,
-    n: usize,
-    scale: f32,
-    out: &mut [f32],
-) {
+fn attention_body(a: &Args<'_>, out: &mut [f32], dot: impl Fn(&[f32], &[f32]) -> f32) {
+    let Args {
+        s,
+        q,
+        k,
+        v,
+        p0,
+        n,
+        scale,
+    } = *a;
     let hd = s.head_dim;
     let (qd, kvd) = (s.heads * hd, s.kv_heads * hd);
     let g = s.heads / s.kv_heads;
@@ -116,32 +129,18 @@ fn attention_body(
     }
 }
 
-/// Dot product. On x86_64 this is inlined only into the AVX2 copy (the portable copy never runs there unless the
-/// CPU lacks AVX2, where the 8-lane fallback below serves); on aarch64 NEON is baseline.
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-        // Reached only from `attention_avx2` in practice; the check keeps the portable copy sound on old CPUs.
-        // SAFETY: AVX2 and FMA were just checked.
-        return unsafe { x86::dot(a, b) };
-    }
-    #[cfg(target_arch = "aarch64")]
-    {
-        arm::dot(a, b)
-    }
-    #[cfg(not(target_arch = "aarch64"))]
-    {
-        let mut acc = [0f32; 8];
-        let n8 = a.len() / 8 * 8;
-        for i in (0..n8).step_by(8) {
-            for j in 0..8 {
-                acc[j] += a[i + j] * b[i + j];
-            }
+/// Portable dot product in 8 independent lanes (x86_64 without AVX2, or `FLINT_KERNELS=scalar`).
+#[cfg(not(target_arch = "aarch64"))]
+fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let n8 = a.len() / 8 * 8;
+    for i in (0..n8).step_by(8) {
+        for j in 0..8 {
+            acc[j] += a[i + j] * b[i + j];
         }
-        let tail: f32 = (n8..a.len()).map(|i| a[i] * b[i]).sum();
-        acc.iter().sum::<f32>() + tail
     }
+    let tail: f32 = (n8..a.len()).map(|i| a[i] * b[i]).sum();
+    acc.iter().sum::<f32>() + tail
 }
 
 #[cfg(target_arch = "x86_64")]

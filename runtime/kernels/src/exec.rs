@@ -7,6 +7,7 @@ use crate::pool::Pool;
 use crate::scalar::*;
 use crate::WeightRef;
 use std::cell::RefCell;
+use std::ops::Range;
 use std::sync::{Arc, RwLock};
 
 static POOL: RwLock<Option<Arc<Pool>>> = RwLock::new(None);
@@ -249,35 +250,44 @@ impl Exec {
         out: &mut [f32],
     ) {
         assert!(w.len() == rows * k && a.len() == n * k && out.len() == n * rows);
+        let op = self.out_ptr(out, rows);
+        self.split(rows, R, rows * k * n, &|r| {
+            // SAFETY: ISA checked by `out_ptr`, lengths asserted; `split` hands out disjoint row ranges and returns
+            // only after every part finished, while `out` is still exclusively borrowed.
+            unsafe { run_rows::<K, R, C>(w, a, k, n, r, op) }
+        });
+    }
+
+    /// Checks this CPU runs the family, and wraps `out` (`[n, rows]`) for the tiles.
+    fn out_ptr(&self, out: &mut [f32], rows: usize) -> OutPtr {
         assert!(
             self.isa.available(),
             "{} kernels on a CPU without them",
             self.isa
         );
-        let op = OutPtr {
+        OutPtr {
             ptr: out.as_mut_ptr(),
             ldo: rows,
             len: out.len(),
-        };
-        let pool = if self.parallel && rows * k * n >= MIN_PARALLEL_ELEMS && rows >= 2 * R {
+        }
+    }
+
+    /// Calls `part` on ranges covering `0..units` (each a multiple of `step` long, but the last): all on this
+    /// thread, or one range per pool thread when the executor is parallel and the job is worth waking workers for
+    /// (`elems` weight values at least [`MIN_PARALLEL_ELEMS`], at least two steps). Returns after every part ran.
+    fn split(&self, units: usize, step: usize, elems: usize, part: &(dyn Fn(Range<usize>) + Sync)) {
+        let pool = if self.parallel && elems >= MIN_PARALLEL_ELEMS && units >= 2 * step {
             pool()
         } else {
             None
         };
         match pool {
-            None => {
-                // SAFETY: ISA checked above, lengths asserted, `out` is exclusively borrowed.
-                unsafe { run_rows::<K, R, C>(w, a, k, n, 0..rows, op) }
-            }
+            None => part(0..units),
             Some(p) => {
-                let t = p.threads();
-                let chunk = rows.div_ceil(t).next_multiple_of(R);
+                let chunk = units.div_ceil(p.threads()).next_multiple_of(step);
                 p.run(&|i| {
-                    let r0 = (i * chunk).min(rows);
-                    let r1 = (r0 + chunk).min(rows);
-                    // SAFETY: as above; parts write disjoint row ranges r0..r1 of `out`, and `run` returns only
-                    // after all parts finished, while `out` is still exclusively borrowed.
-                    unsafe { run_rows::<K, R, C>(w, a, k, n, r0..r1, op) }
+                    let a = (i * chunk).min(units);
+                    part(a..(a + chunk).min(units))
                 });
             }
         }
@@ -299,38 +309,11 @@ impl Exec {
         assert!(
             rows % 8 == 0 && w.len() == groups * k && a.len() == n * k && out.len() == n * rows
         );
-        assert!(
-            self.isa.available(),
-            "{} kernels on a CPU without them",
-            self.isa
-        );
-        let op = OutPtr {
-            ptr: out.as_mut_ptr(),
-            ldo: rows,
-            len: out.len(),
-        };
-        let pool = if self.parallel && rows * k * QK * n >= MIN_PARALLEL_ELEMS && groups >= 2 {
-            pool()
-        } else {
-            None
-        };
-        match pool {
-            None => {
-                // SAFETY: ISA checked above, lengths asserted, `out` is exclusively borrowed.
-                unsafe { run_groups::<K, C>(w, a, k, n, 0..groups, op) }
-            }
-            Some(p) => {
-                let t = p.threads();
-                let chunk = groups.div_ceil(t);
-                p.run(&|i| {
-                    let g0 = (i * chunk).min(groups);
-                    let g1 = (g0 + chunk).min(groups);
-                    // SAFETY: as above; parts write disjoint row ranges 8*g0..8*g1 of `out`, and `run` returns
-                    // only after all parts finished, while `out` is still exclusively borrowed.
-                    unsafe { run_groups::<K, C>(w, a, k, n, g0..g1, op) }
-                });
-            }
-        }
+        let op = self.out_ptr(out, rows);
+        self.split(groups, 1, rows * k * QK * n, &|g| {
+            // SAFETY: as in `launch`: ISA checked, lengths asserted, disjoint group ranges, `split` waits for all.
+            unsafe { run_groups::<K, C>(w, a, k, n, g, op) }
+        });
     }
 }
 

@@ -29,20 +29,8 @@ fn cases(exact: bool, fill: Fill) {
     for nb in [1, 2, 3, 5, 8] {
         for rows in [8, 16, 24, 40] {
             for n in [1, 2, 3, 4, 5, 9] {
-                let mut dw = |r: &mut Rng| {
-                    if exact {
-                        r.pow2(1.0 / 16.0, true)
-                    } else {
-                        r.f() * 0.1
-                    }
-                };
-                let mut da = |r: &mut Rng| {
-                    if exact {
-                        r.pow2(1.0 / 32.0, false)
-                    } else {
-                        r.f().abs() * 0.05
-                    }
-                };
+                let mut dw = |r: &mut Rng| weight_scale(r, exact);
+                let mut da = |r: &mut Rng| act_scale(r, exact);
                 let a = act_blocks(&mut rng, n * nb, fill, &mut da);
                 let q8 = q8_blocks(&mut rng, rows * nb, fill, &mut dw);
                 let q4 = q4_blocks(&mut rng, rows * nb, fill, &mut dw);

@@ -41,6 +41,25 @@ impl Rng {
     }
 }
 
+/// A weight block scale: a signed power of two in {1/16, 1/8} when `exact` (every block term and partial sum is then
+/// exactly representable, so all paths must agree bit for bit), else uniform in [-0.1, 0.1).
+pub fn weight_scale(r: &mut Rng, exact: bool) -> f32 {
+    if exact {
+        r.pow2(1.0 / 16.0, true)
+    } else {
+        r.f() * 0.1
+    }
+}
+
+/// An activation block scale: a power of two in {1/32, 1/16} when `exact`, else uniform in [0, 0.05].
+pub fn act_scale(r: &mut Rng, exact: bool) -> f32 {
+    if exact {
+        r.pow2(1.0 / 32.0, false)
+    } else {
+        r.f().abs() * 0.05
+    }
+}
+
 /// How extreme the integer parts of generated blocks are.
 #[derive(Clone, Copy, Debug)]
 pub enum Fill {
