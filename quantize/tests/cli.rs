@@ -2,18 +2,10 @@
 //! end-to-end tests in tests/ run).
 
 use std::path::Path;
-use std::process::Command;
 
-/// The binary, under `FLINT_TEST_RUNNER` (qemu-user) when the tests run emulated.
-fn quantize_cmd() -> Command {
-    let runner = std::env::var("FLINT_TEST_RUNNER").unwrap_or_default();
-    let mut parts = runner.split_whitespace();
-    let mut c = Command::new(parts.next().unwrap_or(env!("CARGO_BIN_EXE_flint-quantize")));
-    if !runner.trim().is_empty() {
-        c.args(parts).arg(env!("CARGO_BIN_EXE_flint-quantize"));
-    }
-    c
-}
+mod common;
+
+use common::quantize_cmd;
 
 fn fixture(case: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

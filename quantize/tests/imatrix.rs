@@ -8,18 +8,10 @@ use flint_model::Model;
 use flint_quantize::quant::{eval, imatrix};
 use serde_json::Value;
 use std::path::Path;
-use std::process::Command;
 
-/// The binary, under `FLINT_TEST_RUNNER` (qemu-user) when the tests run emulated.
-fn quantize_cmd() -> Command {
-    let runner = std::env::var("FLINT_TEST_RUNNER").unwrap_or_default();
-    let mut parts = runner.split_whitespace();
-    let mut c = Command::new(parts.next().unwrap_or(env!("CARGO_BIN_EXE_flint-quantize")));
-    if !runner.trim().is_empty() {
-        c.args(parts).arg(env!("CARGO_BIN_EXE_flint-quantize"));
-    }
-    c
-}
+mod common;
+
+use common::quantize_cmd;
 
 fn run(args: &[&str]) {
     let o = quantize_cmd().args(args).output().unwrap();

@@ -57,9 +57,7 @@ impl Mlp {
 
     /// Whether gate and up are quantized (so [`Mlp::forward_quantized`] applies).
     pub fn takes_quantized(&self) -> bool {
-        [&self.gate, &self.up]
-            .iter()
-            .all(|w| w.view().weight_type().block_elems() > 1)
+        self.gate.is_quantized() && self.up.is_quantized()
     }
 
     fn finish(&self, mut g: Vec<f32>, u: &[f32], n: usize) -> Vec<f32> {

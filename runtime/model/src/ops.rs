@@ -107,9 +107,7 @@ pub fn top_k(x: &[f32], k: usize) -> Vec<usize> {
 /// Runs several matrices over the same input rows `x` (`[n, cols]`): `out_i = x · W_iᵀ`. When every matrix is
 /// quantized, the activations are quantized once and shared (q/k/v, gate/up), instead of once per matrix.
 pub fn project(x: &[f32], n: usize, outs: &mut [(&crate::weights::Weight, &mut Vec<f32>)]) {
-    let all_quant = outs
-        .iter()
-        .all(|(w, _)| w.view().weight_type().block_elems() > 1);
+    let all_quant = outs.iter().all(|(w, _)| w.is_quantized());
     if !all_quant || x.is_empty() {
         for (w, o) in outs.iter_mut() {
             flint_kernels::matmul(w.view(), x, n, o);

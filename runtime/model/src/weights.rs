@@ -42,6 +42,11 @@ impl Weight {
         }
     }
 
+    /// Whether the matrix holds quant blocks (so it takes activations quantized by `quantize_acts`).
+    pub fn is_quantized(&self) -> bool {
+        self.dtype.is_quantized()
+    }
+
     /// Bytes a full pass over the matrix reads.
     pub fn bytes(&self) -> usize {
         self.len
