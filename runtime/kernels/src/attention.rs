@@ -1,12 +1,21 @@
-//! Causal grouped-query attention over a KV cache, in f32.
+//! Grouped-query attention with mask kinds, over keys and values held in chunks (the blocks of a paged KV cache,
+//! or one contiguous array), in f32 or f16.
 //!
-//! One call covers a whole layer: every query token and every head. The body is plain Rust written in 8-lane
-//! chunks so the compiler vectorizes it; on x86_64 it is compiled a second time with AVX2+FMA enabled and that copy
-//! is used when the active kernel family is AVX2 (NEON is part of the aarch64 baseline, so one copy serves there).
-//! Each query head of a group shares the group's key and value rows: keys and values are read once per group.
+//! One call covers a whole layer of one sequence: every query row and every head. Each job is one KV head and a
+//! block of up to [`QUERY_BLOCK`] query rows; it streams the chunks once, converting a chunk's f16 rows to f32
+//! once for the whole block and every query head of the group, with an online softmax (running maximum and sum),
+//! so memory stays `O(block · head_dim)` however long the context. Jobs run on the executor's pool when the call is
+//! big enough.
+//!
+//! The body is plain Rust written so the compiler vectorizes it; on x86_64 it is compiled a second time with
+//! AVX2+FMA enabled and that copy is used when the executor's kernel family is AVX2 (NEON is part of the aarch64
+//! baseline, so one copy serves there).
 
 #[cfg(target_arch = "x86_64")]
-use crate::dispatch::{active_isa, Isa};
+use crate::dispatch::Isa;
+use crate::Exec;
+use half::f16;
+use std::ops::Range;
 
 /// Head counts and sizes of one attention layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,15 +28,146 @@ pub struct AttnShape {
     pub head_dim: usize,
 }
 
-/// `out[t, h] = softmax_p(scale * q[t, h] · k[p, h / g]) · v[p, h / g]` over positions `p` in `0..=p0 + t`, for the
-/// `n` query tokens `t` (at positions `p0 + t`), where `g = heads / kv_heads`.
+/// Rows of keys or values, `[rows, kv_heads * head_dim]`.
+#[derive(Clone, Copy, Debug)]
+pub enum KvRows<'a> {
+    F32(&'a [f32]),
+    F16(&'a [f16]),
+}
+
+impl KvRows<'_> {
+    fn len(&self) -> usize {
+        match self {
+            KvRows::F32(s) => s.len(),
+            KvRows::F16(s) => s.len(),
+        }
+    }
+}
+
+/// Consecutive key/value slots `start .. start + rows` of a sequence.
+#[derive(Clone, Copy, Debug)]
+pub struct KvChunk<'a> {
+    /// The slot of the first row.
+    pub start: usize,
+    pub k: KvRows<'a>,
+    pub v: KvRows<'a>,
+}
+
+/// Which key slots a query at slot `p` sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mask<'a> {
+    /// Slots `0 ..= p`.
+    Causal,
+    /// The last `window` slots up to `p`: `p + 1 - window ..= p` (transformers' sliding-window convention).
+    Sliding(usize),
+    /// Every slot (encoders).
+    Full,
+    /// The slots of the span that holds `p` (one image, one window); a query outside every span sees nothing and
+    /// gets zeros.
+    BlockDiagonal(&'a [Range<usize>]),
+}
+
+impl Mask<'_> {
+    /// The visible slots of a query at slot `p` among `keys` slots.
+    pub fn visible(&self, p: usize, keys: usize) -> Range<usize> {
+        let end = (p + 1).min(keys);
+        match *self {
+            Mask::Causal => 0..end,
+            Mask::Sliding(w) => (p + 1).saturating_sub(w).min(end)..end,
+            Mask::Full => 0..keys,
+            Mask::BlockDiagonal(spans) => spans
+                .iter()
+                .find(|s| s.contains(&p))
+                .map_or(0..0, |s| s.start.min(keys)..s.end.min(keys)),
+        }
+    }
+}
+
+/// Query rows per job: a chunk's keys and values are converted once for this many queries.
+pub const QUERY_BLOCK: usize = 16;
+
+/// Below this many multiply-adds a call runs on one thread.
+const MIN_PARALLEL_MACS: usize = 1 << 17;
+
+/// `out[t, h] = Σ_p softmax_p(scale · q[t, h] · k[p, h / g]) · v[p, h / g]` over the visible slots `p` of query
+/// `t` (at slot `q0 + t`) under `mask`, for the `n = q.len() / (heads · head_dim)` query rows, where
+/// `g = heads / kv_heads` and `keys` is the number of slots the sequence has (the queries' own included).
 ///
 /// - `q`, `out`: `[n, heads * head_dim]`.
-/// - `k`, `v`: the cache, `[p0 + n, kv_heads * head_dim]` or longer (later rows are not read).
+/// - `chunks`: key/value rows by slot, in any order, not overlapping; they must cover every visible slot (a slot in
+///   no chunk is treated as masked).
 ///
 /// # Panics
 /// If a length does not match the shape, or `heads` is not a multiple of `kv_heads`.
-#[allow(clippy::too_many_arguments)] // the public signature names every operand; internally they travel as `Args`
+#[allow(clippy::too_many_arguments)] // every operand is named in the public signature
+pub fn attention(
+    exec: &Exec,
+    s: AttnShape,
+    q: &[f32],
+    q0: usize,
+    keys: usize,
+    chunks: &[KvChunk<'_>],
+    mask: Mask<'_>,
+    scale: f32,
+    out: &mut [f32],
+) {
+    let (qd, kvd) = (s.heads * s.head_dim, s.kv_heads * s.head_dim);
+    assert!(s.kv_heads > 0 && s.heads % s.kv_heads == 0, "{s:?}");
+    assert!(
+        qd > 0 && q.len() % qd == 0 && out.len() == q.len(),
+        "q/out of {} and {} values for {s:?}",
+        q.len(),
+        out.len()
+    );
+    for c in chunks {
+        assert!(
+            c.k.len() % kvd == 0 && c.k.len() == c.v.len(),
+            "chunk of {} / {} values for kv width {kvd}",
+            c.k.len(),
+            c.v.len()
+        );
+    }
+    let n = q.len() / qd;
+    let a = Args {
+        s,
+        q,
+        q0,
+        keys,
+        chunks,
+        mask,
+        scale,
+        out: OutPtr(out.as_mut_ptr()),
+    };
+    let blocks = n.div_ceil(QUERY_BLOCK);
+    let jobs = s.kv_heads * blocks;
+    let macs = n * keys.min(q0 + n) * qd * 2;
+    let run = |j: usize| {
+        let (kvh, b) = (j % s.kv_heads, j / s.kv_heads);
+        let rows = b * QUERY_BLOCK..((b + 1) * QUERY_BLOCK).min(n);
+        #[cfg(target_arch = "x86_64")]
+        if exec.isa() == Isa::Avx2 {
+            // SAFETY: an executor's family is AVX2 only if the CPU has AVX2, FMA and F16C (`Isa::available`).
+            return unsafe { job_avx2(&a, kvh, rows) };
+        }
+        #[cfg(target_arch = "aarch64")]
+        job(&a, kvh, rows, arm::dot);
+        #[cfg(not(target_arch = "aarch64"))]
+        job(&a, kvh, rows, dot_portable);
+    };
+    if macs >= MIN_PARALLEL_MACS && jobs > 1 {
+        exec.for_each(jobs, &run);
+    } else {
+        (0..jobs).for_each(run);
+    }
+}
+
+/// `out[t, h] = softmax_p(scale * q[t, h] · k[p, h / g]) · v[p, h / g]` over positions `p` in `0..=p0 + t`: causal
+/// attention over one contiguous f32 cache on the global executor (`k`, `v`: `[p0 + n, kv_heads * head_dim]` or
+/// longer; later rows are not read).
+///
+/// # Panics
+/// As [`attention`], or if the cache is shorter than `p0 + n` rows.
+#[allow(clippy::too_many_arguments)]
 pub fn causal_attention(
     s: AttnShape,
     q: &[f32],
@@ -38,99 +178,184 @@ pub fn causal_attention(
     scale: f32,
     out: &mut [f32],
 ) {
-    let (qd, kvd) = (s.heads * s.head_dim, s.kv_heads * s.head_dim);
-    assert!(s.kv_heads > 0 && s.heads % s.kv_heads == 0, "{s:?}");
+    let kvd = s.kv_heads * s.head_dim;
+    let keys = p0 + n;
     assert!(
-        q.len() == n * qd && out.len() == n * qd,
-        "q/out for {n} tokens of {s:?}"
+        k.len() >= keys * kvd && v.len() >= keys * kvd,
+        "cache shorter than {keys} positions"
     );
     assert!(
-        k.len() >= (p0 + n) * kvd && v.len() >= (p0 + n) * kvd,
-        "cache shorter than {} positions",
-        p0 + n
+        q.len() == n * s.heads * s.head_dim,
+        "q for {n} tokens of {s:?}"
     );
-    let args = Args {
+    let chunk = KvChunk {
+        start: 0,
+        k: KvRows::F32(&k[..keys * kvd]),
+        v: KvRows::F32(&v[..keys * kvd]),
+    };
+    attention(
+        &Exec::global(),
         s,
         q,
-        k,
-        v,
         p0,
-        n,
+        keys,
+        &[chunk],
+        Mask::Causal,
         scale,
-    };
-    #[cfg(target_arch = "x86_64")]
-    if active_isa() == Isa::Avx2 {
-        // SAFETY: the active family is AVX2 only if the CPU has AVX2, FMA and F16C (Isa::available).
-        return unsafe { attention_avx2(&args, out) };
-    }
-    #[cfg(target_arch = "aarch64")]
-    attention_body(&args, out, arm::dot);
-    #[cfg(not(target_arch = "aarch64"))]
-    attention_body(&args, out, dot_portable);
+        out,
+    );
 }
 
-/// The operands of [`causal_attention`], checked.
+/// A raw pointer to `out`, written by jobs at disjoint (row, head) places.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: jobs write disjoint ranges (their query rows × their KV head's query heads), and `attention` returns only
+// after every job has finished, while it holds `out` exclusively borrowed.
+unsafe impl Send for OutPtr {}
+// SAFETY: as above.
+unsafe impl Sync for OutPtr {}
+
 struct Args<'a> {
     s: AttnShape,
     q: &'a [f32],
-    k: &'a [f32],
-    v: &'a [f32],
-    p0: usize,
-    n: usize,
+    q0: usize,
+    keys: usize,
+    chunks: &'a [KvChunk<'a>],
+    mask: Mask<'a>,
     scale: f32,
+    out: OutPtr,
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn attention_avx2(a: &Args<'_>, out: &mut [f32]) {
+#[target_feature(enable = "avx2,fma,f16c")]
+fn job_avx2(a: &Args<'_>, kvh: usize, rows: Range<usize>) {
     // SAFETY: this function runs only with AVX2 and FMA enabled (its target features), which `x86::dot` needs.
-    attention_body(a, out, |x, y| unsafe { x86::dot(x, y) })
+    job(a, kvh, rows, |x, y| unsafe { x86::dot(x, y) })
 }
 
+/// One KV head and a block of query rows.
 #[inline(always)]
-fn attention_body(a: &Args<'_>, out: &mut [f32], dot: impl Fn(&[f32], &[f32]) -> f32) {
-    let Args {
-        s,
-        q,
-        k,
-        v,
-        p0,
-        n,
-        scale,
-    } = *a;
+fn job(a: &Args<'_>, kvh: usize, rows: Range<usize>, dot: impl Fn(&[f32], &[f32]) -> f32) {
+    let s = a.s;
     let hd = s.head_dim;
-    let (qd, kvd) = (s.heads * hd, s.kv_heads * hd);
-    let g = s.heads / s.kv_heads;
-    let mut scores = vec![0f32; g * (p0 + n)];
-    for t in 0..n {
-        let len = p0 + t + 1;
-        for kvh in 0..s.kv_heads {
-            let heads = kvh * g..(kvh + 1) * g;
-            let qrow = &q[t * qd..(t + 1) * qd];
-            // Scores of the group's heads, key row by key row.
-            for p in 0..len {
-                let kp = &k[p * kvd + kvh * hd..p * kvd + (kvh + 1) * hd];
-                for (i, h) in heads.clone().enumerate() {
-                    scores[i * len + p] = dot(&qrow[h * hd..(h + 1) * hd], kp) * scale;
+    let (qd, kvd, g) = (s.heads * hd, s.kv_heads * hd, s.heads / s.kv_heads);
+    let nq = rows.len();
+    let vis: Vec<Range<usize>> = rows
+        .clone()
+        .map(|t| a.mask.visible(a.q0 + t, a.keys))
+        .collect();
+    let lo = vis.iter().map(|r| r.start).min().unwrap_or(0);
+    let hi = vis.iter().map(|r| r.end).max().unwrap_or(0);
+    // Running maximum, sum and weighted values per (query row, head of the group).
+    let mut m = vec![f32::NEG_INFINITY; nq * g];
+    let mut l = vec![0f32; nq * g];
+    let mut acc = vec![0f32; nq * g * hd];
+    let (mut kbuf, mut vbuf, mut sc) = (Vec::new(), Vec::new(), Vec::new());
+    for c in a.chunks {
+        let crows = c.k.len() / kvd;
+        let (cs, ce) = (c.start.max(lo), (c.start + crows).min(hi));
+        if cs >= ce {
+            continue;
+        }
+        // This head's key and value rows cs..ce, as f32, `hd` apart.
+        let (kh, vh) = (
+            head_rows(
+                c.k,
+                kvd,
+                kvh * hd,
+                hd,
+                cs - c.start..ce - c.start,
+                &mut kbuf,
+            ),
+            head_rows(
+                c.v,
+                kvd,
+                kvh * hd,
+                hd,
+                cs - c.start..ce - c.start,
+                &mut vbuf,
+            ),
+        );
+        let stride = if matches!(c.k, KvRows::F32(_)) {
+            kvd
+        } else {
+            hd
+        };
+        for (i, r) in vis.iter().enumerate() {
+            let (ps, pe) = (r.start.max(cs), r.end.min(ce));
+            if ps >= pe {
+                continue;
+            }
+            let t = rows.start + i;
+            for j in 0..g {
+                let h = kvh * g + j;
+                let qh = &a.q[t * qd + h * hd..t * qd + (h + 1) * hd];
+                sc.clear();
+                sc.extend((ps..pe).map(|p| {
+                    let o = (p - cs) * stride;
+                    dot(qh, &kh[o..o + hd]) * a.scale
+                }));
+                let cmax = sc.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let slot = i * g + j;
+                let mnew = m[slot].max(cmax);
+                let corr = (m[slot] - mnew).exp();
+                let ah = &mut acc[slot * hd..(slot + 1) * hd];
+                if corr != 1.0 {
+                    ah.iter_mut().for_each(|x| *x *= corr);
                 }
-            }
-            for i in 0..g {
-                softmax(&mut scores[i * len..(i + 1) * len]);
-            }
-            let orow = &mut out[t * qd..(t + 1) * qd];
-            orow[heads.start * hd..heads.end * hd].fill(0.0);
-            for p in 0..len {
-                let vp = &v[p * kvd + kvh * hd..p * kvd + (kvh + 1) * hd];
-                for (i, h) in heads.clone().enumerate() {
-                    axpy(&mut orow[h * hd..(h + 1) * hd], scores[i * len + p], vp);
+                let mut sum = 0f32;
+                for (e, p) in sc.iter().zip(ps..pe) {
+                    let w = (e - mnew).exp();
+                    sum += w;
+                    let o = (p - cs) * stride;
+                    axpy(ah, w, &vh[o..o + hd]);
                 }
+                l[slot] = l[slot] * corr + sum;
+                m[slot] = mnew;
             }
+        }
+    }
+    for i in 0..nq {
+        let t = rows.start + i;
+        for j in 0..g {
+            let (slot, h) = (i * g + j, kvh * g + j);
+            let inv = if l[slot] > 0.0 { 1.0 / l[slot] } else { 0.0 };
+            // SAFETY: row t, head h of `out` (`[n, qd]`) belongs to this job only (see `OutPtr`); in bounds since
+            // t < n and h < heads.
+            let o = unsafe { std::slice::from_raw_parts_mut(a.out.0.add(t * qd + h * hd), hd) };
+            o.iter_mut()
+                .zip(&acc[slot * hd..(slot + 1) * hd])
+                .for_each(|(o, x)| *o = x * inv);
+        }
+    }
+}
+
+/// The `width` values at `offset` of rows `rows` of `kv` (rows of `kvd` values): for f32 the chunk itself, read
+/// with a stride of `kvd` starting at the first row's `offset`; for f16 converted into `buf`, `width` apart.
+#[inline(always)]
+fn head_rows<'b>(
+    kv: KvRows<'b>,
+    kvd: usize,
+    offset: usize,
+    width: usize,
+    rows: Range<usize>,
+    buf: &'b mut Vec<f32>,
+) -> &'b [f32] {
+    match kv {
+        KvRows::F32(s) => &s[rows.start * kvd + offset..(rows.end - 1) * kvd + offset + width],
+        KvRows::F16(s) => {
+            buf.resize(rows.len() * width, 0.0);
+            for (r, o) in rows.zip(buf.chunks_exact_mut(width)) {
+                crate::f16_to_f32(&s[r * kvd + offset..r * kvd + offset + width], o);
+            }
+            buf
         }
     }
 }
 
 /// Portable dot product in 8 independent lanes (x86_64 without AVX2, or `FLINT_KERNELS=scalar`).
 #[cfg(not(target_arch = "aarch64"))]
+#[inline(always)]
 fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let n8 = a.len() / 8 * 8;
@@ -148,7 +373,7 @@ mod x86 {
     use core::arch::x86_64::*;
 
     /// # Safety
-    /// The CPU has AVX2 and FMA; `a.len() == b.len()`.
+    /// The CPU has AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
         let n = a.len().min(b.len());
@@ -181,6 +406,7 @@ mod x86 {
 mod arm {
     use core::arch::aarch64::*;
 
+    /// Explicit NEON: the portable 8-lane loop compiles to 2-wide pieces here.
     pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         let n = a.len().min(b.len());
         let n8 = n / 8 * 8;
@@ -205,20 +431,5 @@ mod arm {
 fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     for (y, x) in y.iter_mut().zip(x) {
         *y += a * x;
-    }
-}
-
-/// In-place softmax.
-#[inline(always)]
-fn softmax(x: &mut [f32]) {
-    let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0f32;
-    for v in x.iter_mut() {
-        *v = (*v - m).exp();
-        sum += *v;
-    }
-    let inv = 1.0 / sum;
-    for v in x.iter_mut() {
-        *v *= inv;
     }
 }

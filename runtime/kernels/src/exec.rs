@@ -23,14 +23,19 @@ thread_local! {
 /// `0` means one per available core. The default is 1. Rebuilds the worker pool; cheap to call once at start-up,
 /// not meant for per-token use.
 pub fn set_threads(n: usize) {
-    let n = if n == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        n
-    };
+    let n = resolve_threads(n);
     let new = (n > 1).then(|| Arc::new(Pool::new(n)));
     let mut g = POOL.write().unwrap_or_else(|e| e.into_inner());
     *g = new;
+}
+
+/// `0` means one per available core.
+fn resolve_threads(n: usize) -> usize {
+    if n == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        n
+    }
 }
 
 /// The number of threads matvec/matmul use.
@@ -64,29 +69,73 @@ pub fn matmul_quantized(w: WeightRef<'_>, xq: &[BlockQ8A], n: usize, out: &mut [
     Exec::global().matmul_quantized(w, xq, n, out)
 }
 
-/// An execution choice: which kernel family, and whether to use the global thread pool.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// An execution choice: which kernel family, and which thread pool (if any) splits the work.
+///
+/// A pool is a value: two stages (an encoder and the decoder) can each hold an `Exec` with its own pool and run
+/// at the same time on their own cores. [`Exec::global`] shares the process-wide pool that [`set_threads`] sets.
+#[derive(Clone, Debug)]
 pub struct Exec {
     isa: Isa,
-    parallel: bool,
+    pool: Option<Arc<Pool>>,
+}
+
+impl PartialEq for Exec {
+    fn eq(&self, o: &Exec) -> bool {
+        let same_pool = match (&self.pool, &o.pool) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        self.isa == o.isa && same_pool
+    }
 }
 
 impl Exec {
-    /// The active ISA ([`active_isa`]) on the global pool ([`set_threads`]).
+    /// The active ISA ([`active_isa`]) on the global pool ([`set_threads`]) as it is now.
     pub fn global() -> Exec {
         Exec {
             isa: active_isa(),
-            parallel: true,
+            pool: pool(),
+        }
+    }
+
+    /// The active ISA on a pool of its own with `threads` threads in total (the caller included; `0` means one per
+    /// available core). The workers live as long as this value and its clones.
+    pub fn with_threads(threads: usize) -> Exec {
+        let n = resolve_threads(threads);
+        Exec {
+            isa: active_isa(),
+            pool: (n > 1).then(|| Arc::new(Pool::new(n))),
+        }
+    }
+
+    /// Threads this executor splits work across (the caller included).
+    pub fn threads(&self) -> usize {
+        self.pool.as_ref().map_or(1, |p| p.threads())
+    }
+
+    /// Runs `part(i)` for every `i` in `0..parts` across this executor's threads (each thread takes every
+    /// `threads`-th part), returning when all are done. For work that is not a matmul (attention, encoders).
+    pub fn for_each(&self, parts: usize, part: &(dyn Fn(usize) + Sync)) {
+        match &self.pool {
+            Some(p) if parts > 1 => {
+                let t = p.threads();
+                p.run(&|i| {
+                    let mut j = i;
+                    while j < parts {
+                        part(j);
+                        j += t;
+                    }
+                })
+            }
+            _ => (0..parts).for_each(part),
         }
     }
 
     /// One thread with the given family; an error if this CPU lacks it.
     pub fn single(isa: Isa) -> Result<Exec, SelectError> {
         if isa.available() {
-            Ok(Exec {
-                isa,
-                parallel: false,
-            })
+            Ok(Exec { isa, pool: None })
         } else {
             Err(SelectError::Unavailable(isa))
         }
@@ -276,8 +325,8 @@ impl Exec {
     /// thread, or one range per pool thread when the executor is parallel and the job is worth waking workers for
     /// (`elems` weight values at least [`MIN_PARALLEL_ELEMS`], at least two steps). Returns after every part ran.
     fn split(&self, units: usize, step: usize, elems: usize, part: &(dyn Fn(Range<usize>) + Sync)) {
-        let pool = if self.parallel && elems >= MIN_PARALLEL_ELEMS && units >= 2 * step {
-            pool()
+        let pool = if elems >= MIN_PARALLEL_ELEMS && units >= 2 * step {
+            self.pool.as_ref()
         } else {
             None
         };
