@@ -15,10 +15,44 @@ pub enum QkNorm {
     PerHead,
     /// RMSNorm over the whole q (or k) projection before it is split into heads (OLMoE).
     Full,
+    /// RMSNorm over each head with no weight (Muse Spark).
+    PerHeadScaleless,
+}
+
+/// How a layer attends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AttnKind {
+    /// Every earlier position (causal).
+    #[default]
+    Full,
+    /// The last `sliding_window` positions.
+    Sliding,
+}
+
+/// How router logits become expert scores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Router {
+    /// Softmax over all experts (Qwen-MoE, OLMoE, Mixtral).
+    #[default]
+    Softmax,
+    /// Sigmoid of each logit (Muse Spark).
+    Sigmoid,
+}
+
+/// Muse-style blocks: sandwich norms and residual gates.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandwichConfig {
+    /// eps of the post-attention and post-feed-forward norms (MuseSpark `post_norm_eps`).
+    pub post_norm_eps: f32,
+    /// A scaleless RMSNorm (eps = rms_norm_eps) after the token embedding.
+    pub embed_norm: bool,
 }
 
 /// Mixture-of-Experts settings.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct MoeConfig {
     pub num_experts: usize,
@@ -35,10 +69,26 @@ pub struct MoeConfig {
     pub shared_expert_gate: bool,
     /// Which layers are MoE (the others use a dense SwiGLU of `intermediate_size`).
     pub moe_layers: Vec<bool>,
+    /// How router logits become scores.
+    #[serde(default)]
+    pub router: Router,
+    /// A per-expert bias added to the scores for the choice only (`e_score_correction_bias`).
+    #[serde(default)]
+    pub router_bias: bool,
+    /// Router logits are multiplied by this before scoring (MuseSpark `output_multiplier`).
+    #[serde(default)]
+    pub router_scale: Option<f32>,
+    /// The chosen weights are multiplied by this after renormalisation (`routed_scaling_factor`). MuseSpark
+    /// renormalises with `sum + 1e-15`.
+    #[serde(default)]
+    pub routed_scale: Option<f32>,
+    /// Experts run at this width between `ffn_pre_proj` and `ffn_post_proj` (MuseSpark `moe_hidden_size`).
+    #[serde(default)]
+    pub pooled_width: Option<usize>,
 }
 
 /// Everything the decoder needs to know about a model's shape.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     /// The source architecture (`llama`, `qwen2`, `qwen3`, `qwen2_moe`, `qwen3_moe`, `olmoe`, `mixtral`).
@@ -63,6 +113,33 @@ pub struct ModelConfig {
     pub moe: Option<MoeConfig>,
     pub bos_token_id: Option<u32>,
     pub eos_token_ids: Vec<u32>,
+    /// Attention kind of each layer; empty means all `Full`.
+    #[serde(default)]
+    pub layer_types: Vec<AttnKind>,
+    /// Window of `Sliding` layers: a query at position p sees keys at p - window + 1 ..= p.
+    #[serde(default)]
+    pub sliding_window: Option<usize>,
+    /// Layers without RoPE (NoPE); empty means RoPE everywhere.
+    #[serde(default)]
+    pub nope_layers: Vec<bool>,
+    /// Muse-style blocks: sandwich norms and residual gates (None: Llama-style pre-norm blocks).
+    #[serde(default)]
+    pub sandwich: Option<SandwichConfig>,
+    /// Multiply q by this after the q/k norm (on top of 1/sqrt(head_dim)).
+    #[serde(default)]
+    pub qk_scale: Option<f32>,
+    /// Scaleless RMSNorm over each head of the attention output, before the gate.
+    #[serde(default)]
+    pub attn_out_norm: bool,
+    /// The attention output is multiplied by sigmoid(attn_gate · x) (x: the layer's normed input) before o_proj.
+    #[serde(default)]
+    pub attn_gate: bool,
+    /// Logits are multiplied by this (MuseSpark `output_multiplier`), then soft-capped.
+    #[serde(default)]
+    pub logit_scale: Option<f32>,
+    /// Logits become cap * tanh(logits / cap).
+    #[serde(default)]
+    pub logit_softcap: Option<f32>,
 }
 
 impl ModelConfig {
@@ -71,6 +148,19 @@ impl ModelConfig {
         self.moe
             .as_ref()
             .is_some_and(|m| m.moe_layers.get(l).copied().unwrap_or(false))
+    }
+
+    /// The sliding window of layer `l`, if it is a sliding-window layer.
+    pub fn window(&self, l: usize) -> Option<usize> {
+        match self.layer_types.get(l) {
+            Some(AttnKind::Sliding) => self.sliding_window,
+            _ => None,
+        }
+    }
+
+    /// Whether layer `l` applies RoPE.
+    pub fn has_rope(&self, l: usize) -> bool {
+        !self.nope_layers.get(l).copied().unwrap_or(false)
     }
 
     /// Checks the internal consistency of the numbers (a config comes from a file, so this is input validation).

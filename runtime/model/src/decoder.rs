@@ -1,16 +1,26 @@
-//! The text decoder: pre-norm Llama-style blocks (RMSNorm, RoPE, grouped-query attention with a KV cache) whose
-//! feed-forward is either a dense SwiGLU or a routed Mixture of Experts (see `moe.rs`).
+//! The text decoder: pre-norm Llama-style blocks (RMSNorm, RoPE, grouped-query attention over the paged KV cache)
+//! whose feed-forward is either a dense SwiGLU or a routed Mixture of Experts (see `moe.rs`), run over a [`Batch`]
+//! of rows from any number of sequences.
 //!
 //! Variants covered by [`ModelConfig`]: q/k/v bias (Qwen2), per-head q/k RMSNorm (Qwen3), whole-projection q/k
-//! RMSNorm (OLMoE), shared experts with a sigmoid gate (Qwen2-MoE), top-k renormalisation (Qwen3-MoE, Mixtral).
+//! RMSNorm (OLMoE), shared experts with a sigmoid gate (Qwen2-MoE), top-k renormalisation (Qwen3-MoE, Mixtral);
+//! and Muse Spark: a scaleless RMSNorm after the embedding, sandwich norms (centered `1 + w` before, scaleless after
+//! attention, input-scaled after the feed-forward) with residual gates `alpha * x + beta * y`, scaleless per-head
+//! q/k norms with q scaled by `qk_scale`, a scaleless per-head norm of the attention output and a sigmoid gate of
+//! the layer input before `o_proj`, sliding-window and NoPE layers, sigmoid routing at a pooled expert width, and
+//! logits scaled then tanh-capped. Importers fold `1 + w` and the residual gates' alpha and beta into the stored
+//! tensors (docs/FORMAT.md), so the runtime multiplies by them as they are.
 
+use crate::batch::{Batch, Input, LayerHook, Pos};
 use crate::config::names::{blk, OUTPUT, OUTPUT_NORM, TOK_EMBD};
 use crate::config::{ModelConfig, QkNorm};
+use crate::kv::{KvOptions, KvStore, SeqId};
 use crate::moe::{Ffn, Mlp, Moe};
 use crate::ops::{self, Rope};
 use crate::weights::{Loader, Vector, Weight};
 use crate::ModelError;
 use flint_format::FlintFile;
+use flint_kernels::{AttnShape, Exec, Mask};
 
 struct Attention {
     q: Weight,
@@ -23,6 +33,17 @@ struct Attention {
     o_bias: Option<Vector>,
     q_norm: Option<Vector>,
     k_norm: Option<Vector>,
+    /// Muse Spark's sigmoid output gate.
+    gate: Option<Weight>,
+}
+
+/// Muse Spark's sandwich: the extra norm and the residual gates of a block.
+struct Sandwich {
+    post_ffn_norm: Vector,
+    attn_alpha: Vector,
+    attn_beta: Vector,
+    ffn_alpha: Vector,
+    ffn_beta: Vector,
 }
 
 struct Block {
@@ -30,6 +51,9 @@ struct Block {
     attn: Attention,
     ffn_norm: Vector,
     ffn: Ffn,
+    sandwich: Option<Sandwich>,
+    window: Option<usize>,
+    rope: bool,
 }
 
 /// A loaded model: the config and zero-copy handles into the mapped file.
@@ -41,6 +65,7 @@ pub struct Model {
     norm: Vector,
     output: Weight,
     rope: Rope,
+    exec: Exec,
 }
 
 impl std::fmt::Debug for Model {
@@ -55,35 +80,27 @@ impl std::fmt::Debug for Model {
 /// Per-layer intermediate values, recorded when asked (conformance tests compare them with transformers).
 #[derive(Debug, Default, Clone)]
 pub struct Trace {
-    /// `layers + 1` entries of `[tokens, hidden]`: the embeddings, the output of each block but the last, and the
+    /// `layers + 1` entries of `[rows, hidden]`: the embeddings, the output of each block but the last, and the
     /// final-normed output of the last block (transformers' `hidden_states` convention).
     pub hidden_states: Vec<Vec<f32>>,
-    /// One `[tokens, experts]` entry per MoE layer: router logits before softmax.
+    /// One `[rows, experts]` entry per MoE layer: router logits before softmax (or sigmoid).
     pub router_logits: Vec<Vec<f32>>,
 }
 
-/// The keys and values of every position seen so far.
-#[derive(Debug, Clone)]
+/// One sequence in a cache of its own: the single-prompt convenience over [`KvStore`].
+#[derive(Debug)]
 pub struct KvCache {
-    k: Vec<Vec<f32>>,
-    v: Vec<Vec<f32>>,
-    len: usize,
+    pub store: KvStore,
+    pub seq: SeqId,
 }
 
 impl KvCache {
     /// Positions cached.
     pub fn len(&self) -> usize {
-        self.len
+        self.store.len(self.seq).unwrap_or(0)
     }
     pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-    /// Forgets everything after the first `len` positions.
-    pub fn truncate(&mut self, len: usize, kv_dim: usize) {
-        self.len = self.len.min(len);
-        for c in self.k.iter_mut().chain(self.v.iter_mut()) {
-            c.truncate(self.len * kv_dim);
-        }
+        self.len() == 0
     }
 }
 
@@ -122,7 +139,7 @@ impl Model {
                 }
             };
             let (qn, kn) = match c.qk_norm {
-                QkNorm::None => (None, None),
+                QkNorm::None | QkNorm::PerHeadScaleless => (None, None),
                 QkNorm::PerHead => (Some(hd), Some(hd)),
                 QkNorm::Full => (Some(qd), Some(kvd)),
             };
@@ -141,17 +158,35 @@ impl Model {
                 k_norm: kn
                     .map(|n| ld.vector(&blk(l, "attn_k_norm"), n))
                     .transpose()?,
+                gate: if c.attn_gate {
+                    Some(ld.matrix(&blk(l, "attn_gate"), qd, h)?)
+                } else {
+                    None
+                },
             };
             let ffn = if c.is_moe_layer(l) {
                 Ffn::Moe(Moe::load(&ld, c, l)?)
             } else {
                 Ffn::Dense(Mlp::load(&ld, &blk(l, "ffn"), h, c.intermediate_size)?)
             };
+            let sandwich = match &c.sandwich {
+                Some(_) => Some(Sandwich {
+                    post_ffn_norm: ld.vector(&blk(l, "post_ffn_norm"), h)?,
+                    attn_alpha: ld.vector(&blk(l, "attn_res_alpha"), h)?,
+                    attn_beta: ld.vector(&blk(l, "attn_res_beta"), h)?,
+                    ffn_alpha: ld.vector(&blk(l, "ffn_res_alpha"), h)?,
+                    ffn_beta: ld.vector(&blk(l, "ffn_res_beta"), h)?,
+                }),
+                None => None,
+            };
             blocks.push(Block {
                 attn_norm: ld.vector(&blk(l, "attn_norm"), h)?,
                 attn,
                 ffn_norm: ld.vector(&blk(l, "ffn_norm"), h)?,
                 ffn,
+                sandwich,
+                window: c.window(l),
+                rope: c.has_rope(l),
             });
         }
         let norm = ld.vector(OUTPUT_NORM, h)?;
@@ -164,6 +199,7 @@ impl Model {
             rope,
             file,
             config,
+            exec: Exec::global(),
         })
     }
 
@@ -177,104 +213,245 @@ impl Model {
         &self.file
     }
 
-    /// An empty cache for this model.
-    pub fn new_cache(&self) -> KvCache {
-        let n = self.config.num_layers;
-        KvCache {
-            k: vec![Vec::new(); n],
-            v: vec![Vec::new(); n],
-            len: 0,
-        }
+    /// Runs the model's kernels on `exec` (its own thread pool) instead of the global pool it was loaded with.
+    pub fn set_exec(&mut self, exec: Exec) {
+        self.exec = exec;
     }
 
-    /// Runs `tokens` at the positions after those in `cache`, appends them to the cache, and returns logits: of
-    /// every token (`[tokens, vocab]`) if `all_logits`, else of the last one only.
+    /// The executor the model runs on.
+    pub fn exec(&self) -> &Exec {
+        &self.exec
+    }
+
+    /// An empty multi-sequence cache laid out for this model's layers.
+    pub fn new_kv(&self, opts: KvOptions) -> KvStore {
+        let windows: Vec<Option<usize>> = self.blocks.iter().map(|b| b.window).collect();
+        KvStore::new(
+            &windows,
+            self.config.num_kv_heads * self.config.head_dim,
+            opts,
+        )
+    }
+
+    /// A cache holding one empty sequence, with the default options (f16).
+    pub fn new_cache(&self) -> KvCache {
+        self.new_cache_with(KvOptions::default())
+    }
+
+    /// A cache holding one empty sequence.
+    pub fn new_cache_with(&self, opts: KvOptions) -> KvCache {
+        let mut store = self.new_kv(opts);
+        let seq = store.new_seq();
+        KvCache { store, seq }
+    }
+
+    /// Runs `tokens` of one sequence at the positions after those in `cache`, and returns logits: of every token
+    /// (`[tokens, vocab]`) if `all_logits`, else of the last one only.
     pub fn forward(
         &self,
         tokens: &[u32],
         cache: &mut KvCache,
         all_logits: bool,
+        trace: Option<&mut Trace>,
+    ) -> Result<Vec<f32>, ModelError> {
+        let mut b = Batch::new();
+        let start = cache.len();
+        let which = if all_logits {
+            crate::batch::Logits::All
+        } else {
+            crate::batch::Logits::Last
+        };
+        b.push_text(cache.seq, start, tokens, which);
+        self.forward_batch(&b, &mut cache.store, None, trace)
+    }
+
+    /// Runs one batch: every row enters its sequence's cache (in the order the rows appear), and the logits of
+    /// the rows that ask for them are returned, `[rows asking, vocab]` in batch order.
+    pub fn forward_batch(
+        &self,
+        batch: &Batch<'_>,
+        kv: &mut KvStore,
+        mut hook: Option<&mut dyn LayerHook>,
         mut trace: Option<&mut Trace>,
     ) -> Result<Vec<f32>, ModelError> {
         let c = &self.config;
-        let (n, h) = (tokens.len(), c.hidden_size);
+        let (n, h) = (batch.len(), c.hidden_size);
         if n == 0 {
             return Err(ModelError::Invalid("no tokens to run".into()));
         }
-        if cache.len + n > c.max_position_embeddings {
-            return Err(ModelError::ContextFull {
-                pos: cache.len,
-                asked: n,
-                limit: c.max_position_embeddings,
-            });
-        }
+        let seqs = self.check_batch(batch, kv)?;
         let mut x = vec![0f32; n * h];
-        for (t, &id) in tokens.iter().enumerate() {
-            if id as usize >= c.vocab_size {
-                return Err(ModelError::TokenOutOfRange {
-                    id,
-                    vocab: c.vocab_size,
-                });
+        for (r, row) in batch.rows.iter().enumerate() {
+            let xr = &mut x[r * h..(r + 1) * h];
+            match row.input {
+                Input::Token(id) => {
+                    self.embd.row_to_f32(id as usize, xr);
+                    if c.sandwich.as_ref().is_some_and(|s| s.embed_norm) {
+                        ops::rms_norm_scaleless(xr, h, c.rms_norm_eps);
+                    }
+                }
+                Input::Embed(e) => xr.copy_from_slice(e),
             }
-            self.embd
-                .row_to_f32(id as usize, &mut x[t * h..(t + 1) * h]);
+        }
+        for (s, rows) in &seqs {
+            kv.reserve(*s, rows.len())?;
         }
         if let Some(tr) = trace.as_deref_mut() {
             tr.hidden_states.push(x.clone());
         }
+        let ex = &self.exec;
         let mut hn = vec![0f32; n * h];
         for (l, b) in self.blocks.iter().enumerate() {
             ops::rms_norm(&x, b.attn_norm.get(), c.rms_norm_eps, &mut hn);
-            let a = self.attention(l, &b.attn, &hn, n, cache);
-            x.iter_mut().zip(&a).for_each(|(v, d)| *v += d);
+            let mut a = self.attention(l, b, &hn, batch, &seqs, kv)?;
+            match &b.sandwich {
+                Some(sw) => {
+                    let pe = c
+                        .sandwich
+                        .as_ref()
+                        .map_or(c.rms_norm_eps, |s| s.post_norm_eps);
+                    ops::rms_norm_scaleless(&mut a, h, pe);
+                    ops::gated_residual(&mut x, &a, sw.attn_alpha.get(), sw.attn_beta.get());
+                }
+                None => x.iter_mut().zip(&a).for_each(|(v, d)| *v += d),
+            }
             ops::rms_norm(&x, b.ffn_norm.get(), c.rms_norm_eps, &mut hn);
             let router = trace.as_deref_mut().map(|t| &mut t.router_logits);
-            let f = b.ffn.forward(&hn, n, router);
-            x.iter_mut().zip(&f).for_each(|(v, d)| *v += d);
+            let mut f = b.ffn.forward(ex, &hn, n, router);
+            match &b.sandwich {
+                Some(sw) => {
+                    let pe = c
+                        .sandwich
+                        .as_ref()
+                        .map_or(c.rms_norm_eps, |s| s.post_norm_eps);
+                    ops::rms_norm_input_scaled(&mut f, sw.post_ffn_norm.get(), pe);
+                    ops::gated_residual(&mut x, &f, sw.ffn_alpha.get(), sw.ffn_beta.get());
+                }
+                None => x.iter_mut().zip(&f).for_each(|(v, d)| *v += d),
+            }
+            if let Some(hk) = hook.as_deref_mut() {
+                hk.after_layer(l, batch, &mut x);
+            }
             if l + 1 < self.blocks.len() {
                 if let Some(tr) = trace.as_deref_mut() {
                     tr.hidden_states.push(x.clone());
                 }
             }
         }
-        cache.len += n;
-        ops::rms_norm_inplace(&mut x, self.norm.get(), c.rms_norm_eps);
-        if let Some(tr) = trace {
-            tr.hidden_states.push(x.clone());
+        for (s, rows) in &seqs {
+            kv.advance(*s, rows.len())?;
         }
-        let rows = if all_logits {
-            &x[..]
+        let want: Vec<usize> = (0..n).filter(|&r| batch.rows[r].logits).collect();
+        let mut rows = Vec::with_capacity(want.len() * h);
+        if trace.is_some() {
+            ops::rms_norm_inplace(&mut x, self.norm.get(), c.rms_norm_eps);
+            for &r in &want {
+                rows.extend_from_slice(&x[r * h..(r + 1) * h]);
+            }
         } else {
-            &x[(n - 1) * h..]
-        };
-        let m = rows.len() / h;
+            for &r in &want {
+                rows.extend_from_slice(&x[r * h..(r + 1) * h]);
+            }
+            ops::rms_norm_inplace(&mut rows, self.norm.get(), c.rms_norm_eps);
+        }
+        if let Some(tr) = trace {
+            tr.hidden_states.push(x);
+        }
+        let m = want.len();
         let mut logits = vec![0f32; m * c.vocab_size];
-        flint_kernels::matmul(self.output.view(), rows, m, &mut logits);
+        ex.matmul(self.output.view(), &rows, m, &mut logits);
+        if let Some(sc) = c.logit_scale {
+            logits.iter_mut().for_each(|v| *v *= sc);
+        }
+        if let Some(cap) = c.logit_softcap {
+            logits.iter_mut().for_each(|v| *v = cap * (*v / cap).tanh());
+        }
         Ok(logits)
     }
 
+    /// Checks every row against the model and the cache; returns each sequence's rows, in order of first
+    /// appearance.
+    fn check_batch(
+        &self,
+        batch: &Batch<'_>,
+        kv: &KvStore,
+    ) -> Result<Vec<(SeqId, Vec<usize>)>, ModelError> {
+        let c = &self.config;
+        let mut seqs: Vec<(SeqId, Vec<usize>)> = Vec::new();
+        for (r, row) in batch.rows.iter().enumerate() {
+            match row.input {
+                Input::Token(id) if id as usize >= c.vocab_size => {
+                    return Err(ModelError::TokenOutOfRange {
+                        id,
+                        vocab: c.vocab_size,
+                    })
+                }
+                Input::Embed(e) if e.len() != c.hidden_size => {
+                    return Err(ModelError::Invalid(format!(
+                        "row {r}: an embedding of {} values for hidden size {}",
+                        e.len(),
+                        c.hidden_size
+                    )))
+                }
+                _ => {}
+            }
+            if let Pos::Mrope(_) = row.pos {
+                return Err(ModelError::Invalid(format!(
+                    "row {r}: M-RoPE positions for `{}`, which uses 1-D RoPE",
+                    c.arch
+                )));
+            }
+            match seqs.iter_mut().find(|(s, _)| *s == row.seq) {
+                Some((_, v)) => v.push(r),
+                None => seqs.push((row.seq, vec![r])),
+            }
+        }
+        for (s, rows) in &seqs {
+            let len = kv.len(*s)?;
+            if len + rows.len() > c.max_position_embeddings {
+                return Err(ModelError::ContextFull {
+                    pos: len,
+                    asked: rows.len(),
+                    limit: c.max_position_embeddings,
+                });
+            }
+        }
+        Ok(seqs)
+    }
+
+    /// A block's attention over all rows of the batch: projections for every row at once, then each sequence's
+    /// rows attend over its own cache.
     fn attention(
         &self,
         l: usize,
-        a: &Attention,
+        b: &Block,
         x: &[f32],
-        n: usize,
-        cache: &mut KvCache,
-    ) -> Vec<f32> {
+        batch: &Batch<'_>,
+        seqs: &[(SeqId, Vec<usize>)],
+        kv: &mut KvStore,
+    ) -> Result<Vec<f32>, ModelError> {
         let c = &self.config;
+        let a = &b.attn;
+        let ex = &self.exec;
+        let n = batch.len();
         let hd = c.head_dim;
         let (qd, kvd) = (c.num_heads * hd, c.num_kv_heads * hd);
         let mut q = vec![0f32; n * qd];
         let mut k = vec![0f32; n * kvd];
         let mut v = vec![0f32; n * kvd];
-        ops::project(x, n, &mut [(&a.q, &mut q), (&a.k, &mut k), (&a.v, &mut v)]);
+        ops::project(
+            ex,
+            x,
+            n,
+            &mut [(&a.q, &mut q), (&a.k, &mut k), (&a.v, &mut v)],
+        );
         for (buf, bias) in [
             (&mut q, &a.q_bias),
             (&mut k, &a.k_bias),
             (&mut v, &a.v_bias),
         ] {
-            if let Some(b) = bias {
-                ops::add_bias(buf, b.get());
+            if let Some(bb) = bias {
+                ops::add_bias(buf, bb.get());
             }
         }
         // q/k norm comes before RoPE in every architecture that has one.
@@ -282,35 +459,69 @@ impl Model {
             ops::rms_norm_inplace(&mut q, qn.get(), c.rms_norm_eps);
             ops::rms_norm_inplace(&mut k, kn.get(), c.rms_norm_eps);
         }
-        let p0 = cache.len;
-        for t in 0..n {
-            let (qt, kt) = (&mut q[t * qd..(t + 1) * qd], &mut k[t * kvd..(t + 1) * kvd]);
-            self.rope.apply(qt, kt, p0 + t);
+        if c.qk_norm == QkNorm::PerHeadScaleless {
+            ops::rms_norm_scaleless(&mut q, hd, c.rms_norm_eps);
+            ops::rms_norm_scaleless(&mut k, hd, c.rms_norm_eps);
         }
-        cache.k[l].extend_from_slice(&k);
-        cache.v[l].extend_from_slice(&v);
-        let shape = flint_kernels::AttnShape {
+        if let Some(s) = c.qk_scale {
+            q.iter_mut().for_each(|v| *v *= s);
+        }
+        if b.rope {
+            for (t, row) in batch.rows.iter().enumerate() {
+                let Pos::Text(p) = row.pos else {
+                    unreachable!("checked by check_batch")
+                };
+                let (qt, kt) = (&mut q[t * qd..(t + 1) * qd], &mut k[t * kvd..(t + 1) * kvd]);
+                self.rope.apply(qt, kt, p as usize);
+            }
+        }
+        let shape = AttnShape {
             heads: c.num_heads,
             kv_heads: c.num_kv_heads,
             head_dim: hd,
         };
-        let mut out = vec![0f32; n * qd];
+        let mask = match b.window {
+            Some(w) => Mask::Sliding(w),
+            None => Mask::Causal,
+        };
         let scale = 1.0 / (hd as f32).sqrt();
-        flint_kernels::causal_attention(
-            shape,
-            &q,
-            &cache.k[l],
-            &cache.v[l],
-            p0,
-            n,
-            scale,
-            &mut out,
-        );
-        let mut o = vec![0f32; n * c.hidden_size];
-        flint_kernels::matmul(a.o.view(), &out, n, &mut o);
-        if let Some(b) = &a.o_bias {
-            ops::add_bias(&mut o, b.get());
+        let mut out = vec![0f32; n * qd];
+        let (mut qs, mut ks, mut vs, mut os) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (s, rows) in seqs {
+            qs.clear();
+            ks.clear();
+            vs.clear();
+            for &r in rows {
+                qs.extend_from_slice(&q[r * qd..(r + 1) * qd]);
+                ks.extend_from_slice(&k[r * kvd..(r + 1) * kvd]);
+                vs.extend_from_slice(&v[r * kvd..(r + 1) * kvd]);
+            }
+            kv.write(l, *s, &ks, &vs)?;
+            let q0 = kv.len(*s)?;
+            let keys = q0 + rows.len();
+            let chunks = kv.chunks(l, *s, keys)?;
+            os.clear();
+            os.resize(qs.len(), 0.0);
+            flint_kernels::attention(ex, shape, &qs, q0, keys, &chunks, mask, scale, &mut os);
+            for (i, &r) in rows.iter().enumerate() {
+                out[r * qd..(r + 1) * qd].copy_from_slice(&os[i * qd..(i + 1) * qd]);
+            }
         }
-        o
+        if c.attn_out_norm {
+            ops::rms_norm_scaleless(&mut out, hd, c.rms_norm_eps);
+        }
+        if let Some(g) = &a.gate {
+            let mut gv = vec![0f32; n * qd];
+            ex.matmul(g.view(), x, n, &mut gv);
+            out.iter_mut()
+                .zip(&gv)
+                .for_each(|(o, g)| *o *= ops::sigmoid(*g));
+        }
+        let mut o = vec![0f32; n * c.hidden_size];
+        ex.matmul(a.o.view(), &out, n, &mut o);
+        if let Some(bb) = &a.o_bias {
+            ops::add_bias(&mut o, bb.get());
+        }
+        Ok(o)
     }
 }

@@ -1,20 +1,24 @@
 //! Flint's model layer: the decoder (dense and Mixture-of-Experts), the KV cache, sampling, the tokenizer and the
 //! chat template, over a memory-mapped `.flint` file.
 
+pub mod batch;
 pub mod config;
 mod decoder;
 mod error;
 pub mod generate;
+pub mod kv;
 pub mod moe;
 pub mod ops;
 pub mod sampler;
 pub mod text;
 mod weights;
 
-pub use config::{ModelConfig, MoeConfig, QkNorm};
+pub use batch::{Batch, Input, LayerHook, Logits, Pos, Row};
+pub use config::{AttnKind, ModelConfig, MoeConfig, QkNorm, Router, SandwichConfig};
 pub use decoder::{KvCache, Model, Trace};
 pub use error::ModelError;
 pub use generate::{generate, GenStats, TextStream};
+pub use kv::{KvDtype, KvOptions, KvStore, SeqId};
 pub use sampler::{Sampler, SamplerConfig};
 pub use text::{Message, Text};
 pub use weights::{Vector, Weight};

@@ -4,12 +4,18 @@
 //! softmax over all experts (in f32), the top-k, optionally renormalised to sum to one, then the weighted sum of the
 //! chosen experts' SwiGLU outputs. Qwen2-MoE adds a shared expert scaled by `sigmoid(x · w)`.
 //! For a batch of tokens each expert runs once on the rows routed to it.
+//!
+//! Muse Spark routes differently: sigmoid scores of the router logits (scaled by `router_scale`), the choice made
+//! on scores plus a per-expert correction bias, the chosen scores renormalised (`sum + 1e-15`) and multiplied by
+//! `routed_scale`; and its experts run at a pooled width: `ffn_pre_proj`, a centered RMSNorm, the experts each
+//! followed by the shared input-scaled `ffn_post_expert_norm`, then `ffn_post_proj` of the weighted sum.
 
 use crate::config::names::{blk, expert};
-use crate::config::ModelConfig;
+use crate::config::{ModelConfig, Router};
 use crate::ops;
-use crate::weights::{Loader, Weight};
+use crate::weights::{Loader, Vector, Weight};
 use crate::ModelError;
+use flint_kernels::Exec;
 
 /// A SwiGLU: `down(silu(gate(x)) * up(x))`.
 #[derive(Debug)]
@@ -36,23 +42,28 @@ impl Mlp {
     }
 
     /// Runs `n` rows of `x`.
-    pub fn forward(&self, x: &[f32], n: usize) -> Vec<f32> {
+    pub fn forward(&self, ex: &Exec, x: &[f32], n: usize) -> Vec<f32> {
         let w = self.gate.rows;
         let mut g = vec![0f32; n * w];
         let mut u = vec![0f32; n * w];
-        ops::project(x, n, &mut [(&self.gate, &mut g), (&self.up, &mut u)]);
-        self.finish(g, &u, n)
+        ops::project(ex, x, n, &mut [(&self.gate, &mut g), (&self.up, &mut u)]);
+        self.finish(ex, g, &u, n)
     }
 
     /// As [`Mlp::forward`] with the rows already quantized by `flint_kernels::quantize_acts` (quant weights only):
     /// the experts of a token share one quantization of its input.
-    pub fn forward_quantized(&self, xq: &[flint_kernels::BlockQ8A], n: usize) -> Vec<f32> {
+    pub fn forward_quantized(
+        &self,
+        ex: &Exec,
+        xq: &[flint_kernels::BlockQ8A],
+        n: usize,
+    ) -> Vec<f32> {
         let w = self.gate.rows;
         let mut g = vec![0f32; n * w];
         let mut u = vec![0f32; n * w];
-        flint_kernels::matmul_quantized(self.gate.view(), xq, n, &mut g);
-        flint_kernels::matmul_quantized(self.up.view(), xq, n, &mut u);
-        self.finish(g, &u, n)
+        ex.matmul_quantized(self.gate.view(), xq, n, &mut g);
+        ex.matmul_quantized(self.up.view(), xq, n, &mut u);
+        self.finish(ex, g, &u, n)
     }
 
     /// Whether gate and up are quantized (so [`Mlp::forward_quantized`] applies).
@@ -60,12 +71,12 @@ impl Mlp {
         self.gate.is_quantized() && self.up.is_quantized()
     }
 
-    fn finish(&self, mut g: Vec<f32>, u: &[f32], n: usize) -> Vec<f32> {
+    fn finish(&self, ex: &Exec, mut g: Vec<f32>, u: &[f32], n: usize) -> Vec<f32> {
         g.iter_mut()
             .zip(u)
             .for_each(|(a, b)| *a = ops::silu(*a) * b);
         let mut out = vec![0f32; n * self.down.rows];
-        flint_kernels::matmul(self.down.view(), &g, n, &mut out);
+        ex.matmul(self.down.view(), &g, n, &mut out);
         out
     }
 
@@ -73,6 +84,17 @@ impl Mlp {
     pub fn bytes(&self) -> usize {
         self.gate.bytes() + self.up.bytes() + self.down.bytes()
     }
+}
+
+/// Muse Spark's pooled expert width: the projections and norms around the experts.
+#[derive(Debug)]
+struct Pooled {
+    pre_proj: Weight,
+    pre_norm: Vector,
+    post_expert_norm: Vector,
+    post_proj: Weight,
+    eps: f32,
+    post_eps: f32,
 }
 
 /// A routed expert layer.
@@ -84,6 +106,11 @@ pub struct Moe {
     shared_gate: Option<Weight>,
     top_k: usize,
     norm_topk: bool,
+    kind: Router,
+    bias: Option<Vector>,
+    router_scale: Option<f32>,
+    routed_scale: Option<f32>,
+    pooled: Option<Pooled>,
 }
 
 impl Moe {
@@ -93,9 +120,30 @@ impl Moe {
             .as_ref()
             .ok_or_else(|| ModelError::Invalid(format!("layer {l} is MoE without a moe config")))?;
         let h = c.hidden_size;
+        // Experts read the pooled width where there is one.
+        let eh = m.pooled_width.unwrap_or(h);
         let experts = (0..m.num_experts)
-            .map(|e| Mlp::load(ld, &expert(l, e, ""), h, m.expert_width))
+            .map(|e| Mlp::load(ld, &expert(l, e, ""), eh, m.expert_width))
             .collect::<Result<Vec<_>, _>>()?;
+        let pooled = match m.pooled_width {
+            Some(p) => Some(Pooled {
+                pre_proj: ld.matrix(&blk(l, "ffn_pre_proj"), p, h)?,
+                pre_norm: ld.vector(&blk(l, "ffn_pre_norm"), p)?,
+                post_expert_norm: ld.vector(&blk(l, "ffn_post_expert_norm"), p)?,
+                post_proj: ld.matrix(&blk(l, "ffn_post_proj"), h, p)?,
+                eps: c.rms_norm_eps,
+                post_eps: c
+                    .sandwich
+                    .as_ref()
+                    .map_or(c.rms_norm_eps, |s| s.post_norm_eps),
+            }),
+            None => None,
+        };
+        let bias = if m.router_bias {
+            Some(ld.vector(&blk(l, "ffn_router_bias"), m.num_experts)?)
+        } else {
+            None
+        };
         let shared = m
             .shared_expert_width
             .map(|w| Mlp::load(ld, &blk(l, "shexp."), h, w))
@@ -112,24 +160,68 @@ impl Moe {
             shared_gate,
             top_k: m.top_k,
             norm_topk: m.norm_topk_prob,
+            kind: m.router,
+            bias,
+            router_scale: m.router_scale,
+            routed_scale: m.routed_scale,
+            pooled,
         })
     }
 
     /// Routes each of the `n` rows of `x`; returns the router logits `[n, experts]` and the chosen (expert, weight)
     /// pairs per row.
-    pub fn route(&self, x: &[f32], n: usize) -> (Vec<f32>, Vec<Vec<(usize, f32)>>) {
+    pub fn route(&self, ex: &Exec, x: &[f32], n: usize) -> (Vec<f32>, Vec<Vec<(usize, f32)>>) {
         let ne = self.experts.len();
         let mut logits = vec![0f32; n * ne];
-        flint_kernels::matmul(self.router.view(), x, n, &mut logits);
+        ex.matmul(self.router.view(), x, n, &mut logits);
+        if let Some(s) = self.router_scale {
+            logits.iter_mut().for_each(|v| *v *= s);
+        }
         let choices = logits
             .chunks_exact(ne)
             .map(|row| {
                 let mut p = row.to_vec();
-                ops::softmax(&mut p);
-                let idx = ops::top_k(&p, self.top_k);
+                let idx = match self.kind {
+                    Router::Softmax => {
+                        ops::softmax(&mut p);
+                        ops::top_k(&p, self.top_k)
+                    }
+                    Router::Sigmoid => {
+                        p.iter_mut().for_each(|v| *v = ops::sigmoid(*v));
+                        match &self.bias {
+                            Some(b) => {
+                                let c: Vec<f32> =
+                                    p.iter().zip(b.get()).map(|(s, b)| s + b).collect();
+                                ops::top_k(&c, self.top_k)
+                            }
+                            None => ops::top_k(&p, self.top_k),
+                        }
+                    }
+                };
                 let sum: f32 = idx.iter().map(|&e| p[e]).sum();
-                let scale = if self.norm_topk { 1.0 / sum } else { 1.0 };
-                idx.into_iter().map(|e| (e, p[e] * scale)).collect()
+                let mut scale = match (self.norm_topk, self.kind) {
+                    (false, _) => 1.0,
+                    (true, Router::Softmax) => 1.0 / sum,
+                    (true, Router::Sigmoid) => 1.0 / (sum + 1e-15),
+                };
+                let routed = self.routed_scale.unwrap_or(1.0);
+                if self.kind == Router::Softmax {
+                    scale *= routed;
+                }
+                idx.into_iter()
+                    .map(|e| {
+                        // transformers: (w / (sum + eps)) * routed_scaling_factor, in that order.
+                        let w = p[e] * scale;
+                        (
+                            e,
+                            if self.kind == Router::Sigmoid {
+                                w * routed
+                            } else {
+                                w
+                            },
+                        )
+                    })
+                    .collect()
             })
             .collect();
         (logits, choices)
@@ -138,16 +230,28 @@ impl Moe {
     /// Runs `n` rows of `x`.
     pub fn forward(
         &self,
+        ex: &Exec,
         x: &[f32],
         n: usize,
         router_trace: Option<&mut Vec<Vec<f32>>>,
     ) -> Vec<f32> {
-        let h = x.len() / n;
-        let (logits, choices) = self.route(x, n);
+        let (logits, choices) = self.route(ex, x, n);
         if let Some(t) = router_trace {
             t.push(logits);
         }
-        let mut out = vec![0f32; n * h];
+        let pooled_in;
+        let (ein, eh) = match &self.pooled {
+            Some(p) => {
+                let pw = p.pre_norm.get().len();
+                let mut xp = vec![0f32; n * pw];
+                ex.matmul(p.pre_proj.view(), x, n, &mut xp);
+                ops::rms_norm_inplace(&mut xp, p.pre_norm.get(), p.eps);
+                pooled_in = xp;
+                (&pooled_in[..], pw)
+            }
+            None => (x, x.len() / n),
+        };
+        let mut out = vec![0f32; n * eh];
         // Group rows by expert so each expert's weights are read once per batch.
         let mut rows: Vec<Vec<(usize, f32)>> = vec![Vec::new(); self.experts.len()];
         for (t, ch) in choices.iter().enumerate() {
@@ -156,43 +260,53 @@ impl Moe {
             }
         }
         // Quantize each row once for all the experts it is routed to (when the experts take quantized input).
-        let kb = h / flint_kernels::QK;
-        let shared_q = h % flint_kernels::QK == 0 && self.experts.iter().all(Mlp::takes_quantized);
+        let kb = eh / flint_kernels::QK;
+        let shared_q = eh % flint_kernels::QK == 0 && self.experts.iter().all(Mlp::takes_quantized);
         let mut xq = Vec::new();
         if shared_q {
             xq.resize(n * kb, bytemuck::Zeroable::zeroed());
-            flint_kernels::quantize_acts(x, &mut xq);
+            flint_kernels::quantize_acts(ein, &mut xq);
         }
         let (mut xe, mut xeq) = (Vec::new(), Vec::new());
         for (e, list) in rows.iter().enumerate() {
             if list.is_empty() {
                 continue;
             }
-            let y = if shared_q {
+            let mut y = if shared_q {
                 xeq.clear();
                 for &(t, _) in list {
                     xeq.extend_from_slice(&xq[t * kb..(t + 1) * kb]);
                 }
-                self.experts[e].forward_quantized(&xeq, list.len())
+                self.experts[e].forward_quantized(ex, &xeq, list.len())
             } else {
                 xe.clear();
                 for &(t, _) in list {
-                    xe.extend_from_slice(&x[t * h..(t + 1) * h]);
+                    xe.extend_from_slice(&ein[t * eh..(t + 1) * eh]);
                 }
-                self.experts[e].forward(&xe, list.len())
+                self.experts[e].forward(ex, &xe, list.len())
             };
+            if let Some(p) = &self.pooled {
+                ops::rms_norm_input_scaled(&mut y, p.post_expert_norm.get(), p.post_eps);
+            }
             for (i, &(t, w)) in list.iter().enumerate() {
-                out[t * h..(t + 1) * h]
+                out[t * eh..(t + 1) * eh]
                     .iter_mut()
-                    .zip(&y[i * h..(i + 1) * h])
+                    .zip(&y[i * eh..(i + 1) * eh])
                     .for_each(|(o, v)| *o += w * v);
             }
         }
+        if let Some(p) = &self.pooled {
+            let hh = p.post_proj.rows;
+            let mut o = vec![0f32; n * hh];
+            ex.matmul(p.post_proj.view(), &out, n, &mut o);
+            out = o;
+        }
         if let Some(sh) = &self.shared {
-            let y = sh.forward(x, n);
+            let h = x.len() / n;
+            let y = sh.forward(ex, x, n);
             let mut g = vec![1f32; n];
             if let Some(sg) = &self.shared_gate {
-                flint_kernels::matmul(sg.view(), x, n, &mut g);
+                ex.matmul(sg.view(), x, n, &mut g);
                 g.iter_mut().for_each(|v| *v = ops::sigmoid(*v));
             }
             for t in 0..n {
@@ -216,13 +330,14 @@ pub enum Ffn {
 impl Ffn {
     pub fn forward(
         &self,
+        ex: &Exec,
         x: &[f32],
         n: usize,
         router_trace: Option<&mut Vec<Vec<f32>>>,
     ) -> Vec<f32> {
         match self {
-            Ffn::Dense(m) => m.forward(x, n),
-            Ffn::Moe(m) => m.forward(x, n, router_trace),
+            Ffn::Dense(m) => m.forward(ex, x, n),
+            Ffn::Moe(m) => m.forward(ex, x, n, router_trace),
         }
     }
 }

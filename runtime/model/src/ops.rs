@@ -12,6 +12,24 @@ pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
+/// In-place RMSNorm without a weight over each `d`-wide row: `x / sqrt(mean(x²) + eps)`.
+pub fn rms_norm_scaleless(x: &mut [f32], d: usize, eps: f32) {
+    for xr in x.chunks_exact_mut(d) {
+        let ss: f32 = xr.iter().map(|v| v * v).sum::<f32>() / d as f32;
+        let inv = 1.0 / (ss + eps).sqrt();
+        xr.iter_mut().for_each(|v| *v *= inv);
+    }
+}
+
+/// In-place input-scaled RMSNorm (Muse Spark): each row is first multiplied by `w`, then normalised without a
+/// weight.
+pub fn rms_norm_input_scaled(x: &mut [f32], w: &[f32], eps: f32) {
+    for xr in x.chunks_exact_mut(w.len()) {
+        xr.iter_mut().zip(w).for_each(|(v, g)| *v *= g);
+    }
+    rms_norm_scaleless(x, w.len(), eps);
+}
+
 /// In-place RMSNorm of each `w.len()`-wide row.
 pub fn rms_norm_inplace(x: &mut [f32], w: &[f32], eps: f32) {
     let d = w.len();
@@ -106,17 +124,32 @@ pub fn top_k(x: &[f32], k: usize) -> Vec<usize> {
 
 /// Runs several matrices over the same input rows `x` (`[n, cols]`): `out_i = x · W_iᵀ`. When every matrix is
 /// quantized, the activations are quantized once and shared (q/k/v, gate/up), instead of once per matrix.
-pub fn project(x: &[f32], n: usize, outs: &mut [(&crate::weights::Weight, &mut Vec<f32>)]) {
+pub fn project(
+    ex: &flint_kernels::Exec,
+    x: &[f32],
+    n: usize,
+    outs: &mut [(&crate::weights::Weight, &mut Vec<f32>)],
+) {
     let all_quant = outs.iter().all(|(w, _)| w.is_quantized());
     if !all_quant || x.is_empty() {
         for (w, o) in outs.iter_mut() {
-            flint_kernels::matmul(w.view(), x, n, o);
+            ex.matmul(w.view(), x, n, o);
         }
         return;
     }
     let mut xq = vec![bytemuck::Zeroable::zeroed(); x.len() / flint_kernels::QK];
     flint_kernels::quantize_acts(x, &mut xq);
     for (w, o) in outs.iter_mut() {
-        flint_kernels::matmul_quantized(w.view(), &xq, n, o);
+        ex.matmul_quantized(w.view(), &xq, n, o);
+    }
+}
+
+/// `x = alpha * x + beta * y`, per column (Muse Spark's residual gates).
+pub fn gated_residual(x: &mut [f32], y: &[f32], alpha: &[f32], beta: &[f32]) {
+    let d = alpha.len();
+    for (xr, yr) in x.chunks_exact_mut(d).zip(y.chunks_exact(d)) {
+        for i in 0..d {
+            xr[i] = alpha[i] * xr[i] + beta[i] * yr[i];
+        }
     }
 }
