@@ -92,6 +92,7 @@ pub fn open(path: &Path) -> Result<Checkpoint, ImportError> {
         moe: None,
         bos_token_id: id("tokenizer.ggml.bos_token_id"),
         eos_token_ids: id("tokenizer.ggml.eos_token_id").into_iter().collect(),
+        ..Default::default()
     };
     config.validate().map_err(|m| key_err("llama.*", &m))?;
     let plan = plan(&config);

@@ -154,6 +154,7 @@ pub fn config_from_json(v: &Value, path: &Path) -> Result<ModelConfig, ImportErr
                 shared_expert_gate: shared.is_some(),
                 shared_expert_width: shared,
                 moe_layers,
+                ..Default::default()
             })
         }
         _ => None,
@@ -177,6 +178,7 @@ pub fn config_from_json(v: &Value, path: &Path) -> Result<ModelConfig, ImportErr
         moe,
         bos_token_id: c.ids("bos_token_id").first().copied(),
         eos_token_ids: c.ids("eos_token_id"),
+        ..Default::default()
     };
     cfg.validate().map_err(|m| c.err("(config)", &m))?;
     Ok(cfg)

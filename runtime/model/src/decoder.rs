@@ -122,7 +122,7 @@ impl Model {
                 }
             };
             let (qn, kn) = match c.qk_norm {
-                QkNorm::None => (None, None),
+                QkNorm::None | QkNorm::PerHeadScaleless => (None, None),
                 QkNorm::PerHead => (Some(hd), Some(hd)),
                 QkNorm::Full => (Some(qd), Some(kvd)),
             };

@@ -11,7 +11,7 @@ pub mod sampler;
 pub mod text;
 mod weights;
 
-pub use config::{ModelConfig, MoeConfig, QkNorm};
+pub use config::{AttnKind, ModelConfig, MoeConfig, QkNorm, Router, SandwichConfig};
 pub use decoder::{KvCache, Model, Trace};
 pub use error::ModelError;
 pub use generate::{generate, GenStats, TextStream};
