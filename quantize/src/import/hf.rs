@@ -12,25 +12,25 @@ use flint_model::{ModelConfig, MoeConfig, QkNorm};
 use serde_json::Value;
 use std::path::Path;
 
-pub const SUPPORTED: &str = "llama, qwen2, qwen3, qwen2_moe, qwen3_moe, olmoe, mixtral";
+pub const SUPPORTED: &str = "llama, qwen2, qwen3, qwen2_moe, qwen3_moe, olmoe, mixtral, muse_spark";
 
-struct Cfg<'a> {
-    v: &'a Value,
-    path: &'a Path,
+pub(super) struct Cfg<'a> {
+    pub(super) v: &'a Value,
+    pub(super) path: &'a Path,
 }
 
 impl Cfg<'_> {
-    fn err(&self, key: &str, msg: &str) -> ImportError {
+    pub(super) fn err(&self, key: &str, msg: &str) -> ImportError {
         ImportError::Config {
             path: self.path.display().to_string(),
             key: key.into(),
             msg: msg.into(),
         }
     }
-    fn usize(&self, key: &str) -> Result<usize, ImportError> {
+    pub(super) fn usize(&self, key: &str) -> Result<usize, ImportError> {
         self.opt_usize(key)?.ok_or_else(|| self.err(key, "missing"))
     }
-    fn opt_usize(&self, key: &str) -> Result<Option<usize>, ImportError> {
+    pub(super) fn opt_usize(&self, key: &str) -> Result<Option<usize>, ImportError> {
         match self.v.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(x) => x
@@ -39,13 +39,13 @@ impl Cfg<'_> {
                 .ok_or_else(|| self.err(key, "not a non-negative integer")),
         }
     }
-    fn f32(&self, key: &str) -> Option<f32> {
+    pub(super) fn f32(&self, key: &str) -> Option<f32> {
         self.v.get(key).and_then(Value::as_f64).map(|x| x as f32)
     }
-    fn bool(&self, key: &str, default: bool) -> bool {
+    pub(super) fn bool(&self, key: &str, default: bool) -> bool {
         self.v.get(key).and_then(Value::as_bool).unwrap_or(default)
     }
-    fn ids(&self, key: &str) -> Vec<u32> {
+    pub(super) fn ids(&self, key: &str) -> Vec<u32> {
         match self.v.get(key) {
             Some(Value::Number(n)) => n.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
             Some(Value::Array(a)) => a
@@ -64,6 +64,9 @@ pub fn config_from_json(v: &Value, path: &Path) -> Result<ModelConfig, ImportErr
         .get("model_type")
         .and_then(Value::as_str)
         .ok_or_else(|| c.err("model_type", "missing"))?;
+    if super::muse_spark::MODEL_TYPES.contains(&arch) {
+        return super::muse_spark::config_from_json(v, path);
+    }
     if !SUPPORTED.split(", ").any(|a| a == arch) {
         return Err(ImportError::UnknownArch {
             path: path.display().to_string(),
@@ -233,7 +236,7 @@ pub fn plan(c: &ModelConfig, src: &dyn TensorSource) -> Plan {
             );
         }
         let (qn, kn) = match c.qk_norm {
-            QkNorm::None => (0, 0),
+            QkNorm::None | QkNorm::PerHeadScaleless => (0, 0),
             QkNorm::PerHead => (hd, hd),
             QkNorm::Full => (qd, kvd),
         };
