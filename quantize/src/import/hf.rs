@@ -259,24 +259,7 @@ pub fn plan(c: &ModelConfig, src: &dyn TensorSource) -> Plan {
         );
         match &c.moe {
             Some(m) if c.is_moe_layer(l) => moe_plan(&mut p, c, m, l, src),
-            _ => {
-                let i = c.intermediate_size;
-                p.matrix(
-                    blk(l, "ffn_gate"),
-                    [i, h],
-                    w(format!("{pre}.mlp.gate_proj.weight")),
-                );
-                p.matrix(
-                    blk(l, "ffn_up"),
-                    [i, h],
-                    w(format!("{pre}.mlp.up_proj.weight")),
-                );
-                p.matrix(
-                    blk(l, "ffn_down"),
-                    [h, i],
-                    w(format!("{pre}.mlp.down_proj.weight")),
-                );
-            }
+            _ => dense_plan(&mut p, c, l, &pre),
         }
     }
     p.vector(OUTPUT_NORM.into(), h, w("model.norm.weight".into()));
@@ -284,6 +267,22 @@ pub fn plan(c: &ModelConfig, src: &dyn TensorSource) -> Plan {
         p.matrix(OUTPUT.into(), [c.vocab_size, h], w("lm_head.weight".into()));
     }
     p
+}
+
+/// A dense SwiGLU layer: `{pre}.mlp.{gate,up,down}_proj.weight` as `blk.{l}.ffn_{gate,up,down}`.
+pub(super) fn dense_plan(p: &mut Plan, c: &ModelConfig, l: usize, pre: &str) {
+    let (h, i) = (c.hidden_size, c.intermediate_size);
+    for (ours, theirs, shape) in [
+        ("ffn_gate", "gate_proj", [i, h]),
+        ("ffn_up", "up_proj", [i, h]),
+        ("ffn_down", "down_proj", [h, i]),
+    ] {
+        p.matrix(
+            blk(l, ours),
+            shape,
+            Fetch::Whole(format!("{pre}.mlp.{theirs}.weight")),
+        );
+    }
 }
 
 fn moe_plan(p: &mut Plan, c: &ModelConfig, m: &MoeConfig, l: usize, src: &dyn TensorSource) {

@@ -312,16 +312,7 @@ pub fn plan(c: &ModelConfig, src: &dyn TensorSource, temperature: f64) -> Plan {
         );
         match &c.moe {
             Some(m) if c.is_moe_layer(l) => moe_plan(&mut p, c, m, l, &pre),
-            _ => {
-                let i = c.intermediate_size;
-                for (ours, theirs, shape) in [
-                    ("ffn_gate", "gate_proj", [i, h]),
-                    ("ffn_up", "up_proj", [i, h]),
-                    ("ffn_down", "down_proj", [h, i]),
-                ] {
-                    p.matrix(blk(l, ours), shape, w(format!("{pre}.mlp.{theirs}.weight")));
-                }
-            }
+            _ => super::hf::dense_plan(&mut p, c, l, &pre),
         }
         one_plus(
             &mut p,
