@@ -33,6 +33,8 @@ pub enum ImportError {
         expected: Vec<usize>,
         found: Vec<usize>,
     },
+    #[error("{path}: tensor `{name}` is not used by the importer (unknown tensor)")]
+    UnusedTensor { path: String, name: String },
     #[error("{path}: tensor `{name}`: unsupported type {dtype}")]
     DType {
         path: String,

@@ -20,6 +20,9 @@ impl TensorSource for GgufFile {
     fn load_f32(&self, key: &str) -> Result<Vec<f32>, ImportError> {
         GgufFile::load_f32(self, key)
     }
+    fn names(&self) -> Vec<String> {
+        self.tensors.keys().cloned().collect()
+    }
 }
 
 /// Opens a GGUF file as a checkpoint.

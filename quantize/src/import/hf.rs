@@ -12,25 +12,25 @@ use flint_model::{ModelConfig, MoeConfig, QkNorm};
 use serde_json::Value;
 use std::path::Path;
 
-pub const SUPPORTED: &str = "llama, qwen2, qwen3, qwen2_moe, qwen3_moe, olmoe, mixtral";
+pub const SUPPORTED: &str = "llama, qwen2, qwen3, qwen2_moe, qwen3_moe, olmoe, mixtral, muse_spark";
 
-struct Cfg<'a> {
-    v: &'a Value,
-    path: &'a Path,
+pub(super) struct Cfg<'a> {
+    pub(super) v: &'a Value,
+    pub(super) path: &'a Path,
 }
 
 impl Cfg<'_> {
-    fn err(&self, key: &str, msg: &str) -> ImportError {
+    pub(super) fn err(&self, key: &str, msg: &str) -> ImportError {
         ImportError::Config {
             path: self.path.display().to_string(),
             key: key.into(),
             msg: msg.into(),
         }
     }
-    fn usize(&self, key: &str) -> Result<usize, ImportError> {
+    pub(super) fn usize(&self, key: &str) -> Result<usize, ImportError> {
         self.opt_usize(key)?.ok_or_else(|| self.err(key, "missing"))
     }
-    fn opt_usize(&self, key: &str) -> Result<Option<usize>, ImportError> {
+    pub(super) fn opt_usize(&self, key: &str) -> Result<Option<usize>, ImportError> {
         match self.v.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(x) => x
@@ -39,13 +39,13 @@ impl Cfg<'_> {
                 .ok_or_else(|| self.err(key, "not a non-negative integer")),
         }
     }
-    fn f32(&self, key: &str) -> Option<f32> {
+    pub(super) fn f32(&self, key: &str) -> Option<f32> {
         self.v.get(key).and_then(Value::as_f64).map(|x| x as f32)
     }
-    fn bool(&self, key: &str, default: bool) -> bool {
+    pub(super) fn bool(&self, key: &str, default: bool) -> bool {
         self.v.get(key).and_then(Value::as_bool).unwrap_or(default)
     }
-    fn ids(&self, key: &str) -> Vec<u32> {
+    pub(super) fn ids(&self, key: &str) -> Vec<u32> {
         match self.v.get(key) {
             Some(Value::Number(n)) => n.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
             Some(Value::Array(a)) => a
@@ -64,6 +64,9 @@ pub fn config_from_json(v: &Value, path: &Path) -> Result<ModelConfig, ImportErr
         .get("model_type")
         .and_then(Value::as_str)
         .ok_or_else(|| c.err("model_type", "missing"))?;
+    if super::muse_spark::MODEL_TYPES.contains(&arch) {
+        return super::muse_spark::config_from_json(v, path);
+    }
     if !SUPPORTED.split(", ").any(|a| a == arch) {
         return Err(ImportError::UnknownArch {
             path: path.display().to_string(),
@@ -256,24 +259,7 @@ pub fn plan(c: &ModelConfig, src: &dyn TensorSource) -> Plan {
         );
         match &c.moe {
             Some(m) if c.is_moe_layer(l) => moe_plan(&mut p, c, m, l, src),
-            _ => {
-                let i = c.intermediate_size;
-                p.matrix(
-                    blk(l, "ffn_gate"),
-                    [i, h],
-                    w(format!("{pre}.mlp.gate_proj.weight")),
-                );
-                p.matrix(
-                    blk(l, "ffn_up"),
-                    [i, h],
-                    w(format!("{pre}.mlp.up_proj.weight")),
-                );
-                p.matrix(
-                    blk(l, "ffn_down"),
-                    [h, i],
-                    w(format!("{pre}.mlp.down_proj.weight")),
-                );
-            }
+            _ => dense_plan(&mut p, c, l, &pre),
         }
     }
     p.vector(OUTPUT_NORM.into(), h, w("model.norm.weight".into()));
@@ -281,6 +267,22 @@ pub fn plan(c: &ModelConfig, src: &dyn TensorSource) -> Plan {
         p.matrix(OUTPUT.into(), [c.vocab_size, h], w("lm_head.weight".into()));
     }
     p
+}
+
+/// A dense SwiGLU layer: `{pre}.mlp.{gate,up,down}_proj.weight` as `blk.{l}.ffn_{gate,up,down}`.
+pub(super) fn dense_plan(p: &mut Plan, c: &ModelConfig, l: usize, pre: &str) {
+    let (h, i) = (c.hidden_size, c.intermediate_size);
+    for (ours, theirs, shape) in [
+        ("ffn_gate", "gate_proj", [i, h]),
+        ("ffn_up", "up_proj", [i, h]),
+        ("ffn_down", "down_proj", [h, i]),
+    ] {
+        p.matrix(
+            blk(l, ours),
+            shape,
+            Fetch::Whole(format!("{pre}.mlp.{theirs}.weight")),
+        );
+    }
 }
 
 fn moe_plan(p: &mut Plan, c: &ModelConfig, m: &MoeConfig, l: usize, src: &dyn TensorSource) {

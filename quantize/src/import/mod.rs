@@ -3,6 +3,7 @@
 pub mod gguf;
 mod gguf_file;
 pub mod hf;
+pub mod muse_spark;
 pub mod plan;
 pub mod source;
 
@@ -10,7 +11,7 @@ use crate::ImportError;
 use flint_format::{DType, Writer};
 use flint_model::text::{KEY_BOS, KEY_CHAT_TEMPLATE, KEY_EOS, KEY_TOKENIZER};
 use flint_model::ModelConfig;
-use plan::{Fetcher, Kind, Plan};
+use plan::{Fetcher, Plan};
 use source::TensorSource;
 use std::path::Path;
 
@@ -62,7 +63,11 @@ fn open_hf(dir: &Path) -> Result<Checkpoint, ImportError> {
         serde_json::from_slice(&raw).map_err(|e| ImportError::parse(&cfg_path, e.to_string()))?;
     let config = hf::config_from_json(&v, &cfg_path)?;
     let source = source::SafetensorsDir::open(dir)?;
-    let plan = hf::plan(&config, &source);
+    let plan = if config.arch == muse_spark::ARCH {
+        muse_spark::plan(&config, &source, muse_spark::temperature(&v, &cfg_path)?)
+    } else {
+        hf::plan(&config, &source)
+    };
     let tokenizer_json = read_opt(&dir.join("tokenizer.json"))?;
     // The chat template lives in chat_template.jinja (newer) or tokenizer_config.json (older).
     let tc_path = dir.join("tokenizer_config.json");
@@ -150,7 +155,7 @@ pub fn write(
     let total = ck.plan.items.len();
     for (i, it) in ck.plan.items.iter().enumerate() {
         let v = fetcher.fetch(it)?;
-        let dt = if it.kind == Kind::Vector {
+        let dt = if it.kind.always_f32() {
             DType::F32
         } else {
             dtype

@@ -35,6 +35,49 @@ impl Fetch {
 pub enum Kind {
     Matrix,
     Vector,
+    /// A matrix the source model keeps in f32 whatever its dtype (MuseSpark's router): always f32.
+    F32Matrix,
+}
+
+impl Kind {
+    /// Whether the tensor is written as f32 whatever the import dtype.
+    pub fn always_f32(self) -> bool {
+        self != Kind::Matrix
+    }
+}
+
+/// An elementwise function applied to a source tensor's values at write time, folding a checkpoint's
+/// reparametrisation into the stored tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub enum Transform {
+    /// The values as they are.
+    #[default]
+    Identity,
+    /// `1 + w`, in f32 (the weight of a norm that scales by `1 + w`, as torch computes it for an f32 weight).
+    OnePlus,
+    /// A residual gate's `alpha`: with `w = g / temperature`, `sqrt(max(sigmoid(-w) * (1 + sigmoid(w)), 1e-3))`;
+    /// computed in f64, rounded to f32.
+    GateAlpha { temperature: f64 },
+    /// A residual gate's `beta`: `sigmoid(g / temperature)`; computed in f64, rounded to f32.
+    GateBeta { temperature: f64 },
+}
+
+impl Transform {
+    /// Applies the transform in place.
+    pub fn apply(self, v: &mut [f32]) {
+        let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+        for x in v {
+            *x = match self {
+                Transform::Identity => *x,
+                Transform::OnePlus => 1.0 + *x,
+                Transform::GateAlpha { temperature } => {
+                    let w = f64::from(*x) / temperature;
+                    (sigmoid(-w) * (1.0 + sigmoid(w))).max(1e-3).sqrt() as f32
+                }
+                Transform::GateBeta { temperature } => sigmoid(f64::from(*x) / temperature) as f32,
+            };
+        }
+    }
 }
 
 /// One output tensor.
@@ -44,6 +87,8 @@ pub struct Item {
     pub shape: Vec<usize>,
     pub kind: Kind,
     pub fetch: Fetch,
+    /// Applied to the fetched values before they are written.
+    pub transform: Transform,
     /// Starts a new paging group (the first tensor of an expert).
     pub begin_group: bool,
     /// Last tensor of a group.
@@ -54,28 +99,48 @@ pub struct Item {
 #[derive(Debug, Default)]
 pub struct Plan {
     pub items: Vec<Item>,
+    /// When set, `check` also requires every source tensor to be read by an item or to start with one of these
+    /// prefixes (parts of the checkpoint deliberately not imported), so that nothing is dropped unnoticed.
+    pub skip_prefixes: Option<Vec<String>>,
 }
 
 impl Plan {
-    pub fn matrix(&mut self, name: String, shape: [usize; 2], fetch: Fetch) {
+    fn push(&mut self, name: String, shape: Vec<usize>, kind: Kind, fetch: Fetch, t: Transform) {
         self.items.push(Item {
             name,
-            shape: shape.to_vec(),
-            kind: Kind::Matrix,
+            shape,
+            kind,
             fetch,
+            transform: t,
             begin_group: false,
             end_group: false,
         });
     }
-    pub fn vector(&mut self, name: String, len: usize, fetch: Fetch) {
-        self.items.push(Item {
+    pub fn matrix(&mut self, name: String, shape: [usize; 2], fetch: Fetch) {
+        self.push(
             name,
-            shape: vec![len],
-            kind: Kind::Vector,
+            shape.to_vec(),
+            Kind::Matrix,
             fetch,
-            begin_group: false,
-            end_group: false,
-        });
+            Transform::Identity,
+        );
+    }
+    /// A matrix always stored as f32.
+    pub fn f32_matrix(&mut self, name: String, shape: [usize; 2], fetch: Fetch) {
+        self.push(
+            name,
+            shape.to_vec(),
+            Kind::F32Matrix,
+            fetch,
+            Transform::Identity,
+        );
+    }
+    pub fn vector(&mut self, name: String, len: usize, fetch: Fetch) {
+        self.vector_with(name, len, fetch, Transform::Identity);
+    }
+    /// A vector whose values go through `t`.
+    pub fn vector_with(&mut self, name: String, len: usize, fetch: Fetch, t: Transform) {
+        self.push(name, vec![len], Kind::Vector, fetch, t);
     }
     /// Marks the items added by `f` as one paging group.
     pub fn group(&mut self, f: impl FnOnce(&mut Plan)) {
@@ -120,6 +185,20 @@ impl Plan {
                 });
             }
         }
+        if let Some(skip) = &self.skip_prefixes {
+            let used: std::collections::HashSet<&str> =
+                self.items.iter().map(|it| it.fetch.key()).collect();
+            let mut names = src.names();
+            names.sort();
+            if let Some(n) = names.iter().find(|n| {
+                !used.contains(n.as_str()) && !skip.iter().any(|p| n.starts_with(p.as_str()))
+            }) {
+                return Err(ImportError::UnusedTensor {
+                    path,
+                    name: n.clone(),
+                });
+            }
+        }
         Ok(())
     }
 }
@@ -152,6 +231,12 @@ impl<'a> Fetcher<'a> {
 
     /// The item's values, f32, in the item's shape.
     pub fn fetch(&self, it: &Item) -> Result<Vec<f32>, ImportError> {
+        let mut v = self.fetch_raw(it)?;
+        it.transform.apply(&mut v);
+        Ok(v)
+    }
+
+    fn fetch_raw(&self, it: &Item) -> Result<Vec<f32>, ImportError> {
         match &it.fetch {
             Fetch::Whole(k) => Ok(self.src.load_f32(k)?),
             Fetch::Slice { key, index, rows } => {

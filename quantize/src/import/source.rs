@@ -15,6 +15,8 @@ pub trait TensorSource {
     fn shape(&self, key: &str) -> Option<Vec<usize>>;
     /// The tensor's values converted to f32, row-major.
     fn load_f32(&self, key: &str) -> Result<Vec<f32>, ImportError>;
+    /// The names of every tensor, in no particular order.
+    fn names(&self) -> Vec<String>;
 }
 
 /// Every `*.safetensors` file of a Hugging Face folder, memory-mapped.
@@ -91,6 +93,10 @@ impl TensorSource for SafetensorsDir {
 
     fn shape(&self, key: &str) -> Option<Vec<usize>> {
         self.index.get(key).map(|(_, s, _)| s.clone())
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.index.keys().cloned().collect()
     }
 
     fn load_f32(&self, key: &str) -> Result<Vec<f32>, ImportError> {

@@ -15,33 +15,33 @@ pub enum QkNorm {
     PerHead,
     /// RMSNorm over the whole q (or k) projection before it is split into heads (OLMoE).
     Full,
-    /// RMSNorm over each head with no weight (Muse Spark).
+    /// RMSNorm over each head's `head_dim` values with no weight, eps `rms_norm_eps` (MuseSpark's `qk_norm`).
     PerHeadScaleless,
 }
 
-/// How a layer attends.
+/// The attention span of one layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum AttnKind {
-    /// Every earlier position (causal).
+    /// Causal attention over every earlier position.
     #[default]
     Full,
-    /// The last `sliding_window` positions.
+    /// Causal attention over the last `sliding_window` positions (the query's own included).
     Sliding,
 }
 
-/// How router logits become expert scores.
+/// How a MoE layer turns router logits into expert scores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Router {
-    /// Softmax over all experts (Qwen-MoE, OLMoE, Mixtral).
+    /// Softmax over all experts (Mixtral, Qwen-MoE, OLMoE).
     #[default]
     Softmax,
-    /// Sigmoid of each logit (Muse Spark).
+    /// An independent sigmoid per expert (MuseSpark, DeepSeek-V3 style).
     Sigmoid,
 }
 
-/// Muse-style blocks: sandwich norms and residual gates.
+/// Muse-style blocks: `x = alpha * x + beta * post_norm(sublayer(pre_norm(x)))` around attention and feed-forward.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SandwichConfig {
@@ -52,7 +52,7 @@ pub struct SandwichConfig {
 }
 
 /// Mixture-of-Experts settings.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MoeConfig {
     pub num_experts: usize,
@@ -72,26 +72,28 @@ pub struct MoeConfig {
     /// How router logits become scores.
     #[serde(default)]
     pub router: Router,
-    /// A per-expert bias added to the scores for the choice only (`e_score_correction_bias`).
+    /// A per-expert bias (`blk.{l}.ffn_router_bias`) added to the scores for choosing the top-k only; the weights
+    /// are the unbiased scores (DeepSeek-V3's / MuseSpark's `e_score_correction_bias`).
     #[serde(default)]
     pub router_bias: bool,
     /// Router logits are multiplied by this before scoring (MuseSpark `output_multiplier`).
     #[serde(default)]
     pub router_scale: Option<f32>,
-    /// The chosen weights are multiplied by this after renormalisation (`routed_scaling_factor`). MuseSpark
-    /// renormalises with `sum + 1e-15`.
+    /// The top-k weights are multiplied by this after renormalisation (`routed_scaling_factor`). MuseSpark
+    /// renormalises with `w / (sum + 1e-15)`.
     #[serde(default)]
     pub routed_scale: Option<f32>,
-    /// Experts run at this width between `ffn_pre_proj` and `ffn_post_proj` (MuseSpark `moe_hidden_size`).
+    /// Experts run at this width between `ffn_pre_proj` [width, hidden] and `ffn_post_proj` [hidden, width]
+    /// (MuseSpark `moe_hidden_size`); `None`: experts read and write the hidden state directly.
     #[serde(default)]
     pub pooled_width: Option<usize>,
 }
 
 /// Everything the decoder needs to know about a model's shape.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
-    /// The source architecture (`llama`, `qwen2`, `qwen3`, `qwen2_moe`, `qwen3_moe`, `olmoe`, `mixtral`).
+    /// The source architecture (`llama`, `qwen2`, `qwen3`, `qwen2_moe`, `qwen3_moe`, `olmoe`, `mixtral`, `muse_spark`).
     pub arch: String,
     pub vocab_size: usize,
     pub hidden_size: usize,
@@ -116,7 +118,8 @@ pub struct ModelConfig {
     /// Attention kind of each layer; empty means all `Full`.
     #[serde(default)]
     pub layer_types: Vec<AttnKind>,
-    /// Window of `Sliding` layers: a query at position p sees keys at p - window + 1 ..= p.
+    /// Window of `Sliding` layers: a query at position p sees keys at p - window + 1 ..= p (transformers'
+    /// convention).
     #[serde(default)]
     pub sliding_window: Option<usize>,
     /// Layers without RoPE (NoPE); empty means RoPE everywhere.
@@ -128,7 +131,7 @@ pub struct ModelConfig {
     /// Multiply q by this after the q/k norm (on top of 1/sqrt(head_dim)).
     #[serde(default)]
     pub qk_scale: Option<f32>,
-    /// Scaleless RMSNorm over each head of the attention output, before the gate.
+    /// Scaleless RMSNorm (eps `rms_norm_eps`) over each head of the attention output, before the gate.
     #[serde(default)]
     pub attn_out_norm: bool,
     /// The attention output is multiplied by sigmoid(attn_gate · x) (x: the layer's normed input) before o_proj.
@@ -150,21 +153,27 @@ impl ModelConfig {
             .is_some_and(|m| m.moe_layers.get(l).copied().unwrap_or(false))
     }
 
+    /// Attention kind of layer `l` (`Full` when `layer_types` is empty).
+    pub fn attn_kind(&self, l: usize) -> AttnKind {
+        self.layer_types.get(l).copied().unwrap_or_default()
+    }
+
     /// The sliding window of layer `l`, if it is a sliding-window layer.
     pub fn window(&self, l: usize) -> Option<usize> {
-        match self.layer_types.get(l) {
-            Some(AttnKind::Sliding) => self.sliding_window,
-            _ => None,
+        match self.attn_kind(l) {
+            AttnKind::Sliding => self.sliding_window,
+            AttnKind::Full => None,
         }
     }
 
     /// Whether layer `l` applies RoPE.
-    pub fn has_rope(&self, l: usize) -> bool {
+    pub fn uses_rope(&self, l: usize) -> bool {
         !self.nope_layers.get(l).copied().unwrap_or(false)
     }
 
     /// Checks the internal consistency of the numbers (a config comes from a file, so this is input validation).
     pub fn validate(&self) -> Result<(), String> {
+        self.validate_extensions()?;
         let nz = [
             ("vocab_size", self.vocab_size),
             ("hidden_size", self.hidden_size),
@@ -222,6 +231,51 @@ impl ModelConfig {
         }
         Ok(())
     }
+
+    /// Checks the per-layer, sandwich, attention-gate, logit and router extensions (all optional).
+    fn validate_extensions(&self) -> Result<(), String> {
+        let n = self.num_layers;
+        for (k, len) in [
+            ("layer_types", self.layer_types.len()),
+            ("nope_layers", self.nope_layers.len()),
+        ] {
+            if len != 0 && len != n {
+                return Err(format!("`{k}` has {len} entries for {n} layers"));
+            }
+        }
+        let sliding = self.layer_types.contains(&AttnKind::Sliding);
+        match self.sliding_window {
+            Some(0) => return Err("`sliding_window` must be positive".into()),
+            Some(w) if !sliding => {
+                return Err(format!(
+                    "`sliding_window` ({w}) is set but no layer is `sliding`"
+                ))
+            }
+            None if sliding => return Err("a `sliding` layer needs `sliding_window`".into()),
+            _ => {}
+        }
+        let moe = self.moe.as_ref();
+        let scales = [
+            ("qk_scale", self.qk_scale),
+            ("logit_scale", self.logit_scale),
+            ("logit_softcap", self.logit_softcap),
+            (
+                "sandwich.post_norm_eps",
+                self.sandwich.as_ref().map(|s| s.post_norm_eps),
+            ),
+            ("moe.router_scale", moe.and_then(|m| m.router_scale)),
+            ("moe.routed_scale", moe.and_then(|m| m.routed_scale)),
+        ];
+        for (k, v) in scales {
+            if let Some(x) = v.filter(|x| !(x.is_finite() && *x > 0.0)) {
+                return Err(format!("`{k}` ({x}) must be finite and positive"));
+            }
+        }
+        if moe.and_then(|m| m.pooled_width) == Some(0) {
+            return Err("moe `pooled_width` must be positive".into());
+        }
+        Ok(())
+    }
 }
 
 /// Canonical tensor names inside a `.flint` file, shared by importers and the runtime.
@@ -234,5 +288,103 @@ pub mod names {
     }
     pub fn expert(l: usize, e: usize, what: &str) -> String {
         format!("blk.{l}.expert.{e}.{what}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `model.config` written before the per-layer, sandwich and router fields existed.
+    const OLD: &str = r#"{"arch":"qwen3_moe","vocab_size":512,"hidden_size":64,"num_layers":2,"num_heads":4,
+        "num_kv_heads":2,"head_dim":16,"intermediate_size":128,"rope_theta":10000.0,"rms_norm_eps":1e-6,
+        "max_position_embeddings":256,"tie_word_embeddings":false,"qkv_bias":false,"o_bias":false,
+        "qk_norm":"per_head","moe":{"num_experts":8,"top_k":2,"expert_width":32,"norm_topk_prob":true,
+        "shared_expert_width":null,"shared_expert_gate":false,"moe_layers":[true,true]},
+        "bos_token_id":1,"eos_token_ids":[2]}"#;
+
+    #[test]
+    fn old_config_still_loads_with_defaults() {
+        let c: ModelConfig = serde_json::from_str(OLD).unwrap();
+        c.validate().unwrap();
+        assert!(c.layer_types.is_empty() && c.nope_layers.is_empty());
+        assert_eq!(c.attn_kind(1), AttnKind::Full);
+        assert!(c.uses_rope(1));
+        assert_eq!((c.sliding_window, c.sandwich.clone()), (None, None));
+        assert_eq!(
+            (c.qk_scale, c.logit_scale, c.logit_softcap),
+            (None, None, None)
+        );
+        assert!(!c.attn_out_norm && !c.attn_gate);
+        let m = c.moe.unwrap();
+        assert_eq!(m.router, Router::Softmax);
+        assert!(!m.router_bias);
+        assert_eq!(
+            (m.router_scale, m.routed_scale, m.pooled_width),
+            (None, None, None)
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_still_refused() {
+        let bad = OLD.replacen("\"arch\"", "\"attn_sinks\":true,\"arch\"", 1);
+        assert!(serde_json::from_str::<ModelConfig>(&bad).is_err());
+    }
+
+    #[test]
+    fn extensions_are_validated() {
+        let base: ModelConfig = serde_json::from_str(OLD).unwrap();
+        let bad = |f: &dyn Fn(&mut ModelConfig), word: &str| {
+            let mut c = base.clone();
+            f(&mut c);
+            let e = c.validate().unwrap_err();
+            assert!(e.contains(word), "{e:?} does not name {word}");
+        };
+        bad(&|c| c.layer_types = vec![AttnKind::Full], "layer_types");
+        bad(&|c| c.nope_layers = vec![true; 3], "nope_layers");
+        bad(
+            &|c| c.layer_types = vec![AttnKind::Sliding, AttnKind::Full],
+            "sliding_window",
+        );
+        bad(&|c| c.sliding_window = Some(4), "sliding_window");
+        bad(
+            &|c| {
+                c.layer_types = vec![AttnKind::Sliding; 2];
+                c.sliding_window = Some(0)
+            },
+            "sliding_window",
+        );
+        bad(&|c| c.qk_scale = Some(f32::NAN), "qk_scale");
+        bad(&|c| c.logit_softcap = Some(0.0), "logit_softcap");
+        bad(&|c| c.logit_scale = Some(-1.0), "logit_scale");
+        bad(
+            &|c| {
+                c.sandwich = Some(SandwichConfig {
+                    post_norm_eps: f32::INFINITY,
+                    embed_norm: true,
+                })
+            },
+            "post_norm_eps",
+        );
+        bad(
+            &|c| c.moe.as_mut().unwrap().router_scale = Some(0.0),
+            "router_scale",
+        );
+        bad(
+            &|c| c.moe.as_mut().unwrap().routed_scale = Some(-2.0),
+            "routed_scale",
+        );
+        bad(
+            &|c| c.moe.as_mut().unwrap().pooled_width = Some(0),
+            "pooled_width",
+        );
+        let mut ok = base.clone();
+        ok.layer_types = vec![AttnKind::Sliding, AttnKind::Full];
+        ok.sliding_window = Some(6);
+        ok.nope_layers = vec![false, true];
+        ok.validate().unwrap();
+        assert!(!ok.uses_rope(1));
+        let json = serde_json::to_value(&ok).unwrap();
+        assert_eq!(json["layer_types"], serde_json::json!(["sliding", "full"]));
     }
 }

@@ -186,7 +186,7 @@ impl Model {
                 ffn,
                 sandwich,
                 window: c.window(l),
-                rope: c.has_rope(l),
+                rope: c.uses_rope(l),
             });
         }
         let norm = ld.vector(OUTPUT_NORM, h)?;
