@@ -42,6 +42,10 @@ pub fn read_safetensors(path: &Path) -> std::collections::HashMap<String, Ref> {
                     .chunks_exact(8)
                     .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32)
                     .collect(),
+                safetensors::Dtype::I32 => b
+                    .chunks_exact(4)
+                    .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f32)
+                    .collect(),
                 d => panic!("{k}: unexpected dtype {d:?}"),
             };
             (

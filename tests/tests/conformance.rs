@@ -3,7 +3,7 @@
 //! reference's largest magnitude.
 
 use flint_format::DType;
-use flint_model::{Model, Trace};
+use flint_model::{Batch, KvDtype, KvOptions, Logits, Model, Trace};
 use flint_tests::{fixtures, import, read_safetensors, rel_err};
 
 const TOL: f32 = 1e-4;
@@ -17,10 +17,21 @@ fn check(case: &str, layout: &str) {
     let io = read_safetensors(&dir.join("io.safetensors"));
     let ids: Vec<u32> = io["in.input_ids"].data.iter().map(|&v| v as u32).collect();
     let mut trace = Trace::default();
-    let mut cache = model.new_cache();
+    let mut cache = model.new_cache_with(KvOptions::with_dtype(KvDtype::F32));
     let logits = model
         .forward(&ids, &mut cache, true, Some(&mut trace))
         .unwrap();
+    compare(case, layout, &io, &logits, &trace);
+}
+
+/// Logits, hidden states and router logits against the reference outputs.
+fn compare(
+    case: &str,
+    layout: &str,
+    io: &std::collections::HashMap<String, flint_tests::Ref>,
+    logits: &[f32],
+    trace: &Trace,
+) {
     let e = rel_err(&logits, &io["out.logits"].data);
     assert!(e < TOL, "{case}/{layout}: logits differ by {e:e}");
     let hs = &io["out.hidden_states"];
@@ -87,12 +98,13 @@ fn kv_cache_matches_recompute() {
         import(&dir.join("model"), &out, DType::F32);
         let model = Model::open(&out).unwrap();
         let mut ids = vec![5u32, 77, 300, 12];
-        let mut cache = model.new_cache();
+        let f32_kv = KvOptions::with_dtype(KvDtype::F32);
+        let mut cache = model.new_cache_with(f32_kv);
         let mut logits = model.forward(&ids, &mut cache, false, None).unwrap();
         for _ in 0..12 {
             let next = flint_model::sampler::argmax(&logits);
             // Greedy from scratch must pick the same token.
-            let mut fresh = model.new_cache();
+            let mut fresh = model.new_cache_with(f32_kv);
             let full = model.forward(&ids, &mut fresh, false, None).unwrap();
             assert_eq!(
                 flint_model::sampler::argmax(&full),
@@ -108,6 +120,82 @@ fn kv_cache_matches_recompute() {
             );
             ids.push(next);
             logits = model.forward(&[next], &mut cache, false, None).unwrap();
+        }
+    }
+}
+
+/// Muse Spark's text decoder on the fixture's merged multimodal prompt: text rows as token ids (the normed
+/// embedding), the image and audio placeholders as the reference's own embedding rows (the towers come later), in
+/// one batch, with f32 KV.
+#[test]
+fn muse_spark_decoder() {
+    let dir = fixtures().join("hf/muse_spark");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("m.flint");
+    import(&dir.join("model"), &out, DType::F32);
+    let model = Model::open(&out).unwrap();
+    let io = read_safetensors(&dir.join("io.safetensors"));
+    let ids: Vec<u32> = io["in.input_ids"].data.iter().map(|&v| v as u32).collect();
+    let embeds = &io["out.tap.lm.inputs_embeds"].data;
+    let h = model.config.hidden_size;
+    let mut kv = model.new_kv(KvOptions::with_dtype(KvDtype::F32));
+    let seq = kv.new_seq();
+    let mut batch = Batch::new();
+    let placeholders = [3u32, 4, 5]; // <|patch|>, <|video|>, <|audio|> (manifest `inputs_how`)
+    let mut embedded = 0;
+    for (t, &id) in ids.iter().enumerate() {
+        if placeholders.contains(&id) {
+            batch.push_embeds(seq, t, &embeds[t * h..(t + 1) * h], h, Logits::All);
+            embedded += 1;
+        } else {
+            batch.push_text(seq, t, &[id], Logits::All);
+        }
+    }
+    assert!(embedded > 0 && embedded < ids.len());
+    let mut trace = Trace::default();
+    let logits = model
+        .forward_batch(&batch, &mut kv, None, Some(&mut trace))
+        .unwrap();
+    compare("muse_spark", "model", &io, &logits, &trace);
+}
+
+/// Muse Spark's greedy generation reference (4 prompt tokens, 14 new; 18 positions is 3 sliding windows), decoded
+/// with the paged cache in blocks of 4 slots so its sliding layers evict while decoding.
+#[test]
+fn muse_spark_greedy_generation() {
+    let dir = fixtures().join("hf/muse_spark");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("m.flint");
+    import(&dir.join("model"), &out, DType::F32);
+    let model = Model::open(&out).unwrap();
+    let io = read_safetensors(&dir.join("io.safetensors"));
+    let prompt: Vec<u32> = io["in.gen_prompt_ids"].data.iter().map(|&v| v as u32).collect();
+    let want: Vec<u32> = io["out.gen_ids"].data.iter().map(|&v| v as u32).collect();
+    let step = &io["out.gen_step_logits"].data;
+    let v = model.config.vocab_size;
+    let opts = KvOptions {
+        dtype: KvDtype::F32,
+        block: 4,
+    };
+    let mut cache = model.new_cache_with(opts);
+    let mut logits = model.forward(&prompt, &mut cache, false, None).unwrap();
+    let mut got = Vec::new();
+    for i in 0..want.len() {
+        let e = rel_err(&logits, &step[i * v..(i + 1) * v]);
+        assert!(e < TOL, "muse_spark: step {i} logits differ by {e:e}");
+        let next = flint_model::sampler::argmax(&logits);
+        got.push(next);
+        if i + 1 < want.len() {
+            logits = model.forward(&[next], &mut cache, false, None).unwrap();
+        }
+    }
+    assert_eq!(got, want, "muse_spark: greedy ids");
+    // The sliding layers hold at most window + block slots; the full layers all 17.
+    let window = model.config.sliding_window.unwrap();
+    for (w, blocks) in cache.store.blocks_in_use() {
+        match w {
+            Some(_) => assert!(blocks * 4 <= window + 4, "sliding group holds {blocks} blocks"),
+            None => assert_eq!(blocks, cache.len().div_ceil(4)),
         }
     }
 }
