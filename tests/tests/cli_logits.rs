@@ -61,6 +61,8 @@ fn logits_npy_matches_transformers_from_ids_and_ids_file() {
                 "logits",
                 "-m",
                 m,
+                "--kv",
+                "f32",
                 source[0],
                 source[1],
                 "-o",

@@ -169,7 +169,11 @@ fn muse_spark_greedy_generation() {
     import(&dir.join("model"), &out, DType::F32);
     let model = Model::open(&out).unwrap();
     let io = read_safetensors(&dir.join("io.safetensors"));
-    let prompt: Vec<u32> = io["in.gen_prompt_ids"].data.iter().map(|&v| v as u32).collect();
+    let prompt: Vec<u32> = io["in.gen_prompt_ids"]
+        .data
+        .iter()
+        .map(|&v| v as u32)
+        .collect();
     let want: Vec<u32> = io["out.gen_ids"].data.iter().map(|&v| v as u32).collect();
     let step = &io["out.gen_step_logits"].data;
     let v = model.config.vocab_size;
@@ -194,7 +198,10 @@ fn muse_spark_greedy_generation() {
     let window = model.config.sliding_window.unwrap();
     for (w, blocks) in cache.store.blocks_in_use() {
         match w {
-            Some(_) => assert!(blocks * 4 <= window + 4, "sliding group holds {blocks} blocks"),
+            Some(_) => assert!(
+                blocks * 4 <= window + 4,
+                "sliding group holds {blocks} blocks"
+            ),
             None => assert_eq!(blocks, cache.len().div_ceil(4)),
         }
     }

@@ -33,7 +33,9 @@ fn logits_match_transformers() {
     let model = Model::open(model_path()).unwrap();
     let io = read_safetensors(&real_dir().join("io.safetensors"));
     let ids: Vec<u32> = io["in.input_ids"].data.iter().map(|&v| v as u32).collect();
-    let mut cache = model.new_cache();
+    let mut cache = model.new_cache_with(flint_model::KvOptions::with_dtype(
+        flint_model::KvDtype::F32,
+    ));
     let logits = model.forward(&ids, &mut cache, true, None).unwrap();
     let e = rel_err(&logits, &io["out.logits"].data);
     assert!(

@@ -163,8 +163,14 @@ pub fn reference_pass(
     let mut out = Vec::with_capacity(total);
     for (ci, chunk) in tokens.chunks(ctx).enumerate() {
         let mut trace = Trace::default();
-        let logits =
-            reference.forward(chunk, &mut reference.new_cache(), true, Some(&mut trace))?;
+        let logits = reference.forward(
+            chunk,
+            &mut reference.new_cache_with(flint_model::KvOptions::with_dtype(
+                flint_model::KvDtype::F32,
+            )),
+            true,
+            Some(&mut trace),
+        )?;
         let bytes = 4 * (logits.len() + trace.hidden_states.iter().map(Vec::len).sum::<usize>());
         if kept + bytes <= keep_bytes {
             kept += bytes;
@@ -208,13 +214,26 @@ pub fn evaluate(
             Some(r) => (r.logits, r.trace),
             None => {
                 let mut tr = Trace::default();
-                let z =
-                    reference.forward(chunk, &mut reference.new_cache(), true, Some(&mut tr))?;
+                let z = reference.forward(
+                    chunk,
+                    &mut reference.new_cache_with(flint_model::KvOptions::with_dtype(
+                        flint_model::KvDtype::F32,
+                    )),
+                    true,
+                    Some(&mut tr),
+                )?;
                 (z, tr)
             }
         };
         let mut tq = Trace::default();
-        let zq = quant.forward(chunk, &mut quant.new_cache(), true, Some(&mut tq))?;
+        let zq = quant.forward(
+            chunk,
+            &mut quant.new_cache_with(flint_model::KvOptions::with_dtype(
+                flint_model::KvDtype::F32,
+            )),
+            true,
+            Some(&mut tq),
+        )?;
         for (t, (r, q)) in zr
             .chunks_exact(vocab)
             .zip(zq.chunks_exact(vocab))

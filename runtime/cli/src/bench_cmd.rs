@@ -1,7 +1,11 @@
-//! `flint bench`: prompt-processing and decode speed, printed as llama-bench-style rows
-//! (`pp128: <tok/s>` and `tg64: <tok/s>`), each the best of `--reps` runs.
+//! `flint bench`: prompt-processing and decode speed as llama-bench-style rows (`pp128: <tok/s>` and
+//! `tg64: <tok/s>`), each the mean over `--reps` runs with its standard deviation and range (llama-bench reports
+//! the mean: compare like with like). `-d` measures after that many tokens already in the cache; `--agents N`
+//! times Contemplating mode (one prefill, N forks decoded together) as prefill, decode-only and total seconds.
 
 use crate::common::{load, ModelArgs};
+use flint_model::agents::{run_agents, AgentsOptions};
+use flint_model::{Model, SamplerConfig};
 use std::time::Instant;
 
 #[derive(clap::Args, Debug)]
@@ -11,54 +15,155 @@ pub struct BenchArgs {
     /// Prompt tokens.
     #[arg(short = 'p', long, default_value_t = 128)]
     pub prompt: usize,
-    /// Decoded tokens.
+    /// Decoded tokens (per agent with --agents).
     #[arg(short = 'n', long, default_value_t = 64)]
     pub gen: usize,
-    /// Repetitions (the best is reported).
+    /// Tokens already in the cache before each measurement (llama-bench's -d).
+    #[arg(short = 'd', long, default_value_t = 0)]
+    pub depth: usize,
+    /// Repetitions (the mean and spread are reported).
     #[arg(short = 'r', long, default_value_t = 3)]
     pub reps: usize,
+    /// Time Contemplating mode with this many agents sharing the prompt (sampled at temperature 1, seeds 0..N).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub agents: Option<u16>,
+}
+
+/// Mean, standard deviation, minimum and maximum of some samples.
+fn summary(xs: &[f64]) -> (f64, f64, f64, f64) {
+    let n = xs.len().max(1) as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1.0).max(1.0);
+    let min = xs.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (mean, var.sqrt(), min, max)
+}
+
+fn row(label: &str, xs: &[f64], unit: &str) {
+    let (m, sd, lo, hi) = summary(xs);
+    println!(
+        "{label}: {m:.2} {unit} ± {sd:.2} (min {lo:.2}, max {hi:.2}, {} reps)",
+        xs.len()
+    );
+}
+
+/// Deterministic, spread-out token ids: the speed does not depend on which tokens they are.
+fn ids(n: usize, salt: u32, vocab: u32) -> Vec<u32> {
+    (0..n as u32)
+        .map(|i| (i.wrapping_mul(7919).wrapping_add(13 + salt)) % vocab)
+        .collect()
 }
 
 pub fn run(a: BenchArgs, board: Option<&str>) -> anyhow::Result<()> {
     let (model, load_s) = load(&a.model, board)?;
-    let vocab = model.config.vocab_size as u32;
-    // Deterministic, spread-out token ids: the speed does not depend on which tokens they are.
-    let ids: Vec<u32> = (0..a.prompt.max(1) as u32)
-        .map(|i| (i * 7919 + 13) % vocab)
-        .collect();
-    let (mut best_pp, mut best_tg) = (0f64, 0f64);
-    for _ in 0..a.reps.max(1) {
-        let mut cache = model.new_cache();
-        let t = Instant::now();
-        model.forward(&ids, &mut cache, false, None)?;
-        best_pp = best_pp.max(ids.len() as f64 / t.elapsed().as_secs_f64());
-        if a.gen > 0 {
-            let mut cache = model.new_cache();
-            model.forward(&ids[..1], &mut cache, false, None)?;
-            let t = Instant::now();
-            let mut tok = ids[0];
-            for _ in 0..a.gen {
-                let l = model.forward(&[tok], &mut cache, false, None)?;
-                tok = flint_model::sampler::argmax(&l);
-            }
-            best_tg = best_tg.max(a.gen as f64 / t.elapsed().as_secs_f64());
-        }
+    let limit = model.config.max_position_embeddings;
+    let need = a.depth + a.prompt.max(1) + a.gen;
+    if need > limit {
+        anyhow::bail!(
+            "-d {} + -p {} + -n {} = {need} positions, more than the model's context of {limit}",
+            a.depth,
+            a.prompt,
+            a.gen
+        );
     }
+    let vocab = model.config.vocab_size as u32;
+    let prompt = ids(a.prompt.max(1), 0, vocab);
+    let history = ids(a.depth, 1, vocab);
     println!(
-        "model: {} | {} | threads {} | kernels {} | load {:.3} s",
+        "model: {} | {} | threads {} | kernels {} | kv {:?} | depth {} | load {:.3} s",
         a.model.model.display(),
         model
             .file()
             .meta("general.weight_type")
             .and_then(|v| v.as_str())
             .unwrap_or("?"),
-        flint_kernels::threads(),
-        flint_kernels::active_isa().name(),
+        model.exec().threads(),
+        model.exec().isa().name(),
+        a.model.kv,
+        a.depth,
         load_s
     );
-    println!("pp{}: {:.2} tok/s", ids.len(), best_pp);
-    if a.gen > 0 {
-        println!("tg{}: {:.2} tok/s", a.gen, best_tg);
+    let reps = a.reps.max(1);
+    if let Some(n) = a.agents {
+        return bench_agents(&model, &a, &prompt, n as usize, reps);
     }
+    let (mut pp, mut tg) = (Vec::new(), Vec::new());
+    for _ in 0..reps {
+        // Prefill: the prompt after `depth` tokens of history.
+        let mut cache = model.new_cache_with(a.model.kv_options());
+        if !history.is_empty() {
+            model.forward(&history, &mut cache, false, None)?;
+        }
+        let t = Instant::now();
+        model.forward(&prompt, &mut cache, false, None)?;
+        pp.push(prompt.len() as f64 / t.elapsed().as_secs_f64());
+        if a.gen > 0 {
+            // Decode: `gen` tokens one at a time after `depth` tokens (or one, when depth is 0).
+            let mut cache = model.new_cache_with(a.model.kv_options());
+            let start: &[u32] = if history.is_empty() {
+                &prompt[..1]
+            } else {
+                &history
+            };
+            let mut l = model.forward(start, &mut cache, false, None)?;
+            let t = Instant::now();
+            for _ in 0..a.gen {
+                let tok = flint_model::sampler::argmax(&l);
+                l = model.forward(&[tok], &mut cache, false, None)?;
+            }
+            tg.push(a.gen as f64 / t.elapsed().as_secs_f64());
+        }
+    }
+    row(&format!("pp{}", prompt.len()), &pp, "tok/s");
+    if a.gen > 0 {
+        row(&format!("tg{}", a.gen), &tg, "tok/s");
+    }
+    Ok(())
+}
+
+fn bench_agents(
+    model: &Model,
+    a: &BenchArgs,
+    prompt: &[u32],
+    n: usize,
+    reps: usize,
+) -> anyhow::Result<()> {
+    let (mut pre, mut dec, mut tot) = (Vec::new(), Vec::new(), Vec::new());
+    let mut gen = 0;
+    for _ in 0..reps {
+        let opts = AgentsOptions {
+            agents: n,
+            max_new: a.gen.max(1),
+            sampler: SamplerConfig {
+                temperature: 1.0,
+                ..Default::default()
+            },
+            stop: Vec::new(),
+            kv: a.model.kv_options(),
+        };
+        let mut full = prompt.to_vec();
+        let t = Instant::now();
+        if a.depth > 0 {
+            // History then prompt, as one prefill: agents share all of it.
+            let mut h = ids(a.depth, 1, model.config.vocab_size as u32);
+            h.extend_from_slice(prompt);
+            full = h;
+        }
+        let o = run_agents(model, &full, &opts)?;
+        tot.push(t.elapsed().as_secs_f64());
+        pre.push(o.prefill_time.as_secs_f64());
+        dec.push(o.decode_time.as_secs_f64());
+        gen = o.generated;
+    }
+    println!(
+        "agents{n} pp{}+tg{}: {gen} tokens generated per run",
+        prompt.len(),
+        a.gen
+    );
+    row("prefill", &pre, "s");
+    row("decode", &dec, "s");
+    row("total", &tot, "s");
+    let tg: Vec<f64> = dec.iter().map(|d| gen as f64 / d).collect();
+    row(&format!("agents{n}_tg"), &tg, "tok/s");
     Ok(())
 }

@@ -14,6 +14,16 @@ pub struct ModelArgs {
     /// Worker threads for the kernels (default: the board profile's, else 1).
     #[arg(short, long)]
     pub threads: Option<usize>,
+    /// KV cache element type: f16 (default) or f32 (exact; what conformance checks use).
+    #[arg(long, default_value = "f16")]
+    pub kv: flint_model::KvDtype,
+}
+
+impl ModelArgs {
+    /// The KV cache layout these options ask for.
+    pub fn kv_options(&self) -> flint_model::KvOptions {
+        flint_model::KvOptions::with_dtype(self.kv)
+    }
 }
 
 /// Applies the board profile and thread count, checks `FLINT_KERNELS`, and loads the model. Returns the model and

@@ -51,7 +51,7 @@ pub fn run(a: LogitsArgs, board: Option<&str>) -> anyhow::Result<()> {
         (None, None) => bail!("give --ids or --ids-file"),
     };
     let (model, _) = load(&a.model, board)?;
-    let mut cache = model.new_cache();
+    let mut cache = model.new_cache_with(a.model.kv_options());
     let logits = model.forward(&ids, &mut cache, true, None)?;
     write_npy(&a.output, &logits, &[ids.len(), model.config.vocab_size])
 }

@@ -2,7 +2,8 @@
 
 use crate::common::{load, ModelArgs};
 use anyhow::{bail, Context};
-use flint_model::{generate, Message, Sampler, SamplerConfig, Text, TextStream};
+use flint_model::agents::{majority, run_agents, synthesis_prompt, AgentsOptions};
+use flint_model::{Message, Sampler, SamplerConfig, Session, Text, TextStream};
 use std::io::Write;
 
 #[derive(clap::Args, Debug)]
@@ -18,9 +19,9 @@ pub struct RunArgs {
     /// Wrap the prompt as a user message in the model's chat template.
     #[arg(long)]
     pub chat: bool,
-    /// Sampling temperature (0 = greedy).
-    #[arg(long = "temp", default_value_t = 0.0)]
-    pub temperature: f32,
+    /// Sampling temperature (0 = greedy; default 0, or 0.7 with --agents above 1).
+    #[arg(long = "temp")]
+    pub temperature: Option<f32>,
     /// Keep only the K most likely tokens (0 = all).
     #[arg(long, default_value_t = 0)]
     pub top_k: usize,
@@ -29,11 +30,20 @@ pub struct RunArgs {
     pub top_p: f32,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Contemplating mode: N agents decode the prompt in parallel (one shared prefill, one batch per step, seeds
+    /// seed..seed+N); their answers are aggregated by majority vote, or else by a last pass that reads them all.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub agents: u16,
+    /// Print each agent's answer on stderr.
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 pub fn run(a: RunArgs, board: Option<&str>) -> anyhow::Result<()> {
-    if !(a.temperature >= 0.0 && a.temperature.is_finite()) {
-        bail!("--temp must be a finite number >= 0, got {}", a.temperature);
+    let agents = a.agents as usize;
+    let temperature = a.temperature.unwrap_or(if agents > 1 { 0.7 } else { 0.0 });
+    if !(temperature >= 0.0 && temperature.is_finite()) {
+        bail!("--temp must be a finite number >= 0, got {temperature}");
     }
     if !(a.top_p > 0.0 && a.top_p <= 1.0) {
         bail!("--top-p must be in (0, 1], got {}", a.top_p);
@@ -45,34 +55,119 @@ pub fn run(a: RunArgs, board: Option<&str>) -> anyhow::Result<()> {
             a.model.model.display()
         )
     })?;
-    let prompt = if a.chat {
-        let msgs = [Message {
-            role: "user".into(),
-            content: a.prompt.clone(),
-        }];
-        text.encode(&text.apply_chat_template(&msgs)?, false)?
-    } else {
-        text.encode(&a.prompt, true)?
+    let render = |content: &str| -> anyhow::Result<Vec<u32>> {
+        Ok(if a.chat {
+            let msgs = [Message {
+                role: "user".into(),
+                content: content.to_string(),
+            }];
+            text.encode(&text.apply_chat_template(&msgs)?, false)?
+        } else {
+            text.encode(content, true)?
+        })
     };
+    let prompt = render(&a.prompt)?;
     let mut stop = model.config.eos_token_ids.clone();
     if a.chat {
         // Chat models end a turn with their end-of-turn token, which may differ from the config's eos.
         stop.extend(
-            ["<|im_end|>", "<|eot_id|>", "<|endoftext|>"]
+            ["<|im_end|>", "<|eot_id|>", "<|endoftext|>", "<|eot|>"]
                 .iter()
                 .filter_map(|t| text.token_id(t)),
         );
     }
-    let mut sampler = Sampler::new(SamplerConfig {
-        temperature: a.temperature,
+    let sampler = SamplerConfig {
+        temperature,
         top_k: a.top_k,
         top_p: a.top_p,
         seed: a.seed,
-    });
-    let mut stream = TextStream::new(&text);
+    };
+    let threads = model.exec().threads();
+    let isa = model.exec().isa().name();
+    if agents == 1 {
+        let mut session = Session::new(&model, a.model.kv_options());
+        let stats = stream_turn(&mut session, &text, &prompt, a.max_tokens, sampler, &stop)?;
+        eprintln!(
+            "load {:.3} s | prompt {} tok, {:.1} tok/s | decode {} tok, {:.1} tok/s | threads {threads}, kernels {isa}",
+            load_s,
+            stats.prompt_tokens,
+            stats.prompt_tok_s(),
+            stats.generated,
+            stats.decode_tok_s(),
+        );
+        return Ok(());
+    }
+    let opts = AgentsOptions {
+        agents,
+        max_new: a.max_tokens,
+        sampler: sampler.clone(),
+        stop: stop.clone(),
+        kv: a.model.kv_options(),
+    };
+    let outcome = run_agents(&model, &prompt, &opts)?;
+    let answers: Vec<String> = outcome
+        .answers
+        .iter()
+        .map(|ids| {
+            let ids: Vec<u32> = ids.iter().copied().filter(|t| !stop.contains(t)).collect();
+            text.decode(&ids, true)
+        })
+        .collect::<Result<_, _>>()?;
+    if a.verbose {
+        for (i, ans) in answers.iter().enumerate() {
+            eprintln!(
+                "--- agent {i} (seed {}):\n{}",
+                a.seed + i as u64,
+                ans.trim()
+            );
+        }
+    }
+    let how = match majority(&answers) {
+        Some(i) => {
+            println!("{}", answers[i].trim());
+            format!("majority vote (agent {i})")
+        }
+        None => {
+            // No vote possible: the model reads the candidates and writes one answer, greedily.
+            let p = render(&synthesis_prompt(&a.prompt, &answers))?;
+            let mut session = Session::new(&model, a.model.kv_options());
+            let greedy = SamplerConfig {
+                temperature: 0.0,
+                ..sampler
+            };
+            stream_turn(&mut session, &text, &p, a.max_tokens, greedy, &stop)?;
+            "a last pass over the answers".to_string()
+        }
+    };
+    eprintln!(
+        "load {:.3} s | {agents} agents, prompt {} tok prefilled once in {:.3} s | decode {} tok in {} steps, {:.3} s | aggregated by {how} | threads {threads}, kernels {isa}",
+        load_s,
+        outcome.prompt_tokens,
+        outcome.prefill_time.as_secs_f64(),
+        outcome.generated,
+        outcome.steps,
+        outcome.decode_time.as_secs_f64(),
+    );
+    Ok(())
+}
+
+/// Generates one turn, streaming whole UTF-8 pieces to stdout.
+fn stream_turn(
+    session: &mut Session<'_>,
+    text: &Text,
+    prompt: &[u32],
+    max_new: usize,
+    sampler: SamplerConfig,
+    stop: &[u32],
+) -> anyhow::Result<flint_model::GenStats> {
+    let mut sampler = Sampler::new(sampler);
+    let mut stream = TextStream::new(text);
     let mut out = std::io::stdout().lock();
     let mut io_err = None;
-    let (_, stats) = generate(&model, &prompt, a.max_tokens, &mut sampler, &stop, |id| {
+    let (_, stats, _) = session.generate(prompt, max_new, &mut sampler, stop, |id| {
+        if stop.contains(&id) {
+            return false;
+        }
         let piece = match stream.push(id) {
             Ok(p) => p,
             Err(e) => {
@@ -90,15 +185,5 @@ pub fn run(a: RunArgs, board: Option<&str>) -> anyhow::Result<()> {
         return Err(e.context("writing the answer"));
     }
     writeln!(out)?;
-    eprintln!(
-        "load {:.3} s | prompt {} tok, {:.1} tok/s | decode {} tok, {:.1} tok/s | threads {}, kernels {}",
-        load_s,
-        stats.prompt_tokens,
-        stats.prompt_tok_s(),
-        stats.generated,
-        stats.decode_tok_s(),
-        flint_kernels::threads(),
-        flint_kernels::active_isa().name(),
-    );
-    Ok(())
+    Ok(stats)
 }

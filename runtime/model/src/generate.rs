@@ -3,8 +3,9 @@
 
 use crate::sampler::Sampler;
 use crate::text::Text;
+use crate::{KvOptions, Session};
 use crate::{Model, ModelError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What a generation did and how long it took.
 #[derive(Debug, Clone, Default)]
@@ -25,37 +26,18 @@ impl GenStats {
     }
 }
 
-/// Generates up to `max_new` tokens after `prompt`, stopping early at any of `stop`. `on_token` sees each token
-/// as it is produced and may return `false` to stop.
+/// Generates up to `max_new` tokens after `prompt` in a fresh [`Session`] (default KV options), stopping early at
+/// any of `stop`. `on_token` sees each token as it is produced and may return `false` to stop.
 pub fn generate(
     model: &Model,
     prompt: &[u32],
     max_new: usize,
     sampler: &mut Sampler,
     stop: &[u32],
-    mut on_token: impl FnMut(u32) -> bool,
+    on_token: impl FnMut(u32) -> bool,
 ) -> Result<(Vec<u32>, GenStats), ModelError> {
-    let mut cache = model.new_cache();
-    let mut stats = GenStats {
-        prompt_tokens: prompt.len(),
-        ..Default::default()
-    };
-    let t0 = Instant::now();
-    let mut logits = model.forward(prompt, &mut cache, false, None)?;
-    stats.prompt_time = t0.elapsed();
-    let mut out = Vec::new();
-    let t1 = Instant::now();
-    let limit = model.config.max_position_embeddings;
-    while out.len() < max_new {
-        let id = sampler.sample(&logits);
-        out.push(id);
-        stats.generated += 1;
-        if stop.contains(&id) || !on_token(id) || out.len() == max_new || cache.len() >= limit {
-            break;
-        }
-        logits = model.forward(&[id], &mut cache, false, None)?;
-    }
-    stats.decode_time = t1.elapsed();
+    let mut s = Session::new(model, KvOptions::default());
+    let (out, stats, _) = s.generate(prompt, max_new, sampler, stop, on_token)?;
     Ok((out, stats))
 }
 

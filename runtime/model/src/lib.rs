@@ -1,9 +1,11 @@
 //! Flint's model layer: the decoder (dense and Mixture-of-Experts), the KV cache, sampling, the tokenizer and the
 //! chat template, over a memory-mapped `.flint` file.
 
+pub mod agents;
 pub mod batch;
 pub mod config;
 mod decoder;
+pub mod engine;
 mod error;
 pub mod generate;
 pub mod kv;
@@ -16,6 +18,7 @@ mod weights;
 pub use batch::{Batch, Input, LayerHook, Logits, Pos, Row};
 pub use config::{AttnKind, ModelConfig, MoeConfig, QkNorm, Router, SandwichConfig};
 pub use decoder::{KvCache, Model, Trace};
+pub use engine::{Engine, ReqId, Session};
 pub use error::ModelError;
 pub use generate::{generate, GenStats, TextStream};
 pub use kv::{KvDtype, KvOptions, KvStore, SeqId};

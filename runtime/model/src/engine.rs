@@ -1,0 +1,261 @@
+//! Above the model: sessions that keep their KV between turns, and a scheduler that decodes every live sequence
+//! in one batch per step.
+//!
+//! - [`Session`]: one conversation. Each turn's prompt (the whole re-rendered chat) is compared with what the
+//!   cache holds; the longest common prefix is kept and only the rest is prefilled (templates may re-render
+//!   history, e.g. drop old reasoning, so the prefix is found, not assumed).
+//! - [`Engine`]: many sequences in one paged [`KvStore`]. Prompts are prefilled once and may be forked (shared
+//!   blocks, no copy); [`Engine::step`] then runs one forward pass with the last token of every live request, so
+//!   each weight — each routed expert — is read once per step for all of them.
+
+use crate::batch::{Batch, Logits};
+use crate::kv::{KvOptions, KvStore, SeqId};
+use crate::sampler::Sampler;
+use crate::{GenStats, Model, ModelError};
+use std::time::Instant;
+
+/// One conversation's cache.
+#[derive(Debug)]
+pub struct Session<'m> {
+    model: &'m Model,
+    kv: KvStore,
+    seq: SeqId,
+    /// The tokens the cache holds, in order.
+    tokens: Vec<u32>,
+}
+
+impl<'m> Session<'m> {
+    pub fn new(model: &'m Model, opts: KvOptions) -> Session<'m> {
+        let mut kv = model.new_kv(opts);
+        let seq = kv.new_seq();
+        Session {
+            model,
+            kv,
+            seq,
+            tokens: Vec::new(),
+        }
+    }
+
+    /// The tokens the cache holds.
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    /// Makes the cache hold exactly `prompt`, reusing the longest common prefix with what it holds and
+    /// prefilling the rest (at least the last token, whose logits are returned). Returns the logits and how many
+    /// tokens were reused.
+    pub fn prefill(&mut self, prompt: &[u32]) -> Result<(Vec<f32>, usize), ModelError> {
+        if prompt.is_empty() {
+            return Err(ModelError::Invalid("empty prompt".into()));
+        }
+        let common = self
+            .tokens
+            .iter()
+            .zip(prompt)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(prompt.len() - 1);
+        let keep = if self.kv.truncate(self.seq, common)? {
+            common
+        } else {
+            // A sliding layer already evicted history the rest of the prompt needs: start again.
+            self.kv.free(self.seq);
+            self.seq = self.kv.new_seq();
+            0
+        };
+        self.tokens.truncate(keep);
+        let mut b = Batch::new();
+        b.push_text(self.seq, keep, &prompt[keep..], Logits::Last);
+        let logits = self.model.forward_batch(&b, &mut self.kv, None, None)?;
+        self.tokens.extend_from_slice(&prompt[keep..]);
+        Ok((logits, keep))
+    }
+
+    /// Runs one turn: prefills `prompt` (reusing the cached prefix), then generates up to `max_new` tokens,
+    /// stopping at any of `stop` or when `on_token` returns `false`. The generated tokens stay in the cache.
+    /// Returns them, the statistics, and how many prompt tokens were reused.
+    pub fn generate(
+        &mut self,
+        prompt: &[u32],
+        max_new: usize,
+        sampler: &mut Sampler,
+        stop: &[u32],
+        mut on_token: impl FnMut(u32) -> bool,
+    ) -> Result<(Vec<u32>, GenStats, usize), ModelError> {
+        let t0 = Instant::now();
+        let (mut logits, reused) = self.prefill(prompt)?;
+        let mut stats = GenStats {
+            prompt_tokens: prompt.len() - reused,
+            prompt_time: t0.elapsed(),
+            ..Default::default()
+        };
+        let t1 = Instant::now();
+        let limit = self.model.config.max_position_embeddings;
+        let mut out = Vec::new();
+        while out.len() < max_new {
+            let id = sampler.sample(&logits);
+            out.push(id);
+            stats.generated += 1;
+            if stop.contains(&id)
+                || !on_token(id)
+                || out.len() == max_new
+                || self.tokens.len() >= limit
+            {
+                break;
+            }
+            let mut b = Batch::new();
+            b.push_text(self.seq, self.tokens.len(), &[id], Logits::Last);
+            logits = self.model.forward_batch(&b, &mut self.kv, None, None)?;
+            self.tokens.push(id);
+        }
+        stats.decode_time = t1.elapsed();
+        Ok((out, stats, reused))
+    }
+}
+
+/// A request being decoded by an [`Engine`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ReqId(pub usize);
+
+#[derive(Debug)]
+struct Req {
+    seq: SeqId,
+    sampler: Sampler,
+    stop: Vec<u32>,
+    max_new: usize,
+    out: Vec<u32>,
+    done: bool,
+}
+
+/// Many sequences in one cache, decoded together (see the module doc).
+#[derive(Debug)]
+pub struct Engine<'m> {
+    model: &'m Model,
+    kv: KvStore,
+    reqs: Vec<Req>,
+}
+
+impl<'m> Engine<'m> {
+    pub fn new(model: &'m Model, opts: KvOptions) -> Engine<'m> {
+        Engine {
+            model,
+            kv: model.new_kv(opts),
+            reqs: Vec::new(),
+        }
+    }
+
+    /// The cache (block counts, bytes).
+    pub fn kv(&self) -> &KvStore {
+        &self.kv
+    }
+
+    /// Prefills `prompt` into a new sequence; returns it and the logits of its last token.
+    pub fn prefill(&mut self, prompt: &[u32]) -> Result<(SeqId, Vec<f32>), ModelError> {
+        let seq = self.kv.new_seq();
+        let mut b = Batch::new();
+        b.push_text(seq, 0, prompt, Logits::Last);
+        match self.model.forward_batch(&b, &mut self.kv, None, None) {
+            Ok(l) => Ok((seq, l)),
+            Err(e) => {
+                self.kv.free(seq);
+                Err(e)
+            }
+        }
+    }
+
+    /// A new sequence sharing all of `seq`'s cache.
+    pub fn fork(&mut self, seq: SeqId) -> Result<SeqId, ModelError> {
+        self.kv.fork(seq)
+    }
+
+    /// Drops a sequence that no request uses.
+    pub fn free(&mut self, seq: SeqId) {
+        self.kv.free(seq);
+    }
+
+    /// Starts decoding `seq` (which the engine then owns): samples its first token from `logits` (its last
+    /// prompt token's), and generates until a token of `stop`, `max_new` tokens or the context limit.
+    pub fn start(
+        &mut self,
+        seq: SeqId,
+        logits: &[f32],
+        mut sampler: Sampler,
+        stop: Vec<u32>,
+        max_new: usize,
+    ) -> ReqId {
+        let mut r = Req {
+            seq,
+            out: Vec::new(),
+            done: max_new == 0,
+            sampler: Sampler::new(Default::default()),
+            stop,
+            max_new,
+        };
+        if !r.done {
+            let id = sampler.sample(logits);
+            r.out.push(id);
+            r.done = r.stop.contains(&id) || r.max_new == 1;
+        }
+        r.sampler = sampler;
+        self.reqs.push(r);
+        ReqId(self.reqs.len() - 1)
+    }
+
+    /// Whether every request has finished.
+    pub fn is_done(&self) -> bool {
+        self.reqs.iter().all(|r| r.done)
+    }
+
+    /// Live requests.
+    pub fn live(&self) -> usize {
+        self.reqs.iter().filter(|r| !r.done).count()
+    }
+
+    /// The tokens a request has generated so far.
+    pub fn output(&self, id: ReqId) -> &[u32] {
+        self.reqs.get(id.0).map_or(&[], |r| &r.out)
+    }
+
+    /// One decode step for every live request, in one batch: feeds each its last token and samples the next.
+    /// Returns the new tokens.
+    pub fn step(&mut self) -> Result<Vec<(ReqId, u32)>, ModelError> {
+        let limit = self.model.config.max_position_embeddings;
+        let mut b = Batch::new();
+        let mut live = Vec::new();
+        for (i, r) in self.reqs.iter_mut().enumerate() {
+            if r.done {
+                continue;
+            }
+            let len = self.kv.len(r.seq)?;
+            if len >= limit {
+                r.done = true;
+                continue;
+            }
+            let last = *r.out.last().expect("a live request has sampled a token");
+            b.push_text(r.seq, len, &[last], Logits::Last);
+            live.push(i);
+        }
+        if live.is_empty() {
+            return Ok(Vec::new());
+        }
+        let logits = self.model.forward_batch(&b, &mut self.kv, None, None)?;
+        let v = self.model.config.vocab_size;
+        let mut news = Vec::with_capacity(live.len());
+        for (j, &i) in live.iter().enumerate() {
+            let r = &mut self.reqs[i];
+            let id = r.sampler.sample(&logits[j * v..(j + 1) * v]);
+            r.out.push(id);
+            r.done = r.stop.contains(&id) || r.out.len() >= r.max_new;
+            news.push((ReqId(i), id));
+        }
+        Ok(news)
+    }
+
+    /// Steps until every request has finished.
+    pub fn run(&mut self) -> Result<(), ModelError> {
+        while !self.is_done() {
+            self.step()?;
+        }
+        Ok(())
+    }
+}
