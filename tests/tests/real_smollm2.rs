@@ -130,3 +130,36 @@ fn chat_template_matches() {
          <|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
     );
 }
+
+/// The default f16 KV cache keeps the KL divergence from the f32 cache within 0.001 on the calibration text
+/// (two 256-token chunks, every position).
+#[test]
+fn f16_kv_keeps_kl_to_f32_kv_within_0_001() {
+    use flint_model::{KvDtype, KvOptions};
+    let model = Model::open(model_path()).unwrap();
+    let text = Text::from_file(model.file()).unwrap().unwrap();
+    let calib = std::fs::read_to_string(flint_tests::root().join("bench/calibration.txt")).unwrap();
+    let ids = text.encode(&calib, true).unwrap();
+    assert!(ids.len() >= 512, "calibration text too short");
+    let v = model.config.vocab_size;
+    let logp = |row: &[f32]| -> Vec<f64> {
+        let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let z: f64 = row.iter().map(|&x| (x as f64 - m).exp()).sum::<f64>().ln() + m;
+        row.iter().map(|&x| x as f64 - z).collect()
+    };
+    let (mut kl, mut count) = (0f64, 0usize);
+    for chunk in ids[..512].chunks(256) {
+        let mut c32 = model.new_cache_with(KvOptions::with_dtype(KvDtype::F32));
+        let mut c16 = model.new_cache_with(KvOptions::with_dtype(KvDtype::F16));
+        let a = model.forward(chunk, &mut c32, true, None).unwrap();
+        let b = model.forward(chunk, &mut c16, true, None).unwrap();
+        for t in 0..chunk.len() {
+            let (p, q) = (logp(&a[t * v..(t + 1) * v]), logp(&b[t * v..(t + 1) * v]));
+            kl += p.iter().zip(&q).map(|(lp, lq)| lp.exp() * (lp - lq)).sum::<f64>();
+            count += 1;
+        }
+    }
+    let mean = kl / count as f64;
+    eprintln!("mean KL(f32 KV || f16 KV) = {mean:e} over {count} positions");
+    assert!(mean <= 1e-3, "f16 KV: mean KL {mean:e} > 0.001");
+}
