@@ -4,7 +4,7 @@
 //! row-major matrix `[c_out, (c_in / groups) * kh * kw]` that [`crate::matmul`] takes as `WeightRef::F32`.
 //! Per group, im2col rows (one per output pixel, `(channel, ky, kx)` order) go through the matmul kernels in
 //! chunks of at most [`CHUNK_VALUES`] values, so scratch stays bounded for long audio. The results differ from
-//! [`conv2d_reference`] only in summation order (bound in tests/ops.rs: `1e-5 * sum |w x|`).
+//! [`conv2d_reference`] only in summation order (bound in tests/ops/: `1e-5 * sum |w x|`).
 
 use super::im2col::Geom;
 use crate::WeightRef;
@@ -193,42 +193,34 @@ fn run(s: &Conv2d, g: &Geom, x: &[f32], weight: &[f32], bias: Option<&[f32]>, ou
     }
 }
 
-/// The direct definition of [`conv1d`] (nested loops, f32 accumulation): the test reference, not for use.
+/// The direct definition of [`conv1d`] (nested loops, f32 accumulation), returning `[c_out, out_len(t)]`: the
+/// test reference, not for use.
 pub fn conv1d_reference(
     s: &Conv1d,
     x: &[f32],
     t: usize,
     weight: &[f32],
     bias: Option<&[f32]>,
-    out: &mut [f32],
-) {
+) -> Vec<f32> {
     let (c, g) = s.geom(t);
-    reference(&c, &g, x, weight, bias, out)
+    reference(&c, &g, x, weight, bias)
 }
 
-/// The direct definition of [`conv2d`] (nested loops, f32 accumulation): the test reference, not for use.
+/// The direct definition of [`conv2d`], returning `[c_out, oh, ow]`: the test reference, not for use.
 pub fn conv2d_reference(
     s: &Conv2d,
     x: &[f32],
-    h: usize,
-    w: usize,
+    hw: [usize; 2],
     weight: &[f32],
     bias: Option<&[f32]>,
-    out: &mut [f32],
-) {
-    reference(s, &s.geom(h, w), x, weight, bias, out)
+) -> Vec<f32> {
+    reference(s, &s.geom(hw[0], hw[1]), x, weight, bias)
 }
 
-fn reference(
-    s: &Conv2d,
-    g: &Geom,
-    x: &[f32],
-    weight: &[f32],
-    bias: Option<&[f32]>,
-    out: &mut [f32],
-) {
-    s.check(g, x, weight, bias, out);
+fn reference(s: &Conv2d, g: &Geom, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     let ([h, w], [oh, ow], [kh, kw]) = (g.input, g.output(), s.kernel);
+    let mut out = vec![0f32; s.c_out * oh * ow];
+    s.check(g, x, weight, bias, &out);
     let (cig, cog) = (s.c_in / s.groups, s.c_out / s.groups);
     for o in 0..s.c_out {
         let grp = o / cog;
@@ -253,4 +245,5 @@ fn reference(
             }
         }
     }
+    out
 }

@@ -105,7 +105,7 @@ use {dispatch, simd_call};
 /// The scale of [`rms_norm`]: `y = x / rms(x) * s`, per row.
 #[derive(Clone, Copy, Debug)]
 pub enum RmsWeight<'a> {
-    /// `s = w` (Llama, Qwen, SigLIP-2 style).
+    /// `s = w` (Llama / Qwen style).
     Plain(&'a [f32]),
     /// `s = 1`: no weight.
     None,

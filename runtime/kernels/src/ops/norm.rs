@@ -1,7 +1,7 @@
 //! LayerNorm and RMSNorm over each row of `d` values, with f32 accumulation.
 //!
 //! Scalar reference: sequential sums. SIMD: 8 (AVX2) or 4 (NEON) partial sums, so results differ from the
-//! reference only by summation order; bound asserted in tests/ops.rs: `|simd - scalar| <= 1e-5 * max(1, |scalar|)`
+//! reference only by summation order; bound asserted in tests/ops/: `|simd - scalar| <= 1e-5 * max(1, |scalar|)`
 //! for rows whose sum of squares stays well inside the f32 range (|x| up to ~1e18).
 
 use super::{dispatch, Ops, RmsWeight};
@@ -11,6 +11,17 @@ fn check(x: usize, d: usize, w: &[&[f32]]) {
     for w in w {
         assert!(w.len() == d, "weight of {} for rows of {d}", w.len());
     }
+}
+
+/// Copies `x` into `out` for the out-of-place forms (which then normalise `out` in place).
+fn copy_into(x: &[f32], out: &mut [f32]) {
+    assert!(
+        out.len() == x.len(),
+        "out of {} for {} values",
+        out.len(),
+        x.len()
+    );
+    out.copy_from_slice(x);
 }
 
 fn weights<'a>(s: &RmsWeight<'a>) -> Vec<&'a [f32]> {
@@ -93,25 +104,13 @@ impl Ops {
         eps: f32,
         out: &mut [f32],
     ) {
-        assert!(
-            out.len() == x.len(),
-            "out of {} for {} values",
-            out.len(),
-            x.len()
-        );
-        out.copy_from_slice(x);
+        copy_into(x, out);
         self.layer_norm_inplace(out, d, w, b, eps)
     }
 
     /// [`Ops::rms_norm_inplace`] from `x` into `out` (same length).
     pub fn rms_norm(&self, x: &[f32], d: usize, scale: RmsWeight<'_>, eps: f32, out: &mut [f32]) {
-        assert!(
-            out.len() == x.len(),
-            "out of {} for {} values",
-            out.len(),
-            x.len()
-        );
-        out.copy_from_slice(x);
+        copy_into(x, out);
         self.rms_norm_inplace(out, d, scale, eps)
     }
 }

@@ -10,6 +10,21 @@
 //! formula: results do not depend on where an element sits in the slice. The pad value is chosen per op so padded
 //! lanes are neutral (0 for sums, -inf for a max, the mean for a centred sum of squares).
 
+/// Defines each `fn name(args) -> ret = body;` as an `#[inline]` safe `#[target_feature($feat)]` function: the
+/// ISA files' vocabulary, one line a primitive.
+macro_rules! vocab {
+    ($feat:literal; $(fn $name:ident($($a:ident: $t:ty),*) -> $r:ty = $e:expr;)*) => {
+        $(
+            #[inline]
+            #[target_feature(enable = $feat)]
+            fn $name($($a: $t),*) -> $r {
+                $e
+            }
+        )*
+    };
+}
+pub(crate) use vocab;
+
 macro_rules! simd_ops {
     ($feat:literal) => {
         use crate::ops::RmsWeight;

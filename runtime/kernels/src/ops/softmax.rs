@@ -1,7 +1,7 @@
 //! Softmax over each row, in place: `x = e^(x - max) / sum e^(x - max)`, f32 accumulation.
 //!
 //! Every row needs a finite maximum (a row of all -inf gives NaN); -inf entries (masks) give exactly 0.
-//! SIMD: vector `exp` (<= 2 ulp) and lane-wise partial sums; bound asserted in tests/ops.rs for a row of `d`:
+//! SIMD: vector `exp` (<= 2 ulp) and lane-wise partial sums; bound asserted in tests/ops/ for a row of `d`:
 //! `|simd - scalar| <= (1e-6 + 1.2e-7 d) * scalar + 1e-37` (the `d` term covers the two summation orders).
 
 use super::{dispatch, Ops};
