@@ -120,27 +120,33 @@ macro_rules! simd_ops {
         }
 
         /// erf, the fdlibm `erff` rational approximations of [`crate::ops::erf`] evaluated for every lane and
-        /// blended by range. The tail uses one `exp` of `-x^2 - 0.5625 + R/S` (with `x^2` by FMA) instead of
-        /// fdlibm's split into two exps: that split keeps erfc accurate; for erf the error it saves is below
-        /// erfc(x) * 2e-6, i.e. under 2e-8.
+        /// blended by range. Each lane's numerator and denominator are selected before one shared division
+        /// (divisions are the slow part). The tail uses one `exp` of `-x^2 - 0.5625 + R/S` (with `x^2` by FMA)
+        /// instead of fdlibm's split into two exps: that split keeps erfc accurate; for erf the error it saves is
+        /// below erfc(x) * 2e-6, i.e. under 2e-8.
         #[inline]
         #[target_feature(enable = $feat)]
         pub(crate) fn erf_v(x: V) -> V {
             use crate::ops::act::erf_coef as c;
             let a = abs(x);
             let z = mul(a, a);
-            let small = fma(a, div(poly(z, &c::PP), poly(z, &c::QQ)), a);
+            let (small, mid, tail) = (
+                lt(a, splat(0.84375)),
+                lt(a, splat(1.25)),
+                lt(a, splat(1.0 / 0.35)),
+            );
             let s = sub(a, splat(1.0));
-            let mid = add(splat(c::ERX), div(poly(s, &c::PA), poly(s, &c::QA)));
-            let s = div(splat(1.0), z);
-            let rs_a = div(poly(s, &c::RA), poly(s, &c::SA));
-            let rs_b = div(poly(s, &c::RB), poly(s, &c::SB));
-            let rs = select(lt(a, splat(1.0 / 0.35)), rs_a, rs_b);
-            let e = exp_v(add(fma(sub(splat(0.0), a), a, splat(-0.5625)), rs));
-            let tail = sub(splat(1.0), div(e, a));
-            let y = select(lt(a, splat(6.0)), tail, splat(1.0));
-            let y = select(lt(a, splat(1.25)), mid, y);
-            let y = select(lt(a, splat(0.84375)), small, y);
+            let t = div(splat(1.0), z);
+            // Select small over mid over the two erfc tails, for the numerator and the denominator.
+            let num = select(tail, poly(t, &c::RA), poly(t, &c::RB));
+            let num = select(small, poly(z, &c::PP), select(mid, poly(s, &c::PA), num));
+            let den = select(tail, poly(t, &c::SA), poly(t, &c::SB));
+            let den = select(small, poly(z, &c::QQ), select(mid, poly(s, &c::QA), den));
+            let r = div(num, den);
+            let e = exp_v(add(fma(sub(splat(0.0), a), a, splat(-0.5625)), r));
+            let y = select(lt(a, splat(6.0)), sub(splat(1.0), div(e, a)), splat(1.0));
+            let y = select(mid, add(splat(c::ERX), r), y);
+            let y = select(small, fma(a, r, a), y);
             copysign(y, x)
         }
 
