@@ -52,7 +52,8 @@ gguf_of() {
 #   smollm2-135m: $MODELS_DIR/SmolLM2-135M-Instruct.Q4_1.gguf   qwen3moe-rand: $MODELS_DIR/qwen3moe-rand/ (HF, f16)
 flint_model() { echo "$MODELS_DIR/$1.$2.flint"; }
 
-# flint_bench FILE THREADS: must print lines `pp128: <tok/s>` and `tg64: <tok/s>` on stdout.
+# flint_bench FILE THREADS: must print lines `pp128: <tok/s>` and `tg64: <tok/s>` on stdout (flint bench prints the
+# mean over its repetitions, then `± <sd>`; both are recorded).
 flint_bench() { "$FLINT_BIN" bench -m "$1" -p 128 -n 64 -t "$2"; }
 
 # flint_kl KEY QUANT: prints `kl: <mean KLD>` of the .flint model vs its unquantized reference on
@@ -65,6 +66,9 @@ print("kl: %.6f" % late["kl_mean"]); print("top1: %.4f" % late["top1_agreement"]
 # ============================== FLINT HOOK (end) ================================
 
 flint_ok() { [ -x "$FLINT_BIN" ] && [ -f "$(flint_model "$1" "$2")" ]; }
+
+# sd LABEL TEXT: the standard deviation after "LABEL: <mean> tok/s ±" in TEXT (flint bench prints it), or nothing.
+sd() { sed -n "s/^[[:space:]]*$1:[^±]*±[[:space:]]*\([0-9][0-9.eE+-]*\).*/\1/p" <<<"$2" | head -n1; }
 
 # num LABEL TEXT: the number after "LABEL:" in TEXT, or nothing.
 num() { sed -n "s/^[[:space:]]*$1:[[:space:]]*\([0-9][0-9.eE+-]*\).*/\1/p" <<<"$2" | head -n1; }
@@ -85,7 +89,10 @@ for key in $MODELS; do
           fo="$(flint_bench "$(flint_model "$key" "$q")" "$t")" || { echo "error: flint bench failed on $(flint_model "$key" "$q")" >&2; exit 1; }
           fpp="$(num pp128 "$fo")"; ftg="$(num tg64 "$fo")"
           [ -n "$fpp" ] && [ -n "$ftg" ] || { echo "error: flint bench printed no pp128:/tg64: lines:" >&2; echo "$fo" >&2; exit 1; }
-          json_rec flint "$key" "$q" "$t" "$r" "$fpp" "$ftg" >> "$OUT/speed.jsonl"
+          json_rec flint "$key" "$q" "$t" "$r" "$fpp" "$ftg" | python3 -c 'import json,sys
+d = json.loads(sys.stdin.read()); a = sys.argv[1:]
+d["pp128_sd"] = float(a[0]) if a[0] else None; d["tg64_sd"] = float(a[1]) if a[1] else None
+print(json.dumps(d))' "$(sd pp128 "$fo")" "$(sd tg64 "$fo")" >> "$OUT/speed.jsonl"
           echo "$key $q t=$t round $r flint:     pp128 $fpp tg64 $ftg"
         fi
         lo="$(python3 "$ROOT/bench/peer.py" bench "$g" -t "$t" -r "$REPS")"

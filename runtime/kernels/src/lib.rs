@@ -18,6 +18,7 @@ mod dispatch;
 mod driver;
 mod exec;
 mod interleaved;
+pub mod ops;
 mod pool;
 pub mod scalar;
 mod tap;
