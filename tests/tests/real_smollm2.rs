@@ -155,7 +155,11 @@ fn f16_kv_keeps_kl_to_f32_kv_within_0_001() {
         let b = model.forward(chunk, &mut c16, true, None).unwrap();
         for t in 0..chunk.len() {
             let (p, q) = (logp(&a[t * v..(t + 1) * v]), logp(&b[t * v..(t + 1) * v]));
-            kl += p.iter().zip(&q).map(|(lp, lq)| lp.exp() * (lp - lq)).sum::<f64>();
+            kl += p
+                .iter()
+                .zip(&q)
+                .map(|(lp, lq)| lp.exp() * (lp - lq))
+                .sum::<f64>();
             count += 1;
         }
     }

@@ -36,7 +36,7 @@ impl DType {
     ];
 
     /// The on-disk id.
-    pub fn id(self) -> u8 {
+    pub const fn id(self) -> u8 {
         match self {
             DType::F32 => 0,
             DType::F16 => 1,
@@ -74,7 +74,7 @@ impl DType {
     }
 
     /// Values per block along the last dimension (1 for plain types).
-    pub fn block_elems(self) -> usize {
+    pub const fn block_elems(self) -> usize {
         match self {
             DType::F32 | DType::F16 | DType::BF16 => 1,
             DType::Q8 | DType::Q4 | DType::Q4M | DType::Q8X8 | DType::Q4X8 => 32,
@@ -82,7 +82,7 @@ impl DType {
     }
 
     /// Rows one block spans along the second-to-last dimension (8 for the interleaved types, else 1).
-    pub fn block_rows(self) -> usize {
+    pub const fn block_rows(self) -> usize {
         match self {
             DType::Q8X8 | DType::Q4X8 => 8,
             _ => 1,
@@ -90,7 +90,7 @@ impl DType {
     }
 
     /// Bytes per block.
-    pub fn block_bytes(self) -> usize {
+    pub const fn block_bytes(self) -> usize {
         match self {
             DType::F32 => 4,
             DType::F16 | DType::BF16 => 2,
@@ -102,13 +102,18 @@ impl DType {
         }
     }
 
+    /// Values per block (elements along the row times the rows a block spans).
+    pub const fn block_values(self) -> usize {
+        self.block_elems() * self.block_rows()
+    }
+
     /// Bits per weight.
     pub fn bits_per_weight(self) -> f64 {
         (self.block_bytes() * 8) as f64 / (self.block_elems() * self.block_rows()) as f64
     }
 
     /// Whether values are stored as quantized blocks.
-    pub fn is_quantized(self) -> bool {
+    pub const fn is_quantized(self) -> bool {
         self.block_elems() > 1
     }
 

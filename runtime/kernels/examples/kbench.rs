@@ -59,20 +59,21 @@ impl Owned {
                 quantize_row_q4m(&f, &mut b);
                 Owned::Q4M(b)
             }
-            WeightType::Q8x8 => {
+            WeightType::Q8X8 => {
                 let mut b: Vec<BlockQ8> = vec![bytemuck::Zeroable::zeroed(); n / 32];
                 quantize_row_q8(&f, &mut b);
                 let mut x = vec![bytemuck::Zeroable::zeroed(); n / 256];
                 interleave_q8(&b, cols / 32, &mut x);
                 Owned::Q8x8(x)
             }
-            WeightType::Q4x8 => {
+            WeightType::Q4X8 => {
                 let mut b: Vec<BlockQ4> = vec![bytemuck::Zeroable::zeroed(); n / 32];
                 quantize_row_q4(&f, &mut b);
                 let mut x = vec![bytemuck::Zeroable::zeroed(); n / 256];
                 interleave_q4(&b, cols / 32, &mut x);
                 Owned::Q4x8(x)
             }
+            other => unreachable!("kbench lists no {other} matrices"),
         }
     }
     fn w(&self) -> WeightRef<'_> {
@@ -206,8 +207,8 @@ fn main() {
         WeightType::Q8,
         WeightType::Q4,
         WeightType::Q4M,
-        WeightType::Q8x8,
-        WeightType::Q4x8,
+        WeightType::Q8X8,
+        WeightType::Q4X8,
         WeightType::F16,
     ] {
         for &(rows, cols) in &shapes[..2] {

@@ -52,87 +52,22 @@ pub use tap::{set_tap, tap_active, Tap};
 
 use half::{bf16, f16};
 
-/// Weight element types, with the on-disk ids of the .flint format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum WeightType {
-    F32,
-    F16,
-    BF16,
-    Q8,
-    Q4,
-    Q4M,
-    /// q8 stored 8 rows interleaved ([`BlockQ8x8`]).
-    Q8x8,
-    /// q4 stored 8 rows interleaved ([`BlockQ4x8`]).
-    Q4x8,
-}
+/// Weight element types: the one table of tensor types, with their on-disk ids, names and block sizes, is the
+/// format's [`flint_format::DType`]; the kernels' block structs are checked against it at compile time below.
+pub use flint_format::DType as WeightType;
 
-impl WeightType {
-    /// All types, in id order.
-    pub const ALL: [WeightType; 8] = [
-        WeightType::F32,
-        WeightType::F16,
-        WeightType::BF16,
-        WeightType::Q8,
-        WeightType::Q4,
-        WeightType::Q4M,
-        WeightType::Q8x8,
-        WeightType::Q4x8,
-    ];
-
-    /// The .flint type id (F32=0, F16=1, BF16=2, Q8=16, Q4=17, Q4M=18, Q8x8=19, Q4x8=20).
-    pub fn id(self) -> u8 {
-        match self {
-            WeightType::F32 => 0,
-            WeightType::F16 => 1,
-            WeightType::BF16 => 2,
-            WeightType::Q8 => 16,
-            WeightType::Q4 => 17,
-            WeightType::Q4M => 18,
-            WeightType::Q8x8 => 19,
-            WeightType::Q4x8 => 20,
-        }
-    }
-
-    /// Values per block along a row (1 for float types, [`QK`] for quant types).
-    pub fn block_elems(self) -> usize {
-        match self {
-            WeightType::F32 | WeightType::F16 | WeightType::BF16 => 1,
-            _ => QK,
-        }
-    }
-
-    /// Rows one block spans: [`ROWS_X8`] for the interleaved types, else 1.
-    pub fn block_rows(self) -> usize {
-        match self {
-            WeightType::Q8x8 | WeightType::Q4x8 => ROWS_X8,
-            _ => 1,
-        }
-    }
-
-    /// Bytes per block.
-    pub fn block_bytes(self) -> usize {
-        match self {
-            WeightType::F32 => 4,
-            WeightType::F16 | WeightType::BF16 => 2,
-            WeightType::Q8 => core::mem::size_of::<BlockQ8>(),
-            WeightType::Q4 => core::mem::size_of::<BlockQ4>(),
-            WeightType::Q4M => core::mem::size_of::<BlockQ4M>(),
-            WeightType::Q8x8 => core::mem::size_of::<BlockQ8x8>(),
-            WeightType::Q4x8 => core::mem::size_of::<BlockQ4x8>(),
-        }
-    }
-
-    /// Values per block.
-    fn block_values(self) -> usize {
-        self.block_elems() * self.block_rows()
-    }
-
-    /// Bits per weight.
-    pub fn bits_per_weight(self) -> f64 {
-        (self.block_bytes() * 8) as f64 / self.block_values() as f64
-    }
-}
+const _: () = {
+    use core::mem::size_of;
+    assert!(size_of::<BlockQ8>() == WeightType::Q8.block_bytes());
+    assert!(size_of::<BlockQ4>() == WeightType::Q4.block_bytes());
+    assert!(size_of::<BlockQ4M>() == WeightType::Q4M.block_bytes());
+    assert!(size_of::<BlockQ8x8>() == WeightType::Q8X8.block_bytes());
+    assert!(size_of::<BlockQ4x8>() == WeightType::Q4X8.block_bytes());
+    assert!(QK == WeightType::Q8.block_elems() && ROWS_X8 == WeightType::Q8X8.block_rows());
+    assert!(size_of::<f32>() == WeightType::F32.block_bytes());
+    assert!(size_of::<f16>() == WeightType::F16.block_bytes());
+    assert!(size_of::<bf16>() == WeightType::BF16.block_bytes());
+};
 
 /// A borrowed weight matrix, row-major `[rows, cols]`. Quant variants hold `rows * cols / 32` blocks.
 #[derive(Clone, Copy, Debug)]
@@ -159,8 +94,8 @@ impl<'a> WeightRef<'a> {
             WeightRef::Q8(_) => WeightType::Q8,
             WeightRef::Q4(_) => WeightType::Q4,
             WeightRef::Q4M(_) => WeightType::Q4M,
-            WeightRef::Q8x8(_) => WeightType::Q8x8,
-            WeightRef::Q4x8(_) => WeightType::Q4x8,
+            WeightRef::Q8x8(_) => WeightType::Q8X8,
+            WeightRef::Q4x8(_) => WeightType::Q4X8,
         }
     }
 

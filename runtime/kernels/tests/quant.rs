@@ -236,3 +236,56 @@ fn act_rounding_is_ties_to_even() {
         }
     }
 }
+
+/// The kernels' view of every tensor type agrees with the format's table: a matrix of each type reads the bytes
+/// the format sizes it at, in blocks of the format's shape.
+#[test]
+fn weight_refs_agree_with_the_format_table() {
+    use flint_kernels::{BlockQ4, BlockQ4M, BlockQ4x8, BlockQ8, BlockQ8x8};
+    let (rows, cols) = (16usize, 64usize);
+    let n = rows * cols;
+    let (f, h, b) = (
+        vec![0f32; n],
+        vec![half::f16::ZERO; n],
+        vec![half::bf16::ZERO; n],
+    );
+    let q8 = vec![bytemuck::Zeroable::zeroed(); n / 32];
+    let q4 = vec![bytemuck::Zeroable::zeroed(); n / 32];
+    let q4m = vec![bytemuck::Zeroable::zeroed(); n / 32];
+    let q8x8 = vec![bytemuck::Zeroable::zeroed(); n / 256];
+    let q4x8 = vec![bytemuck::Zeroable::zeroed(); n / 256];
+    let (q8, q4, q4m, q8x8, q4x8): (
+        Vec<BlockQ8>,
+        Vec<BlockQ4>,
+        Vec<BlockQ4M>,
+        Vec<BlockQ8x8>,
+        Vec<BlockQ4x8>,
+    ) = (q8, q4, q4m, q8x8, q4x8);
+    let refs = [
+        WeightRef::F32(&f),
+        WeightRef::F16(&h),
+        WeightRef::BF16(&b),
+        WeightRef::Q8(&q8),
+        WeightRef::Q4(&q4),
+        WeightRef::Q4M(&q4m),
+        WeightRef::Q8x8(&q8x8),
+        WeightRef::Q4x8(&q4x8),
+    ];
+    let mut seen = Vec::new();
+    for w in refs {
+        let t = w.weight_type();
+        assert_eq!(w.elems(), n, "{t}");
+        assert_eq!(
+            Some(w.bytes() as u64),
+            t.byte_size(&[rows as u64, cols as u64]),
+            "{t}: bytes"
+        );
+        assert_eq!(flint_kernels::WeightType::from_id(t.id()), Some(t));
+        seen.push(t);
+    }
+    assert_eq!(
+        seen,
+        flint_kernels::WeightType::ALL.to_vec(),
+        "every type has a WeightRef"
+    );
+}
