@@ -16,10 +16,11 @@ use crate::config::names::{blk, OUTPUT, OUTPUT_NORM, TOK_EMBD};
 use crate::config::{ModelConfig, QkNorm};
 use crate::kv::{KvOptions, KvStore, SeqId};
 use crate::moe::{Ffn, Mlp, Moe};
-use crate::ops::{self, Rope};
+use crate::ops;
 use crate::weights::{Loader, Vector, Weight};
 use crate::ModelError;
 use flint_format::FlintFile;
+use flint_kernels::ops::{Rope, RopeKind};
 use flint_kernels::{AttnShape, Exec, Mask};
 
 struct Attention {
@@ -190,7 +191,7 @@ impl Model {
             });
         }
         let norm = ld.vector(OUTPUT_NORM, h)?;
-        let rope = Rope::new(hd, c.rope_theta);
+        let rope = Rope::new(RopeKind::Plain, hd, c.rope_theta);
         Ok(Model {
             embd,
             blocks,
@@ -300,10 +301,22 @@ impl Model {
             tr.hidden_states.push(x.clone());
         }
         let ex = &self.exec;
+        // Every RoPE layer shares one theta: the rows' angles are computed once per forward.
+        let pos: Vec<i32> = batch
+            .rows
+            .iter()
+            .map(|r| match r.pos {
+                Pos::Text(p) => p.min(i32::MAX as u32) as i32,
+                Pos::Mrope(_) => unreachable!("checked by check_batch"),
+            })
+            .collect();
+        let half = c.head_dim / 2;
+        let (mut cos, mut sin) = (vec![0f32; n * half], vec![0f32; n * half]);
+        self.rope.table(&pos, &mut cos, &mut sin);
         let mut hn = vec![0f32; n * h];
         for (l, b) in self.blocks.iter().enumerate() {
             ops::rms_norm(&x, b.attn_norm.get(), c.rms_norm_eps, &mut hn);
-            let mut a = self.attention(l, b, &hn, batch, &seqs, kv)?;
+            let mut a = self.attention(l, b, &hn, batch, &seqs, kv, (&cos, &sin))?;
             match &b.sandwich {
                 Some(sw) => {
                     let pe = c
@@ -429,6 +442,7 @@ impl Model {
         batch: &Batch<'_>,
         seqs: &[(SeqId, Vec<usize>)],
         kv: &mut KvStore,
+        rope: (&[f32], &[f32]),
     ) -> Result<Vec<f32>, ModelError> {
         let c = &self.config;
         let a = &b.attn;
@@ -467,13 +481,9 @@ impl Model {
             q.iter_mut().for_each(|v| *v *= s);
         }
         if b.rope {
-            for (t, row) in batch.rows.iter().enumerate() {
-                let Pos::Text(p) = row.pos else {
-                    unreachable!("checked by check_batch")
-                };
-                let (qt, kt) = (&mut q[t * qd..(t + 1) * qd], &mut k[t * kvd..(t + 1) * kvd]);
-                self.rope.apply(qt, kt, p as usize);
-            }
+            let (cos, sin) = rope;
+            flint_kernels::ops::rope_rotate(&mut q, c.num_heads, hd, cos, sin);
+            flint_kernels::ops::rope_rotate(&mut k, c.num_kv_heads, hd, cos, sin);
         }
         let shape = AttnShape {
             heads: c.num_heads,
@@ -513,9 +523,8 @@ impl Model {
         if let Some(g) = &a.gate {
             let mut gv = vec![0f32; n * qd];
             ex.matmul(g.view(), x, n, &mut gv);
-            out.iter_mut()
-                .zip(&gv)
-                .for_each(|(o, g)| *o *= ops::sigmoid(*g));
+            ops::sigmoid(&mut gv);
+            out.iter_mut().zip(&gv).for_each(|(o, g)| *o *= g);
         }
         let mut o = vec![0f32; n * c.hidden_size];
         ex.matmul(a.o.view(), &out, n, &mut o);

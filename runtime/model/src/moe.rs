@@ -72,9 +72,7 @@ impl Mlp {
     }
 
     fn finish(&self, ex: &Exec, mut g: Vec<f32>, u: &[f32], n: usize) -> Vec<f32> {
-        g.iter_mut()
-            .zip(u)
-            .for_each(|(a, b)| *a = ops::silu(*a) * b);
+        ops::swiglu(&mut g, u);
         let mut out = vec![0f32; n * self.down.rows];
         ex.matmul(self.down.view(), &g, n, &mut out);
         out
@@ -187,7 +185,7 @@ impl Moe {
                         ops::top_k(&p, self.top_k)
                     }
                     Router::Sigmoid => {
-                        p.iter_mut().for_each(|v| *v = ops::sigmoid(*v));
+                        ops::sigmoid(&mut p);
                         match &self.bias {
                             Some(b) => {
                                 let c: Vec<f32> =
@@ -307,7 +305,7 @@ impl Moe {
             let mut g = vec![1f32; n];
             if let Some(sg) = &self.shared_gate {
                 ex.matmul(sg.view(), x, n, &mut g);
-                g.iter_mut().for_each(|v| *v = ops::sigmoid(*v));
+                ops::sigmoid(&mut g);
             }
             for t in 0..n {
                 out[t * h..(t + 1) * h]
