@@ -205,6 +205,9 @@ impl GgufFile {
             let k = c.string("key")?;
             let t = c.u32("value type")?;
             let v = c.value(t, 0)?;
+            if kv.contains_key(&k) {
+                return Err(c.err(&format!("duplicate metadata key `{k}`")));
+            }
             kv.insert(k, v);
         }
         let mut tensors = HashMap::new();
@@ -222,6 +225,12 @@ impl GgufFile {
                 .collect::<Result<Vec<_>, _>>()?;
             let ggml_type = c.u32("tensor type")?;
             let offset = c.u64("tensor offset")?;
+            if tensors.contains_key(&name) {
+                return Err(ImportError::parse(
+                    path,
+                    format!("GGUF: duplicate tensor name `{name}`"),
+                ));
+            }
             tensors.insert(
                 name,
                 GTensor {

@@ -21,6 +21,14 @@ pub struct BenchArgs {
 
 pub fn run(a: BenchArgs, board: Option<&str>) -> anyhow::Result<()> {
     let (model, load_s) = load(&a.model, board)?;
+    let ctx = model.config.max_position_embeddings;
+    if a.prompt.max(1) > ctx || a.gen >= ctx {
+        anyhow::bail!(
+            "-p {} / -n {}: the model's context is {ctx} positions",
+            a.prompt,
+            a.gen
+        );
+    }
     let vocab = model.config.vocab_size as u32;
     // Deterministic, spread-out token ids: the speed does not depend on which tokens they are.
     let ids: Vec<u32> = (0..a.prompt.max(1) as u32)

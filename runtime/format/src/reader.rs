@@ -76,10 +76,31 @@ impl FlintFile {
     pub fn open(path: impl AsRef<Path>) -> Result<FlintFile, FormatError> {
         let path = path.as_ref().to_path_buf();
         let file = File::open(&path).map_err(|e| FormatError::io(&path, e))?;
+        // Mapping a directory fails with ENODEV ("No such device"), which says nothing useful.
+        if file.metadata().is_ok_and(|m| m.is_dir()) {
+            let e = std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                "is a directory, not a .flint file",
+            );
+            return Err(FormatError::io(&path, e));
+        }
         // SAFETY: the map is read-only. Flint never writes a model in place (the writer renames a new file over the
         // old one), so the mapped bytes do not change under us unless another process truncates the file, which
         // the OS reports as SIGBUS; that is the documented contract of every mmap-based loader.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| FormatError::io(&path, e))?;
+        Self::from_map(path, map)
+    }
+
+    /// Validates a copy of `bytes` as if it were the file at `path` (an anonymous map: for tests and fuzzing,
+    /// which have bytes rather than a file).
+    pub fn from_bytes(path: impl AsRef<Path>, bytes: &[u8]) -> Result<FlintFile, FormatError> {
+        let path = path.as_ref().to_path_buf();
+        let mut anon = memmap2::MmapMut::map_anon(bytes.len().max(1))
+            .map_err(|e| FormatError::io(&path, e))?;
+        anon[..bytes.len()].copy_from_slice(bytes);
+        let map = anon
+            .make_read_only()
+            .map_err(|e| FormatError::io(&path, e))?;
         Self::from_map(path, map)
     }
 

@@ -63,6 +63,28 @@ pub const ARCHITECTURES: &[&str] = &[
     "mixtral",
 ];
 
+/// Reads the file at `path` as UTF-8 text of at most `max` bytes. A directory, a file over the cap or a
+/// stream without end is an error, not an allocation without bound.
+pub fn read_to_string_capped(path: &std::path::Path, max: u64) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind, Read};
+    let f = std::fs::File::open(path)?;
+    if f.metadata()?.is_dir() {
+        return Err(Error::new(
+            ErrorKind::IsADirectory,
+            "is a directory, not a file",
+        ));
+    }
+    let mut s = String::new();
+    f.take(max.saturating_add(1)).read_to_string(&mut s)?;
+    if s.len() as u64 > max {
+        return Err(Error::new(
+            ErrorKind::FileTooLarge,
+            format!("larger than the cap of {max} bytes"),
+        ));
+    }
+    Ok(s)
+}
+
 /// What is wrong with a model description, naming the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{field}` {msg}")]
