@@ -25,7 +25,13 @@ impl TensorSource for GgufFile {
 
 /// Opens a GGUF file as a checkpoint.
 pub fn open(path: &Path) -> Result<Checkpoint, ImportError> {
-    let g = GgufFile::open(path)?;
+    from_file(GgufFile::open(path)?)
+}
+
+/// Turns a parsed GGUF file into a checkpoint (its config validated, its plan built).
+pub fn from_file(g: GgufFile) -> Result<Checkpoint, ImportError> {
+    let path = g.path.clone();
+    let path = path.as_path();
     let arch =
         g.kv.get("general.architecture")
             .and_then(GValue::as_str)

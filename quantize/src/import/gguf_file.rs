@@ -171,8 +171,26 @@ impl<'a> Cur<'a> {
 impl GgufFile {
     pub fn open(path: &Path) -> Result<GgufFile, ImportError> {
         let f = std::fs::File::open(path).map_err(|e| ImportError::io(path, e))?;
+        if f.metadata().is_ok_and(|m| m.is_dir()) {
+            return Err(ImportError::parse(path, "is a directory, not a GGUF file"));
+        }
         // SAFETY: read-only map of an input file nothing in this process writes.
         let map = unsafe { Mmap::map(&f) }.map_err(|e| ImportError::io(path, e))?;
+        Self::parse(path, map)
+    }
+
+    /// Parses a copy of `bytes` as if it were the file at `path` (for tests and fuzzing).
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<GgufFile, ImportError> {
+        let mut anon =
+            memmap2::MmapMut::map_anon(bytes.len().max(1)).map_err(|e| ImportError::io(path, e))?;
+        anon[..bytes.len()].copy_from_slice(bytes);
+        let map = anon
+            .make_read_only()
+            .map_err(|e| ImportError::io(path, e))?;
+        Self::parse(path, map)
+    }
+
+    fn parse(path: &Path, map: Mmap) -> Result<GgufFile, ImportError> {
         let mut c = Cur {
             b: &map,
             pos: 0,

@@ -58,14 +58,20 @@ fn read_opt(p: &Path, max: u64) -> Result<Option<String>, ImportError> {
     }
 }
 
+/// The model description of a config.json (`v`, read from `path`): its raw counts and types checked, translated,
+/// and validated.
+pub fn hf_config(v: &serde_json::Value, path: &Path) -> Result<ModelConfig, ImportError> {
+    precheck::hf_config(v, path)?;
+    hf::config_from_json(v, path)
+}
+
 fn open_hf(dir: &Path) -> Result<Checkpoint, ImportError> {
     let cfg_path = dir.join("config.json");
     let raw = read_opt(&cfg_path, limits::MAX_CONFIG_BYTES)?
         .ok_or_else(|| ImportError::io(&cfg_path, std::io::ErrorKind::NotFound.into()))?;
     let v: serde_json::Value =
         serde_json::from_str(&raw).map_err(|e| ImportError::parse(&cfg_path, e.to_string()))?;
-    precheck::hf_config(&v, &cfg_path)?;
-    let config = hf::config_from_json(&v, &cfg_path)?;
+    let config = hf_config(&v, &cfg_path)?;
     let source = source::SafetensorsDir::open(dir)?;
     let plan = hf::plan(&config, &source);
     let tokenizer_json = read_opt(&dir.join("tokenizer.json"), limits::MAX_TOKENIZER_BYTES)?;

@@ -69,8 +69,10 @@ impl SafetensorsDir {
             let f = std::fs::File::open(&p).map_err(|e| ImportError::io(&p, e))?;
             // SAFETY: read-only map of a checkpoint that nothing in this process writes.
             let map = unsafe { Mmap::map(&f) }.map_err(|e| ImportError::io(&p, e))?;
-            let st = SafeTensors::deserialize(&map)
-                .map_err(|e| ImportError::parse(&p, e.to_string()))?;
+            let st = SafeTensors::deserialize(&map).map_err(|e| {
+                let why = name_bad_tensor(&map).map_or(String::new(), |w| format!(": {w}"));
+                ImportError::parse(&p, format!("{e}{why}"))
+            })?;
             for (k, v) in st.tensors() {
                 index.insert(k, (i, v.shape().to_vec(), v.dtype()));
             }
@@ -129,4 +131,65 @@ impl TensorSource for SafetensorsDir {
             _ => return Err(bad()),
         })
     }
+}
+
+/// Bytes per element of the safetensors dtypes, by header name.
+fn dtype_bytes(d: &str) -> Option<u64> {
+    Some(match d {
+        "F64" | "I64" | "U64" => 8,
+        "F32" | "I32" | "U32" => 4,
+        "F16" | "BF16" | "I16" | "U16" => 2,
+        "I8" | "U8" | "BOOL" | "F8_E4M3" | "F8_E5M2" => 1,
+        _ => return None,
+    })
+}
+
+/// When the safetensors crate refuses a header without saying which tensor is at fault ("invalid shape, data
+/// type, or offset for tensor"), finds the first tensor whose offsets, shape and dtype do not agree, and says why.
+fn name_bad_tensor(bytes: &[u8]) -> Option<String> {
+    let n = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    let end = usize::try_from(n).ok()?.checked_add(8)?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(bytes.get(8..end)?).ok()?;
+    let data_len = (bytes.len() - end) as u64;
+    let mut spans = Vec::new();
+    for (name, t) in header.iter().filter(|(k, _)| *k != "__metadata__") {
+        let (dtype, shape, offsets) = (t.get("dtype")?, t.get("shape")?, t.get("data_offsets")?);
+        let dims: Option<Vec<u64>> = shape.as_array()?.iter().map(|d| d.as_u64()).collect();
+        let Some(dims) = dims else {
+            return Some(format!(
+                "tensor `{name}`: shape {shape} is not a list of sizes"
+            ));
+        };
+        let o: Option<Vec<u64>> = offsets.as_array()?.iter().map(|d| d.as_u64()).collect();
+        let Some([s, e]) = o.as_deref().and_then(|o| <[u64; 2]>::try_from(o).ok()) else {
+            return Some(format!(
+                "tensor `{name}`: data_offsets {offsets} is not [start, end]"
+            ));
+        };
+        let Some(bpe) = dtype.as_str().and_then(dtype_bytes) else {
+            return Some(format!("tensor `{name}`: unknown dtype {dtype}"));
+        };
+        let need = dims
+            .iter()
+            .try_fold(bpe, |a, &d| a.checked_mul(d))
+            .map_or("more than 2^64".to_string(), |b| b.to_string());
+        if e < s || e - s != need.parse().unwrap_or(u64::MAX) {
+            return Some(format!(
+                "tensor `{name}`: shape {dims:?} of {dtype} needs {need} bytes, data_offsets [{s}, {e}] hold {}",
+                e.saturating_sub(s)
+            ));
+        }
+        if e > data_len {
+            return Some(format!(
+                "tensor `{name}`: data_offsets [{s}, {e}] run past the {data_len} bytes of data"
+            ));
+        }
+        spans.push((s, e, name));
+    }
+    spans.sort();
+    spans
+        .windows(2)
+        .find(|w| w[1].0 != w[0].1)
+        .map(|w| format!("tensor `{}` does not start where `{}` ends", w[1].2, w[0].2))
 }

@@ -140,8 +140,8 @@ pub fn render_template(
     );
     env.add_template("chat", tpl)?;
     let t = env.get_template("chat")?;
-    let mut out = Capped(Vec::new());
-    t.render_captured_to(
+    let mut out = Capped(Vec::new(), false);
+    let r = t.render_captured_to(
         minijinja::context! {
             messages => messages,
             add_generation_prompt => true,
@@ -149,7 +149,15 @@ pub fn render_template(
             eos_token => eos,
         },
         &mut out,
-    )?;
+    );
+    if out.1 {
+        // minijinja reports a failed write without its cause: say what it was.
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("output exceeds the cap of {MAX_TEMPLATE_OUTPUT} bytes"),
+        ));
+    }
+    r?;
     String::from_utf8(out.0).map_err(|_| {
         minijinja::Error::new(
             minijinja::ErrorKind::InvalidOperation,
@@ -158,12 +166,13 @@ pub fn render_template(
     })
 }
 
-/// A byte sink that refuses to grow past [`MAX_TEMPLATE_OUTPUT`].
-struct Capped(Vec<u8>);
+/// A byte sink that refuses to grow past [`MAX_TEMPLATE_OUTPUT`] (and remembers that it refused).
+struct Capped(Vec<u8>, bool);
 
 impl std::io::Write for Capped {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
         if self.0.len().saturating_add(b.len()) > MAX_TEMPLATE_OUTPUT {
+            self.1 = true;
             return Err(std::io::Error::other(format!(
                 "output exceeds the cap of {MAX_TEMPLATE_OUTPUT} bytes"
             )));
