@@ -146,3 +146,138 @@ pub fn chat_template(data: &[u8]) -> bool {
 pub fn bridge_encode(data: &[u8]) -> bool {
     flint_bridge::json::fuzz_encode(data).is_some()
 }
+
+/// The fuzz/ folder at the workspace root.
+pub fn fuzz_dir() -> std::path::PathBuf {
+    crate::root().join("fuzz")
+}
+
+/// A small config.json of `arch` (2 layers, hidden 16; MoE archs with 4 experts) and a safetensors file with
+/// every tensor its plan asks for (zeros), framed as [`safetensors_config`] takes them: a valid seed.
+pub fn tiny_hf_seed(arch: &str) -> Vec<u8> {
+    let mut cfg = serde_json::json!({
+        "model_type": arch, "hidden_size": 16, "num_attention_heads": 2, "num_key_value_heads": 1,
+        "head_dim": 8, "num_hidden_layers": 2, "intermediate_size": 32, "vocab_size": 32,
+        "max_position_embeddings": 64, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+        "tie_word_embeddings": false, "bos_token_id": 1, "eos_token_id": [2],
+    });
+    if arch.contains("moe") || arch == "mixtral" {
+        let o = cfg.as_object_mut().expect("object");
+        o.insert("num_experts".into(), 4.into());
+        o.insert("num_local_experts".into(), 4.into());
+        o.insert("num_experts_per_tok".into(), 2.into());
+        o.insert("moe_intermediate_size".into(), 8.into());
+        if arch == "qwen2_moe" {
+            o.insert("shared_expert_intermediate_size".into(), 8.into());
+        }
+    }
+    let config =
+        import::hf_config(&cfg, Path::new("seed/config.json")).expect("a valid seed config");
+    let plan = import::hf::plan(&config, &Shapes(Default::default()));
+    let data: Vec<(String, Vec<usize>, Vec<u8>)> = plan
+        .items
+        .iter()
+        .map(|it| {
+            let n: usize = it.shape.iter().product();
+            (
+                it.fetch.key().to_string(),
+                it.shape.clone(),
+                vec![0u8; n * 4],
+            )
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = data
+        .iter()
+        .map(|(k, s, b)| {
+            let v = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                .expect("view");
+            (k.clone(), v)
+        })
+        .collect();
+    let st = safetensors::serialize(views, None).expect("serialize");
+    let cfg = cfg.to_string().into_bytes();
+    let mut out = (cfg.len() as u32).to_le_bytes().to_vec();
+    out.extend(cfg);
+    out.extend(st);
+    assert!(safetensors_config(&out), "the {arch} seed is accepted");
+    out
+}
+
+/// Chat templates in the styles of real models (ChatML, Llama 3, one with macros, filters and namespaces).
+pub const TEMPLATE_SEEDS: &[&str] = &[
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}",
+    "{{ bos_token }}{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + message['content'] | trim + '<|eot_id|>' }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}",
+    "{%- macro render(m) -%}[{{ m.role | upper }}] {{ m.content | replace('France', 'F') }}{%- endmacro -%}{%- set ns = namespace(n=0) -%}{%- for m in messages -%}{%- set ns.n = ns.n + 1 -%}{{ render(m) }}{% if not loop.last %}\n{% endif %}{%- endfor -%}{{ '\n' ~ ns.n ~ eos_token if add_generation_prompt else raise_exception('no prompt') }}",
+    "{% if messages | length > 5 %}{{ raise_exception('too long') }}{% endif %}{% for m in messages | reverse %}{{ m.content[:4] }}{{ range(3) | join(',') }}{% endfor %}",
+];
+
+/// Writes the seed corpora from valid inputs: `fuzz/corpus/<target>/seed-*`.
+pub fn write_seeds() {
+    let put = |target: &str, name: &str, data: &[u8]| {
+        let d = fuzz_dir().join("corpus").join(target);
+        std::fs::create_dir_all(&d).expect("corpus dir");
+        std::fs::write(d.join(format!("seed-{name}")), data).expect("seed");
+    };
+    // .flint: the tiny llama GGUF imported (with and without tensors), mode byte 1 (recompute the CRC).
+    let tmp = tempfile::tempdir().expect("tmp");
+    let g = tmp.path().join("t.gguf");
+    std::fs::write(&g, crate::hostile::llama_gguf(16, 32, 1).bytes()).expect("gguf");
+    let full = tmp.path().join("t.flint");
+    let ck = import::open(&g).expect("tiny gguf");
+    import::write(&ck, &full, flint_format::DType::F16, |_, _| {}).expect("write");
+    let b = std::fs::read(&full).expect("read");
+    assert!(
+        flint_file(&[[1u8].as_slice(), &b].concat()),
+        "the .flint seed loads"
+    );
+    put(
+        "flint_file",
+        "tiny-llama-f16",
+        &[[1u8].as_slice(), &b].concat(),
+    );
+    let meta_only = tmp.path().join("m.flint");
+    let mut w = flint_format::Writer::create(&meta_only).expect("writer");
+    w.set_metadata(import::model_metadata(&ck, flint_format::DType::F16));
+    w.finish().expect("finish");
+    let m = std::fs::read(&meta_only).expect("read");
+    put(
+        "flint_file",
+        "metadata-only",
+        &[[1u8].as_slice(), &m].concat(),
+    );
+    // GGUF: the tiny llama, and one without a vocabulary.
+    let gb = crate::hostile::llama_gguf(16, 32, 1).bytes();
+    assert!(gguf_file(&gb), "the GGUF seed is accepted");
+    put("gguf", "tiny-llama", &gb);
+    let nv = crate::hostile::llama_gguf(16, 32, 1)
+        .without("tokenizer.ggml.tokens")
+        .u32("llama.vocab_size", 32)
+        .bytes();
+    put("gguf", "no-vocab", &nv);
+    for arch in [
+        "llama",
+        "qwen2",
+        "qwen3",
+        "qwen2_moe",
+        "qwen3_moe",
+        "olmoe",
+        "mixtral",
+    ] {
+        put("safetensors_config", arch, &tiny_hf_seed(arch));
+    }
+    for (i, t) in TEMPLATE_SEEDS.iter().enumerate() {
+        assert!(chat_template(t.as_bytes()), "template seed {i} renders");
+        put("chat_template", &i.to_string(), t.as_bytes());
+    }
+    let jl = std::fs::read(crate::root().join("firmware-bridge/samples/messages.jsonl"))
+        .expect("samples");
+    assert!(bridge_encode(&jl), "the sample stream encodes");
+    put("bridge_encode", "messages", &jl);
+    for (i, line) in jl
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        put("bridge_encode", &format!("line{i}"), line);
+    }
+}

@@ -230,9 +230,16 @@ impl Gguf {
 }
 
 /// A small but complete llama GGUF (2 layers, hidden 64, vocab 32, random-ish weights): valid input the hostile
-/// tests damage one key at a time, and the fuzz seed.
+/// tests damage one key at a time.
 pub fn tiny_llama_gguf() -> Gguf {
-    let (h, heads, kv, hd, inter, vocab, layers) = (64u64, 4u64, 2u64, 16u64, 128u64, 32u64, 2);
+    llama_gguf(64, 128, 2)
+}
+
+/// A complete llama GGUF of hidden size `h` (4 heads, 2 kv heads), feed-forward width `inter` and `layers`
+/// layers, vocabulary 32.
+pub fn llama_gguf(h: u64, inter: u64, layers: u64) -> Gguf {
+    let (heads, kv, vocab) = (4u64, 2u64, 32u64);
+    let hd = h / heads;
     let vals = |n: u64| {
         (0..n)
             .map(|i| ((i * 7919 % 101) as f32 - 50.0) / 500.0)
