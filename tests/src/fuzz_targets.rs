@@ -9,8 +9,11 @@ use flint_model::{Model, ModelConfig};
 use flint_quantize::import::{self, gguf, plan::Plan, source::TensorSource};
 use std::path::Path;
 
+/// A target's body: whether the input was accepted.
+pub type Body = fn(&[u8]) -> bool;
+
 /// The targets, by name: the fuzz/ binaries, the corpus folders and this table agree.
-pub const TARGETS: &[(&str, fn(&[u8]) -> bool)] = &[
+pub const TARGETS: &[(&str, Body)] = &[
     ("flint_file", flint_file),
     ("gguf", gguf_file),
     ("safetensors_config", safetensors_config),

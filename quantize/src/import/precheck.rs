@@ -3,6 +3,9 @@
 //! present has the JSON type it must have (a string `rope_theta` is an error, not the default). Errors name the
 //! file and the config.json key. [`flint_model::ModelConfig::validate`] then checks the translated description.
 
+// Sizes here come from outside the process: no unchecked arithmetic or indexing.
+#![warn(clippy::arithmetic_side_effects, clippy::indexing_slicing)]
+
 use crate::ImportError;
 use flint_model::config::limits::{self, at_most};
 use serde_json::Value;
@@ -112,7 +115,7 @@ pub fn hf_config(v: &Value, path: &Path) -> Result<(), ImportError> {
         };
         at_most("", ids.len(), limits::MAX_EOS_IDS).map_err(|e| err(k, e.msg))?;
         for id in ids {
-            if !id.as_u64().is_some_and(|n| u32::try_from(n).is_ok()) {
+            if id.as_u64().is_none_or(|n| u32::try_from(n).is_err()) {
                 return Err(err(k, format!("{id} is not a token id (0..2^32)")));
             }
         }

@@ -7,6 +7,9 @@
 //! The caps are far above any released model (the largest today have ~128 layers, 128 heads, 256 experts, 256k
 //! vocabularies) and far below what would exhaust a device's memory or time before a tensor is even read.
 
+// Sizes here come from outside the process: no unchecked arithmetic or indexing.
+#![warn(clippy::arithmetic_side_effects, clippy::indexing_slicing)]
+
 use super::ModelConfig;
 
 /// Decoder blocks.
@@ -174,7 +177,7 @@ pub fn check_config(c: &ModelConfig) -> Result<(), Invalid> {
         MAX_POSITIONS,
     )?;
     at_most("intermediate_size", c.intermediate_size, MAX_INTERMEDIATE)?;
-    if heads % kv_heads != 0 {
+    if heads.checked_rem(kv_heads) != Some(0) {
         return Err(bad(
             "num_heads",
             format!("({heads}) is not a multiple of `num_kv_heads` ({kv_heads})"),
