@@ -141,15 +141,25 @@ pub fn render_template(
     env.add_template("chat", tpl)?;
     let t = env.get_template("chat")?;
     let mut out = Capped(Vec::new(), false);
-    let r = t.render_captured_to(
-        minijinja::context! {
-            messages => messages,
-            add_generation_prompt => true,
-            bos_token => bos,
-            eos_token => eos,
-        },
-        &mut out,
-    );
+    // minijinja 2.24 has arithmetic that overflows on some slices (`x[2:5:-1]`): a panic with overflow checks on,
+    // wrapping without. A template from a file must not take the process down either way.
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        t.render_captured_to(
+            minijinja::context! {
+                messages => messages,
+                add_generation_prompt => true,
+                bos_token => bos,
+                eos_token => eos,
+            },
+            &mut out,
+        )
+    }))
+    .map_err(|_| {
+        minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            "the template engine failed on this template",
+        )
+    })?;
     if out.1 {
         // minijinja reports a failed write without its cause: say what it was.
         return Err(minijinja::Error::new(
