@@ -257,15 +257,7 @@ pub fn write_seeds() {
         .u32("llama.vocab_size", 32)
         .bytes();
     put("gguf", "no-vocab", &nv);
-    for arch in [
-        "llama",
-        "qwen2",
-        "qwen3",
-        "qwen2_moe",
-        "qwen3_moe",
-        "olmoe",
-        "mixtral",
-    ] {
+    for &arch in flint_model::config::limits::ARCHITECTURES {
         put("safetensors_config", arch, &tiny_hf_seed(arch));
     }
     for (i, t) in TEMPLATE_SEEDS.iter().enumerate() {

@@ -300,6 +300,15 @@ fn templates_tokenizers_threads_and_sizes_are_bounded() {
         "negative",
         &["--threads"],
     );
+    // More threads than CPUs, within the cap: allowed, with a warning.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let more = (cpus + 1).to_string();
+    let o = logits(&good, &["--threads", &more]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && e.contains("warning: --threads"),
+        "{e}"
+    );
     let board = tmp.path().join("board.toml");
     let profile =
         std::fs::read_to_string(flint_tests::root().join("targets/boards/x86_64-host.toml"))

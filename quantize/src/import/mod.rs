@@ -156,6 +156,12 @@ pub fn write(
             ),
         });
     }
+    // The same check `Model::load` makes: never write a file the runtime would refuse.
+    ck.config.validate().map_err(|msg| ImportError::Config {
+        path: ck.source.path().display().to_string(),
+        key: "model.config".into(),
+        msg,
+    })?;
     let mut w = Writer::create(out)?;
     w.set_metadata(model_metadata(ck, dtype));
     let fetcher = Fetcher::new(ck.source.as_ref());
