@@ -1,5 +1,8 @@
 //! Where tensors come from: a folder of safetensors files (with or without an index), or a GGUF file.
 
+// Sizes here come from outside the process: no unchecked arithmetic or indexing.
+#![warn(clippy::arithmetic_side_effects, clippy::indexing_slicing)]
+
 use crate::ImportError;
 use half::{bf16, f16};
 use memmap2::Mmap;
@@ -14,6 +17,8 @@ pub trait TensorSource {
     /// The shape of a tensor, if present.
     fn shape(&self, key: &str) -> Option<Vec<usize>>;
     /// The tensor's values converted to f32, row-major.
+    // The indexing below is into fixed-size `chunks_exact` pieces: it cannot go out of bounds.
+    #[allow(clippy::indexing_slicing)]
     fn load_f32(&self, key: &str) -> Result<Vec<f32>, ImportError>;
 }
 
@@ -95,15 +100,17 @@ impl TensorSource for SafetensorsDir {
         self.index.get(key).map(|(_, s, _)| s.clone())
     }
 
+    // The indexing below is into fixed-size `chunks_exact` pieces: it cannot go out of bounds.
+    #[allow(clippy::indexing_slicing)]
     fn load_f32(&self, key: &str) -> Result<Vec<f32>, ImportError> {
-        let (fi, _, _) = self
+        let (p, map) = self
             .index
             .get(key)
+            .and_then(|(fi, _, _)| self.files.get(*fi))
             .ok_or_else(|| ImportError::MissingTensor {
                 path: self.dir.display().to_string(),
                 name: key.into(),
             })?;
-        let (p, map) = &self.files[*fi];
         let st = SafeTensors::deserialize(map).map_err(|e| ImportError::parse(p, e.to_string()))?;
         let t = st
             .tensor(key)
@@ -151,7 +158,7 @@ fn name_bad_tensor(bytes: &[u8]) -> Option<String> {
     let end = usize::try_from(n).ok()?.checked_add(8)?;
     let header: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(bytes.get(8..end)?).ok()?;
-    let data_len = (bytes.len() - end) as u64;
+    let data_len = bytes.len().saturating_sub(end) as u64;
     let mut spans = Vec::new();
     for (name, t) in header.iter().filter(|(k, _)| *k != "__metadata__") {
         let (dtype, shape, offsets) = (t.get("dtype")?, t.get("shape")?, t.get("data_offsets")?);
@@ -170,11 +177,9 @@ fn name_bad_tensor(bytes: &[u8]) -> Option<String> {
         let Some(bpe) = dtype.as_str().and_then(dtype_bytes) else {
             return Some(format!("tensor `{name}`: unknown dtype {dtype}"));
         };
-        let need = dims
-            .iter()
-            .try_fold(bpe, |a, &d| a.checked_mul(d))
-            .map_or("more than 2^64".to_string(), |b| b.to_string());
-        if e < s || e - s != need.parse().unwrap_or(u64::MAX) {
+        let need = dims.iter().try_fold(bpe, |a, &d| a.checked_mul(d));
+        if need.is_none() || e.checked_sub(s) != need {
+            let need = need.map_or("more than 2^64".to_string(), |b| b.to_string());
             return Some(format!(
                 "tensor `{name}`: shape {dims:?} of {dtype} needs {need} bytes, data_offsets [{s}, {e}] hold {}",
                 e.saturating_sub(s)
@@ -188,8 +193,11 @@ fn name_bad_tensor(bytes: &[u8]) -> Option<String> {
         spans.push((s, e, name));
     }
     spans.sort();
-    spans
-        .windows(2)
-        .find(|w| w[1].0 != w[0].1)
-        .map(|w| format!("tensor `{}` does not start where `{}` ends", w[1].2, w[0].2))
+    spans.windows(2).find_map(|w| match w {
+        [a, b] if b.0 != a.1 => Some(format!(
+            "tensor `{}` does not start where `{}` ends",
+            b.2, a.2
+        )),
+        _ => None,
+    })
 }
