@@ -180,14 +180,7 @@ impl GgufFile {
 
     /// Parses a copy of `bytes` as if it were the file at `path` (for tests and fuzzing).
     pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<GgufFile, ImportError> {
-        let mut anon =
-            memmap2::MmapMut::map_anon(bytes.len().max(1)).map_err(|e| ImportError::io(path, e))?;
-        if let Some(d) = anon.get_mut(..bytes.len()) {
-            d.copy_from_slice(bytes);
-        }
-        let map = anon
-            .make_read_only()
-            .map_err(|e| ImportError::io(path, e))?;
+        let map = flint_format::map_copy(bytes).map_err(|e| ImportError::io(path, e))?;
         Self::parse(path, map)
     }
 

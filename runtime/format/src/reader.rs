@@ -98,14 +98,7 @@ impl FlintFile {
     /// which have bytes rather than a file).
     pub fn from_bytes(path: impl AsRef<Path>, bytes: &[u8]) -> Result<FlintFile, FormatError> {
         let path = path.as_ref().to_path_buf();
-        let mut anon = memmap2::MmapMut::map_anon(bytes.len().max(1))
-            .map_err(|e| FormatError::io(&path, e))?;
-        if let Some(d) = anon.get_mut(..bytes.len()) {
-            d.copy_from_slice(bytes);
-        }
-        let map = anon
-            .make_read_only()
-            .map_err(|e| FormatError::io(&path, e))?;
+        let map = map_copy(bytes).map_err(|e| FormatError::io(&path, e))?;
         Self::from_map(path, map)
     }
 
@@ -301,6 +294,16 @@ impl FlintFile {
         }
         Ok(())
     }
+}
+
+/// A read-only anonymous map holding a copy of `bytes` (at least one byte long): what a parser that takes a map
+/// can be given in tests and fuzzing instead of a file.
+pub fn map_copy(bytes: &[u8]) -> std::io::Result<Mmap> {
+    let mut anon = memmap2::MmapMut::map_anon(bytes.len().max(1))?;
+    if let Some(d) = anon.get_mut(..bytes.len()) {
+        d.copy_from_slice(bytes);
+    }
+    anon.make_read_only()
 }
 
 /// A bounds-checked little-endian cursor over the directory bytes.
