@@ -2,6 +2,9 @@
 //! checkpoints into temporary `.flint` files, and running the built binaries (under `FLINT_TEST_RUNNER`, e.g.
 //! `qemu-aarch64-static -cpu max`, when the tests themselves run under an emulator).
 
+pub mod fuzz_targets;
+pub mod hostile;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -32,7 +32,7 @@ fn compare(
     logits: &[f32],
     trace: &Trace,
 ) {
-    let e = rel_err(&logits, &io["out.logits"].data);
+    let e = rel_err(logits, &io["out.logits"].data);
     assert!(e < TOL, "{case}/{layout}: logits differ by {e:e}");
     let hs = &io["out.hidden_states"];
     let per = hs.data.len() / hs.shape[0];

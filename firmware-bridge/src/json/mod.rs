@@ -12,7 +12,9 @@ use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 
 mod stream;
 use std::prelude::rust_2021::*;
-pub use stream::{decode_stream, encode_stream, StreamReport};
+pub use stream::{
+    decode_stream, encode_stream, fuzz_encode, Lines, StreamReport, MAX_INPUT, MAX_LINE,
+};
 
 /// A colour as `[r, g, b]` (5, 6 and 5 bits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

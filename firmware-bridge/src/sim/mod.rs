@@ -29,6 +29,27 @@ pub struct SimConfig {
     pub window: u8,
 }
 
+/// Most pixels a simulated display may have (`width × height`): 4096 × 4096, 32 MiB of RGB565.
+pub const MAX_PIXELS: u32 = 4096 * 4096;
+
+impl SimConfig {
+    /// Checks the display size: neither side 0, at most [`MAX_PIXELS`] in all.
+    pub fn validate(&self) -> Result<(), String> {
+        let (w, h) = (self.width, self.height);
+        if w == 0 || h == 0 {
+            return Err(format!(
+                "display size {w}x{h}: width and height must be positive"
+            ));
+        }
+        if u32::from(w) * u32::from(h) > MAX_PIXELS {
+            return Err(format!(
+                "display size {w}x{h} exceeds the cap of {MAX_PIXELS} pixels"
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {

@@ -70,6 +70,9 @@ pub fn run(
     stop: &AtomicBool,
     mut on_link: impl FnMut(&Path),
 ) -> std::io::Result<Device> {
+    cfg.sim
+        .validate()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let mut dev = Device::new(cfg.sim.clone());
     let mut drop_after = cfg.drop_after;
     let mut buf = vec![0u8; 4096];

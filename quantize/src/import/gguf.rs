@@ -3,6 +3,7 @@
 
 pub use super::gguf_file::{GValue, GgufFile};
 use super::plan::{Fetch, Plan};
+use super::precheck;
 use super::source::TensorSource;
 use super::Checkpoint;
 use crate::ImportError;
@@ -27,7 +28,13 @@ impl TensorSource for GgufFile {
 
 /// Opens a GGUF file as a checkpoint.
 pub fn open(path: &Path) -> Result<Checkpoint, ImportError> {
-    let g = GgufFile::open(path)?;
+    from_file(GgufFile::open(path)?)
+}
+
+/// Turns a parsed GGUF file into a checkpoint (its config validated, its plan built).
+pub fn from_file(g: GgufFile) -> Result<Checkpoint, ImportError> {
+    let path = g.path.clone();
+    let path = path.as_path();
     let arch =
         g.kv.get("general.architecture")
             .and_then(GValue::as_str)
@@ -49,20 +56,29 @@ pub fn open(path: &Path) -> Result<Checkpoint, ImportError> {
         let key = format!("llama.{k}");
         g.kv.get(&key)
             .and_then(GValue::as_u64)
-            .map(|v| v as usize)
+            .map(|v| usize::try_from(v).unwrap_or(usize::MAX))
             .ok_or_else(|| key_err(&key, "missing or not an integer"))
     };
-    let float = |k: &str, d: f64| {
-        g.kv.get(&format!("llama.{k}"))
-            .and_then(GValue::as_f64)
-            .unwrap_or(d) as f32
+    let float = |k: &str, d: f64| -> Result<f32, ImportError> {
+        let key = format!("llama.{k}");
+        match g.kv.get(&key) {
+            None => Ok(d as f32),
+            Some(v) => v
+                .as_f64()
+                .map(|x| x as f32)
+                .ok_or_else(|| key_err(&key, "is not a number")),
+        }
     };
-    let tokens: Vec<String> = match g.kv.get("tokenizer.ggml.tokens").and_then(GValue::as_array) {
-        Some(a) => a
-            .iter()
-            .map(|v| v.as_str().unwrap_or("").to_string())
-            .collect(),
+    precheck::gguf_counts(
+        |k| g.kv.get(&format!("llama.{k}")).and_then(GValue::as_u64),
+        path,
+    )?;
+    let tokens: Vec<String> = match g.kv.get("tokenizer.ggml.tokens") {
         None => Vec::new(),
+        Some(v) => v
+            .as_array()
+            .and_then(|a| a.iter().map(|t| t.as_str().map(str::to_string)).collect())
+            .ok_or_else(|| key_err("tokenizer.ggml.tokens", "is not an array of strings"))?,
     };
     let hidden = num("embedding_length")?;
     let heads = num("attention.head_count")?;
@@ -75,7 +91,22 @@ pub fn open(path: &Path) -> Result<Checkpoint, ImportError> {
         Err(_) if !tokens.is_empty() => tokens.len(),
         Err(e) => return Err(e),
     };
-    let id = |k: &str| g.kv.get(k).and_then(GValue::as_u64).map(|v| v as u32);
+    if !tokens.is_empty() && tokens.len() != vocab {
+        return Err(key_err(
+            "tokenizer.ggml.tokens",
+            &format!("has {} entries for a vocabulary of {vocab}", tokens.len()),
+        ));
+    }
+    let id = |k: &str| -> Result<Option<u32>, ImportError> {
+        match g.kv.get(k) {
+            None => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .map(Some)
+                .ok_or_else(|| key_err(k, "is not a token id (0..2^32)")),
+        }
+    };
     let config = ModelConfig {
         arch: "llama".into(),
         vocab_size: vocab,
@@ -85,16 +116,16 @@ pub fn open(path: &Path) -> Result<Checkpoint, ImportError> {
         num_kv_heads: kv_heads,
         head_dim: num("rope.dimension_count").unwrap_or(hidden / heads),
         intermediate_size: num("feed_forward_length")?,
-        rope_theta: float("rope.freq_base", 10000.0),
-        rms_norm_eps: float("attention.layer_norm_rms_epsilon", 1e-5),
+        rope_theta: float("rope.freq_base", 10000.0)?,
+        rms_norm_eps: float("attention.layer_norm_rms_epsilon", 1e-5)?,
         max_position_embeddings: num("context_length").unwrap_or(4096),
         tie_word_embeddings: !g.tensors.contains_key("output.weight"),
         qkv_bias: false,
         o_bias: false,
         qk_norm: QkNorm::None,
         moe: None,
-        bos_token_id: id("tokenizer.ggml.bos_token_id"),
-        eos_token_ids: id("tokenizer.ggml.eos_token_id").into_iter().collect(),
+        bos_token_id: id("tokenizer.ggml.bos_token_id")?,
+        eos_token_ids: id("tokenizer.ggml.eos_token_id")?.into_iter().collect(),
         ..Default::default()
     };
     config.validate().map_err(|m| key_err("llama.*", &m))?;

@@ -2,6 +2,9 @@
 //! SmolLM2's GGUF uses (F32, F16, Q4_0, Q4_1, Q8_0). Every count and length is checked against the file size before
 //! anything is allocated.
 
+// Sizes here come from outside the process: no unchecked arithmetic or indexing.
+#![warn(clippy::arithmetic_side_effects, clippy::indexing_slicing)]
+
 use crate::ImportError;
 use half::f16;
 use memmap2::Mmap;
@@ -106,21 +109,23 @@ impl<'a> Cur<'a> {
     fn take(&mut self, n: u64, what: &str) -> Result<&'a [u8], ImportError> {
         let end = (self.pos as u64)
             .checked_add(n)
-            .filter(|&e| e <= self.b.len() as u64);
-        let end =
-            end.ok_or_else(|| self.err(&format!("{what} runs past the end of the file")))? as usize;
-        let s = &self.b[self.pos..end];
-        self.pos = end;
-        Ok(s)
+            .and_then(|e| usize::try_from(e).ok());
+        let s = end
+            .and_then(|e| Some((e, self.b.get(self.pos..e)?)))
+            .ok_or_else(|| self.err(&format!("{what} runs past the end of the file")))?;
+        self.pos = s.0;
+        Ok(s.1)
+    }
+    fn arr<const N: usize>(&mut self, what: &str) -> Result<[u8; N], ImportError> {
+        let s = self.take(N as u64, what)?;
+        s.try_into()
+            .map_err(|_| self.err(&format!("{what} runs past the end of the file")))
     }
     fn u32(&mut self, what: &str) -> Result<u32, ImportError> {
-        let s = self.take(4, what)?;
-        Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+        self.arr(what).map(u32::from_le_bytes)
     }
     fn u64(&mut self, what: &str) -> Result<u64, ImportError> {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.take(8, what)?);
-        Ok(u64::from_le_bytes(a))
+        self.arr(what).map(u64::from_le_bytes)
     }
     fn string(&mut self, what: &str) -> Result<String, ImportError> {
         let n = self.u64(what)?;
@@ -129,20 +134,14 @@ impl<'a> Cur<'a> {
     }
     fn value(&mut self, ty: u32, depth: u32) -> Result<GValue, ImportError> {
         Ok(match ty {
-            0 => GValue::UInt(self.take(1, "u8")?[0] as u64),
-            1 => GValue::Int(self.take(1, "i8")?[0] as i8 as i64),
-            2 => {
-                let s = self.take(2, "u16")?;
-                GValue::UInt(u16::from_le_bytes([s[0], s[1]]) as u64)
-            }
-            3 => {
-                let s = self.take(2, "i16")?;
-                GValue::Int(i16::from_le_bytes([s[0], s[1]]) as i64)
-            }
+            0 => GValue::UInt(u8::from_le_bytes(self.arr("u8")?) as u64),
+            1 => GValue::Int(i8::from_le_bytes(self.arr("i8")?) as i64),
+            2 => GValue::UInt(u16::from_le_bytes(self.arr("u16")?) as u64),
+            3 => GValue::Int(i16::from_le_bytes(self.arr("i16")?) as i64),
             4 => GValue::UInt(self.u32("u32")? as u64),
             5 => GValue::Int(self.u32("i32")? as i32 as i64),
             6 => GValue::Float(f32::from_bits(self.u32("f32")?) as f64),
-            7 => GValue::Bool(self.take(1, "bool")?[0] != 0),
+            7 => GValue::Bool(self.arr::<1>("bool")? != [0]),
             8 => GValue::Str(self.string("string")?),
             9 => {
                 if depth > 2 {
@@ -151,12 +150,12 @@ impl<'a> Cur<'a> {
                 let et = self.u32("array type")?;
                 let n = self.u64("array length")?;
                 // Every element takes at least one byte: a longer array cannot fit in the file.
-                if n > (self.b.len() - self.pos) as u64 {
+                if n > self.b.len().saturating_sub(self.pos) as u64 {
                     return Err(self.err(&format!("array of {n} elements cannot fit in the file")));
                 }
                 let mut v = Vec::with_capacity(n as usize);
                 for _ in 0..n {
-                    v.push(self.value(et, depth + 1)?);
+                    v.push(self.value(et, depth.saturating_add(1))?);
                 }
                 GValue::Array(v)
             }
@@ -171,8 +170,21 @@ impl<'a> Cur<'a> {
 impl GgufFile {
     pub fn open(path: &Path) -> Result<GgufFile, ImportError> {
         let f = std::fs::File::open(path).map_err(|e| ImportError::io(path, e))?;
+        if f.metadata().is_ok_and(|m| m.is_dir()) {
+            return Err(ImportError::parse(path, "is a directory, not a GGUF file"));
+        }
         // SAFETY: read-only map of an input file nothing in this process writes.
         let map = unsafe { Mmap::map(&f) }.map_err(|e| ImportError::io(path, e))?;
+        Self::parse(path, map)
+    }
+
+    /// Parses a copy of `bytes` as if it were the file at `path` (for tests and fuzzing).
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<GgufFile, ImportError> {
+        let map = flint_format::map_copy(bytes).map_err(|e| ImportError::io(path, e))?;
+        Self::parse(path, map)
+    }
+
+    fn parse(path: &Path, map: Mmap) -> Result<GgufFile, ImportError> {
         let mut c = Cur {
             b: &map,
             pos: 0,
@@ -205,6 +217,9 @@ impl GgufFile {
             let k = c.string("key")?;
             let t = c.u32("value type")?;
             let v = c.value(t, 0)?;
+            if kv.contains_key(&k) {
+                return Err(c.err(&format!("duplicate metadata key `{k}`")));
+            }
             kv.insert(k, v);
         }
         let mut tensors = HashMap::new();
@@ -222,6 +237,12 @@ impl GgufFile {
                 .collect::<Result<Vec<_>, _>>()?;
             let ggml_type = c.u32("tensor type")?;
             let offset = c.u64("tensor offset")?;
+            if tensors.contains_key(&name) {
+                return Err(ImportError::parse(
+                    path,
+                    format!("GGUF: duplicate tensor name `{name}`"),
+                ));
+            }
             tensors.insert(
                 name,
                 GTensor {
@@ -241,7 +262,10 @@ impl GgufFile {
                 format!("GGUF: general.alignment {align} is not a power of two"),
             ));
         }
-        let data_start = (c.pos as u64).div_ceil(align) * align;
+        let data_start = (c.pos as u64)
+            .div_ceil(align)
+            .checked_mul(align)
+            .ok_or_else(|| c.err("data start overflows"))?;
         let g = GgufFile {
             path: path.to_path_buf(),
             kv,
@@ -286,13 +310,13 @@ impl GgufFile {
             .iter()
             .try_fold(1u64, |a, &d| a.checked_mul(d))
             .ok_or_else(|| bad("size overflows".into()))?;
-        if t.dims[0] % be as u64 != 0 {
+        let row = t.dims.first().copied().unwrap_or(0);
+        if row.checked_rem(be as u64) != Some(0) {
             return Err(bad(format!(
-                "row length {} is not a multiple of the block size {be}",
-                t.dims[0]
+                "row length {row} is not a multiple of the block size {be}"
             )));
         }
-        let len = (n / be as u64)
+        let len = (n.checked_div(be as u64).unwrap_or(0))
             .checked_mul(bb as u64)
             .ok_or_else(|| bad("size overflows".into()))?;
         let start = self
@@ -308,9 +332,12 @@ impl GgufFile {
     }
 
     /// The tensor dequantized to f32.
+    // The indexing below is into fixed-size `chunks_exact` blocks (4, 2, 18, 20 or 34 bytes) of a range that
+    // `byte_range` checked against the file: it cannot go out of bounds.
+    #[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
     pub fn load_f32(&self, name: &str) -> Result<Vec<f32>, ImportError> {
         let (r, ty, n) = self.byte_range(name)?;
-        let b = &self.map[r];
+        let b = self.map.get(r).unwrap_or_default();
         let mut out = Vec::with_capacity(n as usize);
         let h = |c: &[u8], i: usize| f16::from_le_bytes([c[i], c[i + 1]]).to_f32();
         match ty {

@@ -5,10 +5,12 @@ mod gguf_file;
 pub mod hf;
 pub mod muse_spark;
 pub mod plan;
+mod precheck;
 pub mod source;
 
 use crate::ImportError;
 use flint_format::{DType, Writer};
+use flint_model::config::limits;
 use flint_model::text::{KEY_BOS, KEY_CHAT_TEMPLATE, KEY_EOS, KEY_TOKENIZER};
 use flint_model::ModelConfig;
 use plan::{Fetcher, Plan};
@@ -48,30 +50,39 @@ pub fn open(src: &Path) -> Result<Checkpoint, ImportError> {
     Ok(ck)
 }
 
-fn read_opt(p: &Path) -> Result<Option<String>, ImportError> {
-    match std::fs::read_to_string(p) {
+/// Reads a text file of at most `max` bytes; `Ok(None)` when it does not exist.
+fn read_opt(p: &Path, max: u64) -> Result<Option<String>, ImportError> {
+    match limits::read_to_string_capped(p, max) {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(ImportError::io(p, e)),
     }
 }
 
+/// The model description of a config.json (`v`, read from `path`): its raw counts and types checked, translated,
+/// and validated.
+pub fn hf_config(v: &serde_json::Value, path: &Path) -> Result<ModelConfig, ImportError> {
+    precheck::hf_config(v, path)?;
+    hf::config_from_json(v, path)
+}
+
 fn open_hf(dir: &Path) -> Result<Checkpoint, ImportError> {
     let cfg_path = dir.join("config.json");
-    let raw = std::fs::read(&cfg_path).map_err(|e| ImportError::io(&cfg_path, e))?;
+    let raw = read_opt(&cfg_path, limits::MAX_CONFIG_BYTES)?
+        .ok_or_else(|| ImportError::io(&cfg_path, std::io::ErrorKind::NotFound.into()))?;
     let v: serde_json::Value =
-        serde_json::from_slice(&raw).map_err(|e| ImportError::parse(&cfg_path, e.to_string()))?;
-    let config = hf::config_from_json(&v, &cfg_path)?;
+        serde_json::from_str(&raw).map_err(|e| ImportError::parse(&cfg_path, e.to_string()))?;
+    let config = hf_config(&v, &cfg_path)?;
     let source = source::SafetensorsDir::open(dir)?;
     let plan = if config.arch == muse_spark::ARCH {
         muse_spark::plan(&config, &source, muse_spark::temperature(&v, &cfg_path)?)
     } else {
         hf::plan(&config, &source)
     };
-    let tokenizer_json = read_opt(&dir.join("tokenizer.json"))?;
+    let tokenizer_json = read_opt(&dir.join("tokenizer.json"), limits::MAX_TOKENIZER_BYTES)?;
     // The chat template lives in chat_template.jinja (newer) or tokenizer_config.json (older).
     let tc_path = dir.join("tokenizer_config.json");
-    let tc: Option<serde_json::Value> = read_opt(&tc_path)?
+    let tc: Option<serde_json::Value> = read_opt(&tc_path, limits::MAX_CONFIG_BYTES)?
         .map(|s| serde_json::from_str(&s).map_err(|e| ImportError::parse(&tc_path, e.to_string())))
         .transpose()?;
     let tc_str = |k: &str| {
@@ -80,7 +91,8 @@ fn open_hf(dir: &Path) -> Result<Checkpoint, ImportError> {
             .and_then(|v| v.as_str())
             .map(str::to_string)
     };
-    let chat_template = match read_opt(&dir.join("chat_template.jinja"))? {
+    let chat_template = match read_opt(&dir.join("chat_template.jinja"), limits::MAX_CONFIG_BYTES)?
+    {
         Some(t) => Some(t),
         None => tc_str("chat_template"),
     };
@@ -149,6 +161,12 @@ pub fn write(
             ),
         });
     }
+    // The same check `Model::load` makes: never write a file the runtime would refuse.
+    ck.config.validate().map_err(|msg| ImportError::Config {
+        path: ck.source.path().display().to_string(),
+        key: "model.config".into(),
+        msg,
+    })?;
     let mut w = Writer::create(out)?;
     w.set_metadata(model_metadata(ck, dtype));
     let fetcher = Fetcher::new(ck.source.as_ref());

@@ -1,5 +1,8 @@
 //! Where tensors come from: a folder of safetensors files (with or without an index), or a GGUF file.
 
+// Sizes here come from outside the process: no unchecked arithmetic or indexing.
+#![warn(clippy::arithmetic_side_effects, clippy::indexing_slicing)]
+
 use crate::ImportError;
 use half::{bf16, f16};
 use memmap2::Mmap;
@@ -14,6 +17,8 @@ pub trait TensorSource {
     /// The shape of a tensor, if present.
     fn shape(&self, key: &str) -> Option<Vec<usize>>;
     /// The tensor's values converted to f32, row-major.
+    // The indexing below is into fixed-size `chunks_exact` pieces: it cannot go out of bounds.
+    #[allow(clippy::indexing_slicing)]
     fn load_f32(&self, key: &str) -> Result<Vec<f32>, ImportError>;
     /// The names of every tensor, in no particular order.
     fn names(&self) -> Vec<String>;
@@ -71,8 +76,10 @@ impl SafetensorsDir {
             let f = std::fs::File::open(&p).map_err(|e| ImportError::io(&p, e))?;
             // SAFETY: read-only map of a checkpoint that nothing in this process writes.
             let map = unsafe { Mmap::map(&f) }.map_err(|e| ImportError::io(&p, e))?;
-            let st = SafeTensors::deserialize(&map)
-                .map_err(|e| ImportError::parse(&p, e.to_string()))?;
+            let st = SafeTensors::deserialize(&map).map_err(|e| {
+                let why = name_bad_tensor(&map).map_or(String::new(), |w| format!(": {w}"));
+                ImportError::parse(&p, format!("{e}{why}"))
+            })?;
             for (k, v) in st.tensors() {
                 index.insert(k, (i, v.shape().to_vec(), v.dtype()));
             }
@@ -99,15 +106,17 @@ impl TensorSource for SafetensorsDir {
         self.index.keys().cloned().collect()
     }
 
+    // The indexing below is into fixed-size `chunks_exact` pieces: it cannot go out of bounds.
+    #[allow(clippy::indexing_slicing)]
     fn load_f32(&self, key: &str) -> Result<Vec<f32>, ImportError> {
-        let (fi, _, _) = self
+        let (p, map) = self
             .index
             .get(key)
+            .and_then(|(fi, _, _)| self.files.get(*fi))
             .ok_or_else(|| ImportError::MissingTensor {
                 path: self.dir.display().to_string(),
                 name: key.into(),
             })?;
-        let (p, map) = &self.files[*fi];
         let st = SafeTensors::deserialize(map).map_err(|e| ImportError::parse(p, e.to_string()))?;
         let t = st
             .tensor(key)
@@ -135,4 +144,66 @@ impl TensorSource for SafetensorsDir {
             _ => return Err(bad()),
         })
     }
+}
+
+/// Bytes per element of the safetensors dtypes, by header name.
+fn dtype_bytes(d: &str) -> Option<u64> {
+    Some(match d {
+        "F64" | "I64" | "U64" => 8,
+        "F32" | "I32" | "U32" => 4,
+        "F16" | "BF16" | "I16" | "U16" => 2,
+        "I8" | "U8" | "BOOL" | "F8_E4M3" | "F8_E5M2" => 1,
+        _ => return None,
+    })
+}
+
+/// When the safetensors crate refuses a header without saying which tensor is at fault ("invalid shape, data
+/// type, or offset for tensor"), finds the first tensor whose offsets, shape and dtype do not agree, and says why.
+fn name_bad_tensor(bytes: &[u8]) -> Option<String> {
+    let n = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    let end = usize::try_from(n).ok()?.checked_add(8)?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(bytes.get(8..end)?).ok()?;
+    let data_len = bytes.len().saturating_sub(end) as u64;
+    let mut spans = Vec::new();
+    for (name, t) in header.iter().filter(|(k, _)| *k != "__metadata__") {
+        let (dtype, shape, offsets) = (t.get("dtype")?, t.get("shape")?, t.get("data_offsets")?);
+        let dims: Option<Vec<u64>> = shape.as_array()?.iter().map(|d| d.as_u64()).collect();
+        let Some(dims) = dims else {
+            return Some(format!(
+                "tensor `{name}`: shape {shape} is not a list of sizes"
+            ));
+        };
+        let o: Option<Vec<u64>> = offsets.as_array()?.iter().map(|d| d.as_u64()).collect();
+        let Some([s, e]) = o.as_deref().and_then(|o| <[u64; 2]>::try_from(o).ok()) else {
+            return Some(format!(
+                "tensor `{name}`: data_offsets {offsets} is not [start, end]"
+            ));
+        };
+        let Some(bpe) = dtype.as_str().and_then(dtype_bytes) else {
+            return Some(format!("tensor `{name}`: unknown dtype {dtype}"));
+        };
+        let need = dims.iter().try_fold(bpe, |a, &d| a.checked_mul(d));
+        if need.is_none() || e.checked_sub(s) != need {
+            let need = need.map_or("more than 2^64".to_string(), |b| b.to_string());
+            return Some(format!(
+                "tensor `{name}`: shape {dims:?} of {dtype} needs {need} bytes, data_offsets [{s}, {e}] hold {}",
+                e.saturating_sub(s)
+            ));
+        }
+        if e > data_len {
+            return Some(format!(
+                "tensor `{name}`: data_offsets [{s}, {e}] run past the {data_len} bytes of data"
+            ));
+        }
+        spans.push((s, e, name));
+    }
+    spans.sort();
+    spans.windows(2).find_map(|w| match w {
+        [a, b] if b.0 != a.1 => Some(format!(
+            "tensor `{}` does not start where `{}` ends",
+            b.2, a.2
+        )),
+        _ => None,
+    })
 }

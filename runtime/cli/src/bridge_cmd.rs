@@ -14,7 +14,7 @@ use flint_bridge::host::{self, Host, HostConfig};
 use flint_bridge::json::{self, JsonFrame, JsonMsg};
 use flint_bridge::sim::pty::{self, PtyConfig};
 use flint_bridge::sim::SimConfig;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -134,7 +134,13 @@ pub fn run(a: BridgeArgs) -> Result<()> {
         BridgeCmd::Encode { file, output } => {
             let input = BufReader::new(open_input(&file)?);
             let mut bytes = Vec::new();
-            let n = json::encode_stream(input, &mut bytes).context("encoding")?;
+            let what = file
+                .as_deref()
+                .unwrap_or(Path::new("stdin"))
+                .display()
+                .to_string();
+            let n = json::encode_stream(input, &mut bytes)
+                .with_context(|| format!("encoding {what}"))?;
             match output {
                 Some(p) => write_atomic(&p, &bytes)?,
                 None => {
@@ -167,6 +173,9 @@ pub fn run(a: BridgeArgs) -> Result<()> {
                 drop_after,
                 exit_after_presents: exit_after,
             };
+            cfg.sim
+                .validate()
+                .map_err(|e| anyhow::anyhow!("--width/--height: {e}"))?;
             let stop = AtomicBool::new(false);
             let dev = pty::run(cfg, &stop, |p| {
                 println!("{}", p.display());
@@ -188,20 +197,19 @@ fn send(device: &Path, baud: u32, file: &Option<PathBuf>) -> Result<()> {
         .with_context(|| format!("connecting to {}", device.display()))?;
     let mut scratch = Vec::new();
     let mut presents = Vec::new();
-    for (i, line) in BufReader::new(open_input(file)?).lines().enumerate() {
-        let line = line.context("reading input")?;
+    for r in json::Lines::new(BufReader::new(open_input(file)?)) {
+        let (i, line) = r.context("reading input")?;
         if line.trim().is_empty() {
             continue;
         }
-        let fr: JsonFrame =
-            serde_json::from_str(&line).with_context(|| format!("line {}", i + 1))?;
+        let fr: JsonFrame = serde_json::from_str(&line).with_context(|| format!("line {i}"))?;
         if let JsonMsg::Present { frame } = fr.msg {
             presents.push(frame);
         }
         fr.msg
             .with_message(&mut scratch, |m| h.send(m))
-            .with_context(|| format!("line {}", i + 1))?
-            .with_context(|| format!("sending line {}", i + 1))?;
+            .with_context(|| format!("line {i}"))?
+            .with_context(|| format!("sending line {i}"))?;
     }
     h.flush().context("waiting for acknowledgements")?;
     let mut shown = Vec::new();

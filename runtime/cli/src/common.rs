@@ -30,17 +30,40 @@ impl ModelArgs {
 /// the load time in seconds.
 pub fn load(args: &ModelArgs, board: Option<&str>) -> anyhow::Result<(Model, f64)> {
     flint_kernels::select_from_env().context("FLINT_KERNELS")?;
-    let mut threads = 1;
+    let mut threads = (1, "the default".to_string());
     if let Some(name) = board {
         let p = flint_targets::load(name).with_context(|| format!("board profile `{name}`"))?;
-        threads = p.threads();
+        threads = (p.threads(), format!("board profile `{name}`: `threads`"));
     }
     if let Some(t) = args.threads {
-        threads = t;
+        threads = (t, "--threads".into());
     }
-    flint_kernels::set_threads(threads);
+    flint_kernels::set_threads(check_threads(threads.0, &threads.1)?);
     let t0 = Instant::now();
     let model =
         Model::open(&args.model).with_context(|| format!("loading {}", args.model.display()))?;
     Ok((model, t0.elapsed().as_secs_f64()))
+}
+
+/// Checks a thread count from `what` (an option or a board profile key): 0 means one per CPU; more than
+/// [`flint_kernels::max_threads`] is an error, more than the available CPUs a warning.
+pub fn check_threads(n: usize, what: &str) -> anyhow::Result<usize> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cap = flint_kernels::max_threads();
+    if n > cap {
+        anyhow::bail!(
+            "{what}: {n} threads exceeds the cap of {cap} (4 x the {cpus} available CPUs, at most {})",
+            flint_kernels::MAX_THREADS
+        );
+    }
+    if n > cpus {
+        eprintln!("warning: {what}: {n} threads on {cpus} available CPUs");
+    }
+    Ok(n)
+}
+
+/// Reads a text input of at most `max` bytes (`flint logits --ids-file`), naming the file in every error.
+pub fn read_text_capped(path: &std::path::Path, max: u64) -> anyhow::Result<String> {
+    flint_model::config::limits::read_to_string_capped(path, max)
+        .with_context(|| format!("reading {}", path.display()))
 }

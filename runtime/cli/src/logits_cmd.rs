@@ -45,7 +45,7 @@ pub fn run(a: LogitsArgs, board: Option<&str>) -> anyhow::Result<()> {
         (Some(s), _) => parse_ids(s, "--ids")?,
         (None, Some(p)) => {
             let s =
-                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+                crate::common::read_text_capped(p, flint_model::config::limits::MAX_INPUT_BYTES)?;
             parse_ids(&s, &p.display().to_string())?
         }
         (None, None) => bail!("give --ids or --ids-file"),

@@ -43,6 +43,18 @@ enum Cmd {
     Bridge(bridge_cmd::BridgeArgs),
 }
 
+/// Parses the command line. Every option accepts a leading `-` as part of its value, so `--threads -1` is refused
+/// by the option's own parser, naming it ("invalid value '-1' for '--threads <THREADS>'"), rather than read as an
+/// unknown flag `-1`.
+fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    fn negatives(c: clap::Command) -> clap::Command {
+        c.allow_negative_numbers(true).mut_subcommands(negatives)
+    }
+    let m = negatives(Cli::command()).get_matches();
+    Cli::from_arg_matches(&m).unwrap_or_else(|e| e.exit())
+}
+
 fn main() -> ExitCode {
     // Rust ignores SIGPIPE, so printing into a closed pipe (`flint info m.flint | head`) would panic in println!.
     // Restore the default action: the process ends quietly, as command-line tools do.
@@ -51,7 +63,7 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = Cli::parse();
+    let cli = parse();
     let board = cli.board.as_deref();
     let result = match cli.cmd {
         Cmd::Run(a) => run_cmd::run(a, board),

@@ -12,5 +12,5 @@ mod writer;
 
 pub use dtype::DType;
 pub use error::FormatError;
-pub use reader::{FlintFile, TensorInfo, TensorView};
+pub use reader::{map_copy, FlintFile, TensorInfo, TensorView};
 pub use writer::Writer;

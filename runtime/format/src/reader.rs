@@ -2,6 +2,9 @@
 //! directory entry (type, shape, byte size, alignment, bounds, overlap) before any view is handed out; views borrow
 //! the map, so nothing is copied at load.
 
+// Sizes here come from outside the process: no unchecked arithmetic or indexing.
+#![warn(clippy::arithmetic_side_effects, clippy::indexing_slicing)]
+
 use crate::layout::{
     self, Header, HEADER_LEN, MAX_METADATA_LEN, MAX_NAME_LEN, MAX_NDIM, MAX_TENSORS, TENSOR_ALIGN,
 };
@@ -76,6 +79,14 @@ impl FlintFile {
     pub fn open(path: impl AsRef<Path>) -> Result<FlintFile, FormatError> {
         let path = path.as_ref().to_path_buf();
         let file = File::open(&path).map_err(|e| FormatError::io(&path, e))?;
+        // Mapping a directory fails with ENODEV ("No such device"), which says nothing useful.
+        if file.metadata().is_ok_and(|m| m.is_dir()) {
+            let e = std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                "is a directory, not a .flint file",
+            );
+            return Err(FormatError::io(&path, e));
+        }
         // SAFETY: the map is read-only. Flint never writes a model in place (the writer renames a new file over the
         // old one), so the mapped bytes do not change under us unless another process truncates the file, which
         // the OS reports as SIGBUS; that is the documented contract of every mmap-based loader.
@@ -83,6 +94,17 @@ impl FlintFile {
         Self::from_map(path, map)
     }
 
+    /// Validates a copy of `bytes` as if it were the file at `path` (an anonymous map: for tests and fuzzing,
+    /// which have bytes rather than a file).
+    pub fn from_bytes(path: impl AsRef<Path>, bytes: &[u8]) -> Result<FlintFile, FormatError> {
+        let path = path.as_ref().to_path_buf();
+        let map = map_copy(bytes).map_err(|e| FormatError::io(&path, e))?;
+        Self::from_map(path, map)
+    }
+
+    // Indexing here is into the header after the length check, and into the sections `section` checked against
+    // the file's length: it cannot go out of bounds.
+    #[allow(clippy::indexing_slicing)]
     fn from_map(path: PathBuf, map: Mmap) -> Result<FlintFile, FormatError> {
         let bytes: &[u8] = &map;
         let hdr_err = |field: &'static str, msg: String| FormatError::Header {
@@ -235,15 +257,21 @@ impl FlintFile {
         let info = self
             .by_name
             .get(name)
-            .map(|&i| &self.tensors[i])
+            .and_then(|&i| self.tensors.get(i))
             .ok_or_else(|| FormatError::MissingTensor {
                 path: self.path.clone(),
                 name: name.to_string(),
             })?;
         Ok(TensorView {
             info,
-            bytes: &self.map[info.offset..info.offset + info.length],
+            bytes: self.data(info),
         })
+    }
+
+    /// A tensor's bytes. Its range was checked against the data section at open, so `get` always succeeds.
+    fn data(&self, t: &TensorInfo) -> &[u8] {
+        let end = t.offset.saturating_add(t.length);
+        self.map.get(t.offset..end).unwrap_or_default()
     }
 
     /// Whether a tensor exists.
@@ -254,7 +282,7 @@ impl FlintFile {
     /// Checks every tensor's data checksum. Returns the first mismatch.
     pub fn verify(&self) -> Result<(), FormatError> {
         for t in self.tensors.iter() {
-            let computed = crc32fast::hash(&self.map[t.offset..t.offset + t.length]);
+            let computed = crc32fast::hash(self.data(t));
             if computed != t.crc {
                 return Err(FormatError::DataChecksum {
                     path: self.path.clone(),
@@ -268,6 +296,16 @@ impl FlintFile {
     }
 }
 
+/// A read-only anonymous map holding a copy of `bytes` (at least one byte long): what a parser that takes a map
+/// can be given in tests and fuzzing instead of a file.
+pub fn map_copy(bytes: &[u8]) -> std::io::Result<Mmap> {
+    let mut anon = memmap2::MmapMut::map_anon(bytes.len().max(1))?;
+    if let Some(d) = anon.get_mut(..bytes.len()) {
+        d.copy_from_slice(bytes);
+    }
+    anon.make_read_only()
+}
+
 /// A bounds-checked little-endian cursor over the directory bytes.
 struct Cursor<'a> {
     b: &'a [u8],
@@ -276,24 +314,25 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let s = self.b.get(self.pos..self.pos.checked_add(n)?)?;
-        self.pos += n;
+        let end = self.pos.checked_add(n)?;
+        let s = self.b.get(self.pos..end)?;
+        self.pos = end;
         Some(s)
     }
+    fn arr<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N)?.try_into().ok()
+    }
     fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|s| s[0])
+        self.arr().map(u8::from_le_bytes)
     }
     fn u16(&mut self) -> Option<u16> {
-        self.take(2).map(|s| u16::from_le_bytes([s[0], s[1]]))
+        self.arr().map(u16::from_le_bytes)
     }
     fn u32(&mut self) -> Option<u32> {
-        self.take(4)
-            .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+        self.arr().map(u32::from_le_bytes)
     }
     fn u64(&mut self) -> Option<u64> {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.take(8)?);
-        Some(u64::from_le_bytes(a))
+        self.arr().map(u64::from_le_bytes)
     }
 }
 
@@ -400,7 +439,7 @@ fn parse_directory(
             field: "dir_len",
             msg: format!(
                 "{} bytes of directory left after {count} entries",
-                dir.len() - cur.pos
+                dir.len().saturating_sub(cur.pos)
             ),
         });
     }
@@ -412,14 +451,16 @@ fn parse_directory(
         .collect();
     spans.sort_unstable();
     for w in spans.windows(2) {
-        if w[0].0 + w[0].1 > w[1].0 && w[0].1 > 0 && w[1].1 > 0 {
-            let t = &out[w[1].2];
+        let &[a, b] = w else { continue };
+        // Each entry's offset + length was checked against the data section, so the sum does not overflow.
+        if a.0.saturating_add(a.1) > b.0 && a.1 > 0 && b.1 > 0 {
+            let name = |i: usize| out.get(i).map(|t| t.name.clone());
             return Err(FormatError::Directory {
                 path: path.to_path_buf(),
-                index: w[1].2,
-                name: Some(t.name.clone()),
+                index: b.2,
+                name: name(b.2),
                 field: "offset",
-                msg: format!("overlaps tensor `{}`", out[w[0].2].name),
+                msg: format!("overlaps tensor `{}`", name(a.2).unwrap_or_default()),
             });
         }
     }

@@ -29,12 +29,12 @@ pub fn set_threads(n: usize) {
     *g = new;
 }
 
-/// `0` means one per available core.
+/// `0` means one per available core; never more than [`crate::max_threads`], whatever a library caller asks.
 fn resolve_threads(n: usize) -> usize {
     if n == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
-        n
+        n.min(crate::max_threads())
     }
 }
 

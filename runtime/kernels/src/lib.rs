@@ -52,6 +52,17 @@ pub use tap::{set_tap, tap_active, Tap};
 
 use half::{bf16, f16};
 
+/// The most worker threads Flint starts, whatever is asked: a thread per core is the most that helps, and a
+/// board profile or a `--threads` value of 10^4 must not spawn 10^4 threads.
+pub const MAX_THREADS: usize = 256;
+
+/// The thread cap on this machine: 4 × the available CPUs, at most [`MAX_THREADS`]. Asking for more is an error
+/// at the command line; asking for more than the available CPUs is allowed (with a warning there).
+pub fn max_threads() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cpus.saturating_mul(4).min(MAX_THREADS)
+}
+
 /// Weight element types: the one table of tensor types, with their on-disk ids, names and block sizes, is the
 /// format's [`flint_format::DType`]; the kernels' block structs are checked against it at compile time below.
 pub use flint_format::DType as WeightType;

@@ -249,18 +249,11 @@ fn weight_refs_agree_with_the_format_table() {
         vec![half::f16::ZERO; n],
         vec![half::bf16::ZERO; n],
     );
-    let q8 = vec![bytemuck::Zeroable::zeroed(); n / 32];
-    let q4 = vec![bytemuck::Zeroable::zeroed(); n / 32];
-    let q4m = vec![bytemuck::Zeroable::zeroed(); n / 32];
-    let q8x8 = vec![bytemuck::Zeroable::zeroed(); n / 256];
-    let q4x8 = vec![bytemuck::Zeroable::zeroed(); n / 256];
-    let (q8, q4, q4m, q8x8, q4x8): (
-        Vec<BlockQ8>,
-        Vec<BlockQ4>,
-        Vec<BlockQ4M>,
-        Vec<BlockQ8x8>,
-        Vec<BlockQ4x8>,
-    ) = (q8, q4, q4m, q8x8, q4x8);
+    let q8: Vec<BlockQ8> = (0..n / 32).map(|_| bytemuck::Zeroable::zeroed()).collect();
+    let q4: Vec<BlockQ4> = (0..n / 32).map(|_| bytemuck::Zeroable::zeroed()).collect();
+    let q4m: Vec<BlockQ4M> = (0..n / 32).map(|_| bytemuck::Zeroable::zeroed()).collect();
+    let q8x8: Vec<BlockQ8x8> = (0..n / 256).map(|_| bytemuck::Zeroable::zeroed()).collect();
+    let q4x8: Vec<BlockQ4x8> = (0..n / 256).map(|_| bytemuck::Zeroable::zeroed()).collect();
     let refs = [
         WeightRef::F32(&f),
         WeightRef::F16(&h),

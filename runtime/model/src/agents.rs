@@ -85,8 +85,7 @@ pub fn run_agents(
 pub fn answer_key(answer: &str) -> Option<String> {
     let number = answer
         .split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
-        .filter(|t| t.chars().any(|c| c.is_ascii_digit()))
-        .last()
+        .rfind(|t| t.chars().any(|c| c.is_ascii_digit()))
         .map(|t| t.trim_matches(|c| c == '.' || c == '-').to_string());
     if let Some(n) = number.filter(|n| !n.is_empty()) {
         let v: Option<f64> = n.parse().ok();

@@ -2,6 +2,8 @@
 //!
 //! Importers translate each checkpoint's own config (config.json, GGUF keys) into this; the runtime reads only this.
 
+pub mod limits;
+
 use serde::{Deserialize, Serialize};
 
 /// How q and k are normalised before RoPE.
@@ -171,65 +173,14 @@ impl ModelConfig {
         !self.nope_layers.get(l).copied().unwrap_or(false)
     }
 
-    /// Checks the internal consistency of the numbers (a config comes from a file, so this is input validation).
+    /// The one validation step for a model description, wherever it came from (a `.flint` file's `model.config`,
+    /// an importer's translation of config.json or GGUF keys), run before anything is sized from it: every count
+    /// and dimension within its cap in [`limits`], every product used as a size computed with checked arithmetic,
+    /// finite positive `rope_theta` and `rms_norm_eps`, token ids inside the vocabulary, a known `arch`. The
+    /// message names the field (`` `num_layers` = 1000000000 exceeds the cap 1024 ``); callers add the file.
     pub fn validate(&self) -> Result<(), String> {
-        self.validate_extensions()?;
-        let nz = [
-            ("vocab_size", self.vocab_size),
-            ("hidden_size", self.hidden_size),
-            ("num_layers", self.num_layers),
-            ("num_heads", self.num_heads),
-            ("num_kv_heads", self.num_kv_heads),
-            ("head_dim", self.head_dim),
-        ];
-        for (k, v) in nz {
-            if v == 0 {
-                return Err(format!("`{k}` must be positive"));
-            }
-        }
-        let caps = [
-            ("vocab_size", self.vocab_size, 1 << 22),
-            ("hidden_size", self.hidden_size, 1 << 16),
-        ];
-        for (k, v, cap) in caps {
-            if v > cap {
-                return Err(format!("`{k}` = {v} exceeds {cap}"));
-            }
-        }
-        if self.num_heads % self.num_kv_heads != 0 {
-            return Err(format!(
-                "`num_heads` ({}) is not a multiple of `num_kv_heads` ({})",
-                self.num_heads, self.num_kv_heads
-            ));
-        }
-        if self.head_dim % 2 != 0 {
-            return Err(format!(
-                "`head_dim` ({}) must be even for RoPE",
-                self.head_dim
-            ));
-        }
-        if !(self.rope_theta.is_finite() && self.rope_theta > 0.0) {
-            return Err(format!(
-                "`rope_theta` ({}) must be positive",
-                self.rope_theta
-            ));
-        }
-        if let Some(m) = &self.moe {
-            if m.top_k == 0 || m.top_k > m.num_experts {
-                return Err(format!(
-                    "moe `top_k` ({}) must be in 1..={}",
-                    m.top_k, m.num_experts
-                ));
-            }
-            if m.moe_layers.len() != self.num_layers {
-                return Err(format!(
-                    "moe `moe_layers` has {} entries for {} layers",
-                    m.moe_layers.len(),
-                    self.num_layers
-                ));
-            }
-        }
-        Ok(())
+        limits::check_config(self).map_err(|e| e.to_string())?;
+        self.validate_extensions()
     }
 
     /// Checks the per-layer, sandwich, attention-gate, logit and router extensions (all optional).
@@ -271,8 +222,32 @@ impl ModelConfig {
                 return Err(format!("`{k}` ({x}) must be finite and positive"));
             }
         }
-        if moe.and_then(|m| m.pooled_width) == Some(0) {
-            return Err("moe `pooled_width` must be positive".into());
+        match moe.and_then(|m| m.pooled_width) {
+            Some(0) => return Err("moe `pooled_width` must be positive".into()),
+            Some(w) if w > limits::MAX_HIDDEN => {
+                return Err(format!(
+                    "moe `pooled_width` = {w} exceeds the cap {}",
+                    limits::MAX_HIDDEN
+                ))
+            }
+            _ => {}
+        }
+        if let Some(w) = self.sliding_window.filter(|&w| w > limits::MAX_POSITIONS) {
+            return Err(format!(
+                "`sliding_window` = {w} exceeds the cap {}",
+                limits::MAX_POSITIONS
+            ));
+        }
+        if let Some(eps) = self
+            .sandwich
+            .as_ref()
+            .map(|s| s.post_norm_eps)
+            .filter(|&e| e > limits::MAX_EPS)
+        {
+            return Err(format!(
+                "`sandwich.post_norm_eps` ({eps}) exceeds {}",
+                limits::MAX_EPS
+            ));
         }
         Ok(())
     }

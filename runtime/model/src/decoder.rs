@@ -166,7 +166,7 @@ impl Model {
                 },
             };
             let ffn = if c.is_moe_layer(l) {
-                Ffn::Moe(Moe::load(&ld, c, l)?)
+                Ffn::Moe(Box::new(Moe::load(&ld, c, l)?))
             } else {
                 Ffn::Dense(Mlp::load(&ld, &blk(l, "ffn"), h, c.intermediate_size)?)
             };

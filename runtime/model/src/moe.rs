@@ -322,7 +322,7 @@ impl Moe {
 #[derive(Debug)]
 pub enum Ffn {
     Dense(Mlp),
-    Moe(Moe),
+    Moe(Box<Moe>),
 }
 
 impl Ffn {

@@ -1,6 +1,7 @@
 //! Text in and out: the tokenizer (the `tokenizers` crate, from the tokenizer.json stored in the file) and the chat
 //! template (minijinja, from the template stored in the file).
 
+use crate::config::limits::{MAX_TEMPLATE_OUTPUT, TEMPLATE_FUEL};
 use crate::ModelError;
 use flint_format::FlintFile;
 
@@ -16,6 +17,8 @@ pub struct Text {
     template: Option<String>,
     bos: String,
     eos: String,
+    /// Where the tokenizer and template came from, for error messages.
+    source: String,
 }
 
 impl std::fmt::Debug for Text {
@@ -46,13 +49,19 @@ impl Text {
             ))
         })?;
         let get = |k: &str| file.meta(k).and_then(|v| v.as_str()).map(str::to_string);
-        Text::new(
+        let path = file.path().display().to_string();
+        let mut t = Text::new(
             json,
             get(KEY_CHAT_TEMPLATE),
             get(KEY_BOS).unwrap_or_default(),
             get(KEY_EOS).unwrap_or_default(),
         )
-        .map(Some)
+        .map_err(|e| match e {
+            ModelError::Tokenizer(m) => ModelError::Tokenizer(format!("{path}: {m}")),
+            e => e,
+        })?;
+        t.source = path;
+        Ok(Some(t))
     }
 
     pub fn new(
@@ -69,6 +78,7 @@ impl Text {
             template,
             bos,
             eos,
+            source: KEY_TOKENIZER.into(),
         })
     }
 
@@ -97,33 +107,90 @@ impl Text {
         self.template.is_some()
     }
 
-    /// Renders the chat template over `messages` with the generation prompt appended.
+    /// Renders the chat template over `messages` with the generation prompt appended. The template comes from the
+    /// model file, so it runs with [`TEMPLATE_FUEL`] and its output is capped at [`MAX_TEMPLATE_OUTPUT`] bytes: a
+    /// template that loops forever or writes without end is an error naming the file, not a hang.
     pub fn apply_chat_template(&self, messages: &[Message]) -> Result<String, ModelError> {
-        let tpl = self
-            .template
-            .as_deref()
-            .ok_or_else(|| ModelError::Template("the model has no chat template".into()))?;
-        let mut env = minijinja::Environment::new();
-        env.add_function(
-            "raise_exception",
-            |msg: String| -> Result<String, minijinja::Error> {
-                Err(minijinja::Error::new(
-                    minijinja::ErrorKind::InvalidOperation,
-                    msg,
-                ))
-            },
-        );
-        env.add_template("chat", tpl)
-            .map_err(|e| ModelError::Template(e.to_string()))?;
-        let t = env
-            .get_template("chat")
-            .map_err(|e| ModelError::Template(e.to_string()))?;
-        t.render(minijinja::context! {
-            messages => messages,
-            add_generation_prompt => true,
-            bos_token => self.bos.clone(),
-            eos_token => self.eos.clone(),
+        let tpl = self.template.as_deref().ok_or_else(|| {
+            ModelError::Template(format!("{}: the model has no chat template", self.source))
+        })?;
+        render_template(tpl, messages, &self.bos, &self.eos).map_err(|e| {
+            ModelError::Template(format!("{}: `{KEY_CHAT_TEMPLATE}`: {e}", self.source))
         })
-        .map_err(|e| ModelError::Template(e.to_string()))
+    }
+}
+
+/// Renders a chat template with the limits of [`Text::apply_chat_template`] (also the fuzzing entry point).
+pub fn render_template(
+    tpl: &str,
+    messages: &[Message],
+    bos: &str,
+    eos: &str,
+) -> Result<String, minijinja::Error> {
+    let mut env = minijinja::Environment::new();
+    env.set_fuel(Some(TEMPLATE_FUEL));
+    env.add_function(
+        "raise_exception",
+        |msg: String| -> Result<String, minijinja::Error> {
+            Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                msg,
+            ))
+        },
+    );
+    env.add_template("chat", tpl)?;
+    let t = env.get_template("chat")?;
+    let mut out = Capped(Vec::new(), false);
+    // minijinja 2.24 has arithmetic that overflows on some slices (`x[2:5:-1]`): a panic with overflow checks on,
+    // wrapping without. A template from a file must not take the process down either way.
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        t.render_captured_to(
+            minijinja::context! {
+                messages => messages,
+                add_generation_prompt => true,
+                bos_token => bos,
+                eos_token => eos,
+            },
+            &mut out,
+        )
+    }))
+    .map_err(|_| {
+        minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            "the template engine failed on this template",
+        )
+    })?;
+    if out.1 {
+        // minijinja reports a failed write without its cause: say what it was.
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("output exceeds the cap of {MAX_TEMPLATE_OUTPUT} bytes"),
+        ));
+    }
+    r?;
+    String::from_utf8(out.0).map_err(|_| {
+        minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            "output is not UTF-8",
+        )
+    })
+}
+
+/// A byte sink that refuses to grow past [`MAX_TEMPLATE_OUTPUT`] (and remembers that it refused).
+struct Capped(Vec<u8>, bool);
+
+impl std::io::Write for Capped {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.0.len().saturating_add(b.len()) > MAX_TEMPLATE_OUTPUT {
+            self.1 = true;
+            return Err(std::io::Error::other(format!(
+                "output exceeds the cap of {MAX_TEMPLATE_OUTPUT} bytes"
+            )));
+        }
+        self.0.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

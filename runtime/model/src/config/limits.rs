@@ -1,0 +1,353 @@
+//! Caps on everything a model description or a user may hand the runtime, in one place (docs/FORMAT.md,
+//! "Limits", lists them). A model file, a config.json or a GGUF header comes from outside: every count is checked
+//! against its cap, and every product used as a size is computed with checked arithmetic, before anything is
+//! allocated or looped over. The importers and the runtime call the same [`check_config`] (through
+//! [`ModelConfig::validate`]), so neither can write or load what the other would refuse.
+//!
+//! The caps are far above any released model (the largest today have ~128 layers, 128 heads, 256 experts, 256k
+//! vocabularies) and far below what would exhaust a device's memory or time before a tensor is even read.
+
+// Sizes here come from outside the process: no unchecked arithmetic or indexing.
+#![warn(clippy::arithmetic_side_effects, clippy::indexing_slicing)]
+
+use super::ModelConfig;
+
+/// Decoder blocks.
+pub const MAX_LAYERS: usize = 1024;
+/// Attention heads, and key/value heads.
+pub const MAX_HEADS: usize = 1024;
+/// Values per head.
+pub const MAX_HEAD_DIM: usize = 1024;
+/// Hidden (residual stream) width.
+pub const MAX_HIDDEN: usize = 1 << 16;
+/// Width of a dense feed-forward layer.
+pub const MAX_INTERMEDIATE: usize = 1 << 18;
+/// Routed experts per MoE layer.
+pub const MAX_EXPERTS: usize = 1024;
+/// Experts chosen per token.
+pub const MAX_TOP_K: usize = 64;
+/// Width of one expert (routed or shared).
+pub const MAX_EXPERT_WIDTH: usize = 1 << 18;
+/// Vocabulary entries.
+pub const MAX_VOCAB: usize = 1 << 22;
+/// Positions (`max_position_embeddings`, the context).
+pub const MAX_POSITIONS: usize = 1 << 24;
+/// `heads × head_dim` (the q projection's rows) and `kv_heads × head_dim`.
+pub const MAX_PROJ: usize = 1 << 18;
+/// Elements of one matrix (`vocab × hidden`, `inter × hidden`, …): 2^34, 32 GiB at f16.
+pub const MAX_MATRIX_ELEMS: usize = 1 << 34;
+/// End-of-sequence ids.
+pub const MAX_EOS_IDS: usize = 64;
+/// `rms_norm_eps` must lie in `(0, MAX_EPS]`.
+pub const MAX_EPS: f32 = 1.0;
+
+/// Bytes of a config.json, tokenizer_config.json or chat template read by the importer.
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+/// Bytes of a tokenizer.json read by the importer (the largest real ones are ~20 MB).
+pub const MAX_TOKENIZER_BYTES: u64 = 256 << 20;
+/// Bytes of one line of a line-oriented input (`flint bridge encode`, `--ids-file`).
+pub const MAX_LINE_BYTES: usize = 64 << 10;
+/// Total bytes of a line-oriented input.
+pub const MAX_INPUT_BYTES: u64 = 64 << 20;
+/// minijinja fuel for one chat-template render (roughly one unit per instruction; real templates use < 10^4 per
+/// message).
+pub const TEMPLATE_FUEL: u64 = 1_000_000;
+/// Bytes of a rendered chat template.
+pub const MAX_TEMPLATE_OUTPUT: usize = 1 << 20;
+
+/// The architectures the decoder runs (`arch`).
+pub const ARCHITECTURES: &[&str] = &[
+    "llama",
+    "qwen2",
+    "qwen3",
+    "qwen2_moe",
+    "qwen3_moe",
+    "olmoe",
+    "mixtral",
+    "muse_spark",
+];
+
+/// Reads the file at `path` as UTF-8 text of at most `max` bytes. A directory, a file over the cap or a
+/// stream without end is an error, not an allocation without bound.
+pub fn read_to_string_capped(path: &std::path::Path, max: u64) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind, Read};
+    let f = std::fs::File::open(path)?;
+    if f.metadata()?.is_dir() {
+        return Err(Error::new(
+            ErrorKind::IsADirectory,
+            "is a directory, not a file",
+        ));
+    }
+    let mut s = String::new();
+    f.take(max.saturating_add(1)).read_to_string(&mut s)?;
+    if s.len() as u64 > max {
+        return Err(Error::new(
+            ErrorKind::FileTooLarge,
+            format!("larger than the cap of {max} bytes"),
+        ));
+    }
+    Ok(s)
+}
+
+/// What is wrong with a model description, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{field}` {msg}")]
+pub struct Invalid {
+    pub field: &'static str,
+    pub msg: String,
+}
+
+fn bad(field: &'static str, msg: String) -> Invalid {
+    Invalid { field, msg }
+}
+
+/// `v` must be in `1..=max`.
+pub fn count(field: &'static str, v: usize, max: usize) -> Result<usize, Invalid> {
+    if v == 0 {
+        return Err(bad(field, "must be positive".into()));
+    }
+    at_most(field, v, max)
+}
+
+/// `v` must be at most `max`.
+pub fn at_most(field: &'static str, v: usize, max: usize) -> Result<usize, Invalid> {
+    if v > max {
+        return Err(bad(field, format!("= {v} exceeds the cap {max}")));
+    }
+    Ok(v)
+}
+
+/// The product of `factors` (a size), which must not overflow and must be at most `max`. `field` names the
+/// product, e.g. `num_heads × head_dim`.
+pub fn product(field: &'static str, factors: &[usize], max: usize) -> Result<usize, Invalid> {
+    let p = factors
+        .iter()
+        .try_fold(1usize, |a, &f| a.checked_mul(f))
+        .filter(|&p| p <= max);
+    p.ok_or_else(|| {
+        bad(
+            field,
+            format!("= {factors:?} multiplied exceeds the cap {max}"),
+        )
+    })
+}
+
+/// A float that must be finite and in `(0, max]`.
+pub fn positive(field: &'static str, v: f32, max: f32) -> Result<f32, Invalid> {
+    if !(v.is_finite() && v > 0.0 && v <= max) {
+        return Err(bad(
+            field,
+            format!("= {v} must be finite and in (0, {max}]"),
+        ));
+    }
+    Ok(v)
+}
+
+/// A token id, which must lie inside the vocabulary.
+pub fn token_id(field: &'static str, id: u32, vocab: usize) -> Result<u32, Invalid> {
+    if id as usize >= vocab {
+        return Err(bad(
+            field,
+            format!("= {id} is outside the vocabulary of {vocab}"),
+        ));
+    }
+    Ok(id)
+}
+
+/// Every check of [`ModelConfig::validate`].
+pub fn check_config(c: &ModelConfig) -> Result<(), Invalid> {
+    if !ARCHITECTURES.contains(&c.arch.as_str()) {
+        return Err(bad(
+            "arch",
+            format!(
+                "`{}` is not one the decoder runs ({})",
+                c.arch,
+                ARCHITECTURES.join(", ")
+            ),
+        ));
+    }
+    let vocab = count("vocab_size", c.vocab_size, MAX_VOCAB)?;
+    let h = count("hidden_size", c.hidden_size, MAX_HIDDEN)?;
+    let layers = count("num_layers", c.num_layers, MAX_LAYERS)?;
+    let heads = count("num_heads", c.num_heads, MAX_HEADS)?;
+    let kv_heads = count("num_kv_heads", c.num_kv_heads, MAX_HEADS)?;
+    let hd = count("head_dim", c.head_dim, MAX_HEAD_DIM)?;
+    count(
+        "max_position_embeddings",
+        c.max_position_embeddings,
+        MAX_POSITIONS,
+    )?;
+    at_most("intermediate_size", c.intermediate_size, MAX_INTERMEDIATE)?;
+    if heads.checked_rem(kv_heads) != Some(0) {
+        return Err(bad(
+            "num_heads",
+            format!("({heads}) is not a multiple of `num_kv_heads` ({kv_heads})"),
+        ));
+    }
+    if hd % 2 != 0 {
+        return Err(bad("head_dim", format!("({hd}) must be even for RoPE")));
+    }
+    positive("rope_theta", c.rope_theta, f32::MAX)?;
+    positive("rms_norm_eps", c.rms_norm_eps, MAX_EPS)?;
+    let qd = product("num_heads × head_dim", &[heads, hd], MAX_PROJ)?;
+    product("num_kv_heads × head_dim", &[kv_heads, hd], MAX_PROJ)?;
+    product("vocab_size × hidden_size", &[vocab, h], MAX_MATRIX_ELEMS)?;
+    product(
+        "num_heads × head_dim × hidden_size",
+        &[qd, h],
+        MAX_MATRIX_ELEMS,
+    )?;
+    product(
+        "intermediate_size × hidden_size",
+        &[c.intermediate_size, h],
+        MAX_MATRIX_ELEMS,
+    )?;
+    if let Some(id) = c.bos_token_id {
+        token_id("bos_token_id", id, vocab)?;
+    }
+    at_most("eos_token_ids", c.eos_token_ids.len(), MAX_EOS_IDS)?;
+    for &id in &c.eos_token_ids {
+        token_id("eos_token_ids", id, vocab)?;
+    }
+    let mut dense = true;
+    if let Some(m) = &c.moe {
+        let e = count("moe.num_experts", m.num_experts, MAX_EXPERTS)?;
+        count("moe.top_k", m.top_k, MAX_TOP_K.min(e))?;
+        let w = count("moe.expert_width", m.expert_width, MAX_EXPERT_WIDTH)?;
+        product("moe.expert_width × hidden_size", &[w, h], MAX_MATRIX_ELEMS)?;
+        product("moe.num_experts × hidden_size", &[e, h], MAX_MATRIX_ELEMS)?;
+        if let Some(sw) = m.shared_expert_width {
+            count("moe.shared_expert_width", sw, MAX_EXPERT_WIDTH)?;
+            product(
+                "moe.shared_expert_width × hidden_size",
+                &[sw, h],
+                MAX_MATRIX_ELEMS,
+            )?;
+        }
+        if m.shared_expert_gate && m.shared_expert_width.is_none() {
+            return Err(bad(
+                "moe.shared_expert_gate",
+                "is set without a `shared_expert_width`".into(),
+            ));
+        }
+        if m.moe_layers.len() != layers {
+            return Err(bad(
+                "moe.moe_layers",
+                format!("has {} entries for {layers} layers", m.moe_layers.len()),
+            ));
+        }
+        dense = m.moe_layers.iter().any(|&x| !x);
+    }
+    if dense && c.intermediate_size == 0 {
+        return Err(bad(
+            "intermediate_size",
+            "must be positive when a layer is dense".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MoeConfig;
+
+    fn good() -> ModelConfig {
+        ModelConfig {
+            arch: "qwen3_moe".into(),
+            vocab_size: 256,
+            hidden_size: 64,
+            num_layers: 2,
+            num_heads: 4,
+            num_kv_heads: 2,
+            head_dim: 16,
+            intermediate_size: 128,
+            rope_theta: 1e6,
+            rms_norm_eps: 1e-6,
+            max_position_embeddings: 4096,
+            tie_word_embeddings: false,
+            qkv_bias: false,
+            o_bias: false,
+            qk_norm: crate::QkNorm::PerHead,
+            moe: Some(MoeConfig {
+                num_experts: 8,
+                top_k: 2,
+                expert_width: 32,
+                norm_topk_prob: true,
+                shared_expert_width: None,
+                shared_expert_gate: false,
+                moe_layers: vec![true, false],
+                ..Default::default()
+            }),
+            bos_token_id: Some(1),
+            eos_token_ids: vec![2],
+            ..Default::default()
+        }
+    }
+
+    fn field(f: impl FnOnce(&mut ModelConfig)) -> &'static str {
+        let mut c = good();
+        f(&mut c);
+        check_config(&c).expect_err("should be refused").field
+    }
+
+    #[test]
+    fn every_field_is_checked_and_named() {
+        assert_eq!(check_config(&good()), Ok(()));
+        assert_eq!(field(|c| c.num_layers = 1_000_000_000), "num_layers");
+        assert_eq!(field(|c| c.num_layers = 0), "num_layers");
+        assert_eq!(field(|c| c.arch = "gpt-neox".into()), "arch");
+        assert_eq!(field(|c| c.vocab_size = usize::MAX), "vocab_size");
+        assert_eq!(field(|c| c.hidden_size = 1 << 20), "hidden_size");
+        assert_eq!(field(|c| c.num_heads = 3), "num_heads");
+        assert_eq!(field(|c| c.num_kv_heads = 5000), "num_kv_heads");
+        assert_eq!(field(|c| c.head_dim = 15), "head_dim");
+        assert_eq!(
+            field(|c| c.intermediate_size = 1 << 40),
+            "intermediate_size"
+        );
+        assert_eq!(
+            field(|c| c.max_position_embeddings = 1 << 40),
+            "max_position_embeddings"
+        );
+        assert_eq!(field(|c| c.rms_norm_eps = -1.0), "rms_norm_eps");
+        assert_eq!(field(|c| c.rms_norm_eps = f32::NAN), "rms_norm_eps");
+        assert_eq!(field(|c| c.rope_theta = f32::INFINITY), "rope_theta");
+        assert_eq!(field(|c| c.bos_token_id = Some(256)), "bos_token_id");
+        assert_eq!(
+            field(|c| c.eos_token_ids = vec![2, 1 << 30]),
+            "eos_token_ids"
+        );
+        let moe = |f: fn(&mut MoeConfig)| field(move |c| f(c.moe.as_mut().unwrap()));
+        assert_eq!(moe(|m| m.num_experts = 1 << 30), "moe.num_experts");
+        assert_eq!(moe(|m| m.top_k = 9), "moe.top_k");
+        assert_eq!(moe(|m| m.expert_width = 0), "moe.expert_width");
+        assert_eq!(moe(|m| m.moe_layers.push(true)), "moe.moe_layers");
+        assert_eq!(
+            moe(|m| m.shared_expert_gate = true),
+            "moe.shared_expert_gate"
+        );
+    }
+
+    #[test]
+    fn products_are_checked_not_wrapped() {
+        // heads × head_dim would wrap to a small number in a release build without checked arithmetic.
+        let e = product("num_heads × head_dim", &[1 << 33, 1 << 31], usize::MAX).unwrap_err();
+        assert!(e.to_string().contains("exceeds"), "{e}");
+        assert_eq!(
+            field(|c| {
+                c.num_heads = 1024;
+                c.num_kv_heads = 1024;
+                c.head_dim = 1024
+            }),
+            "num_heads × head_dim"
+        );
+        assert_eq!(
+            field(|c| {
+                c.vocab_size = MAX_VOCAB;
+                c.hidden_size = MAX_HIDDEN
+            }),
+            "vocab_size × hidden_size"
+        );
+    }
+}
