@@ -114,6 +114,49 @@ fn chat_answers_paris() {
     );
 }
 
+/// Contemplating mode at the CLI: three agents share one prefill, each answer is printed on stderr with -v, and
+/// the aggregated answer (a vote, or a last pass) names Paris.
+#[test]
+fn agents_answer_paris() {
+    let path = model_path();
+    let out = run_bin(
+        "flint",
+        &[
+            "run",
+            "-m",
+            path.to_str().unwrap(),
+            "--chat",
+            "-p",
+            "What is the capital of France?",
+            "-n",
+            "24",
+            "--agents",
+            "3",
+            "--temp",
+            "0.3",
+            "--seed",
+            "7",
+            "-v",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "flint run --agents failed: {stderr}");
+    assert!(stdout.contains("Paris"), "answer: {stdout}");
+    for i in 0..3 {
+        assert!(
+            stderr.contains(&format!("--- agent {i} (seed {})", 7 + i)),
+            "{stderr}"
+        );
+    }
+    assert!(
+        stderr.contains("3 agents")
+            && stderr.contains("prefilled once")
+            && stderr.contains("aggregated by"),
+        "{stderr}"
+    );
+}
+
 /// The chat template carried over from the GGUF renders as transformers' does.
 #[test]
 fn chat_template_matches() {
