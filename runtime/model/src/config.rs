@@ -72,22 +72,22 @@ pub struct MoeConfig {
     /// Which layers are MoE (the others use a dense SwiGLU of `intermediate_size`).
     pub moe_layers: Vec<bool>,
     /// How router logits become scores.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub router: Router,
     /// A per-expert bias (`blk.{l}.ffn_router_bias`) added to the scores for choosing the top-k only; the weights
     /// are the unbiased scores (DeepSeek-V3's / MuseSpark's `e_score_correction_bias`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub router_bias: bool,
     /// Router logits are multiplied by this before scoring (MuseSpark `output_multiplier`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub router_scale: Option<f32>,
     /// The top-k weights are multiplied by this after renormalisation (`routed_scaling_factor`). MuseSpark
     /// renormalises with `w / (sum + 1e-15)`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub routed_scale: Option<f32>,
     /// Experts run at this width between `ffn_pre_proj` [width, hidden] and `ffn_post_proj` [hidden, width]
     /// (MuseSpark `moe_hidden_size`); `None`: experts read and write the hidden state directly.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub pooled_width: Option<usize>,
 }
 
@@ -118,32 +118,32 @@ pub struct ModelConfig {
     pub bos_token_id: Option<u32>,
     pub eos_token_ids: Vec<u32>,
     /// Attention kind of each layer; empty means all `Full`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub layer_types: Vec<AttnKind>,
     /// Window of `Sliding` layers: a query at position p sees keys at p - window + 1 ..= p (transformers'
     /// convention).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub sliding_window: Option<usize>,
     /// Layers without RoPE (NoPE); empty means RoPE everywhere.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub nope_layers: Vec<bool>,
     /// Muse-style blocks: sandwich norms and residual gates (None: Llama-style pre-norm blocks).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub sandwich: Option<SandwichConfig>,
     /// Multiply q by this after the q/k norm (on top of 1/sqrt(head_dim)).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub qk_scale: Option<f32>,
     /// Scaleless RMSNorm (eps `rms_norm_eps`) over each head of the attention output, before the gate.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub attn_out_norm: bool,
     /// The attention output is multiplied by sigmoid(attn_gate · x) (x: the layer's normed input) before o_proj.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub attn_gate: bool,
     /// Logits are multiplied by this (MuseSpark `output_multiplier`), then soft-capped.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub logit_scale: Option<f32>,
     /// Logits become cap * tanh(logits / cap).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub logit_softcap: Option<f32>,
 }
 
@@ -251,6 +251,12 @@ impl ModelConfig {
         }
         Ok(())
     }
+}
+
+/// Fields at their default are not written, so files of architectures that do not use them stay readable by
+/// runtimes that predate them.
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 /// Canonical tensor names inside a `.flint` file, shared by importers and the runtime.
@@ -361,5 +367,24 @@ mod tests {
         assert!(!ok.uses_rope(1));
         let json = serde_json::to_value(&ok).unwrap();
         assert_eq!(json["layer_types"], serde_json::json!(["sliding", "full"]));
+    }
+}
+
+#[cfg(test)]
+mod compat {
+    /// A description that uses none of the newer fields serializes without them, so older runtimes read it.
+    #[test]
+    fn default_fields_are_not_written() {
+        let c = super::ModelConfig {
+            arch: "llama".into(),
+            moe: Some(Default::default()),
+            ..Default::default()
+        };
+        let v = serde_json::to_value(&c).unwrap();
+        for k in ["layer_types", "sandwich", "attn_gate", "logit_softcap", "nope_layers"] {
+            assert!(v.get(k).is_none(), "{k} written: {v}");
+        }
+        assert!(v["moe"].get("router").is_none() && v["moe"].get("pooled_width").is_none());
+        assert_eq!(serde_json::from_value::<super::ModelConfig>(v).unwrap(), c);
     }
 }
