@@ -124,17 +124,26 @@ fn kv_cache_matches_recompute() {
     }
 }
 
-/// Muse Spark's text decoder on the fixture's merged multimodal prompt: text rows as token ids (the normed
-/// embedding), the image and audio placeholders as the reference's own embedding rows (the towers come later), in
-/// one batch, with f32 KV.
-#[test]
-fn muse_spark_decoder() {
+/// The Muse Spark fixture imported at f32, and its reference tensors.
+fn muse_spark() -> (
+    tempfile::TempDir,
+    Model,
+    std::collections::HashMap<String, flint_tests::Ref>,
+) {
     let dir = fixtures().join("hf/muse_spark");
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("m.flint");
     import(&dir.join("model"), &out, DType::F32);
     let model = Model::open(&out).unwrap();
-    let io = read_safetensors(&dir.join("io.safetensors"));
+    (tmp, model, read_safetensors(&dir.join("io.safetensors")))
+}
+
+/// Muse Spark's text decoder on the fixture's merged multimodal prompt: text rows as token ids (the normed
+/// embedding), the image and audio placeholders as the reference's own embedding rows (the towers come later), in
+/// one batch, with f32 KV.
+#[test]
+fn muse_spark_decoder() {
+    let (_tmp, model, io) = muse_spark();
     let ids: Vec<u32> = io["in.input_ids"].data.iter().map(|&v| v as u32).collect();
     let embeds = &io["out.tap.lm.inputs_embeds"].data;
     let h = model.config.hidden_size;
@@ -163,12 +172,7 @@ fn muse_spark_decoder() {
 /// with the paged cache in blocks of 4 slots so its sliding layers evict while decoding.
 #[test]
 fn muse_spark_greedy_generation() {
-    let dir = fixtures().join("hf/muse_spark");
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("m.flint");
-    import(&dir.join("model"), &out, DType::F32);
-    let model = Model::open(&out).unwrap();
-    let io = read_safetensors(&dir.join("io.safetensors"));
+    let (_tmp, model, io) = muse_spark();
     let prompt: Vec<u32> = io["in.gen_prompt_ids"]
         .data
         .iter()

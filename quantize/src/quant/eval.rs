@@ -162,15 +162,7 @@ pub fn reference_pass(
     let mut kept = 0usize;
     let mut out = Vec::with_capacity(total);
     for (ci, chunk) in tokens.chunks(ctx).enumerate() {
-        let mut trace = Trace::default();
-        let logits = reference.forward(
-            chunk,
-            &mut reference.new_cache_with(flint_model::KvOptions::with_dtype(
-                flint_model::KvDtype::F32,
-            )),
-            true,
-            Some(&mut trace),
-        )?;
+        let (logits, trace) = traced(reference, chunk)?;
         let bytes = 4 * (logits.len() + trace.hidden_states.iter().map(Vec::len).sum::<usize>());
         if kept + bytes <= keep_bytes {
             kept += bytes;
@@ -212,28 +204,9 @@ pub fn evaluate(
     for (ci, chunk) in chunks.iter().enumerate() {
         let (zr, tr) = match cached[ci].take() {
             Some(r) => (r.logits, r.trace),
-            None => {
-                let mut tr = Trace::default();
-                let z = reference.forward(
-                    chunk,
-                    &mut reference.new_cache_with(flint_model::KvOptions::with_dtype(
-                        flint_model::KvDtype::F32,
-                    )),
-                    true,
-                    Some(&mut tr),
-                )?;
-                (z, tr)
-            }
+            None => traced(reference, chunk)?,
         };
-        let mut tq = Trace::default();
-        let zq = quant.forward(
-            chunk,
-            &mut quant.new_cache_with(flint_model::KvOptions::with_dtype(
-                flint_model::KvDtype::F32,
-            )),
-            true,
-            Some(&mut tq),
-        )?;
+        let (zq, tq) = traced(quant, chunk)?;
         for (t, (r, q)) in zr
             .chunks_exact(vocab)
             .zip(zq.chunks_exact(vocab))
@@ -294,4 +267,13 @@ pub fn evaluate(
         ppl_quant: ppl(nll_q),
         layers,
     })
+}
+
+/// Every position's logits and the hidden-state trace of one chunk, from a fresh f32 KV cache (the measurement
+/// compares weights, so the cache is exact).
+fn traced(m: &Model, chunk: &[u32]) -> Result<(Vec<f32>, Trace), flint_model::ModelError> {
+    let mut tr = Trace::default();
+    let opts = flint_model::KvOptions::with_dtype(flint_model::KvDtype::F32);
+    let z = m.forward(chunk, &mut m.new_cache_with(opts), true, Some(&mut tr))?;
+    Ok((z, tr))
 }

@@ -15,37 +15,8 @@ fn reference(
     n: usize,
     scale: f32,
 ) -> Vec<f32> {
-    let hd = s.head_dim;
-    let (qd, kvd, g) = (s.heads * hd, s.kv_heads * hd, s.heads / s.kv_heads);
-    let mut out = vec![0f32; n * qd];
-    for t in 0..n {
-        for h in 0..s.heads {
-            let kvh = h / g;
-            let qh = &q[t * qd + h * hd..t * qd + (h + 1) * hd];
-            let sc: Vec<f64> = (0..=p0 + t)
-                .map(|p| {
-                    let kp = &k[p * kvd + kvh * hd..p * kvd + (kvh + 1) * hd];
-                    qh.iter()
-                        .zip(kp)
-                        .map(|(a, b)| *a as f64 * *b as f64)
-                        .sum::<f64>()
-                        * scale as f64
-                })
-                .collect();
-            let m = sc.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-            let e: Vec<f64> = sc.iter().map(|x| (x - m).exp()).collect();
-            let z: f64 = e.iter().sum();
-            for d in 0..hd {
-                let o: f64 = e
-                    .iter()
-                    .enumerate()
-                    .map(|(p, w)| w / z * v[p * kvd + kvh * hd + d] as f64)
-                    .sum();
-                out[t * qd + h * hd + d] = o as f32;
-            }
-        }
-    }
-    out
+    assert_eq!(q.len(), n * s.heads * s.head_dim);
+    reference_masked(s, q, k, v, p0, |p| 0..p + 1, scale)
 }
 
 #[test]

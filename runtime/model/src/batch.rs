@@ -53,11 +53,7 @@ impl<'a> Batch<'a> {
                 seq,
                 pos: Pos::Text((start + t).min(u32::MAX as usize) as u32),
                 input: Input::Token(id),
-                logits: match logits {
-                    Logits::All => true,
-                    Logits::Last => t + 1 == n,
-                    Logits::None => false,
-                },
+                logits: logits.wants(t, n),
             });
         }
     }
@@ -77,11 +73,7 @@ impl<'a> Batch<'a> {
                 seq,
                 pos: Pos::Text((start + t).min(u32::MAX as usize) as u32),
                 input: Input::Embed(e),
-                logits: match logits {
-                    Logits::All => true,
-                    Logits::Last => t + 1 == n,
-                    Logits::None => false,
-                },
+                logits: logits.wants(t, n),
             });
         }
     }
@@ -101,6 +93,17 @@ pub enum Logits {
     All,
     Last,
     None,
+}
+
+impl Logits {
+    /// Whether row `t` of a run of `n` returns logits.
+    fn wants(self, t: usize, n: usize) -> bool {
+        match self {
+            Logits::All => true,
+            Logits::Last => t + 1 == n,
+            Logits::None => false,
+        }
+    }
 }
 
 /// Lets a model add per-layer inputs: called after each decoder layer with the batch and its hidden states

@@ -381,7 +381,13 @@ mod compat {
             ..Default::default()
         };
         let v = serde_json::to_value(&c).unwrap();
-        for k in ["layer_types", "sandwich", "attn_gate", "logit_softcap", "nope_layers"] {
+        for k in [
+            "layer_types",
+            "sandwich",
+            "attn_gate",
+            "logit_softcap",
+            "nope_layers",
+        ] {
             assert!(v.get(k).is_none(), "{k} written: {v}");
         }
         assert!(v["moe"].get("router").is_none() && v["moe"].get("pooled_width").is_none());

@@ -40,6 +40,8 @@ struct Attention {
 
 /// Muse Spark's sandwich: the extra norm and the residual gates of a block.
 struct Sandwich {
+    /// eps of the post-attention and post-feed-forward norms.
+    post_eps: f32,
     post_ffn_norm: Vector,
     attn_alpha: Vector,
     attn_beta: Vector,
@@ -102,6 +104,14 @@ impl KvCache {
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The residual add: `x += y`, or Muse's gated `x = alpha * x + beta * y`.
+fn residual(x: &mut [f32], y: &[f32], gate: Option<(&Vector, &Vector)>) {
+    match gate {
+        Some((alpha, beta)) => ops::gated_residual(x, y, alpha.get(), beta.get()),
+        None => x.iter_mut().zip(y).for_each(|(v, d)| *v += d),
     }
 }
 
@@ -171,7 +181,8 @@ impl Model {
                 Ffn::Dense(Mlp::load(&ld, &blk(l, "ffn"), h, c.intermediate_size)?)
             };
             let sandwich = match &c.sandwich {
-                Some(_) => Some(Sandwich {
+                Some(sc) => Some(Sandwich {
+                    post_eps: sc.post_norm_eps,
                     post_ffn_norm: ld.vector(&blk(l, "post_ffn_norm"), h)?,
                     attn_alpha: ld.vector(&blk(l, "attn_res_alpha"), h)?,
                     attn_beta: ld.vector(&blk(l, "attn_res_beta"), h)?,
@@ -317,31 +328,25 @@ impl Model {
         for (l, b) in self.blocks.iter().enumerate() {
             ops::rms_norm(&x, b.attn_norm.get(), c.rms_norm_eps, &mut hn);
             let mut a = self.attention(l, b, &hn, batch, &seqs, kv, (&cos, &sin))?;
-            match &b.sandwich {
-                Some(sw) => {
-                    let pe = c
-                        .sandwich
-                        .as_ref()
-                        .map_or(c.rms_norm_eps, |s| s.post_norm_eps);
-                    ops::rms_norm_scaleless(&mut a, h, pe);
-                    ops::gated_residual(&mut x, &a, sw.attn_alpha.get(), sw.attn_beta.get());
-                }
-                None => x.iter_mut().zip(&a).for_each(|(v, d)| *v += d),
+            if let Some(sw) = &b.sandwich {
+                ops::rms_norm_scaleless(&mut a, h, sw.post_eps);
             }
+            residual(
+                &mut x,
+                &a,
+                b.sandwich.as_ref().map(|s| (&s.attn_alpha, &s.attn_beta)),
+            );
             ops::rms_norm(&x, b.ffn_norm.get(), c.rms_norm_eps, &mut hn);
             let router = trace.as_deref_mut().map(|t| &mut t.router_logits);
             let mut f = b.ffn.forward(ex, &hn, n, router);
-            match &b.sandwich {
-                Some(sw) => {
-                    let pe = c
-                        .sandwich
-                        .as_ref()
-                        .map_or(c.rms_norm_eps, |s| s.post_norm_eps);
-                    ops::rms_norm_input_scaled(&mut f, sw.post_ffn_norm.get(), pe);
-                    ops::gated_residual(&mut x, &f, sw.ffn_alpha.get(), sw.ffn_beta.get());
-                }
-                None => x.iter_mut().zip(&f).for_each(|(v, d)| *v += d),
+            if let Some(sw) = &b.sandwich {
+                ops::rms_norm_input_scaled(&mut f, sw.post_ffn_norm.get(), sw.post_eps);
             }
+            residual(
+                &mut x,
+                &f,
+                b.sandwich.as_ref().map(|s| (&s.ffn_alpha, &s.ffn_beta)),
+            );
             if let Some(hk) = hook.as_deref_mut() {
                 hk.after_layer(l, batch, &mut x);
             }
