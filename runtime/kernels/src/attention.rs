@@ -150,9 +150,9 @@ pub fn attention(
             return unsafe { job_avx2(&a, kvh, rows) };
         }
         #[cfg(target_arch = "aarch64")]
-        job(&a, kvh, rows, arm::dot);
+        job(&a, kvh, rows, arm::dot, crate::f16_to_f32);
         #[cfg(not(target_arch = "aarch64"))]
-        job(&a, kvh, rows, dot_portable);
+        job(&a, kvh, rows, dot_portable, crate::f16_to_f32);
     };
     if macs >= MIN_PARALLEL_MACS && jobs > 1 {
         exec.for_each(jobs, &run);
@@ -230,12 +230,21 @@ struct Args<'a> {
 #[target_feature(enable = "avx2,fma,f16c")]
 fn job_avx2(a: &Args<'_>, kvh: usize, rows: Range<usize>) {
     // SAFETY: this function runs only with AVX2 and FMA enabled (its target features), which `x86::dot` needs.
-    job(a, kvh, rows, |x, y| unsafe { x86::dot(x, y) })
+    job(a, kvh, rows, |x, y| unsafe { x86::dot(x, y) }, |h, f| unsafe {
+        // SAFETY: F16C is among this function's target features.
+        x86::f16_to_f32(h, f)
+    })
 }
 
 /// One KV head and a block of query rows.
 #[inline(always)]
-fn job(a: &Args<'_>, kvh: usize, rows: Range<usize>, dot: impl Fn(&[f32], &[f32]) -> f32) {
+fn job(
+    a: &Args<'_>,
+    kvh: usize,
+    rows: Range<usize>,
+    dot: impl Fn(&[f32], &[f32]) -> f32,
+    cvt: impl Fn(&[f16], &mut [f32]),
+) {
     let s = a.s;
     let hd = s.head_dim;
     let (qd, kvd, g) = (s.heads * hd, s.kv_heads * hd, s.heads / s.kv_heads);
@@ -266,6 +275,7 @@ fn job(a: &Args<'_>, kvh: usize, rows: Range<usize>, dot: impl Fn(&[f32], &[f32]
                 hd,
                 cs - c.start..ce - c.start,
                 &mut kbuf,
+                &cvt,
             ),
             head_rows(
                 c.v,
@@ -274,6 +284,7 @@ fn job(a: &Args<'_>, kvh: usize, rows: Range<usize>, dot: impl Fn(&[f32], &[f32]
                 hd,
                 cs - c.start..ce - c.start,
                 &mut vbuf,
+                &cvt,
             ),
         );
         let stride = if matches!(c.k, KvRows::F32(_)) {
@@ -340,13 +351,14 @@ fn head_rows<'b>(
     width: usize,
     rows: Range<usize>,
     buf: &'b mut Vec<f32>,
+    cvt: &impl Fn(&[f16], &mut [f32]),
 ) -> &'b [f32] {
     match kv {
         KvRows::F32(s) => &s[rows.start * kvd + offset..(rows.end - 1) * kvd + offset + width],
         KvRows::F16(s) => {
             buf.resize(rows.len() * width, 0.0);
             for (r, o) in rows.zip(buf.chunks_exact_mut(width)) {
-                crate::f16_to_f32(&s[r * kvd + offset..r * kvd + offset + width], o);
+                cvt(&s[r * kvd + offset..r * kvd + offset + width], o);
             }
             buf
         }
@@ -399,6 +411,29 @@ mod x86 {
         let h = _mm_add_ss(h, _mm_movehdup_ps(h));
         let tail: f32 = (n16..n).map(|i| a[i] * b[i]).sum();
         _mm_cvtss_f32(h) + tail
+    }
+
+    /// f16 to f32, 8 at a time with `vcvtph2ps`, inline (no per-call feature check).
+    ///
+    /// # Safety
+    /// The CPU has F16C; `h.len() == f.len()`.
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    pub unsafe fn f16_to_f32(h: &[half::f16], f: &mut [f32]) {
+        let n = h.len().min(f.len());
+        let n8 = n / 8 * 8;
+        let mut i = 0;
+        while i < n8 {
+            // SAFETY: i + 8 <= n, within both slices; unaligned loads and stores.
+            unsafe {
+                let v = _mm_loadu_si128(h.as_ptr().add(i).cast());
+                _mm256_storeu_ps(f.as_mut_ptr().add(i), _mm256_cvtph_ps(v));
+            }
+            i += 8;
+        }
+        for j in n8..n {
+            f[j] = h[j].to_f32();
+        }
     }
 }
 

@@ -362,12 +362,29 @@ pub fn dequantize_row_q4m(blocks: &[BlockQ4M], out: &mut [f32]) {
 /// If `x.len() != out.len() * 32`.
 pub fn quantize_acts(x: &[f32], out: &mut [BlockQ8A]) {
     check_len(x.len(), out.len(), "quantize_acts");
+    #[cfg(target_arch = "x86_64")]
+    if crate::active_isa() == crate::Isa::Avx2 {
+        // SAFETY: the active family is AVX2 only on CPUs with AVX2 and FMA (`Isa::available`).
+        return unsafe { quantize_acts_avx2(x, out) };
+    }
+    quantize_acts_body(x, out)
+}
+
+/// The same loops compiled with AVX2 enabled: the same IEEE operations in wider registers, so the same bytes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn quantize_acts_avx2(x: &[f32], out: &mut [BlockQ8A]) {
+    quantize_acts_body(x, out)
+}
+
+#[inline(always)]
+fn quantize_acts_body(x: &[f32], out: &mut [BlockQ8A]) {
     for (xb, b) in x.chunks_exact(QK).zip(out.iter_mut()) {
         quantize_act_block(xb.try_into().expect("chunks_exact yields QK"), b);
     }
 }
 
-#[inline]
+#[inline(always)]
 fn quantize_act_block(xb: &[f32; QK], b: &mut BlockQ8A) {
     // Written as plain lane-wise loops so the compiler vectorizes them on every target.
     let mut amax = [0f32; 8];
@@ -400,6 +417,23 @@ pub fn f16_to_f32(src: &[f16], dst: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The dispatched activation quantizer (AVX2 build on x86_64) gives the baseline build's bytes, ties included.
+    #[test]
+    fn quantize_acts_paths_agree() {
+        let mut x = values(32 * 97, 7);
+        // Exact halves after scaling: amax 127 makes id 1, so 2.5 and -3.5 are ties.
+        x[0] = 127.0;
+        x[1] = 2.5;
+        x[2] = -3.5;
+        x[32..64].fill(0.0);
+        let mut a = vec![bytemuck::Zeroable::zeroed(); 97];
+        let mut b = vec![bytemuck::Zeroable::zeroed(); 97];
+        quantize_acts(&x, &mut a);
+        quantize_acts_body(&x, &mut b);
+        let (a, b): (&[BlockQ8A], &[BlockQ8A]) = (&a, &b);
+        assert_eq!(bytemuck::cast_slice::<_, u8>(a), bytemuck::cast_slice::<_, u8>(b));
+    }
 
     /// Deterministic values in [-1, 1) (xorshift), with a few larger outliers as real weight rows have.
     fn values(n: usize, seed: u64) -> Vec<f32> {

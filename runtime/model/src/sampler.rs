@@ -52,15 +52,32 @@ impl Sampler {
             return argmax(logits);
         }
         let inv_t = 1.0 / self.cfg.temperature;
+        if self.cfg.top_k == 0 && self.cfg.top_p >= 1.0 {
+            // No filter: draw from the whole softmax in index order, without sorting the vocabulary.
+            let mut w: Vec<f32> = logits.iter().map(|&l| l * inv_t).collect();
+            flint_kernels::ops::softmax(&mut w, logits.len());
+            let total: f32 = w.iter().sum();
+            let mut r = self.next_f32() * total;
+            for (i, &p) in w.iter().enumerate() {
+                r -= p;
+                if r <= 0.0 {
+                    return i as u32;
+                }
+            }
+            return argmax(logits);
+        }
         let mut cand: Vec<(u32, f32)> = logits
             .iter()
             .enumerate()
             .map(|(i, &l)| (i as u32, l * inv_t))
             .collect();
-        cand.sort_by(|a, b| b.1.total_cmp(&a.1));
-        if self.cfg.top_k > 0 {
+        let desc = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        if self.cfg.top_k > 0 && self.cfg.top_k < cand.len() {
+            // Only the k best need ordering.
+            cand.select_nth_unstable_by(self.cfg.top_k - 1, desc);
             cand.truncate(self.cfg.top_k);
         }
+        cand.sort_by(desc);
         let m = cand[0].1;
         let mut sum = 0.0;
         for c in cand.iter_mut() {
