@@ -148,3 +148,45 @@ fn a_sessions_second_turn_equals_a_fresh_run() {
         assert!(e < 1e-5, "{case}: rewritten history differs by {e:e}");
     }
 }
+
+/// The layer hook sees every layer in order with the batch, and what it adds flows into the next layers (the way
+/// deepstack adds vision features into the first layers).
+#[test]
+fn the_layer_hook_adds_into_the_hidden_states() {
+    use flint_model::{LayerHook, Trace};
+    struct Add {
+        calls: Vec<(usize, usize)>,
+        at: usize,
+    }
+    impl LayerHook for Add {
+        fn after_layer(&mut self, layer: usize, batch: &Batch<'_>, hidden: &mut [f32]) {
+            self.calls.push((layer, batch.len()));
+            if layer == self.at {
+                hidden.iter_mut().for_each(|v| *v += 0.25);
+            }
+        }
+    }
+    let (_t, m) = model("qwen3_moe");
+    let ids = [5u32, 77, 300, 12, 9];
+    let run = |hook: Option<&mut dyn LayerHook>| {
+        let mut kv = m.new_kv(f32_blocks(4));
+        let s = kv.new_seq();
+        let mut b = Batch::new();
+        b.push_text(s, 0, &ids, Logits::All);
+        let mut tr = Trace::default();
+        let l = m.forward_batch(&b, &mut kv, hook, Some(&mut tr)).unwrap();
+        (l, tr)
+    };
+    let (la, ta) = run(None);
+    let mut hook = Add {
+        calls: Vec::new(),
+        at: 0,
+    };
+    let (lb, tb) = run(Some(&mut hook));
+    let layers = m.config.num_layers;
+    assert_eq!(hook.calls, (0..layers).map(|l| (l, ids.len())).collect::<Vec<_>>());
+    assert_eq!(ta.hidden_states[0], tb.hidden_states[0], "embeddings");
+    let shifted: Vec<f32> = ta.hidden_states[1].iter().map(|v| v + 0.25).collect();
+    assert_eq!(tb.hidden_states[1], shifted, "layer 0's output carries the hook's addition");
+    assert!(rel_err(&lb, &la) > 1e-3, "the addition reaches the logits");
+}
