@@ -184,9 +184,15 @@ fn the_layer_hook_adds_into_the_hidden_states() {
     };
     let (lb, tb) = run(Some(&mut hook));
     let layers = m.config.num_layers;
-    assert_eq!(hook.calls, (0..layers).map(|l| (l, ids.len())).collect::<Vec<_>>());
+    assert_eq!(
+        hook.calls,
+        (0..layers).map(|l| (l, ids.len())).collect::<Vec<_>>()
+    );
     assert_eq!(ta.hidden_states[0], tb.hidden_states[0], "embeddings");
     let shifted: Vec<f32> = ta.hidden_states[1].iter().map(|v| v + 0.25).collect();
-    assert_eq!(tb.hidden_states[1], shifted, "layer 0's output carries the hook's addition");
+    assert_eq!(
+        tb.hidden_states[1], shifted,
+        "layer 0's output carries the hook's addition"
+    );
     assert!(rel_err(&lb, &la) > 1e-3, "the addition reaches the logits");
 }

@@ -230,10 +230,16 @@ struct Args<'a> {
 #[target_feature(enable = "avx2,fma,f16c")]
 fn job_avx2(a: &Args<'_>, kvh: usize, rows: Range<usize>) {
     // SAFETY: this function runs only with AVX2 and FMA enabled (its target features), which `x86::dot` needs.
-    job(a, kvh, rows, |x, y| unsafe { x86::dot(x, y) }, |h, f| unsafe {
-        // SAFETY: F16C is among this function's target features.
-        x86::f16_to_f32(h, f)
-    })
+    job(
+        a,
+        kvh,
+        rows,
+        |x, y| unsafe { x86::dot(x, y) },
+        |h, f| unsafe {
+            // SAFETY: F16C is among this function's target features.
+            x86::f16_to_f32(h, f)
+        },
+    )
 }
 
 /// One KV head and a block of query rows.

@@ -397,7 +397,10 @@ fn quantize_acts_avx2(x: &[f32], out: &mut [BlockQ8A]) {
             _mm256_cvttps_epi32(_mm256_min_ps(_mm256_max_ps(r, lo), hi))
         });
         // Pack to bytes; the packs interleave 128-bit lanes, the permute restores element order.
-        let p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        let p = _mm256_packs_epi16(
+            _mm256_packs_epi32(q[0], q[1]),
+            _mm256_packs_epi32(q[2], q[3]),
+        );
         let p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
         b.qs = bytemuck::cast::<__m256i, [i8; 32]>(p);
         let sum = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
@@ -462,7 +465,10 @@ mod tests {
         quantize_acts(&x, &mut a);
         quantize_acts_body(&x, &mut b);
         let (a, b): (&[BlockQ8A], &[BlockQ8A]) = (&a, &b);
-        assert_eq!(bytemuck::cast_slice::<_, u8>(a), bytemuck::cast_slice::<_, u8>(b));
+        assert_eq!(
+            bytemuck::cast_slice::<_, u8>(a),
+            bytemuck::cast_slice::<_, u8>(b)
+        );
     }
 
     /// Deterministic values in [-1, 1) (xorshift), with a few larger outliers as real weight rows have.

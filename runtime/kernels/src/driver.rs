@@ -153,15 +153,18 @@ pub(crate) unsafe fn run_groups<K: GroupKernel, const C: usize>(
         }
         // The last 1..C rows in one narrower tile, so the weights are read once more, not once per row (an expert
         // that 2 or 3 of a batch's rows are routed to).
-        // SAFETY (each tile below): as above.
-        match n - j {
-            3 if C > 3 => unsafe { out.put(K::tile::<3>(wg, [ar(j), ar(j + 1), ar(j + 2)]), 8 * g, j) },
-            2 if C > 2 => unsafe { out.put(K::tile::<2>(wg, [ar(j), ar(j + 1)]), 8 * g, j) },
-            _ => {
-                while j < n {
-                    unsafe { out.put(K::tile::<1>(wg, [ar(j)]), 8 * g, j) };
-                    j += 1;
-                }
+        let rest = n - j;
+        if rest == 3 && C > 3 {
+            // SAFETY: as above.
+            unsafe { out.put(K::tile::<3>(wg, [ar(j), ar(j + 1), ar(j + 2)]), 8 * g, j) };
+        } else if rest == 2 && C > 2 {
+            // SAFETY: as above.
+            unsafe { out.put(K::tile::<2>(wg, [ar(j), ar(j + 1)]), 8 * g, j) };
+        } else {
+            while j < n {
+                // SAFETY: as above.
+                unsafe { out.put(K::tile::<1>(wg, [ar(j)]), 8 * g, j) };
+                j += 1;
             }
         }
     }
