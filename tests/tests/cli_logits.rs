@@ -83,3 +83,29 @@ fn logits_npy_matches_transformers_from_ids_and_ids_file() {
         !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("`x` is not a token id")
     );
 }
+
+/// `-o /dev/null` writes into the device: it must not rename a temp file over it (which, as root, would replace
+/// the device node with a regular file).
+#[test]
+fn output_to_a_device_leaves_the_device_alone() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = fixtures().join("hf/llama");
+    let tmp = tempfile::tempdir().unwrap();
+    let m = tmp.path().join("m.flint");
+    import(&dir.join("model"), &m, DType::F32);
+    let o = run_bin(
+        "flint",
+        &[
+            "logits",
+            "-m",
+            m.to_str().unwrap(),
+            "--ids",
+            "1,2",
+            "-o",
+            "/dev/null",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ft = std::fs::metadata("/dev/null").unwrap().file_type();
+    assert!(ft.is_char_device(), "/dev/null is no longer a device");
+}

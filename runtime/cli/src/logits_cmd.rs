@@ -70,6 +70,28 @@ pub fn write_npy(path: &Path, data: &[f32], shape: &[usize]) -> anyhow::Result<(
         header.push(' ');
     }
     header.push('\n');
+    let body = |f: &mut dyn Write| -> std::io::Result<()> {
+        f.write_all(b"\x93NUMPY\x01\x00")?;
+        f.write_all(&(header.len() as u16).to_le_bytes())?;
+        f.write_all(header.as_bytes())?;
+        for v in data {
+            f.write_all(&v.to_le_bytes())?;
+        }
+        Ok(())
+    };
+    // A device or pipe (`-o /dev/null`, `/dev/stdout`) is written in place: renaming a temp file over it would
+    // replace the device node itself.
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        let mut f = std::io::BufWriter::new(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(|| format!("opening {}", path.display()))?,
+        );
+        return body(&mut f)
+            .and_then(|_| f.flush())
+            .with_context(|| format!("writing {}", path.display()));
+    }
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -81,12 +103,7 @@ pub fn write_npy(path: &Path, data: &[f32], shape: &[usize]) -> anyhow::Result<(
     ));
     let result = (|| -> std::io::Result<()> {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-        f.write_all(b"\x93NUMPY\x01\x00")?;
-        f.write_all(&(header.len() as u16).to_le_bytes())?;
-        f.write_all(header.as_bytes())?;
-        for v in data {
-            f.write_all(&v.to_le_bytes())?;
-        }
+        body(&mut f)?;
         f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
