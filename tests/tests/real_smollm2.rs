@@ -118,6 +118,11 @@ fn chat_answers_paris() {
 /// the aggregated answer (a vote, or a last pass) names Paris.
 #[test]
 fn agents_answer_paris() {
+    if std::env::var_os("FLINT_TEST_RUNNER").is_some() {
+        // Real-weight checks of x86_64-only size: under qemu this one takes many minutes per CPU model.
+        eprintln!("skipped under FLINT_TEST_RUNNER (emulated aarch64)");
+        return;
+    }
     let path = model_path();
     let out = run_bin(
         "flint",
@@ -178,6 +183,11 @@ fn chat_template_matches() {
 /// (two 256-token chunks, every position).
 #[test]
 fn f16_kv_keeps_kl_to_f32_kv_within_0_001() {
+    if std::env::var_os("FLINT_TEST_RUNNER").is_some() {
+        // Real-weight checks of x86_64-only size: under qemu this one takes many minutes per CPU model.
+        eprintln!("skipped under FLINT_TEST_RUNNER (emulated aarch64)");
+        return;
+    }
     use flint_model::{KvDtype, KvOptions};
     let model = Model::open(model_path()).unwrap();
     let text = Text::from_file(model.file()).unwrap().unwrap();
