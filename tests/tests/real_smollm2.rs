@@ -82,22 +82,26 @@ fn tokenizer_matches_transformers() {
     }
 }
 
+/// `flint run --chat` asked for the capital of France, 24 tokens at most, with `extra` options.
+fn ask_capital(extra: &[&str]) -> std::process::Output {
+    let path = model_path();
+    let mut args = vec![
+        "run",
+        "-m",
+        path.to_str().unwrap(),
+        "--chat",
+        "-p",
+        "What is the capital of France?",
+        "-n",
+        "24",
+    ];
+    args.extend_from_slice(extra);
+    run_bin("flint", &args)
+}
+
 #[test]
 fn chat_answers_paris() {
-    let path = model_path();
-    let out = run_bin(
-        "flint",
-        &[
-            "run",
-            "-m",
-            path.to_str().unwrap(),
-            "--chat",
-            "-p",
-            "What is the capital of France?",
-            "-n",
-            "24",
-        ],
-    );
+    let out = ask_capital(&[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "flint run failed: {stderr}");
@@ -123,27 +127,7 @@ fn agents_answer_paris() {
         eprintln!("skipped under FLINT_TEST_RUNNER (emulated aarch64)");
         return;
     }
-    let path = model_path();
-    let out = run_bin(
-        "flint",
-        &[
-            "run",
-            "-m",
-            path.to_str().unwrap(),
-            "--chat",
-            "-p",
-            "What is the capital of France?",
-            "-n",
-            "24",
-            "--agents",
-            "3",
-            "--temp",
-            "0.3",
-            "--seed",
-            "7",
-            "-v",
-        ],
-    );
+    let out = ask_capital(&["--agents", "3", "--temp", "0.3", "--seed", "7", "-v"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "flint run --agents failed: {stderr}");
