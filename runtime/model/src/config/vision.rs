@@ -86,3 +86,98 @@ pub mod names {
         format!("{weight}.bias")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::VisionConfig;
+    use crate::config::limits::check_config;
+    use crate::ModelConfig;
+
+    fn good() -> ModelConfig {
+        ModelConfig {
+            arch: "muse_spark".into(),
+            vocab_size: 512,
+            hidden_size: 64,
+            num_layers: 1,
+            num_heads: 4,
+            num_kv_heads: 2,
+            head_dim: 16,
+            intermediate_size: 128,
+            rope_theta: 1e4,
+            rms_norm_eps: 1e-5,
+            max_position_embeddings: 256,
+            vision: Some(VisionConfig {
+                hidden_size: 48,
+                intermediate_size: 88,
+                num_layers: 3,
+                num_heads: 4,
+                patch_size: 4,
+                patch_temporal: 2,
+                pos_emb_height: 4,
+                pos_emb_width: 4,
+                merge_size: 2,
+                layer_norm_eps: 1e-5,
+                rope_theta: 1e4,
+                full_layers: vec![false, true, false],
+                pos_table_transposed: true,
+                adapter_size: 72,
+                image_token_id: 3,
+                video_token_id: 4,
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn field(f: impl FnOnce(&mut VisionConfig)) -> &'static str {
+        let mut c = good();
+        f(c.vision.as_mut().unwrap());
+        check_config(&c).expect_err("should be refused").field
+    }
+
+    #[test]
+    fn every_vision_field_is_checked_and_named() {
+        assert_eq!(check_config(&good()), Ok(()));
+        assert_eq!(field(|v| v.hidden_size = 0), "vision.hidden_size");
+        assert_eq!(field(|v| v.num_layers = 1 << 30), "vision.num_layers");
+        assert_eq!(field(|v| v.num_heads = 5), "vision.num_heads");
+        assert_eq!(field(|v| v.num_heads = 8), "vision.num_heads"); // head_dim 6: not a multiple of 4
+        assert_eq!(field(|v| v.patch_size = 1 << 20), "vision.patch_size");
+        assert_eq!(field(|v| v.patch_temporal = 0), "vision.patch_temporal");
+        assert_eq!(
+            field(|v| {
+                v.patch_size = 1024;
+                v.patch_temporal = 64
+            }),
+            "vision.patch_temporal × 3 × patch_size²"
+        );
+        assert_eq!(field(|v| v.pos_emb_width = 5), "vision.pos_emb_width");
+        assert_eq!(field(|v| v.merge_size = 17), "vision.merge_size");
+        assert_eq!(
+            field(|v| {
+                v.hidden_size = 1 << 16;
+                v.num_heads = 1
+            }),
+            "vision.hidden_size × merge_size²"
+        );
+        assert_eq!(field(|v| v.adapter_size = 0), "vision.adapter_size");
+        assert_eq!(field(|v| v.layer_norm_eps = f32::NAN), "vision.layer_norm_eps");
+        assert_eq!(field(|v| v.rope_theta = 0.0), "vision.rope_theta");
+        assert_eq!(field(|v| v.full_layers.truncate(2)), "vision.full_layers");
+        assert_eq!(field(|v| v.image_token_id = 512), "vision.image_token_id");
+        assert_eq!(field(|v| v.video_token_id = u32::MAX), "vision.video_token_id");
+    }
+
+    #[test]
+    fn round_trips_and_is_optional() {
+        let c = good();
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(v["vision"]["full_layers"], serde_json::json!([false, true, false]));
+        assert_eq!(serde_json::from_value::<ModelConfig>(v).unwrap(), c);
+        let text_only = ModelConfig { vision: None, ..c };
+        let v = serde_json::to_value(&text_only).unwrap();
+        assert!(v.get("vision").is_none(), "an absent tower is not written: {v}");
+        let mut bad = serde_json::to_value(&good()).unwrap();
+        bad["vision"]["window"] = serde_json::json!(4);
+        assert!(serde_json::from_value::<ModelConfig>(bad).is_err(), "unknown fields are refused");
+    }
+}
