@@ -93,13 +93,18 @@ fn check_taps(c: &Case, case: &str, pixels: &str, grid: &str, placeholder: u32) 
     }
     assert_eq!(t.windows.index, ids(&c.io["out.tap.vision_window_index"]));
     let cu = |spans: &[std::ops::Range<usize>]| -> Vec<usize> {
-        std::iter::once(0).chain(spans.iter().map(|s| s.end)).collect()
+        std::iter::once(0)
+            .chain(spans.iter().map(|s| s.end))
+            .collect()
     };
     assert_eq!(
         cu(&t.windows.windows),
         ids(&c.io["out.tap.vision_cu_window_seqlens"])
     );
-    assert_eq!(cu(&t.windows.frames), ids(&c.io["out.tap.vision_cu_seqlens"]));
+    assert_eq!(
+        cu(&t.windows.frames),
+        ids(&c.io["out.tap.vision_cu_seqlens"])
+    );
     // The merged inputs_embeds hold these rows, in order, at the placeholder tokens.
     let h = c.model.config.hidden_size;
     let merged = &c.io["out.tap.lm.inputs_embeds"].data;
@@ -139,7 +144,11 @@ fn video_taps_and_decoder_match_transformers() {
     );
     let m = &c.model;
     let h = m.config.hidden_size;
-    let ids: Vec<u32> = c.io["in.input_ids"].data.iter().map(|&v| v as u32).collect();
+    let ids: Vec<u32> = c.io["in.input_ids"]
+        .data
+        .iter()
+        .map(|&v| v as u32)
+        .collect();
     let mut kv = m.new_kv(KvOptions::with_dtype(KvDtype::F32));
     let seq = kv.new_seq();
     let mut batch = Batch::new();
@@ -154,7 +163,9 @@ fn video_taps_and_decoder_match_transformers() {
     }
     assert!(rows.next().is_none(), "every video row has a placeholder");
     let mut trace = Trace::default();
-    let logits = m.forward_batch(&batch, &mut kv, None, Some(&mut trace)).unwrap();
+    let logits = m
+        .forward_batch(&batch, &mut kv, None, Some(&mut trace))
+        .unwrap();
     let e = rel_err(&logits, &c.io["out.logits"].data);
     eprintln!("muse_spark_video: logits: max error {e:.3e}");
     assert!(e < TOL, "video logits differ by {e:e}");
@@ -181,8 +192,14 @@ fn several_images_and_a_video_in_one_call() {
     let vid = read_safetensors(&fixtures().join("hf/muse_spark_video/io.safetensors"));
     let ex = img.model.exec();
     let t = &img.tower;
-    let (pi, gi) = (&img.io["in.pixel_values"].data, grids(&img.io["in.image_grid_thw"]));
-    let (pv, gv) = (&vid["in.pixel_values_videos"].data, grids(&vid["in.video_grid_thw"]));
+    let (pi, gi) = (
+        &img.io["in.pixel_values"].data,
+        grids(&img.io["in.image_grid_thw"]),
+    );
+    let (pv, gv) = (
+        &vid["in.pixel_values_videos"].data,
+        grids(&vid["in.video_grid_thw"]),
+    );
     let a = t.encode(ex, pi, &gi).unwrap();
     let b = t.encode(ex, pv, &gv).unwrap();
     let pixels: Vec<f32> = [&pi[..], pv, pi].concat();
@@ -191,7 +208,10 @@ fn several_images_and_a_video_in_one_call() {
     assert_eq!(t.tokens(&all_grids), 15 + 12 + 15);
     let want: Vec<f32> = [&a[..], &b, &a].concat();
     let e = rel_err(&both, &want);
-    assert!(e < 1e-5, "batched call differs from separate calls by {e:e}");
+    assert!(
+        e < 1e-5,
+        "batched call differs from separate calls by {e:e}"
+    );
 }
 
 #[test]
@@ -214,10 +234,25 @@ fn tower_tensors_have_their_own_groups() {
     assert_eq!(shape(names::PROJ), [64, 72]);
     assert_eq!(f.tensor(names::POS_EMBD).unwrap().info.dtype, DType::F32);
     let tower_groups: std::collections::BTreeSet<u32> = tower.iter().map(|t| t.group).collect();
-    assert!(!tower_groups.contains(&0), "every tower tensor is in a group");
-    assert_eq!(tower_groups.len(), 2 + v.num_layers, "stem, one per layer, head");
-    for t in f.tensors().iter().filter(|t| !t.name.starts_with(names::PREFIX)) {
-        assert!(!tower_groups.contains(&t.group), "{} shares a tower group", t.name);
+    assert!(
+        !tower_groups.contains(&0),
+        "every tower tensor is in a group"
+    );
+    assert_eq!(
+        tower_groups.len(),
+        2 + v.num_layers,
+        "stem, one per layer, head"
+    );
+    for t in f
+        .tensors()
+        .iter()
+        .filter(|t| !t.name.starts_with(names::PREFIX))
+    {
+        assert!(
+            !tower_groups.contains(&t.group),
+            "{} shares a tower group",
+            t.name
+        );
     }
     // The stored description round-trips and says how the table is read.
     assert!(v.pos_table_transposed);
@@ -237,7 +272,10 @@ fn bad_inputs_are_errors() {
             .to_string()
     };
     let e = err(&px[..px.len() - 1], &[[1, 6, 10]]);
-    assert!(e.contains("pixel_values") && e.contains("60 patches"), "{e}");
+    assert!(
+        e.contains("pixel_values") && e.contains("60 patches"),
+        "{e}"
+    );
     let e = err(px, &[[1, 5, 12]]);
     assert!(e.contains("merge_size"), "{e}");
     let e = err(px, &[[1, 1 << 40, 1 << 40]]);
@@ -275,28 +313,66 @@ fn import_error(dir: &Path) -> String {
 #[test]
 fn bad_vision_configs_are_refused_naming_the_field() {
     let cases: Vec<(&str, Value, Vec<&str>)> = vec![
-        ("patch_size", json!("4"), vec!["vision_config.patch_size", "not a non-negative integer"]),
-        ("num_hidden_layers", json!(1_000_000_000u64), vec!["vision_config.num_hidden_layers", "cap"]),
-        ("hidden_act", json!("relu"), vec!["vision_config.hidden_act", "relu"]),
-        ("layer_types", json!(["full_attention"]), vec!["vision_config.layer_types", "1 entries"]),
-        ("layer_types", json!(["full_attention", "x", "full_attention"]), vec!["layer_types", "\"x\""]),
-        ("rope_parameters", json!({"rope_type": "default", "rope_theta": 1e4}), vec!["rope_parameters", "axial"]),
-        ("pos_emb_width", json!(5), vec!["vision.pos_emb_width", "square"]),
+        (
+            "patch_size",
+            json!("4"),
+            vec!["vision_config.patch_size", "not a non-negative integer"],
+        ),
+        (
+            "num_hidden_layers",
+            json!(1_000_000_000u64),
+            vec!["vision_config.num_hidden_layers", "cap"],
+        ),
+        (
+            "hidden_act",
+            json!("relu"),
+            vec!["vision_config.hidden_act", "relu"],
+        ),
+        (
+            "layer_types",
+            json!(["full_attention"]),
+            vec!["vision_config.layer_types", "1 entries"],
+        ),
+        (
+            "layer_types",
+            json!(["full_attention", "x", "full_attention"]),
+            vec!["layer_types", "\"x\""],
+        ),
+        (
+            "rope_parameters",
+            json!({"rope_type": "default", "rope_theta": 1e4}),
+            vec!["rope_parameters", "axial"],
+        ),
+        (
+            "pos_emb_width",
+            json!(5),
+            vec!["vision.pos_emb_width", "square"],
+        ),
         ("num_attention_heads", json!(5), vec!["vision.num_heads"]),
-        ("layer_norm_eps", json!(1e-6), vec!["vision_config.layer_norm_eps"]),
+        (
+            "layer_norm_eps",
+            json!(1e-6),
+            vec!["vision_config.layer_norm_eps"],
+        ),
         ("merge_size", json!(3), vec!["out_hidden_size"]),
     ];
     for (key, val, words) in cases {
         let dir = edited(|v| v["vision_config"][key] = val.clone());
         let e = import_error(dir.path());
         for w in &words {
-            assert!(e.contains(w), "{key} = {val}: error does not name {w:?}: {e}");
+            assert!(
+                e.contains(w),
+                "{key} = {val}: error does not name {w:?}: {e}"
+            );
         }
         assert!(e.contains("config.json"), "{e}");
     }
     let dir = edited(|v| v["image_token_id"] = json!(4096));
     let e = import_error(dir.path());
-    assert!(e.contains("vision.image_token_id") && e.contains("vocabulary"), "{e}");
+    assert!(
+        e.contains("vision.image_token_id") && e.contains("vocabulary"),
+        "{e}"
+    );
     let dir = edited(|v| v["vision_config"] = json!([1]));
     assert!(import_error(dir.path()).contains("vision_config"));
 }
@@ -307,11 +383,15 @@ fn absurd_stored_vision_config_is_refused() {
     let c = load("muse_spark");
     let mut cfg = c.model.config.clone();
     cfg.vision.as_mut().unwrap().merge_size = 1 << 20;
-    let e = VisionTower::load(c.model.file(), &cfg).unwrap_err().to_string();
+    let e = VisionTower::load(c.model.file(), &cfg)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("vision.merge_size") && e.contains("cap"), "{e}");
     let mut cfg = c.model.config.clone();
     cfg.vision = None;
-    let e = VisionTower::load(c.model.file(), &cfg).unwrap_err().to_string();
+    let e = VisionTower::load(c.model.file(), &cfg)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("vision"), "{e}");
     // And an old file without a vision tower still loads as a decoder (the field is optional).
     let mut v = serde_json::to_value(&c.model.config).unwrap();

@@ -114,7 +114,11 @@ pub fn config(v: &Value, path: &Path) -> Result<Option<VisionConfig>, ImportErro
     let spark = v.get("model_type").and_then(Value::as_str) != Some("muse_glimmer");
     let kind = k.choice(
         "model_type",
-        if spark { "muse_spark_vision" } else { "muse_glimmer_vision" },
+        if spark {
+            "muse_spark_vision"
+        } else {
+            "muse_glimmer_vision"
+        },
         &["muse_spark_vision", "muse_glimmer_vision"],
     )?;
     k.choice("hidden_act", "gelu", &["gelu"])?;
@@ -123,7 +127,9 @@ pub fn config(v: &Value, path: &Path) -> Result<Option<VisionConfig>, ImportErro
     let hidden = k.count("hidden_size", 1536, limits::MAX_HIDDEN)?;
     let merge = k.count("merge_size", 2, limits::MAX_MERGE)?;
     let full_layers = match k.get("layer_types") {
-        None => (0..layers).map(|i| (i + 1) % 4 == 0 || i + 1 == layers).collect(),
+        None => (0..layers)
+            .map(|i| (i + 1) % 4 == 0 || i + 1 == layers)
+            .collect(),
         Some(a) => {
             let a = a
                 .as_array()
@@ -149,7 +155,10 @@ pub fn config(v: &Value, path: &Path) -> Result<Option<VisionConfig>, ImportErro
     let rope = k.get("rope_parameters");
     if let Some(t) = rope.and_then(|r| r.get("rope_type")) {
         if t.as_str() != Some("axial") {
-            return Err(k.err("rope_parameters", format!("rope type {t} is not supported (only axial)")));
+            return Err(k.err(
+                "rope_parameters",
+                format!("rope type {t} is not supported (only axial)"),
+            ));
         }
     }
     let rope_theta = rope

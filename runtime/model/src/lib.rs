@@ -17,8 +17,8 @@ pub mod vision;
 mod weights;
 
 pub use batch::{Batch, Input, LayerHook, Logits, Pos, Row};
-pub use config::{AttnKind, ModelConfig, MoeConfig, QkNorm, Router, SandwichConfig};
 pub use config::vision::VisionConfig;
+pub use config::{AttnKind, ModelConfig, MoeConfig, QkNorm, Router, SandwichConfig};
 pub use decoder::{KvCache, Model, Trace};
 pub use engine::{Engine, ReqId, Session};
 pub use error::ModelError;

@@ -266,7 +266,11 @@ pub const MAX_VISION_GRIDS: usize = 4096;
 /// The checks of `model.config.vision` (called from [`check_config`]); `c` is the decoder it feeds.
 pub fn check_vision(v: &super::vision::VisionConfig, c: &ModelConfig) -> Result<(), Invalid> {
     let d = count("vision.hidden_size", v.hidden_size, MAX_HIDDEN)?;
-    let inter = count("vision.intermediate_size", v.intermediate_size, MAX_INTERMEDIATE)?;
+    let inter = count(
+        "vision.intermediate_size",
+        v.intermediate_size,
+        MAX_INTERMEDIATE,
+    )?;
     let layers = count("vision.num_layers", v.num_layers, MAX_LAYERS)?;
     let heads = count("vision.num_heads", v.num_heads, MAX_HEADS)?;
     if d.checked_rem(heads) != Some(0) || d.checked_div(heads).unwrap_or(1) % 4 != 0 {
@@ -276,21 +280,36 @@ pub fn check_vision(v: &super::vision::VisionConfig, c: &ModelConfig) -> Result<
         ));
     }
     let p = count("vision.patch_size", v.patch_size, MAX_PATCH_SIZE)?;
-    let t = count("vision.patch_temporal", v.patch_temporal, MAX_PATCH_TEMPORAL)?;
-    let row = product("vision.patch_temporal × 3 × patch_size²", &[t, 3, p, p], MAX_PROJ)?;
+    let t = count(
+        "vision.patch_temporal",
+        v.patch_temporal,
+        MAX_PATCH_TEMPORAL,
+    )?;
+    let row = product(
+        "vision.patch_temporal × 3 × patch_size²",
+        &[t, 3, p, p],
+        MAX_PROJ,
+    )?;
     product("vision patch embedding", &[row, d], MAX_MATRIX_ELEMS)?;
     let side = count("vision.pos_emb_height", v.pos_emb_height, MAX_POS_GRID)?;
     if v.pos_emb_width != side {
         return Err(bad(
             "vision.pos_emb_width",
-            format!("({}) must equal `vision.pos_emb_height` ({side}): the table is square", v.pos_emb_width),
+            format!(
+                "({}) must equal `vision.pos_emb_height` ({side}): the table is square",
+                v.pos_emb_width
+            ),
         ));
     }
     product("vision position table", &[side, side, d], MAX_MATRIX_ELEMS)?;
     let m = count("vision.merge_size", v.merge_size, MAX_MERGE)?;
     let merged = product("vision.hidden_size × merge_size²", &[d, m, m], MAX_HIDDEN)?;
     let a = count("vision.adapter_size", v.adapter_size, MAX_INTERMEDIATE)?;
-    product("vision adapter", &[merged.max(a).max(c.hidden_size), a], MAX_MATRIX_ELEMS)?;
+    product(
+        "vision adapter",
+        &[merged.max(a).max(c.hidden_size), a],
+        MAX_MATRIX_ELEMS,
+    )?;
     product("vision MLP", &[inter, d], MAX_MATRIX_ELEMS)?;
     positive("vision.layer_norm_eps", v.layer_norm_eps, MAX_EPS)?;
     positive("vision.rope_theta", v.rope_theta, f32::MAX)?;

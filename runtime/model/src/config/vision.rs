@@ -160,24 +160,39 @@ mod tests {
             "vision.hidden_size × merge_size²"
         );
         assert_eq!(field(|v| v.adapter_size = 0), "vision.adapter_size");
-        assert_eq!(field(|v| v.layer_norm_eps = f32::NAN), "vision.layer_norm_eps");
+        assert_eq!(
+            field(|v| v.layer_norm_eps = f32::NAN),
+            "vision.layer_norm_eps"
+        );
         assert_eq!(field(|v| v.rope_theta = 0.0), "vision.rope_theta");
         assert_eq!(field(|v| v.full_layers.truncate(2)), "vision.full_layers");
         assert_eq!(field(|v| v.image_token_id = 512), "vision.image_token_id");
-        assert_eq!(field(|v| v.video_token_id = u32::MAX), "vision.video_token_id");
+        assert_eq!(
+            field(|v| v.video_token_id = u32::MAX),
+            "vision.video_token_id"
+        );
     }
 
     #[test]
     fn round_trips_and_is_optional() {
         let c = good();
         let v = serde_json::to_value(&c).unwrap();
-        assert_eq!(v["vision"]["full_layers"], serde_json::json!([false, true, false]));
+        assert_eq!(
+            v["vision"]["full_layers"],
+            serde_json::json!([false, true, false])
+        );
         assert_eq!(serde_json::from_value::<ModelConfig>(v).unwrap(), c);
         let text_only = ModelConfig { vision: None, ..c };
         let v = serde_json::to_value(&text_only).unwrap();
-        assert!(v.get("vision").is_none(), "an absent tower is not written: {v}");
-        let mut bad = serde_json::to_value(&good()).unwrap();
+        assert!(
+            v.get("vision").is_none(),
+            "an absent tower is not written: {v}"
+        );
+        let mut bad = serde_json::to_value(good()).unwrap();
         bad["vision"]["window"] = serde_json::json!(4);
-        assert!(serde_json::from_value::<ModelConfig>(bad).is_err(), "unknown fields are refused");
+        assert!(
+            serde_json::from_value::<ModelConfig>(bad).is_err(),
+            "unknown fields are refused"
+        );
     }
 }

@@ -129,7 +129,11 @@ fn axis_taps(i: usize, size: usize, side: usize) -> [(usize, f32); 2] {
 /// For every patch in raster order, the four (table row, weight) pairs that resample the `side × side` position
 /// table to its grid. With `transposed` (Muse Spark) the table is resampled to a `(w, h)` grid and read in that
 /// grid's raster order, as transformers does when it passes `grid_thw[:, [0, 2, 1]]`.
-pub fn position_taps(grids: &[[usize; 3]], side: usize, transposed: bool) -> Vec<[(usize, f32); 4]> {
+pub fn position_taps(
+    grids: &[[usize; 3]],
+    side: usize,
+    transposed: bool,
+) -> Vec<[(usize, f32); 4]> {
     let mut taps = Vec::new();
     for &[t, h, w] in grids {
         let (gh, gw) = if transposed { (w, h) } else { (h, w) };

@@ -129,8 +129,20 @@ impl VisionTower {
             ln_pre: Norm::load(&ld, names::LN_PRE, d)?,
             layers,
             ln_post: Norm::load(&ld, names::LN_POST, d)?,
-            fc1: Linear::load(&ld, names::ADAPTER_FC1, v.adapter_size, v.merged_size(), false)?,
-            fc2: Linear::load(&ld, names::ADAPTER_FC2, v.adapter_size, v.adapter_size, false)?,
+            fc1: Linear::load(
+                &ld,
+                names::ADAPTER_FC1,
+                v.adapter_size,
+                v.merged_size(),
+                false,
+            )?,
+            fc2: Linear::load(
+                &ld,
+                names::ADAPTER_FC2,
+                v.adapter_size,
+                v.adapter_size,
+                false,
+            )?,
             proj: Linear::load(&ld, names::PROJ, config.hidden_size, v.adapter_size, false)?,
             rope: Rope::new(RopeKind::Axial2d, v.head_dim(), v.rope_theta),
             config: v,
@@ -197,7 +209,11 @@ impl VisionTower {
             sin: &sin,
         };
         for layer in &self.layers {
-            let spans = if layer.full { &win.frames } else { &win.windows };
+            let spans = if layer.full {
+                &win.frames
+            } else {
+                &win.windows
+            };
             layer.forward(exec, &mut x, c.num_heads, c.layer_norm_eps, &rope, spans);
             tap(&mut |t| t.layers.push(x.clone()));
         }
