@@ -4,9 +4,11 @@
 //! layer in window order, ln_post, the pixel-shuffled tower output, adapter, projection, normed embeddings), the
 //! window index and segments exactly, and the merged `inputs_embeds` rows at the placeholders. The video case then
 //! runs the decoder on its prompt with the tower's rows at the `<|video|>` placeholders. Also: the tower's tensors
-//! and paging groups, several images and a video in one call, refused configs and refused inputs.
+//! and paging groups, several images and a video in one call, refused configs and refused inputs, and Muse Glimmer's
+//! tower (position table untransposed) against its fixture.
 
 use flint_format::{DType, FlintFile};
+use flint_kernels::Exec;
 use flint_model::config::vision::names;
 use flint_model::vision::{VisionTower, VisionTrace};
 use flint_model::{Batch, KvDtype, KvOptions, Logits, Model, Trace};
@@ -51,74 +53,88 @@ fn ids(r: &Ref) -> Vec<usize> {
     r.data.iter().map(|&v| v as usize).collect()
 }
 
-/// Runs the tower on the case's pixels; returns the embeddings and the trace.
-fn run(c: &Case, pixels: &str, grid: &str) -> (Vec<f32>, VisionTrace) {
-    let mut trace = VisionTrace::default();
-    let out = c
-        .tower
-        .encode_traced(
-            c.model.exec(),
-            &c.io[pixels].data,
-            &grids(&c.io[grid]),
-            Some(&mut trace),
-        )
-        .unwrap();
-    (out, trace)
+/// One tower run against one fixture case's references.
+struct Taps<'a> {
+    case: &'a str,
+    tower: &'a VisionTower,
+    io: &'a HashMap<String, Ref>,
+    /// The decoder's width.
+    hidden: usize,
 }
 
-/// Every vision tap of `case`, and the merged `inputs_embeds` at the `placeholder` rows; returns the embeddings.
+impl Taps<'_> {
+    /// Every vision tap, the window index and segments, and the merged `inputs_embeds` at the `placeholder` rows;
+    /// returns the embeddings.
+    fn check(&self, pixels: &str, grid: &str, placeholder: u32) -> Vec<f32> {
+        let (case, io) = (self.case, self.io);
+        let mut t = VisionTrace::default();
+        let out = self
+            .tower
+            .encode_traced(
+                &Exec::global(),
+                &io[pixels].data,
+                &grids(&io[grid]),
+                Some(&mut t),
+            )
+            .unwrap();
+        let mut taps: Vec<(String, &[f32])> = vec![
+            ("vision_patch_embedding".into(), &t.patch_embedding),
+            ("vision_patch_embedder".into(), &t.patch_embedder),
+            ("vision_ln_pre".into(), &t.ln_pre),
+        ];
+        for (l, x) in t.layers.iter().enumerate() {
+            taps.push((format!("vision_layer{l}"), x));
+        }
+        taps.extend([
+            ("vision_ln_post".into(), &t.ln_post[..]),
+            ("vision_tower.last_hidden_state".into(), &t.merged[..]),
+            ("vision_adapter".into(), &t.adapter[..]),
+            ("vision_projection".into(), &t.projection[..]),
+            ("vision_embeds".into(), &out[..]),
+        ]);
+        assert_eq!(t.layers.len(), self.tower.config.num_layers);
+        for (name, got) in taps {
+            let want = &io[&format!("out.tap.{name}")].data;
+            let e = rel_err(got, want);
+            eprintln!("{case}: {name}: max error {e:.3e} of the largest magnitude");
+            assert!(e < TOL, "{case}: {name} differs by {e:e}");
+        }
+        assert_eq!(t.windows.index, ids(&io["out.tap.vision_window_index"]));
+        let cu = |spans: &[std::ops::Range<usize>]| -> Vec<usize> {
+            std::iter::once(0)
+                .chain(spans.iter().map(|s| s.end))
+                .collect()
+        };
+        assert_eq!(
+            cu(&t.windows.windows),
+            ids(&io["out.tap.vision_cu_window_seqlens"])
+        );
+        assert_eq!(cu(&t.windows.frames), ids(&io["out.tap.vision_cu_seqlens"]));
+        // The merged inputs_embeds hold these rows, in order, at the placeholder tokens.
+        let h = self.hidden;
+        let merged = &io["out.tap.lm.inputs_embeds"].data;
+        let rows: Vec<f32> = ids(&io["in.input_ids"])
+            .iter()
+            .enumerate()
+            .filter(|&(_, &id)| id == placeholder as usize)
+            .flat_map(|(t, _)| merged[t * h..(t + 1) * h].to_vec())
+            .collect();
+        assert_eq!(rows.len(), out.len(), "{case}: placeholder rows");
+        let e = rel_err(&out, &rows);
+        eprintln!("{case}: inputs_embeds at the placeholders: max error {e:.3e}");
+        assert!(e < TOL, "{case}: placeholder rows differ by {e:e}");
+        out
+    }
+}
+
 fn check_taps(c: &Case, case: &str, pixels: &str, grid: &str, placeholder: u32) -> Vec<f32> {
-    let (out, t) = run(c, pixels, grid);
-    let mut taps: Vec<(String, &[f32])> = vec![
-        ("vision_patch_embedding".into(), &t.patch_embedding),
-        ("vision_patch_embedder".into(), &t.patch_embedder),
-        ("vision_ln_pre".into(), &t.ln_pre),
-    ];
-    for (l, x) in t.layers.iter().enumerate() {
-        taps.push((format!("vision_layer{l}"), x));
-    }
-    taps.extend([
-        ("vision_ln_post".into(), &t.ln_post[..]),
-        ("vision_tower.last_hidden_state".into(), &t.merged[..]),
-        ("vision_adapter".into(), &t.adapter[..]),
-        ("vision_projection".into(), &t.projection[..]),
-        ("vision_embeds".into(), &out[..]),
-    ]);
-    assert_eq!(t.layers.len(), c.tower.config.num_layers);
-    for (name, got) in taps {
-        let want = &c.io[&format!("out.tap.{name}")].data;
-        let e = rel_err(got, want);
-        eprintln!("{case}: {name}: max error {e:.3e} of the largest magnitude");
-        assert!(e < TOL, "{case}: {name} differs by {e:e}");
-    }
-    assert_eq!(t.windows.index, ids(&c.io["out.tap.vision_window_index"]));
-    let cu = |spans: &[std::ops::Range<usize>]| -> Vec<usize> {
-        std::iter::once(0)
-            .chain(spans.iter().map(|s| s.end))
-            .collect()
+    let taps = Taps {
+        case,
+        tower: &c.tower,
+        io: &c.io,
+        hidden: c.model.config.hidden_size,
     };
-    assert_eq!(
-        cu(&t.windows.windows),
-        ids(&c.io["out.tap.vision_cu_window_seqlens"])
-    );
-    assert_eq!(
-        cu(&t.windows.frames),
-        ids(&c.io["out.tap.vision_cu_seqlens"])
-    );
-    // The merged inputs_embeds hold these rows, in order, at the placeholder tokens.
-    let h = c.model.config.hidden_size;
-    let merged = &c.io["out.tap.lm.inputs_embeds"].data;
-    let rows: Vec<f32> = ids(&c.io["in.input_ids"])
-        .iter()
-        .enumerate()
-        .filter(|&(_, &id)| id == placeholder as usize)
-        .flat_map(|(t, _)| merged[t * h..(t + 1) * h].to_vec())
-        .collect();
-    assert_eq!(rows.len(), out.len(), "{case}: placeholder rows");
-    let e = rel_err(&out, &rows);
-    eprintln!("{case}: inputs_embeds at the placeholders: max error {e:.3e}");
-    assert!(e < TOL, "{case}: placeholder rows differ by {e:e}");
-    out
+    taps.check(pixels, grid, placeholder)
 }
 
 #[test]
@@ -190,7 +206,7 @@ fn video_taps_and_decoder_match_transformers() {
 fn several_images_and_a_video_in_one_call() {
     let img = load("muse_spark");
     let vid = read_safetensors(&fixtures().join("hf/muse_spark_video/io.safetensors"));
-    let ex = img.model.exec();
+    let ex = &Exec::global();
     let t = &img.tower;
     let (pi, gi) = (
         &img.io["in.pixel_values"].data,
@@ -263,7 +279,7 @@ fn tower_tensors_have_their_own_groups() {
 #[test]
 fn bad_inputs_are_errors() {
     let c = load("muse_spark");
-    let ex = c.model.exec();
+    let ex = &Exec::global();
     let px = &c.io["in.pixel_values"].data;
     let err = |pixels: &[f32], g: &[[usize; 3]]| {
         c.tower
@@ -400,4 +416,66 @@ fn absurd_stored_vision_config_is_refused() {
     old.validate().unwrap();
     assert!(old.vision.is_none());
     let _ = FlintFile::open(c.model.file().path()).unwrap();
+}
+
+/// Muse Glimmer's tower: the same code, its position table read untransposed. Flint does not run Glimmer's decoder
+/// (weighted post norms, plain residuals), so only the tower is written, through the importer's vision config and
+/// plan, with the decoder's dimensions from its `text_config` as the description the tower feeds.
+#[test]
+fn glimmer_tower_taps_match_transformers() {
+    use flint_quantize::import::{muse_vision, plan::Plan, source::SafetensorsDir, Checkpoint};
+    let dir = fixtures().join("hf/muse_glimmer/model");
+    let path = dir.join("config.json");
+    let v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let vision = muse_vision::config(&v, &path).unwrap().unwrap();
+    assert!(!vision.pos_table_transposed);
+    let t = &v["text_config"];
+    let n = |k: &str| t[k].as_u64().unwrap() as usize;
+    let config = flint_model::ModelConfig {
+        arch: "muse_spark".into(),
+        vocab_size: n("vocab_size"),
+        hidden_size: n("hidden_size"),
+        num_layers: n("num_hidden_layers"),
+        num_heads: n("num_attention_heads"),
+        num_kv_heads: n("num_key_value_heads"),
+        head_dim: n("head_dim"),
+        intermediate_size: n("intermediate_size"),
+        rope_theta: 1e4,
+        rms_norm_eps: t["rms_norm_eps"].as_f64().unwrap() as f32,
+        max_position_embeddings: n("max_position_embeddings"),
+        vision: Some(vision),
+        ..Default::default()
+    };
+    let mut plan = Plan::default();
+    muse_vision::plan(&mut plan, &config);
+    let source = SafetensorsDir::open(&dir).unwrap();
+    plan.check(&source).unwrap();
+    let ck = Checkpoint {
+        config,
+        plan,
+        source: Box::new(source),
+        tokenizer_json: None,
+        chat_template: None,
+        bos_token: None,
+        eos_token: None,
+        provenance: json!({"format": "huggingface", "path": dir.display().to_string()}),
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("glimmer_tower.flint");
+    flint_quantize::import::write(&ck, &out, DType::F32, |_, _| {}).unwrap();
+    let file = FlintFile::open(&out).unwrap();
+    let tower = VisionTower::load(&file, &ck.config).unwrap();
+    let io = read_safetensors(&fixtures().join("hf/muse_glimmer/io.safetensors"));
+    assert_eq!(grids(&io["in.image_grid_thw"]), [[1, 8, 12]]);
+    let taps = Taps {
+        case: "muse_glimmer",
+        tower: &tower,
+        io: &io,
+        hidden: ck.config.hidden_size,
+    };
+    taps.check(
+        "in.pixel_values",
+        "in.image_grid_thw",
+        tower.config.image_token_id,
+    );
 }
