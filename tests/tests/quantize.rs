@@ -429,7 +429,8 @@ fn muse_spark_q8_q4() {
     let embed = |path: &Path| {
         let m = Model::open(path).unwrap();
         let t = flint_model::vision::VisionTower::load(m.file(), &m.config).unwrap();
-        t.encode(m.exec(), &io["in.pixel_values"].data, &[grid]).unwrap()
+        t.encode(m.exec(), &io["in.pixel_values"].data, &[grid])
+            .unwrap()
     };
     let e = flint_tests::rel_err(&embed(&c.dir.join("out.q4.flint")), &embed(&c.input));
     eprintln!("muse_spark: q8 tower vs f32: {e:.3e} of the largest magnitude");
