@@ -3,6 +3,7 @@
 //! Importers translate each checkpoint's own config (config.json, GGUF keys) into this; the runtime reads only this.
 
 pub mod limits;
+pub mod vision;
 
 use serde::{Deserialize, Serialize};
 
@@ -145,6 +146,10 @@ pub struct ModelConfig {
     /// Logits become cap * tanh(logits / cap).
     #[serde(default, skip_serializing_if = "is_default")]
     pub logit_softcap: Option<f32>,
+    /// The vision tower, adapter and projection whose output rows replace image/video placeholders
+    /// (`config/vision.rs`); None: a text-only model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vision: Option<vision::VisionConfig>,
 }
 
 impl ModelConfig {

@@ -13,9 +13,11 @@ pub mod moe;
 pub mod ops;
 pub mod sampler;
 pub mod text;
+pub mod vision;
 mod weights;
 
 pub use batch::{Batch, Input, LayerHook, Logits, Pos, Row};
+pub use config::vision::VisionConfig;
 pub use config::{AttnKind, ModelConfig, MoeConfig, QkNorm, Router, SandwichConfig};
 pub use decoder::{KvCache, Model, Trace};
 pub use engine::{Engine, ReqId, Session};

@@ -244,6 +244,83 @@ pub fn check_config(c: &ModelConfig) -> Result<(), Invalid> {
             "must be positive when a layer is dense".into(),
         ));
     }
+    if let Some(v) = &c.vision {
+        check_vision(v, c)?;
+    }
+    Ok(())
+}
+
+/// Side of a vision patch, in pixels.
+pub const MAX_PATCH_SIZE: usize = 1024;
+/// Frames in one vision patch.
+pub const MAX_PATCH_TEMPORAL: usize = 64;
+/// Side of a vision position table, and of a patch merge.
+pub const MAX_POS_GRID: usize = 1024;
+/// `merge_size`: patches merged per token along each side.
+pub const MAX_MERGE: usize = 16;
+/// Patches one vision call may encode (all images and frames together): 2^18, far above a 4096-token image.
+pub const MAX_VISION_PATCHES: usize = 1 << 18;
+/// Images and videos in one vision call.
+pub const MAX_VISION_GRIDS: usize = 4096;
+
+/// The checks of `model.config.vision` (called from [`check_config`]); `c` is the decoder it feeds.
+pub fn check_vision(v: &super::vision::VisionConfig, c: &ModelConfig) -> Result<(), Invalid> {
+    let d = count("vision.hidden_size", v.hidden_size, MAX_HIDDEN)?;
+    let inter = count(
+        "vision.intermediate_size",
+        v.intermediate_size,
+        MAX_INTERMEDIATE,
+    )?;
+    let layers = count("vision.num_layers", v.num_layers, MAX_LAYERS)?;
+    let heads = count("vision.num_heads", v.num_heads, MAX_HEADS)?;
+    if d.checked_rem(heads) != Some(0) || d.checked_div(heads).unwrap_or(1) % 4 != 0 {
+        return Err(bad(
+            "vision.num_heads",
+            format!("({heads}) must split `vision.hidden_size` ({d}) into heads of a multiple of 4 values (axial RoPE)"),
+        ));
+    }
+    let p = count("vision.patch_size", v.patch_size, MAX_PATCH_SIZE)?;
+    let t = count(
+        "vision.patch_temporal",
+        v.patch_temporal,
+        MAX_PATCH_TEMPORAL,
+    )?;
+    let row = product(
+        "vision.patch_temporal × 3 × patch_size²",
+        &[t, 3, p, p],
+        MAX_PROJ,
+    )?;
+    product("vision patch embedding", &[row, d], MAX_MATRIX_ELEMS)?;
+    let side = count("vision.pos_emb_height", v.pos_emb_height, MAX_POS_GRID)?;
+    if v.pos_emb_width != side {
+        return Err(bad(
+            "vision.pos_emb_width",
+            format!(
+                "({}) must equal `vision.pos_emb_height` ({side}): the table is square",
+                v.pos_emb_width
+            ),
+        ));
+    }
+    product("vision position table", &[side, side, d], MAX_MATRIX_ELEMS)?;
+    let m = count("vision.merge_size", v.merge_size, MAX_MERGE)?;
+    let merged = product("vision.hidden_size × merge_size²", &[d, m, m], MAX_HIDDEN)?;
+    let a = count("vision.adapter_size", v.adapter_size, MAX_INTERMEDIATE)?;
+    product(
+        "vision adapter",
+        &[merged.max(a).max(c.hidden_size), a],
+        MAX_MATRIX_ELEMS,
+    )?;
+    product("vision MLP", &[inter, d], MAX_MATRIX_ELEMS)?;
+    positive("vision.layer_norm_eps", v.layer_norm_eps, MAX_EPS)?;
+    positive("vision.rope_theta", v.rope_theta, f32::MAX)?;
+    if v.full_layers.len() != layers {
+        return Err(bad(
+            "vision.full_layers",
+            format!("has {} entries for {layers} layers", v.full_layers.len()),
+        ));
+    }
+    token_id("vision.image_token_id", v.image_token_id, c.vocab_size)?;
+    token_id("vision.video_token_id", v.video_token_id, c.vocab_size)?;
     Ok(())
 }
 
