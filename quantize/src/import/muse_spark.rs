@@ -1,5 +1,5 @@
-//! Meta's Muse Spark (transformers' `muse_spark`): the MoE text decoder. The vision and audio towers and their
-//! adapters are skipped on purpose (not imported yet).
+//! Meta's Muse Spark (transformers' `muse_spark`): the MoE text decoder, and the audio tower (muse_audio.rs). The
+//! vision tower and its adapters are skipped on purpose (not imported yet).
 //!
 //! What is folded at import: the centered and input-scaled norms' `1 + w` (f32, as torch computes it), and each
 //! residual gate's `alpha`/`beta` (f64, rounded to f32). Experts come fused (`mlp.experts.gate_up_proj`
@@ -227,6 +227,7 @@ pub fn config_from_json(v: &Value, path: &Path) -> Result<ModelConfig, ImportErr
         attn_gate: true,
         logit_scale: Some(output_multiplier),
         logit_softcap: Some(c.num("final_logit_softcapping", 20.0)? as f32),
+        audio: super::muse_audio::config(v, path)?,
     };
     cfg.validate().map_err(|m| c.err("(config)", &m))?;
     Ok(cfg)
@@ -331,6 +332,7 @@ pub fn plan(c: &ModelConfig, src: &dyn TensorSource, temperature: f64) -> Plan {
     if !c.tie_word_embeddings {
         p.matrix(OUTPUT.into(), [c.vocab_size, h], w("lm_head.weight".into()));
     }
+    super::muse_audio::plan(&mut p, c.audio.as_ref());
     p
 }
 

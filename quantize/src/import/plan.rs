@@ -135,6 +135,16 @@ impl Plan {
             Transform::Identity,
         );
     }
+    /// A tensor of any rank in the source's own shape, always stored as f32 (a convolution kernel).
+    pub fn f32_tensor(&mut self, name: String, shape: &[usize], fetch: Fetch) {
+        self.push(
+            name,
+            shape.to_vec(),
+            Kind::F32Matrix,
+            fetch,
+            Transform::Identity,
+        );
+    }
     pub fn vector(&mut self, name: String, len: usize, fetch: Fetch) {
         self.vector_with(name, len, fetch, Transform::Identity);
     }
