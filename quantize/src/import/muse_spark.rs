@@ -19,7 +19,8 @@ pub const MODEL_TYPES: [&str; 2] = ["muse_spark", "muse_spark_text"];
 /// `ModelConfig::arch` of the imported files.
 pub const ARCH: &str = "muse_spark";
 
-/// Parts of the multimodal checkpoint deliberately not imported (a later issue adds them).
+/// Parts of the multimodal checkpoint deliberately not imported (a later issue adds them). `muse_audio::plan`
+/// takes the audio tower off this list when the config has one, and imports it.
 const SKIPPED: [&str; 4] = [
     "model.vision_tower.",
     "model.vision_adapter.",

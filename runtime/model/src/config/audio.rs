@@ -79,3 +79,87 @@ pub mod names {
         format!("audio.layer.{i}.block.{b}.{what}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::AudioConfig;
+    use crate::config::limits::check_audio;
+
+    /// The tiny fixture's tower (patch sizes 4, 3, 2).
+    fn good() -> AudioConfig {
+        AudioConfig {
+            patch_sizes: vec![4, 3, 2],
+            hidden_sizes: vec![16, 24, 32],
+            depths: vec![1, 2, 1],
+            mlp_sizes: vec![64, 96, 128],
+            conv_kernel: 5,
+            out_size: 64,
+            rms_norm_eps: 1e-6,
+            token_id: 5,
+        }
+    }
+
+    fn field(f: impl FnOnce(&mut AudioConfig)) -> &'static str {
+        let mut a = good();
+        f(&mut a);
+        check_audio(&a, 64, 512)
+            .expect_err("should be refused")
+            .field
+    }
+
+    #[test]
+    fn derived_sizes() {
+        let a = good();
+        assert_eq!(
+            (a.layers(), a.samples_per_token(), a.conv_context()),
+            (3, 24, 4)
+        );
+        assert_eq!((a.input_width(0), a.input_width(2)), (1, 24));
+        assert_eq!(
+            (a.tokens_for(160), a.tokens_for(168), a.tokens_for(169)),
+            (7, 7, 8)
+        );
+    }
+
+    #[test]
+    fn every_field_is_checked_and_named() {
+        assert_eq!(check_audio(&good(), 64, 512), Ok(()));
+        assert_eq!(field(|a| a.patch_sizes.clear()), "audio.patch_sizes");
+        assert_eq!(field(|a| a.patch_sizes = vec![1; 17]), "audio.patch_sizes");
+        assert_eq!(field(|a| a.patch_sizes[1] = 0), "audio.patch_sizes");
+        assert_eq!(
+            field(|a| a.patch_sizes = vec![1 << 20, 1 << 20, 1 << 30]),
+            "audio.patch_sizes"
+        );
+        assert_eq!(field(|a| a.hidden_sizes.truncate(2)), "audio.hidden_sizes");
+        assert_eq!(field(|a| a.hidden_sizes[0] = 1 << 20), "audio.hidden_sizes");
+        assert_eq!(field(|a| a.depths = vec![1]), "audio.depths");
+        assert_eq!(field(|a| a.depths[2] = 100_000), "audio.depths");
+        assert_eq!(field(|a| a.mlp_sizes[1] = 0), "audio.mlp_sizes");
+        assert_eq!(field(|a| a.conv_kernel = 0), "audio.conv_kernel");
+        assert_eq!(field(|a| a.conv_kernel = 1 << 30), "audio.conv_kernel");
+        assert_eq!(field(|a| a.out_size = 32), "audio.out_size");
+        assert_eq!(field(|a| a.rms_norm_eps = f32::NAN), "audio.rms_norm_eps");
+        assert_eq!(field(|a| a.token_id = 512), "audio.token_id");
+    }
+
+    #[test]
+    fn old_files_without_audio_still_load_and_audio_round_trips() {
+        let mut c = crate::ModelConfig {
+            arch: "llama".into(),
+            ..Default::default()
+        };
+        let v = serde_json::to_value(&c).unwrap();
+        assert!(v.get("audio").is_none(), "{v}");
+        c.audio = Some(good());
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(v["audio"]["patch_sizes"], serde_json::json!([4, 3, 2]));
+        assert_eq!(serde_json::from_value::<crate::ModelConfig>(v).unwrap(), c);
+        let bad = serde_json::json!({"patch_sizes": [4], "hidden_sizes": [16], "depths": [1], "mlp_sizes": [64],
+            "conv_kernel": 5, "out_size": 64, "rms_norm_eps": 1e-6, "token_id": 5, "stride": 2});
+        assert!(
+            serde_json::from_value::<AudioConfig>(bad).is_err(),
+            "unknown fields are refused"
+        );
+    }
+}
