@@ -15,9 +15,8 @@ mod muse;
 
 use crate::config::limits::MAX_AUDIO_SAMPLES;
 use crate::weights::Loader;
-use crate::{ModelConfig, ModelError};
+use crate::ModelError;
 use flint_format::FlintFile;
-use flint_kernels::ops::{self as k, RmsWeight};
 use flint_kernels::Exec;
 use muse::{ConvState, Tower};
 
@@ -34,35 +33,24 @@ pub enum AudioStage {
     Tower,
 }
 
-/// A loaded audio tower and the decoder's embedding norm eps.
+/// A loaded audio tower.
 #[derive(Debug)]
 pub struct AudioTower {
     tower: Tower,
-    embed_eps: f32,
 }
 
 impl AudioTower {
     /// Binds the tower of `file` (its `model.config.audio`), zero-copy except the small conv kernels.
     pub fn load(file: &FlintFile) -> Result<AudioTower, ModelError> {
-        let path = file.path().display().to_string();
-        let meta_err = |msg: String| ModelError::Metadata {
-            path: path.clone(),
+        let ld = Loader::new(file);
+        let config = ld.config()?;
+        let audio = config.audio.as_ref().ok_or_else(|| ModelError::Metadata {
+            path: file.path().display().to_string(),
             key: "model.config",
-            msg,
-        };
-        let raw = file
-            .meta("model.config")
-            .ok_or_else(|| meta_err("missing".into()))?;
-        let config: ModelConfig =
-            serde_json::from_value(raw.clone()).map_err(|e| meta_err(e.to_string()))?;
-        config.validate().map_err(meta_err)?;
-        let audio = config
-            .audio
-            .as_ref()
-            .ok_or_else(|| meta_err("has no `audio`: the model has no audio tower".into()))?;
+            msg: "has no `audio`: the model has no audio tower".into(),
+        })?;
         Ok(AudioTower {
-            tower: Tower::load(&Loader::new(file), audio)?,
-            embed_eps: config.rms_norm_eps,
+            tower: Tower::load(&ld, audio, config.rms_norm_eps)?,
         })
     }
 
@@ -122,24 +110,6 @@ impl AudioTower {
             emitted: 0,
         }
     }
-
-    /// Runs whole tokens of `x` and applies the embedding norm.
-    fn run(
-        &self,
-        exec: &Exec,
-        state: &mut ConvState,
-        x: &[f32],
-        tap: &mut dyn FnMut(AudioStage, &[f32]),
-    ) -> Vec<f32> {
-        let mut out = self.tower.run(exec, state, x, tap);
-        k::rms_norm_inplace(
-            &mut out,
-            self.tower.cfg.out_size,
-            RmsWeight::None,
-            self.embed_eps,
-        );
-        out
-    }
 }
 
 /// Encodes a waveform as it arrives: equal, token for token, to encoding it whole.
@@ -186,7 +156,11 @@ impl AudioStream<'_> {
         let whole = self.pending.len() / spt * spt;
         let mut out = Vec::new();
         for chunk in self.pending[..whole].chunks(CHUNK_TOKENS * spt) {
-            out.extend(self.tower.run(&self.exec, &mut self.state, chunk, tap));
+            out.extend(
+                self.tower
+                    .tower
+                    .run(&self.exec, &mut self.state, chunk, tap),
+            );
         }
         self.emitted += whole / spt;
         self.pending.drain(..whole);
@@ -226,6 +200,7 @@ impl AudioStream<'_> {
         }
         self.pending.resize(cfg.samples_per_token(), 0.0);
         Ok(self
+            .tower
             .tower
             .run(&self.exec, &mut self.state, &self.pending, tap))
     }

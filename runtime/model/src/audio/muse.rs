@@ -49,14 +49,17 @@ pub struct Tower {
     proj: Weight,
     proj_b: Vector,
     post_norm: Vector,
+    /// eps of the decoder's embedding norm, applied to the output rows.
+    embed_eps: f32,
 }
 
 /// The causal convolutions' left context, one `[k - 1, c]` buffer per conv block in layer/block order.
 pub type ConvState = Vec<Vec<f32>>;
 
 impl Tower {
-    /// Binds every tower tensor of `ld`, checking its shape against `cfg` (validated by the caller).
-    pub fn load(ld: &Loader<'_>, cfg: &AudioConfig) -> Result<Tower, ModelError> {
+    /// Binds every tower tensor of `ld`, checking its shape against `cfg` (validated by the caller); `embed_eps`
+    /// is the decoder's `rms_norm_eps`.
+    pub fn load(ld: &Loader<'_>, cfg: &AudioConfig, embed_eps: f32) -> Result<Tower, ModelError> {
         let mut layers = Vec::with_capacity(cfg.layers());
         for i in 0..cfg.layers() {
             let (w, m, p) = (cfg.hidden_sizes[i], cfg.mlp_sizes[i], cfg.patch_sizes[i]);
@@ -90,6 +93,7 @@ impl Tower {
             post_norm: ld.vector(names::POST_PROJ_NORM, cfg.out_size)?,
             cfg: cfg.clone(),
             layers,
+            embed_eps,
         })
     }
 
@@ -103,7 +107,8 @@ impl Tower {
     }
 
     /// Runs `x` (samples, a whole number of tokens, at least one) through the tower, carrying `state`, and returns
-    /// `last_hidden_state` `[tokens, out_size]`. `tap` sees each layer's output and the tower's.
+    /// the embedding rows `[tokens, out_size]`: `last_hidden_state` through the scaleless embedding norm. `tap`
+    /// sees each layer's output and `last_hidden_state`.
     pub fn run(
         &self,
         exec: &Exec,
@@ -140,6 +145,7 @@ impl Tower {
             eps,
         );
         tap(AudioStage::Tower, &out);
+        k::rms_norm_inplace(&mut out, self.cfg.out_size, RmsWeight::None, self.embed_eps);
         out
     }
 }
