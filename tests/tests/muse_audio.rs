@@ -445,3 +445,63 @@ fn text_only_config_has_no_tower() {
         "{e}"
     );
 }
+
+/// Real speech from a WAV file (processors/audio/sign_question_24k.wav, read with hound as int16 / 32768, as the
+/// fixture generator did): the feature extractor's padding equals `muse_spark_feature_extractor/out.safetensors`
+/// bit for bit, and the tiny tower gives the same rows for the whole clip, for the clip pushed in pieces of 2000
+/// samples (83 ms, not a token multiple) as a microphone delivers it, and for the clip right-padded to the batch
+/// length (the mask drops those tokens).
+/// There is no transformers reference of the tower on this clip: the tower's own conformance is above.
+#[test]
+fn wav_speech_through_the_tower() {
+    let proc = fixtures().join("processors");
+    let mut wav = hound::WavReader::open(proc.join("audio/sign_question_24k.wav")).unwrap();
+    let spec = wav.spec();
+    assert_eq!(
+        (spec.channels, spec.sample_rate, spec.bits_per_sample),
+        (1, 24_000, 16)
+    );
+    let clip: Vec<f32> = wav
+        .samples::<i16>()
+        .map(|s| s.unwrap() as f32 / 32768.0)
+        .collect();
+    let fe = proc.join("muse_spark_feature_extractor");
+    let pre: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fe.join("preprocessor_config.json")).unwrap())
+            .unwrap();
+    let multiple = pre["samples_per_token"].as_u64().unwrap() as usize;
+    let want = read_safetensors(&fe.join("out.safetensors"));
+    let padded = flint_model::audio::pad_like_extractor(&clip, multiple);
+    let (iv, mask) = (
+        &want["sign_question.input_values"],
+        &want["sign_question.input_values_mask"],
+    );
+    assert_eq!(iv.shape, [1, padded.len()]);
+    assert_eq!(
+        padded.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+        iv.data.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+        "input_values"
+    );
+    let valid = clip.len();
+    assert_eq!(mask.data.iter().sum::<f32>() as usize, valid);
+    assert!(mask.data[..valid].iter().all(|&m| m == 1.0));
+
+    let f = fixture();
+    let exec = Exec::global();
+    let out = f.tower.config().out_size;
+    let whole = f.tower.encode(&exec, &padded, valid).unwrap();
+    assert_eq!(whole.len() / out, f.tower.config().tokens_for(valid));
+    let mut s = f.tower.stream(&exec);
+    let mut live = Vec::new();
+    for piece in clip.chunks(2000) {
+        live.extend(s.push(piece).unwrap());
+    }
+    assert!(s.pending() < f.tower.config().samples_per_token());
+    live.extend(s.finish(valid).unwrap());
+    assert_close("speech pushed in 2000-sample pieces", &live, &whole, 1e-5);
+    // The batch of both clips is padded to the longer one (134400 samples); this clip's extra tokens are dropped.
+    let mut batch = padded.clone();
+    batch.resize(134_400, 0.0);
+    let dropped = f.tower.encode(&exec, &batch, valid).unwrap();
+    assert_close("batch-padded clip", &dropped, &whole, 1e-5);
+}

@@ -112,6 +112,18 @@ impl AudioTower {
     }
 }
 
+/// `MuseSparkFeatureExtractor`'s padding of one clip: `samples` followed by zeros up to the next multiple of
+/// `multiple` (its `samples_per_token`, 1920); the mask (`input_values_mask`) is 1 for the first `samples.len()`
+/// values. Returns the padded clip; `valid` for [`AudioTower::encode`] is `samples.len()`.
+pub fn pad_like_extractor(samples: &[f32], multiple: usize) -> Vec<f32> {
+    let mut out = samples.to_vec();
+    out.resize(
+        samples.len().div_ceil(multiple.max(1)) * multiple.max(1),
+        0.0,
+    );
+    out
+}
+
 /// Encodes a waveform as it arrives: equal, token for token, to encoding it whole.
 #[derive(Debug)]
 pub struct AudioStream<'a> {
