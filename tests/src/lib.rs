@@ -2,6 +2,7 @@
 //! checkpoints into temporary `.flint` files, and running the built binaries (under `FLINT_TEST_RUNNER`, e.g.
 //! `qemu-aarch64-static -cpu max`, when the tests themselves run under an emulator).
 
+pub mod audio;
 pub mod fuzz_targets;
 pub mod hostile;
 

@@ -3,6 +3,7 @@
 pub mod gguf;
 mod gguf_file;
 pub mod hf;
+pub mod muse_audio;
 pub mod muse_spark;
 pub mod muse_vision;
 pub mod plan;

@@ -2,8 +2,11 @@
 //!
 //! Importers translate each checkpoint's own config (config.json, GGUF keys) into this; the runtime reads only this.
 
+pub mod audio;
 pub mod limits;
 pub mod vision;
+
+pub use audio::AudioConfig;
 
 use serde::{Deserialize, Serialize};
 
@@ -150,6 +153,9 @@ pub struct ModelConfig {
     /// (`config/vision.rs`); None: a text-only model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vision: Option<vision::VisionConfig>,
+    /// The raw-waveform audio tower (Muse Spark), stored under `audio.*` in its own paging group; None: no audio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<AudioConfig>,
 }
 
 impl ModelConfig {

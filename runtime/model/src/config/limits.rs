@@ -247,6 +247,9 @@ pub fn check_config(c: &ModelConfig) -> Result<(), Invalid> {
     if let Some(v) = &c.vision {
         check_vision(v, c)?;
     }
+    if let Some(a) = &c.audio {
+        check_audio(a, h, vocab)?;
+    }
     Ok(())
 }
 
@@ -321,6 +324,77 @@ pub fn check_vision(v: &super::vision::VisionConfig, c: &ModelConfig) -> Result<
     }
     token_id("vision.image_token_id", v.image_token_id, c.vocab_size)?;
     token_id("vision.video_token_id", v.video_token_id, c.vocab_size)?;
+    Ok(())
+}
+
+/// Layers of an audio tower's pyramid.
+pub const MAX_AUDIO_LAYERS: usize = 16;
+/// Conv blocks in one audio layer.
+pub const MAX_AUDIO_DEPTH: usize = 256;
+/// Kernel of an audio convolution.
+pub const MAX_AUDIO_KERNEL: usize = 1024;
+/// Waveform samples per audio token (the product of `patch_sizes`; 1920 in the released model).
+pub const MAX_SAMPLES_PER_TOKEN: usize = 1 << 16;
+/// Waveform samples handed to the audio tower in one call (10 minutes at 24 kHz).
+pub const MAX_AUDIO_SAMPLES: usize = 24_000 * 600;
+
+/// The checks of an audio tower description; `hidden` and `vocab` are the decoder's.
+pub fn check_audio(a: &super::AudioConfig, hidden: usize, vocab: usize) -> Result<(), Invalid> {
+    let n = count("audio.patch_sizes", a.patch_sizes.len(), MAX_AUDIO_LAYERS)?;
+    for (field, len) in [
+        ("audio.hidden_sizes", a.hidden_sizes.len()),
+        ("audio.depths", a.depths.len()),
+        ("audio.mlp_sizes", a.mlp_sizes.len()),
+    ] {
+        if len != n {
+            return Err(bad(
+                field,
+                format!("has {len} entries for {n} layers (`audio.patch_sizes`)"),
+            ));
+        }
+    }
+    product("audio.patch_sizes", &a.patch_sizes, MAX_SAMPLES_PER_TOKEN)?;
+    let kernel = count("audio.conv_kernel", a.conv_kernel, MAX_AUDIO_KERNEL)?;
+    let mut below = 1;
+    for i in 0..n {
+        let at = |v: &[usize]| v.get(i).copied().unwrap_or(0);
+        let p = count(
+            "audio.patch_sizes",
+            at(&a.patch_sizes),
+            MAX_SAMPLES_PER_TOKEN,
+        )?;
+        let w = count("audio.hidden_sizes", at(&a.hidden_sizes), MAX_HIDDEN)?;
+        at_most("audio.depths", at(&a.depths), MAX_AUDIO_DEPTH)?;
+        let m = count("audio.mlp_sizes", at(&a.mlp_sizes), MAX_INTERMEDIATE)?;
+        product(
+            "audio patch embedding (hidden × patch × width below)",
+            &[w, p, below],
+            MAX_MATRIX_ELEMS,
+        )?;
+        product("audio.mlp_sizes × hidden_sizes", &[m, w], MAX_MATRIX_ELEMS)?;
+        product(
+            "audio.conv_kernel × hidden_sizes",
+            &[kernel, w],
+            MAX_MATRIX_ELEMS,
+        )?;
+        below = w;
+    }
+    if a.out_size != hidden {
+        return Err(bad(
+            "audio.out_size",
+            format!(
+                "({}) must equal `hidden_size` ({hidden}): the embeddings replace token rows",
+                a.out_size
+            ),
+        ));
+    }
+    product(
+        "audio.out_size × hidden_sizes",
+        &[a.out_size, below],
+        MAX_MATRIX_ELEMS,
+    )?;
+    positive("audio.rms_norm_eps", a.rms_norm_eps, MAX_EPS)?;
+    token_id("audio.token_id", a.token_id, vocab)?;
     Ok(())
 }
 
