@@ -7,6 +7,7 @@ mod boards_cmd;
 mod bridge_cmd;
 mod common;
 mod info_cmd;
+mod inputs;
 mod logits_cmd;
 mod run_cmd;
 

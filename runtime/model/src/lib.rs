@@ -11,6 +11,7 @@ mod error;
 pub mod generate;
 pub mod kv;
 pub mod moe;
+pub mod multimodal;
 pub mod ops;
 pub mod sampler;
 pub mod text;
