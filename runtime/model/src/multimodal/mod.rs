@@ -7,6 +7,8 @@
 //! error naming the placeholder. [`MediaPrompt::push`] then lays the prompt into a [`Batch`]: token rows, and
 //! `Input::Embed` rows at the placeholders.
 
+pub mod placeholders;
+
 use crate::audio::AudioTower;
 use crate::batch::{Batch, Logits};
 use crate::kv::SeqId;
@@ -153,30 +155,67 @@ impl MediaPrompt {
         }
     }
 
-    /// Appends the prompt's rows to `batch` as sequence `seq` at positions `start ..`.
-    pub fn push<'a>(&'a self, batch: &mut Batch<'a>, seq: SeqId, start: usize, logits: Logits) {
-        let h = self.hidden;
-        let mut next: Vec<(u32, std::slice::ChunksExact<'a, f32>)> = self
-            .rows
-            .iter()
-            .map(|(id, r)| (*id, r.chunks_exact(h)))
-            .collect();
-        let n = self.ids.len();
-        for (t, &id) in self.ids.iter().enumerate() {
+    /// Rows of the prompt.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// One key per row, equal for equal rows: the token id for a text row, a hash of the embedding for a tower
+    /// row (so a session reuses a cached image only if it is the same image).
+    pub fn keys(&self) -> Vec<u64> {
+        use std::hash::{Hash, Hasher};
+        let mut out = Vec::with_capacity(self.ids.len());
+        self.for_each_row(|_, id, e| {
+            out.push(match e {
+                None => id as u64,
+                Some(e) => {
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    id.hash(&mut h);
+                    e.iter().for_each(|v| v.to_bits().hash(&mut h));
+                    h.finish() | 1 << 63
+                }
+            })
+        });
+        out
+    }
+
+    /// Appends rows `from ..` of the prompt to `batch` as sequence `seq` (row `t` at position `t`).
+    pub fn push<'a>(&'a self, batch: &mut Batch<'a>, seq: SeqId, from: usize, logits: Logits) {
+        let (h, n) = (self.hidden, self.ids.len());
+        self.for_each_row(|t, id, e| {
+            if t < from {
+                return;
+            }
             let lg = match logits {
                 Logits::All => Logits::All,
                 Logits::Last if t + 1 == n => Logits::All,
                 _ => Logits::None,
             };
+            match e {
+                Some(e) => batch.push_embeds(seq, t, e, h, lg),
+                None => batch.push_text(seq, t, &[id], lg),
+            }
+        });
+    }
+
+    /// Calls `f(t, id, embedding row or None)` for every row in order.
+    fn for_each_row<'a>(&'a self, mut f: impl FnMut(usize, u32, Option<&'a [f32]>)) {
+        let mut next: Vec<(u32, std::slice::ChunksExact<'a, f32>)> = self
+            .rows
+            .iter()
+            .map(|(id, r)| (*id, r.chunks_exact(self.hidden)))
+            .collect();
+        for (t, &id) in self.ids.iter().enumerate() {
             // `encode` checked that every placeholder has its row.
-            match next
+            let e = next
                 .iter_mut()
                 .find(|(p, _)| *p == id)
-                .and_then(|(_, r)| r.next())
-            {
-                Some(e) => batch.push_embeds(seq, start + t, e, h, lg),
-                None => batch.push_text(seq, start + t, &[id], lg),
-            }
+                .and_then(|(_, r)| r.next());
+            f(t, id, e);
         }
     }
 }
