@@ -16,6 +16,10 @@ use crate::vision::VisionTower;
 use crate::{Model, ModelError};
 use flint_kernels::Exec;
 
+/// Metadata key of the processors' settings (an object: `image_processor`, `video_processor`,
+/// `feature_extractor`, as the checkpoint's processor_config.json has them).
+pub const KEY_PROCESSOR: &str = "processor";
+
 /// Patchified pixels of images or of video frames, as the image / video processor makes them.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Pixels {

@@ -144,8 +144,16 @@ mod tests {
              <|video|><|video|><|vid_end|><|image_start|><|patch|><|image_end|>"
         );
         let e = expand("<|patch|>", &p, &MediaTokens::default()).unwrap_err();
-        assert!(e.to_string().contains("1 `<|patch|>` placeholders for 0 images"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("1 `<|patch|>` placeholders for 0 images"),
+            "{e}"
+        );
         let e = expand("no media", &p, &m).unwrap_err();
-        assert!(e.to_string().contains("0 `<|patch|>` placeholders for 2 images"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("0 `<|patch|>` placeholders for 2 images"),
+            "{e}"
+        );
     }
 }
