@@ -32,9 +32,9 @@ pub(crate) fn decode_jpeg(name: &Path, bytes: &[u8], limits: image::Limits) -> R
     check_complete(bytes).map_err(|d| bad(d.into()))?;
     // 2. The memory-safe decoder first: header caps, then every byte of entropy-coded data.
     let mut z = image::codecs::jpeg::JpegDecoder::new(Cursor::new(bytes)).map_err(|e| bad(e.to_string()))?;
-    z.set_limits(limits).map_err(|e| bad(e.to_string()))?;
     let (w, h) = z.dimensions();
     check_dimensions(name, u64::from(w), u64::from(h))?;
+    z.set_limits(limits).map_err(|e| bad(e.to_string()))?;
     image::DynamicImage::from_decoder(z).map_err(|e| bad(e.to_string()))?;
     // 3. libjpeg-turbo for the values.
     let out = std::panic::catch_unwind(|| libjpeg(bytes))
