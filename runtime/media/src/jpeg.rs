@@ -37,7 +37,10 @@ pub(crate) fn decode_jpeg(name: &Path, bytes: &[u8], limits: image::Limits) -> R
     z.set_limits(limits).map_err(|e| bad(e.to_string()))?;
     image::DynamicImage::from_decoder(z).map_err(|e| bad(e.to_string()))?;
     // 3. libjpeg-turbo for the values.
-    let out = std::panic::catch_unwind(|| libjpeg(bytes))
+    IN_LIBJPEG.with(|f| f.set(true));
+    let caught = std::panic::catch_unwind(|| libjpeg(bytes));
+    IN_LIBJPEG.with(|f| f.set(false));
+    let out = caught
         .map_err(|p| {
             let msg = p
                 .downcast_ref::<String>()
@@ -54,6 +57,16 @@ pub(crate) fn decode_jpeg(name: &Path, bytes: &[u8], limits: image::Limits) -> R
         )));
     }
     Ok(out)
+}
+
+thread_local! {
+    static IN_LIBJPEG: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread is inside libjpeg, whose errors unwind as panics that [`decode_jpeg`] catches: a
+/// panic hook (the fuzz target's, which otherwise aborts on every panic) can let those pass.
+pub fn in_libjpeg() -> bool {
+    IN_LIBJPEG.with(|f| f.get())
 }
 
 /// Step 1: the segments up to the first SOS are well formed and an EOI marker follows it.
