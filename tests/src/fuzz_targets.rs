@@ -19,6 +19,8 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("safetensors_config", safetensors_config),
     ("chat_template", chat_template),
     ("bridge_encode", bridge_encode),
+    ("image_decode", image_decode),
+    ("wav_decode", wav_decode),
 ];
 
 /// Writes `crc` over the header, metadata and directory into bytes 72..76 when the header's offsets lie inside
@@ -153,6 +155,90 @@ pub fn bridge_encode(data: &[u8]) -> bool {
     flint_bridge::json::fuzz_encode(data).is_some()
 }
 
+/// An image file (JPEG or PNG, by content) through flint-media's decoder, then MuseGlimmerImageProcessor at a
+/// small token cap (resize, normalise, patchify).
+pub fn image_decode(data: &[u8]) -> bool {
+    let name = Path::new("fuzz.img");
+    let Ok(img) = flint_media::decode_image(name, data) else {
+        return false;
+    };
+    let cfg = flint_media::GlimmerImageConfig {
+        max_tokens: 16,
+        ..flint_media::GlimmerImageConfig::default_image()
+    };
+    flint_media::preprocess_image(&cfg, name, &img).is_ok()
+}
+
+/// A WAV file through flint-media's reader, resampled to 24 kHz, then MuseSparkFeatureExtractor.
+pub fn wav_decode(data: &[u8]) -> bool {
+    let name = Path::new("fuzz.wav");
+    let Ok(clip) = flint_media::read_wav(name, data) else {
+        return false;
+    };
+    let cfg = flint_media::SparkAudioConfig::default();
+    let Ok(x) = flint_media::resample::resample(name, &clip.samples, clip.sample_rate, cfg.sampling_rate) else {
+        return false;
+    };
+    flint_media::extract(&cfg, name, &[&x]).is_ok()
+}
+
+/// Small valid images for the `image_decode` corpus: PNGs of every pixel type PIL distinguishes and JPEGs
+/// (baseline grey and colour; 4:2:0 and 4:4:4).
+pub fn image_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    use image::{DynamicImage, ImageBuffer};
+    let rgb = image::RgbImage::from_fn(20, 13, |x, y| image::Rgb([(x * 12) as u8, (y * 19) as u8, ((x + y) * 5) as u8]));
+    let png = |img: DynamicImage| {
+        let mut c = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut c, image::ImageFormat::Png).expect("png");
+        c.into_inner()
+    };
+    let jpeg = |img: DynamicImage| {
+        let mut v = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut v, 80).encode_image(&img).expect("jpeg");
+        v
+    };
+    let rgba = DynamicImage::ImageRgb8(rgb.clone()).to_rgba8();
+    let g16: ImageBuffer<image::Luma<u16>, Vec<u16>> = ImageBuffer::from_fn(9, 7, |x, y| image::Luma([(x * 7000 + y * 300) as u16]));
+    vec![
+        ("rgb.png", png(DynamicImage::ImageRgb8(rgb.clone()))),
+        ("grey.png", png(DynamicImage::ImageRgb8(rgb.clone()).grayscale())),
+        ("rgba.png", png(DynamicImage::ImageRgba8(rgba))),
+        ("grey16.png", png(DynamicImage::ImageLuma16(g16))),
+        ("rgb16.png", png(DynamicImage::ImageRgb16(DynamicImage::ImageRgb8(rgb.clone()).to_rgb16()))),
+        ("rgb.jpg", jpeg(DynamicImage::ImageRgb8(rgb.clone()))),
+        ("grey.jpg", jpeg(DynamicImage::ImageRgb8(rgb).grayscale())),
+    ]
+}
+
+/// Small valid WAV files for the `wav_decode` corpus: 8/16/24/32-bit integer and 32-bit float, mono and stereo.
+pub fn wav_seeds() -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for (bits, float, channels, rate) in [(16u16, false, 1u16, 22050u32), (8, false, 1, 16000), (24, false, 2, 48000), (32, false, 1, 24000), (32, true, 2, 44100)] {
+        let spec = hound::WavSpec {
+            channels,
+            sample_rate: rate,
+            bits_per_sample: bits,
+            sample_format: if float { hound::SampleFormat::Float } else { hound::SampleFormat::Int },
+        };
+        let mut buf = Vec::new();
+        {
+            let mut w = hound::WavWriter::new(std::io::Cursor::new(&mut buf), spec).expect("wav");
+            for i in 0..200 * i32::from(channels) {
+                let v = ((i as f32) * 0.07).sin() * 0.6;
+                if float {
+                    w.write_sample(v).expect("sample");
+                } else {
+                    let full = ((1i64 << (bits - 1)) - 1) as f32;
+                    w.write_sample((v * full) as i32).expect("sample");
+                }
+            }
+            w.finalize().expect("finalize");
+        }
+        out.push((format!("{bits}bit{}-{channels}ch-{rate}.wav", if float { "f" } else { "" }), buf));
+    }
+    out
+}
+
 /// The fuzz/ folder at the workspace root.
 pub fn fuzz_dir() -> std::path::PathBuf {
     crate::root().join("fuzz")
@@ -224,6 +310,15 @@ pub fn write_seeds() {
         std::fs::create_dir_all(&d).expect("corpus dir");
         std::fs::write(d.join(format!("seed-{name}")), data).expect("seed");
     };
+    // Images and WAV files (flint-media).
+    for (name, b) in image_seeds() {
+        assert!(image_decode(&b), "the {name} seed is accepted");
+        put("image_decode", name, &b);
+    }
+    for (name, b) in wav_seeds() {
+        assert!(wav_decode(&b), "the {name} seed is accepted");
+        put("wav_decode", &name, &b);
+    }
     // .flint: the tiny llama GGUF imported (with and without tensors), mode byte 1 (recompute the CRC).
     let tmp = tempfile::tempdir().expect("tmp");
     let g = tmp.path().join("t.gguf");

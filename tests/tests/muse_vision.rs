@@ -458,6 +458,7 @@ fn glimmer_tower_taps_match_transformers() {
         chat_template: None,
         bos_token: None,
         eos_token: None,
+        processor: None,
         provenance: json!({"format": "huggingface", "path": dir.display().to_string()}),
     };
     let tmp = tempfile::tempdir().unwrap();
