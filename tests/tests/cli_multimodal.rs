@@ -210,3 +210,213 @@ fn inputs_that_do_not_fit_are_refused_naming_the_file() {
         "{err}"
     );
 }
+
+/// The fixture's stand-in tokenizer (manifest `inputs_how.standin_tokenizer`) as a tokenizer.json: the special
+/// tokens at their ids, char c at 256 + ord(c) - 32, and every other id a private-use char of its own, so any id
+/// sequence has a text; a BPE without merges reads one char per token, and the post-processor puts bos in front.
+fn standin_tokenizer(specials: &serde_json::Map<String, serde_json::Value>, vocab: u32) -> String {
+    use serde_json::json;
+    let mut v = serde_json::Map::new();
+    let mut added = Vec::new();
+    let mut name = |k: &str| match k {
+        "pad" | "bos" | "eos" => format!("<|{k}|>"),
+        other => other.to_string(),
+    };
+    for (k, id) in specials {
+        let n = name(k);
+        let id = id.as_u64().unwrap();
+        v.insert(n.clone(), json!(id));
+        added.push(
+            json!({"id": id, "content": n, "single_word": false, "lstrip": false, "rstrip": false,
+                          "normalized": false, "special": true}),
+        );
+    }
+    for id in 13..vocab {
+        v.insert(char_of(id).to_string(), json!(id));
+    }
+    json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
+        "normalizer": null, "pre_tokenizer": null, "decoder": null,
+        "post_processor": {"type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": "<|bos|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+            "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+            "special_tokens": {"<|bos|>": {"id": "<|bos|>", "ids": [1], "tokens": ["<|bos|>"]}}},
+        "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
+                  "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+                  "vocab": v, "merges": []}
+    })
+    .to_string()
+}
+
+/// The text of a non-special id under [`standin_tokenizer`].
+fn char_of(id: u32) -> char {
+    if (256..256 + 95).contains(&id) {
+        char::from_u32(id - 256 + 32).unwrap()
+    } else {
+        char::from_u32(0xE000 + id).unwrap()
+    }
+}
+
+/// `flint preprocess` and `flint run` with `--image` and `--audio` on the tiny Muse Spark: the photo and a WAV of
+/// the fixture's clip give the fixture's `input_ids`, pixel values and audio input, `flint logits --inputs` on
+/// what preprocess wrote gives transformers' logits, and `flint run` answers with their argmax, showing its stages.
+#[test]
+fn run_and_preprocess_with_an_image_and_audio_give_the_fixture() {
+    let fx = fixtures();
+    let man: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fx.join("hf/muse_spark/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let specials = man["inputs_how"]["special_token_ids"]
+        .as_object()
+        .unwrap()
+        .clone();
+    let tmp = tempfile::tempdir().unwrap();
+    // The checkpoint with the stand-in tokenizer and the processors the fixture used.
+    let dir = tmp.path().join("ckpt");
+    std::fs::create_dir(&dir).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(fx.join("hf/muse_spark/model").join(f), dir.join(f)).unwrap();
+    }
+    std::fs::write(
+        dir.join("tokenizer.json"),
+        standin_tokenizer(&specials, 512),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("processor_config.json"),
+        serde_json::json!({
+            "processor_class": "MuseSparkProcessor",
+            "image_processor": {"image_processor_type": "MuseGlimmerImageProcessor", "patch_size": 4,
+                                "temporal_patch_size": 2, "merge_size": 2, "max_image_tokens": 15},
+            "feature_extractor": {"feature_extractor_type": "MuseSparkFeatureExtractor", "samples_per_token": 24,
+                                  "sampling_rate": 24000, "feature_size": 1}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let model = tmp.path().join("m.flint");
+    import(&dir, &model, DType::F32);
+    let io = read_safetensors(&fx.join("hf/muse_spark/io.safetensors"));
+    // The clip as a float WAV at 24 kHz: its valid samples only, as a microphone would give them.
+    let valid = io["in.input_values_mask"]
+        .data
+        .iter()
+        .filter(|&&m| m != 0.0)
+        .count();
+    let wav = tmp.path().join("clip.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 24000,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let mut w = hound::WavWriter::create(&wav, spec).unwrap();
+    for &s in &io["in.input_values"].data[..valid] {
+        w.write_sample(s).unwrap();
+    }
+    w.finalize().unwrap();
+    // The prompt text that the stand-in tokenizer reads as the fixture's ids (bos comes from the tokenizer).
+    let ids: Vec<u32> = io["in.input_ids"].data.iter().map(|&v| v as u32).collect();
+    let (patch, audio) = (
+        specials["<|patch|>"].as_u64().unwrap() as u32,
+        specials["<|audio|>"].as_u64().unwrap() as u32,
+    );
+    let mut prompt = String::new();
+    let mut i = 1;
+    while i < ids.len() {
+        match ids[i] {
+            6 => {
+                prompt += "<|patch|>";
+                while ids[i] != 7 {
+                    i += 1;
+                }
+            }
+            11 => {
+                prompt += "<|audio|>";
+                while ids[i] != 12 {
+                    i += 1;
+                }
+            }
+            id => prompt.push(char_of(id)),
+        }
+        i += 1;
+    }
+    let image = fx.join("processors/images/coffee.png");
+    let (m, im, au) = (
+        model.to_str().unwrap(),
+        image.to_str().unwrap(),
+        wav.to_str().unwrap(),
+    );
+    let pre = tmp.path().join("pre.safetensors");
+    let o = run_bin(
+        "flint",
+        &[
+            "preprocess",
+            "-m",
+            m,
+            "--image",
+            im,
+            "--audio",
+            au,
+            "-p",
+            &prompt,
+            "-o",
+            pre.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got = read_safetensors(&pre);
+    assert_eq!(got["input_ids"].data, io["in.input_ids"].data, "input_ids");
+    assert_eq!(
+        got["image_grid_thw"].data, io["in.image_grid_thw"].data,
+        "image_grid_thw"
+    );
+    let e = rel_err(&got["pixel_values"].data, &io["in.pixel_values"].data);
+    assert!(e < 1e-6, "pixel_values differ by {e:e}");
+    assert_eq!(
+        got["input_values"].data, io["in.input_values"].data,
+        "input_values"
+    );
+    assert_eq!(
+        got["input_values_mask"].data, io["in.input_values_mask"].data,
+        "input_values_mask"
+    );
+    assert!(ids.contains(&patch) && ids.contains(&audio));
+    // Their logits.
+    let out = tmp.path().join("o.npy");
+    let o = logits(&model, &pre, &out);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lg = read_npy(&std::fs::read(&out).unwrap()).1;
+    let e = rel_err(&lg, &io["out.logits"].data);
+    assert!(e < TOL, "logits from preprocess differ by {e:e}");
+    // flint run: one greedy token, the argmax of the last position, and the stages on stderr.
+    let o = run_bin(
+        "flint",
+        &[
+            "run", "-m", m, "--kv", "f32", "--image", im, "--audio", au, "-p", &prompt, "-n", "1",
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    for stage in [
+        "decode image:",
+        "preprocess:",
+        "read audio:",
+        "vision encode:",
+        "audio encode:",
+        "prompt 36 tok",
+    ] {
+        assert!(err.contains(stage), "stderr shows `{stage}`: {err}");
+    }
+    let last = &io["out.logits"].data[(ids.len() - 1) * 512..];
+    let argmax = (0..512)
+        .max_by(|&a, &b| last[a].total_cmp(&last[b]))
+        .unwrap() as u32;
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        stdout.trim_end_matches('\n'),
+        char_of(argmax).to_string(),
+        "the greedy answer"
+    );
+}

@@ -5,7 +5,6 @@ use crate::common::{load, ModelArgs};
 use anyhow::{bail, Context};
 use flint_model::multimodal::{Media, MediaPrompt, Towers};
 use flint_model::{Batch, Logits};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
@@ -95,45 +94,12 @@ pub fn write_npy(path: &Path, data: &[f32], shape: &[usize]) -> anyhow::Result<(
         header.push(' ');
     }
     header.push('\n');
-    let body = |f: &mut dyn Write| -> std::io::Result<()> {
-        f.write_all(b"\x93NUMPY\x01\x00")?;
-        f.write_all(&(header.len() as u16).to_le_bytes())?;
-        f.write_all(header.as_bytes())?;
-        for v in data {
-            f.write_all(&v.to_le_bytes())?;
-        }
-        Ok(())
-    };
-    // A device or pipe (`-o /dev/null`, `/dev/stdout`) is written in place: renaming a temp file over it would
-    // replace the device node itself.
-    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
-        let mut f = std::io::BufWriter::new(
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(path)
-                .with_context(|| format!("opening {}", path.display()))?,
-        );
-        return body(&mut f)
-            .and_then(|_| f.flush())
-            .with_context(|| format!("writing {}", path.display()));
+    let mut bytes = Vec::with_capacity(10 + header.len() + data.len() * 4);
+    bytes.extend_from_slice(b"\x93NUMPY\x01\x00");
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    for v in data {
+        bytes.extend_from_slice(&v.to_le_bytes());
     }
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-        body(&mut f)?;
-        f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("writing {}", path.display()))
+    crate::common::write_atomic(path, &bytes)
 }

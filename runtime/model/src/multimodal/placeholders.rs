@@ -69,10 +69,15 @@ mod tests {
             },
         ];
         let got = expand("x<|patch|>y<|audio|><|patch|>z", &kinds).unwrap();
-        assert_eq!(got, "x<s><|patch|><|patch|><e>y<a><|audio|><b><s><|patch|><e>z");
+        assert_eq!(
+            got,
+            "x<s><|patch|><|patch|><e>y<a><|audio|><b><s><|patch|><e>z"
+        );
         let e = expand("<|patch|>", &kinds).unwrap_err().to_string();
         assert!(e.contains("1 `<|patch|>` placeholders for 2 images"), "{e}");
-        let e = expand("<|patch|><|patch|><|patch|><|audio|>", &kinds).unwrap_err().to_string();
+        let e = expand("<|patch|><|patch|><|patch|><|audio|>", &kinds)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("3 `<|patch|>` placeholders for 2 images"), "{e}");
     }
 }
