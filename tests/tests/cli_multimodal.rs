@@ -30,19 +30,23 @@ fn logits(model: &Path, inputs: &Path, out: &Path) -> std::process::Output {
 #[test]
 fn image_audio_and_video_prompts_match_transformers() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = tmp.path().join("m.flint");
-    import(&fixtures().join("hf/muse_spark/model"), &model, DType::F32);
-    for case in ["muse_spark", "muse_spark_video"] {
+    // Muse Spark (image + audio + text; a video) and Muse Glimmer (its dense decoder; image + text).
+    for (case, ckpt) in [
+        ("muse_spark", "muse_spark"),
+        ("muse_spark_video", "muse_spark"),
+        ("muse_glimmer", "muse_glimmer"),
+    ] {
+        let model = tmp.path().join(format!("{ckpt}.flint"));
+        if !model.exists() {
+            import(&fixtures().join(format!("hf/{ckpt}/model")), &model, DType::F32);
+        }
         let io_path = fixtures().join(format!("hf/{case}/io.safetensors"));
         let io = read_safetensors(&io_path);
         let out = tmp.path().join(format!("{case}.npy"));
         let o = logits(&model, &io_path, &out);
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(o.status.success(), "{case}: {err}");
-        assert!(
-            err.contains("no model input"),
-            "{case}: the ignored keys are noted: {err}"
-        );
+        assert!(err.contains("no model input"), "{case}: the ignored keys are noted: {err}");
         let (shape, got) = read_npy(&std::fs::read(&out).unwrap());
         let want = &io["out.logits"];
         assert_eq!(shape, [want.shape[1], want.shape[2]], "{case}");

@@ -12,7 +12,8 @@ use flint_model::{ModelConfig, MoeConfig, QkNorm};
 use serde_json::Value;
 use std::path::Path;
 
-pub const SUPPORTED: &str = "llama, qwen2, qwen3, qwen2_moe, qwen3_moe, olmoe, mixtral, muse_spark";
+pub const SUPPORTED: &str =
+    "llama, qwen2, qwen3, qwen2_moe, qwen3_moe, olmoe, mixtral, muse_spark, muse_glimmer";
 
 pub(super) struct Cfg<'a> {
     pub(super) v: &'a Value,

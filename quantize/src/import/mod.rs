@@ -80,7 +80,7 @@ fn open_hf(dir: &Path) -> Result<Checkpoint, ImportError> {
         serde_json::from_str(&raw).map_err(|e| ImportError::parse(&cfg_path, e.to_string()))?;
     let config = hf_config(&v, &cfg_path)?;
     let source = source::SafetensorsDir::open(dir)?;
-    let plan = if config.arch == muse_spark::ARCH {
+    let plan = if [muse_spark::ARCH, muse_spark::GLIMMER_ARCH].contains(&config.arch.as_str()) {
         muse_spark::plan(&config, &source, muse_spark::temperature(&v, &cfg_path)?)
     } else {
         hf::plan(&config, &source)

@@ -1,5 +1,7 @@
 //! Meta's Muse Spark (transformers' `muse_spark`): the MoE text decoder; the vision tower, adapter and projection
-//! are planned by `muse_vision.rs`, the audio tower by `muse_audio.rs`.
+//! are planned by `muse_vision.rs`, the audio tower by `muse_audio.rs`. Its dense sibling Muse Glimmer
+//! (`muse_glimmer`) shares the decoder's design but for the sandwich: weighted `1 + w` norms after attention and
+//! the feed-forward, plain residual adds, no attention-output norm, and dense layers only.
 //!
 //! What is folded at import: the centered and input-scaled norms' `1 + w` (f32, as torch computes it), and each
 //! residual gate's `alpha`/`beta` (f64, rounded to f32). Experts come fused (`mlp.experts.gate_up_proj`
@@ -10,14 +12,28 @@ use super::plan::{Fetch, Plan, Transform};
 use super::source::TensorSource;
 use crate::ImportError;
 use flint_model::config::names::{blk, expert, OUTPUT, OUTPUT_NORM, TOK_EMBD};
-use flint_model::{AttnKind, ModelConfig, MoeConfig, QkNorm, Router, SandwichConfig};
+use flint_model::{AttnKind, ModelConfig, MoeConfig, QkNorm, Router, SandwichConfig, SandwichKind};
 use serde_json::Value;
 use std::path::Path;
 
 /// `model_type`s read here: the multimodal config (decoder under `text_config`) or a bare text config.
-pub const MODEL_TYPES: [&str; 2] = ["muse_spark", "muse_spark_text"];
+pub const MODEL_TYPES: [&str; 4] = [
+    "muse_spark",
+    "muse_spark_text",
+    "muse_glimmer",
+    "muse_glimmer_text",
+];
 /// `ModelConfig::arch` of the imported files.
 pub const ARCH: &str = "muse_spark";
+/// `ModelConfig::arch` of an imported Muse Glimmer.
+pub const GLIMMER_ARCH: &str = "muse_glimmer";
+
+/// Whether `v` (a whole config.json) is a Muse Glimmer.
+fn is_glimmer(v: &Value) -> bool {
+    v.get("model_type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| t.starts_with("muse_glimmer"))
+}
 
 /// Parts of the multimodal checkpoint deliberately not imported (a later issue adds them). `muse_audio::plan`
 /// takes the audio tower off this list when the config has one, and imports it.
@@ -67,7 +83,10 @@ impl Cfg<'_> {
 
 /// The decoder's config object: `text_config` of a `muse_spark` config, or a bare `muse_spark_text` config.
 fn text_config<'a>(v: &'a Value, path: &Path) -> Result<&'a Value, ImportError> {
-    if v.get("model_type").and_then(Value::as_str) == Some("muse_spark_text") {
+    if matches!(
+        v.get("model_type").and_then(Value::as_str),
+        Some("muse_spark_text" | "muse_glimmer_text")
+    ) {
         return Ok(v);
     }
     v.get("text_config")
@@ -83,6 +102,7 @@ fn text_config<'a>(v: &'a Value, path: &Path) -> Result<&'a Value, ImportError> 
 pub fn config_from_json(v: &Value, path: &Path) -> Result<ModelConfig, ImportError> {
     let t = text_config(v, path)?;
     let c = Cfg { v: t, path };
+    let glimmer = is_glimmer(v);
     let layers = c.usize("num_hidden_layers")?;
     let heads = c.usize("num_attention_heads")?;
     let hidden = c.usize("hidden_size")?;
@@ -95,10 +115,12 @@ pub fn config_from_json(v: &Value, path: &Path) -> Result<ModelConfig, ImportErr
             "true is not supported (Muse Spark has no attention biases)",
         ));
     }
-    match t.get("hidden_act") {
-        None => {}
-        Some(a) if a.as_str() == Some("silu") => {}
-        Some(a) => return Err(c.err("hidden_act", &format!("{a} is not supported (only silu)"))),
+    for key in ["hidden_act", "hidden_activation"] {
+        match t.get(key) {
+            None => {}
+            Some(a) if a.as_str() == Some("silu") => {}
+            Some(a) => return Err(c.err(key, &format!("{a} is not supported (only silu)"))),
+        }
     }
     // transformers' default when absent: {"rope_type": "default", "rope_theta": 500000}.
     let rope = t.get("rope_parameters").filter(|r| !r.is_null());
@@ -153,7 +175,7 @@ pub fn config_from_json(v: &Value, path: &Path) -> Result<ModelConfig, ImportErr
             "dense" => Some(false),
             _ => None,
         },
-        |_| true,
+        |_| !glimmer,
         "`dense` or `sparse`",
     )?;
     let sliding = layer_types.contains(&AttnKind::Sliding);
@@ -198,7 +220,7 @@ pub fn config_from_json(v: &Value, path: &Path) -> Result<ModelConfig, ImportErr
         .and_then(Value::as_bool)
         .unwrap_or(false);
     let cfg = ModelConfig {
-        arch: ARCH.into(),
+        arch: if glimmer { GLIMMER_ARCH } else { ARCH }.into(),
         vocab_size: c.usize("vocab_size")?,
         hidden_size: hidden,
         num_layers: layers,
@@ -222,9 +244,14 @@ pub fn config_from_json(v: &Value, path: &Path) -> Result<ModelConfig, ImportErr
         sandwich: Some(SandwichConfig {
             post_norm_eps: c.num("post_norm_eps", 1e-8)? as f32,
             embed_norm: true,
+            kind: if glimmer {
+                SandwichKind::Glimmer
+            } else {
+                SandwichKind::Spark
+            },
         }),
         qk_scale: Some(c.num("qk_scale_factor", 5.473_006_486_387_5)? as f32),
-        attn_out_norm: true,
+        attn_out_norm: !glimmer,
         attn_gate: true,
         logit_scale: Some(output_multiplier),
         logit_softcap: Some(c.num("final_logit_softcapping", 20.0)? as f32),
@@ -253,6 +280,7 @@ pub fn plan(c: &ModelConfig, src: &dyn TensorSource, temperature: f64) -> Plan {
         .unwrap_or(&PREFIXES[0]);
     let (h, hd) = (c.hidden_size, c.head_dim);
     let (qd, kvd) = (c.num_heads * hd, c.num_kv_heads * hd);
+    let glimmer = c.arch == GLIMMER_ARCH;
     let w = |s: String| Fetch::Whole(s);
     let one_plus = |p: &mut Plan, name: String, len: usize, key: String| {
         p.vector_with(name, len, Fetch::Whole(key), Transform::OnePlus)
@@ -301,12 +329,21 @@ pub fn plan(c: &ModelConfig, src: &dyn TensorSource, temperature: f64) -> Plan {
             [h, qd],
             w(format!("{pre}.self_attn.o_proj.weight")),
         );
-        gate(
-            &mut p,
-            "attn",
-            l,
-            format!("{pre}.post_attention_residual_gate.gate"),
-        );
+        if glimmer {
+            one_plus(
+                &mut p,
+                blk(l, "post_attn_norm"),
+                h,
+                format!("{pre}.post_attention_layernorm.weight"),
+            );
+        } else {
+            gate(
+                &mut p,
+                "attn",
+                l,
+                format!("{pre}.post_attention_residual_gate.gate"),
+            );
+        }
         one_plus(
             &mut p,
             blk(l, "ffn_norm"),
@@ -323,12 +360,14 @@ pub fn plan(c: &ModelConfig, src: &dyn TensorSource, temperature: f64) -> Plan {
             h,
             format!("{pre}.post_feedforward_layernorm.weight"),
         );
-        gate(
-            &mut p,
-            "ffn",
-            l,
-            format!("{pre}.post_feedforward_residual_gate.gate"),
-        );
+        if !glimmer {
+            gate(
+                &mut p,
+                "ffn",
+                l,
+                format!("{pre}.post_feedforward_residual_gate.gate"),
+            );
+        }
     }
     p.vector(OUTPUT_NORM.into(), h, w(format!("{root}norm.weight")));
     if !c.tie_word_embeddings {

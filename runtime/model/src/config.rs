@@ -55,6 +55,22 @@ pub struct SandwichConfig {
     pub post_norm_eps: f32,
     /// A scaleless RMSNorm (eps = rms_norm_eps) after the token embedding.
     pub embed_norm: bool,
+    /// Which norms follow attention and the feed-forward, and how the residual adds.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub kind: SandwichKind,
+}
+
+/// The two sandwich designs of the Muse family.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SandwichKind {
+    /// Muse Spark: a scaleless norm after attention, an input-scaled one (`post_ffn_norm`) after the
+    /// feed-forward, and gated residuals `alpha * x + beta * y` (`*_res_alpha`, `*_res_beta`).
+    #[default]
+    Spark,
+    /// Muse Glimmer: weighted norms after both (`post_attn_norm`, `post_ffn_norm`, their `1 + w` folded) and plain
+    /// residual adds.
+    Glimmer,
 }
 
 /// Mixture-of-Experts settings.
@@ -354,6 +370,7 @@ mod tests {
                 c.sandwich = Some(SandwichConfig {
                     post_norm_eps: f32::INFINITY,
                     embed_norm: true,
+                    kind: SandwichKind::Spark,
                 })
             },
             "post_norm_eps",

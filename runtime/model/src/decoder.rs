@@ -13,7 +13,7 @@
 
 use crate::batch::{Batch, Input, LayerHook, Pos};
 use crate::config::names::{blk, OUTPUT, OUTPUT_NORM, TOK_EMBD};
-use crate::config::{ModelConfig, QkNorm};
+use crate::config::{ModelConfig, QkNorm, SandwichKind};
 use crate::kv::{KvOptions, KvStore, SeqId};
 use crate::moe::{Ffn, Mlp, Moe};
 use crate::ops;
@@ -38,15 +38,23 @@ struct Attention {
     gate: Option<Weight>,
 }
 
-/// Muse Spark's sandwich: the extra norm and the residual gates of a block.
+/// A Muse sandwich: the norms after attention and feed-forward, and the residual gates (Spark) or none (Glimmer).
 struct Sandwich {
+    kind: SandwichKind,
     /// eps of the post-attention and post-feed-forward norms.
     post_eps: f32,
+    /// Glimmer's weighted post-attention norm; None: Spark's scaleless one.
+    post_attn_norm: Option<Vector>,
     post_ffn_norm: Vector,
-    attn_alpha: Vector,
-    attn_beta: Vector,
-    ffn_alpha: Vector,
-    ffn_beta: Vector,
+    /// Spark's `alpha`/`beta` for attention and feed-forward; None: plain adds.
+    gates: Option<[Vector; 4]>,
+}
+
+impl Sandwich {
+    fn gate(&self, ffn: bool) -> Option<(&Vector, &Vector)> {
+        let g = self.gates.as_ref()?;
+        Some(if ffn { (&g[2], &g[3]) } else { (&g[0], &g[1]) })
+    }
 }
 
 struct Block {
@@ -170,14 +178,26 @@ impl Model {
                 Ffn::Dense(Mlp::load(&ld, &blk(l, "ffn"), h, c.intermediate_size)?)
             };
             let sandwich = match &c.sandwich {
-                Some(sc) => Some(Sandwich {
-                    post_eps: sc.post_norm_eps,
-                    post_ffn_norm: ld.vector(&blk(l, "post_ffn_norm"), h)?,
-                    attn_alpha: ld.vector(&blk(l, "attn_res_alpha"), h)?,
-                    attn_beta: ld.vector(&blk(l, "attn_res_beta"), h)?,
-                    ffn_alpha: ld.vector(&blk(l, "ffn_res_alpha"), h)?,
-                    ffn_beta: ld.vector(&blk(l, "ffn_res_beta"), h)?,
-                }),
+                Some(sc) => {
+                    let glimmer = sc.kind == SandwichKind::Glimmer;
+                    let v = |n: &str| ld.vector(&blk(l, n), h);
+                    Some(Sandwich {
+                        kind: sc.kind,
+                        post_eps: sc.post_norm_eps,
+                        post_attn_norm: glimmer.then(|| v("post_attn_norm")).transpose()?,
+                        post_ffn_norm: v("post_ffn_norm")?,
+                        gates: if glimmer {
+                            None
+                        } else {
+                            Some([
+                                v("attn_res_alpha")?,
+                                v("attn_res_beta")?,
+                                v("ffn_res_alpha")?,
+                                v("ffn_res_beta")?,
+                            ])
+                        },
+                    })
+                }
                 None => None,
             };
             blocks.push(Block {
@@ -318,24 +338,26 @@ impl Model {
             ops::rms_norm(&x, b.attn_norm.get(), c.rms_norm_eps, &mut hn);
             let mut a = self.attention(l, b, &hn, batch, &seqs, kv, (&cos, &sin))?;
             if let Some(sw) = &b.sandwich {
-                ops::rms_norm_scaleless(&mut a, h, sw.post_eps);
+                match &sw.post_attn_norm {
+                    Some(w) => ops::rms_norm_inplace(&mut a, w.get(), sw.post_eps),
+                    None => ops::rms_norm_scaleless(&mut a, h, sw.post_eps),
+                }
             }
-            residual(
-                &mut x,
-                &a,
-                b.sandwich.as_ref().map(|s| (&s.attn_alpha, &s.attn_beta)),
-            );
+            residual(&mut x, &a, b.sandwich.as_ref().and_then(|s| s.gate(false)));
             ops::rms_norm(&x, b.ffn_norm.get(), c.rms_norm_eps, &mut hn);
             let router = trace.as_deref_mut().map(|t| &mut t.router_logits);
             let mut f = b.ffn.forward(ex, &hn, n, router);
             if let Some(sw) = &b.sandwich {
-                ops::rms_norm_input_scaled(&mut f, sw.post_ffn_norm.get(), sw.post_eps);
+                match sw.kind {
+                    SandwichKind::Spark => {
+                        ops::rms_norm_input_scaled(&mut f, sw.post_ffn_norm.get(), sw.post_eps)
+                    }
+                    SandwichKind::Glimmer => {
+                        ops::rms_norm_inplace(&mut f, sw.post_ffn_norm.get(), sw.post_eps)
+                    }
+                }
             }
-            residual(
-                &mut x,
-                &f,
-                b.sandwich.as_ref().map(|s| (&s.ffn_alpha, &s.ffn_beta)),
-            );
+            residual(&mut x, &f, b.sandwich.as_ref().and_then(|s| s.gate(true)));
             if let Some(hk) = hook.as_deref_mut() {
                 hk.after_layer(l, batch, &mut x);
             }

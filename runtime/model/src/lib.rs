@@ -21,7 +21,9 @@ mod weights;
 pub use audio::{AudioStage, AudioStream, AudioTower};
 pub use batch::{Batch, Input, LayerHook, Logits, Pos, Row};
 pub use config::vision::VisionConfig;
-pub use config::{AttnKind, AudioConfig, ModelConfig, MoeConfig, QkNorm, Router, SandwichConfig};
+pub use config::{
+    AttnKind, AudioConfig, ModelConfig, MoeConfig, QkNorm, Router, SandwichConfig, SandwichKind,
+};
 pub use decoder::{KvCache, Model, Trace};
 pub use engine::{Engine, ReqId, Session};
 pub use error::ModelError;

@@ -65,6 +65,7 @@ pub const ARCHITECTURES: &[&str] = &[
     "olmoe",
     "mixtral",
     "muse_spark",
+    "muse_glimmer",
 ];
 
 /// Reads the file at `path` as UTF-8 text of at most `max` bytes. A directory, a file over the cap or a
