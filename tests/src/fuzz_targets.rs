@@ -176,17 +176,21 @@ pub fn wav_decode(data: &[u8]) -> bool {
         return false;
     };
     let cfg = flint_media::SparkAudioConfig::default();
-    let Ok(x) = flint_media::resample::resample(name, &clip.samples, clip.sample_rate, cfg.sampling_rate) else {
+    let Ok(x) =
+        flint_media::resample::resample(name, &clip.samples, clip.sample_rate, cfg.sampling_rate)
+    else {
         return false;
     };
     flint_media::extract(&cfg, name, &[&x]).is_ok()
 }
 
 /// Small valid images for the `image_decode` corpus: PNGs of every pixel type PIL distinguishes and JPEGs
-/// (baseline grey and colour; 4:2:0 and 4:4:4).
+/// (baseline grey and colour).
 pub fn image_seeds() -> Vec<(&'static str, Vec<u8>)> {
     use image::{DynamicImage, ImageBuffer};
-    let rgb = image::RgbImage::from_fn(20, 13, |x, y| image::Rgb([(x * 12) as u8, (y * 19) as u8, ((x + y) * 5) as u8]));
+    let rgb = image::RgbImage::from_fn(20, 13, |x, y| {
+        image::Rgb([(x * 12) as u8, (y * 19) as u8, ((x + y) * 5) as u8])
+    });
     let png = |img: DynamicImage| {
         let mut c = std::io::Cursor::new(Vec::new());
         img.write_to(&mut c, image::ImageFormat::Png).expect("png");
@@ -194,17 +198,28 @@ pub fn image_seeds() -> Vec<(&'static str, Vec<u8>)> {
     };
     let jpeg = |img: DynamicImage| {
         let mut v = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut v, 80).encode_image(&img).expect("jpeg");
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut v, 80)
+            .encode_image(&img)
+            .expect("jpeg");
         v
     };
     let rgba = DynamicImage::ImageRgb8(rgb.clone()).to_rgba8();
-    let g16: ImageBuffer<image::Luma<u16>, Vec<u16>> = ImageBuffer::from_fn(9, 7, |x, y| image::Luma([(x * 7000 + y * 300) as u16]));
+    let g16: ImageBuffer<image::Luma<u16>, Vec<u16>> =
+        ImageBuffer::from_fn(9, 7, |x, y| image::Luma([(x * 7000 + y * 300) as u16]));
     vec![
         ("rgb.png", png(DynamicImage::ImageRgb8(rgb.clone()))),
-        ("grey.png", png(DynamicImage::ImageRgb8(rgb.clone()).grayscale())),
+        (
+            "grey.png",
+            png(DynamicImage::ImageRgb8(rgb.clone()).grayscale()),
+        ),
         ("rgba.png", png(DynamicImage::ImageRgba8(rgba))),
         ("grey16.png", png(DynamicImage::ImageLuma16(g16))),
-        ("rgb16.png", png(DynamicImage::ImageRgb16(DynamicImage::ImageRgb8(rgb.clone()).to_rgb16()))),
+        (
+            "rgb16.png",
+            png(DynamicImage::ImageRgb16(
+                DynamicImage::ImageRgb8(rgb.clone()).to_rgb16(),
+            )),
+        ),
         ("rgb.jpg", jpeg(DynamicImage::ImageRgb8(rgb.clone()))),
         ("grey.jpg", jpeg(DynamicImage::ImageRgb8(rgb).grayscale())),
     ]
@@ -213,12 +228,22 @@ pub fn image_seeds() -> Vec<(&'static str, Vec<u8>)> {
 /// Small valid WAV files for the `wav_decode` corpus: 8/16/24/32-bit integer and 32-bit float, mono and stereo.
 pub fn wav_seeds() -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
-    for (bits, float, channels, rate) in [(16u16, false, 1u16, 22050u32), (8, false, 1, 16000), (24, false, 2, 48000), (32, false, 1, 24000), (32, true, 2, 44100)] {
+    for (bits, float, channels, rate) in [
+        (16u16, false, 1u16, 22050u32),
+        (8, false, 1, 16000),
+        (24, false, 2, 48000),
+        (32, false, 1, 24000),
+        (32, true, 2, 44100),
+    ] {
         let spec = hound::WavSpec {
             channels,
             sample_rate: rate,
             bits_per_sample: bits,
-            sample_format: if float { hound::SampleFormat::Float } else { hound::SampleFormat::Int },
+            sample_format: if float {
+                hound::SampleFormat::Float
+            } else {
+                hound::SampleFormat::Int
+            },
         };
         let mut buf = Vec::new();
         {
@@ -234,7 +259,13 @@ pub fn wav_seeds() -> Vec<(String, Vec<u8>)> {
             }
             w.finalize().expect("finalize");
         }
-        out.push((format!("{bits}bit{}-{channels}ch-{rate}.wav", if float { "f" } else { "" }), buf));
+        out.push((
+            format!(
+                "{bits}bit{}-{channels}ch-{rate}.wav",
+                if float { "f" } else { "" }
+            ),
+            buf,
+        ));
     }
     out
 }

@@ -104,7 +104,13 @@ impl Fields {
 
     /// Three per-channel values (a list of three numbers, or one number for all channels), each in
     /// `min..=max`.
-    pub fn triple(&self, key: &str, default: [f64; 3], min: f64, max: f64) -> Result<[f64; 3], MediaError> {
+    pub fn triple(
+        &self,
+        key: &str,
+        default: [f64; 3],
+        min: f64,
+        max: f64,
+    ) -> Result<[f64; 3], MediaError> {
         let vals = match self.map.get(key) {
             None | Some(Value::Null) => default,
             Some(Value::Number(n)) => [n.as_f64().unwrap_or(f64::NAN); 3],
@@ -117,7 +123,9 @@ impl Fields {
                 }
                 out
             }
-            Some(v) => return Err(self.err(key, format!("{v} is not a number or a list of 3 numbers"))),
+            Some(v) => {
+                return Err(self.err(key, format!("{v} is not a number or a list of 3 numbers")))
+            }
         };
         for v in vals {
             if !(v.is_finite() && v >= min && v <= max) {

@@ -69,12 +69,15 @@ pub fn decode_image(name: &Path, bytes: &[u8]) -> Result<RgbImage, MediaError> {
     let img = match format {
         ImageFormat::Png => {
             // The size is checked from IHDR before the decoder exists (its own limit error would not say which).
-            if let (Some(b"IHDR"), Some(w), Some(h)) = (bytes.get(12..16), bytes.get(16..20), bytes.get(20..24)) {
+            if let (Some(b"IHDR"), Some(w), Some(h)) =
+                (bytes.get(12..16), bytes.get(16..20), bytes.get(20..24))
+            {
                 let be = |b: &[u8]| u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
                 check_dimensions(name, be(w), be(h))?;
             }
-            let d = image::codecs::png::PngDecoder::with_limits(Cursor::new(bytes), decoder_limits())
-                .map_err(dec)?;
+            let d =
+                image::codecs::png::PngDecoder::with_limits(Cursor::new(bytes), decoder_limits())
+                    .map_err(dec)?;
             from_decoder(name, d)?
         }
         ImageFormat::Jpeg => return crate::jpeg::decode_jpeg(name, bytes, decoder_limits()),

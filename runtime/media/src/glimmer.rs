@@ -60,7 +60,11 @@ impl GlimmerImageConfig {
     }
 
     /// Reads the fields shared by the image and video processors; `tokens_key` names the token cap.
-    pub(crate) fn from_fields(f: &Fields, tokens_key: &str, tokens_default: u64) -> Result<Self, MediaError> {
+    pub(crate) fn from_fields(
+        f: &Fields,
+        tokens_key: &str,
+        tokens_default: u64,
+    ) -> Result<Self, MediaError> {
         let resample = f.int("resample", RESAMPLE_LANCZOS, 0, 5)?;
         if resample != RESAMPLE_LANCZOS {
             return Err(MediaError::config(
@@ -70,11 +74,20 @@ impl GlimmerImageConfig {
             ));
         }
         if !f.boolean("do_convert_rgb", true)? {
-            return Err(MediaError::config(f.path(), "do_convert_rgb", "false is not supported"));
+            return Err(MediaError::config(
+                f.path(),
+                "do_convert_rgb",
+                "false is not supported",
+            ));
         }
         let c = GlimmerImageConfig {
             patch_size: to_usize(f.int("patch_size", 14, 1, limits::MAX_PATCH)?),
-            temporal_patch_size: to_usize(f.int("temporal_patch_size", 2, 1, limits::MAX_TEMPORAL_PATCH)?),
+            temporal_patch_size: to_usize(f.int(
+                "temporal_patch_size",
+                2,
+                1,
+                limits::MAX_TEMPORAL_PATCH,
+            )?),
             merge_size: to_usize(f.int("merge_size", 2, 1, limits::MAX_MERGE)?),
             max_tokens: to_usize(f.int(tokens_key, tokens_default, 1, limits::MAX_IMAGE_TOKENS)?),
             do_resize: f.boolean("do_resize", true)?,
@@ -99,7 +112,12 @@ impl GlimmerImageConfig {
         if !self.do_resize {
             return (height, width);
         }
-        smart_resize(height, width, self.patch_size * self.merge_size, self.max_tokens)
+        smart_resize(
+            height,
+            width,
+            self.patch_size * self.merge_size,
+            self.max_tokens,
+        )
     }
 
     /// The f32 value of every u8 level of each channel: `lut[c][v]` (transformers' fused rescale/normalise).
@@ -144,7 +162,11 @@ impl GlimmerImage {
 }
 
 /// MuseGlimmerImageProcessor over one decoded image; `name` names it in errors.
-pub fn preprocess_image(cfg: &GlimmerImageConfig, name: &Path, img: &RgbImage) -> Result<GlimmerImage, MediaError> {
+pub fn preprocess_image(
+    cfg: &GlimmerImageConfig,
+    name: &Path,
+    img: &RgbImage,
+) -> Result<GlimmerImage, MediaError> {
     check_dimensions(name, img.width as u64, img.height as u64)?;
     let (th, tw) = cfg.target_size(img.height, img.width);
     check_dimensions(name, tw as u64, th as u64)?;
@@ -152,12 +174,18 @@ pub fn preprocess_image(cfg: &GlimmerImageConfig, name: &Path, img: &RgbImage) -
     if th % p != 0 || tw % p != 0 {
         return Err(MediaError::input(
             name,
-            format!("{}x{} is not a multiple of patch_size {p} (do_resize is off)", tw, th),
+            format!(
+                "{}x{} is not a multiple of patch_size {p} (do_resize is off)",
+                tw, th
+            ),
         ));
     }
     let elems = (th * tw * 3) as u64 * cfg.temporal_patch_size as u64;
     if elems > limits::MAX_OUTPUT_ELEMS {
-        return Err(MediaError::input(name, format!("pixel_values of {elems} values is over the cap")));
+        return Err(MediaError::input(
+            name,
+            format!("pixel_values of {elems} values is over the cap"),
+        ));
     }
     let resized = if (th, tw) == (img.height, img.width) {
         img.clone()
@@ -177,7 +205,12 @@ pub fn preprocess_image(cfg: &GlimmerImageConfig, name: &Path, img: &RgbImage) -
 
 /// Patchifies `frames` (one image, or one temporal group of video frames when `frames.len() == temporal`): for
 /// each cell in raster order a row `[t][c][y][x]`; a single image is repeated for every `t`.
-pub(crate) fn patchify(frames: &[&RgbImage], temporal: usize, p: usize, lut: &[[f32; 256]; 3]) -> Vec<f32> {
+pub(crate) fn patchify(
+    frames: &[&RgbImage],
+    temporal: usize,
+    p: usize,
+    lut: &[[f32; 256]; 3],
+) -> Vec<f32> {
     let (w, h) = (frames[0].width, frames[0].height);
     let (gh, gw) = (h / p, w / p);
     let mut out = Vec::with_capacity(gh * gw * temporal * 3 * p * p);

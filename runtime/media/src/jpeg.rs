@@ -24,14 +24,19 @@ use std::io::Cursor;
 use std::path::Path;
 
 /// Decodes JPEG bytes as PIL does.
-pub(crate) fn decode_jpeg(name: &Path, bytes: &[u8], limits: image::Limits) -> Result<RgbImage, MediaError> {
+pub(crate) fn decode_jpeg(
+    name: &Path,
+    bytes: &[u8],
+    limits: image::Limits,
+) -> Result<RgbImage, MediaError> {
     let bad = |detail: String| MediaError::Decode {
         path: name.to_path_buf(),
         detail,
     };
     check_complete(bytes).map_err(|d| bad(d.into()))?;
     // 2. The memory-safe decoder first: header caps, then every byte of entropy-coded data.
-    let mut z = image::codecs::jpeg::JpegDecoder::new(Cursor::new(bytes)).map_err(|e| bad(e.to_string()))?;
+    let mut z = image::codecs::jpeg::JpegDecoder::new(Cursor::new(bytes))
+        .map_err(|e| bad(e.to_string()))?;
     let (w, h) = z.dimensions();
     check_dimensions(name, u64::from(w), u64::from(h))?;
     z.set_limits(limits).map_err(|e| bad(e.to_string()))?;
@@ -152,7 +157,9 @@ mod tests {
     fn completeness_check() {
         assert!(check_complete(&[0xFF, 0xD8, 0xFF, 0xDA, 0, 2, 1, 2, 0xFF, 0xD9]).is_ok());
         assert!(check_complete(&[0xFF, 0xD8, 0xFF, 0xDA, 0, 2, 1, 2]).is_err());
-        assert!(check_complete(&[0xFF, 0xD8, 0xFF, 0xE1, 0, 4, 0xFF, 0xD9, 0xFF, 0xDA, 1]).is_err());
+        assert!(
+            check_complete(&[0xFF, 0xD8, 0xFF, 0xE1, 0, 4, 0xFF, 0xD9, 0xFF, 0xDA, 1]).is_err()
+        );
         assert!(check_complete(&[0xFF, 0xD8, 0xFF, 0xE1, 0xFF]).is_err());
         assert!(check_complete(&[0x89, b'P']).is_err());
     }

@@ -31,7 +31,11 @@ pub fn video_prompt(
             .unwrap_or(0.0);
         s += &format_timestamp(timestamp_format, ts)?;
         s += &"<|video|>".repeat(per_group);
-        s += if g + 1 < n { "<|vid_frame_separator|>" } else { "<|vid_end|>" };
+        s += if g + 1 < n {
+            "<|vid_frame_separator|>"
+        } else {
+            "<|vid_end|>"
+        };
     }
     Ok(s)
 }
@@ -39,7 +43,10 @@ pub fn video_prompt(
 /// The audio placeholder for a clip of `real_samples` (the mask's sum).
 pub fn audio_prompt(real_samples: usize, samples_per_token: usize) -> String {
     let n = real_samples.div_ceil(samples_per_token);
-    format!("<|soft_audio_start|>{}<|soft_audio_end|>", "<|audio|>".repeat(n))
+    format!(
+        "<|soft_audio_start|>{}<|soft_audio_end|>",
+        "<|audio|>".repeat(n)
+    )
 }
 
 /// python's `fmt.format(timestamp=ts)` for the formats a processor config uses: literal text with `{{` / `}}`
@@ -75,7 +82,11 @@ pub fn format_timestamp(fmt: &str, ts: f64) -> Result<String, String> {
                     .ok_or_else(|| format!("{fmt:?}: unsupported format spec {spec:?}"))?;
                 out += &format!("{ts:.digits$}");
             }
-            None => return Err(format!("{fmt:?}: unknown field {field:?} (only `timestamp`)")),
+            None => {
+                return Err(format!(
+                    "{fmt:?}: unknown field {field:?} (only `timestamp`)"
+                ))
+            }
         }
         rest = &tail[end + 1..];
     }
@@ -89,9 +100,18 @@ mod tests {
 
     #[test]
     fn timestamp_formats() {
-        assert_eq!(format_timestamp("Time: {timestamp:.1f}s", 1.0).unwrap(), "Time: 1.0s");
-        assert_eq!(format_timestamp("Time: {timestamp:.1f}s", 0.25).unwrap(), "Time: 0.2s");
-        assert_eq!(format_timestamp("{{t}} {timestamp}", 1.5).unwrap(), "{t} 1.5");
+        assert_eq!(
+            format_timestamp("Time: {timestamp:.1f}s", 1.0).unwrap(),
+            "Time: 1.0s"
+        );
+        assert_eq!(
+            format_timestamp("Time: {timestamp:.1f}s", 0.25).unwrap(),
+            "Time: 0.2s"
+        );
+        assert_eq!(
+            format_timestamp("{{t}} {timestamp}", 1.5).unwrap(),
+            "{t} 1.5"
+        );
         assert!(format_timestamp("{other}", 1.0).is_err());
         assert!(format_timestamp("{timestamp:x}", 1.0).is_err());
         assert!(format_timestamp("{timestamp", 1.0).is_err());

@@ -24,7 +24,10 @@ const CHUNK: usize = 4096;
 pub fn resample(name: &Path, samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, MediaError> {
     for r in [from, to] {
         if !(limits::MIN_SAMPLE_RATE..=limits::MAX_SAMPLE_RATE).contains(&r) {
-            return Err(MediaError::input(name, format!("sample rate {r} Hz is out of range")));
+            return Err(MediaError::input(
+                name,
+                format!("sample rate {r} Hz is out of range"),
+            ));
         }
     }
     if from == to {
@@ -39,10 +42,15 @@ pub fn resample(name: &Path, samples: &[f32], from: u32, to: u32) -> Result<Vec<
     }
     let want = (samples.len() as u128 * u128::from(to)).div_ceil(u128::from(from)) as usize;
     if want as u64 > limits::MAX_AUDIO_SAMPLES {
-        return Err(MediaError::input(name, format!("{want} resampled samples is over the cap")));
+        return Err(MediaError::input(
+            name,
+            format!("{want} resampled samples is over the cap"),
+        ));
     }
-    let fail = |e: String| MediaError::input(name, format!("resampling {from} -> {to} Hz failed: {e}"));
-    let mut r = FftFixedIn::<f64>::new(from as usize, to as usize, CHUNK, 1, 1).map_err(|e| fail(e.to_string()))?;
+    let fail =
+        |e: String| MediaError::input(name, format!("resampling {from} -> {to} Hz failed: {e}"));
+    let mut r = FftFixedIn::<f64>::new(from as usize, to as usize, CHUNK, 1, 1)
+        .map_err(|e| fail(e.to_string()))?;
     let delay = r.output_delay();
     let mut out: Vec<f64> = Vec::with_capacity(want + delay + CHUNK);
     let input: Vec<f64> = samples.iter().map(|&v| f64::from(v)).collect();

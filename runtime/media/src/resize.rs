@@ -60,7 +60,8 @@ fn taps(in_size: usize, out_size: usize) -> Taps {
         let center = scale * (i as f64 + 0.5);
         // C++ static_cast<int64_t> truncates toward zero, as `as` does.
         let xmin = ((center - support + 0.5) as i64).max(0);
-        let xsize = (((center + support + 0.5) as i64).min(in_size as i64) - xmin).clamp(0, ksize as i64);
+        let xsize =
+            (((center + support + 0.5) as i64).min(in_size as i64) - xmin).clamp(0, ksize as i64);
         let w = &mut wf[i * ksize..(i + 1) * ksize];
         let mut total = 0f64;
         for j in 0..xsize as usize {
@@ -90,7 +91,11 @@ fn taps(in_size: usize, out_size: usize) -> Taps {
         .map(|&w| {
             let v = w * f64::from(1u32 << precision);
             // (int)(v ± 0.5), then stored as int16 (the values fit by the choice of precision).
-            (if v < 0.0 { (-0.5 + v) as i32 } else { (0.5 + v) as i32 }) as i16 as i32
+            (if v < 0.0 {
+                (-0.5 + v) as i32
+            } else {
+                (0.5 + v) as i32
+            }) as i16 as i32
         })
         .collect();
     Taps {
@@ -166,7 +171,10 @@ mod tests {
             for k in 0..o {
                 let s: i32 = t.weights[k * t.ksize..k * t.ksize + t.len[k]].iter().sum();
                 let one = 1i32 << t.precision;
-                assert!((s - one).abs() <= t.len[k] as i32, "{i}->{o} at {k}: {s} vs {one}");
+                assert!(
+                    (s - one).abs() <= t.len[k] as i32,
+                    "{i}->{o} at {k}: {s} vs {one}"
+                );
                 assert!(t.start[k] + t.len[k] <= i);
             }
         }

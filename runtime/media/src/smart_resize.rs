@@ -52,7 +52,11 @@ fn py_set_list(items: &[(u64, u64)]) -> Vec<(u64, u64)> {
                 Some((eh, e)) if eh == h && e == it => break,
                 Some(_) => {
                     perturb >>= 5;
-                    i = ((i as u64).wrapping_mul(5).wrapping_add(1).wrapping_add(perturb) & 7) as usize;
+                    i = ((i as u64)
+                        .wrapping_mul(5)
+                        .wrapping_add(1)
+                        .wrapping_add(perturb)
+                        & 7) as usize;
                 }
             }
         }
@@ -62,7 +66,12 @@ fn py_set_list(items: &[(u64, u64)]) -> Vec<(u64, u64)> {
 
 /// The resize target `(height, width)` in pixels: multiples of `patch`, at most `max_tokens` cells.
 /// `height`, `width`, `patch` and `max_tokens` must be at least 1.
-pub fn smart_resize(height: usize, width: usize, patch: usize, max_tokens: usize) -> (usize, usize) {
+pub fn smart_resize(
+    height: usize,
+    width: usize,
+    patch: usize,
+    max_tokens: usize,
+) -> (usize, usize) {
     let (h, w, p, m) = (height as f64, width as f64, patch as f64, max_tokens as f64);
     let mut ih = h / p;
     let mut iw = w / p;

@@ -44,11 +44,20 @@ impl SparkAudioConfig {
         f.int("feature_size", 1, 1, 1)?;
         let side = f.string("padding_side", "right")?;
         if side != "right" && side != "left" {
-            return Err(MediaError::config(path, "padding_side", format!("{side:?} is not \"right\" or \"left\"")));
+            return Err(MediaError::config(
+                path,
+                "padding_side",
+                format!("{side:?} is not \"right\" or \"left\""),
+            ));
         }
         Ok(SparkAudioConfig {
             sampling_rate: f.sampling_rate(24000)?,
-            samples_per_token: to_usize(f.int("samples_per_token", 1920, 1, limits::MAX_SAMPLES_PER_TOKEN)?),
+            samples_per_token: to_usize(f.int(
+                "samples_per_token",
+                1920,
+                1,
+                limits::MAX_SAMPLES_PER_TOKEN,
+            )?),
             padding_value: f.float("padding_value", 0.0, -1e30, 1e30)? as f32,
             pad_left: side == "left",
             return_attention_mask: f.boolean("return_attention_mask", true)?,
@@ -74,14 +83,21 @@ impl SparkAudio {
         let real = if self.input_values_mask.is_empty() {
             self.len
         } else {
-            self.input_values_mask[b * self.len..(b + 1) * self.len].iter().filter(|&&m| m == 1).count()
+            self.input_values_mask[b * self.len..(b + 1) * self.len]
+                .iter()
+                .filter(|&&m| m == 1)
+                .count()
         };
         real.div_ceil(samples_per_token)
     }
 }
 
 /// Pads `clips` (mono, at `cfg.sampling_rate`) into one batch; `name` names the input in errors.
-pub fn extract(cfg: &SparkAudioConfig, name: &Path, clips: &[&[f32]]) -> Result<SparkAudio, MediaError> {
+pub fn extract(
+    cfg: &SparkAudioConfig,
+    name: &Path,
+    clips: &[&[f32]],
+) -> Result<SparkAudio, MediaError> {
     if clips.is_empty() {
         return Err(MediaError::input(name, "no clips"));
     }
@@ -92,10 +108,17 @@ pub fn extract(cfg: &SparkAudioConfig, name: &Path, clips: &[&[f32]]) -> Result<
     let len = longest.div_ceil(cfg.samples_per_token) * cfg.samples_per_token;
     let total = (len as u64).saturating_mul(clips.len() as u64);
     if total > limits::MAX_OUTPUT_ELEMS {
-        return Err(MediaError::input(name, format!("input_values of {total} values is over the cap")));
+        return Err(MediaError::input(
+            name,
+            format!("input_values of {total} values is over the cap"),
+        ));
     }
     let mut input_values = Vec::with_capacity(total as usize);
-    let mut mask = Vec::with_capacity(if cfg.return_attention_mask { total as usize } else { 0 });
+    let mut mask = Vec::with_capacity(if cfg.return_attention_mask {
+        total as usize
+    } else {
+        0
+    });
     for c in clips {
         let pad = len - c.len();
         let fill = std::iter::repeat_n(cfg.padding_value, pad);

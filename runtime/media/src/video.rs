@@ -65,7 +65,9 @@ impl GlimmerVideoConfig {
     /// The frame indices `sample_frames` picks from `total` frames of a video at `video_fps` (24 when unknown,
     /// as transformers assumes).
     pub fn sample_indices(&self, total: usize, video_fps: Option<f64>) -> Vec<usize> {
-        let vfps = video_fps.filter(|f| f.is_finite() && *f > 0.0).unwrap_or(24.0);
+        let vfps = video_fps
+            .filter(|f| f.is_finite() && *f > 0.0)
+            .unwrap_or(24.0);
         let t = self.image.temporal_patch_size;
         let by_fps = (total as f64 * self.fps / vfps) as usize;
         let mut n = by_fps.min(self.num_frames).min(total);
@@ -122,9 +124,15 @@ pub fn preprocess_video(
         return Err(MediaError::input(name, "a video of no frames"));
     };
     if frames.len() as u64 > limits::MAX_VIDEO_FRAMES {
-        return Err(MediaError::input(name, format!("{} frames is over the cap", frames.len())));
+        return Err(MediaError::input(
+            name,
+            format!("{} frames is over the cap", frames.len()),
+        ));
     }
-    if frames.iter().any(|f| (f.width, f.height) != (first.width, first.height)) {
+    if frames
+        .iter()
+        .any(|f| (f.width, f.height) != (first.width, first.height))
+    {
         return Err(MediaError::input(name, "frames of different sizes"));
     }
     check_dimensions(name, first.width as u64, first.height as u64)?;
@@ -137,13 +145,19 @@ pub fn preprocess_video(
     let (th, tw) = ic.target_size(first.height, first.width);
     let p = ic.patch_size;
     if th % p != 0 || tw % p != 0 {
-        return Err(MediaError::input(name, format!("{tw}x{th} is not a multiple of patch_size {p}")));
+        return Err(MediaError::input(
+            name,
+            format!("{tw}x{th} is not a multiple of patch_size {p}"),
+        ));
     }
     let t = ic.temporal_patch_size;
     let groups = indices.len().div_ceil(t);
     let elems = (groups * t) as u64 * (th * tw * 3) as u64;
     if elems > limits::MAX_OUTPUT_ELEMS {
-        return Err(MediaError::input(name, format!("pixel_values_videos of {elems} values is over the cap")));
+        return Err(MediaError::input(
+            name,
+            format!("pixel_values_videos of {elems} values is over the cap"),
+        ));
     }
     let mut resized: Vec<RgbImage> = indices
         .iter()
@@ -166,8 +180,15 @@ pub fn preprocess_video(
         let group: Vec<&RgbImage> = resized[g * t..(g + 1) * t].iter().collect();
         pixel_values_videos.extend(patchify(&group, t, p, &lut));
     }
-    let fps = video_fps.filter(|f| f.is_finite() && *f > 0.0).unwrap_or(24.0);
-    let mut group_timestamps: Vec<f64> = indices.iter().step_by(t).map(|&i| i as f64 / fps).take(groups).collect();
+    let fps = video_fps
+        .filter(|f| f.is_finite() && *f > 0.0)
+        .unwrap_or(24.0);
+    let mut group_timestamps: Vec<f64> = indices
+        .iter()
+        .step_by(t)
+        .map(|&i| i as f64 / fps)
+        .take(groups)
+        .collect();
     while group_timestamps.len() < groups {
         group_timestamps.push(group_timestamps.last().copied().unwrap_or(0.0));
     }

@@ -36,7 +36,8 @@ pub fn read_wav(name: &Path, bytes: &[u8]) -> Result<Clip, MediaError> {
         path: name.to_path_buf(),
         detail,
     };
-    let reader = hound::WavReader::new(Cursor::new(bytes)).map_err(|e| err(format!("not a usable WAV file: {e}")))?;
+    let reader = hound::WavReader::new(Cursor::new(bytes))
+        .map_err(|e| err(format!("not a usable WAV file: {e}")))?;
     let spec = reader.spec();
     if spec.channels == 0 || spec.channels > limits::MAX_CHANNELS {
         return Err(err(format!(
@@ -88,10 +89,18 @@ pub fn read_wav(name: &Path, bytes: &[u8]) -> Result<Clip, MediaError> {
                 let s = scale as f32;
                 collect(reader.into_samples::<i32>(), |v| v as f32 * s, &err)?
             } else {
-                collect(reader.into_samples::<i32>(), |v| (f64::from(v) * scale) as f32, &err)?
+                collect(
+                    reader.into_samples::<i32>(),
+                    |v| (f64::from(v) * scale) as f32,
+                    &err,
+                )?
             }
         }
-        (fmt, bits) => return Err(err(format!("unsupported sample format: {bits}-bit {fmt:?}"))),
+        (fmt, bits) => {
+            return Err(err(format!(
+                "unsupported sample format: {bits}-bit {fmt:?}"
+            )))
+        }
     };
     if interleaved.len() % ch != 0 || interleaved.is_empty() {
         return Err(err(format!(
@@ -114,7 +123,11 @@ pub fn read_wav(name: &Path, bytes: &[u8]) -> Result<Clip, MediaError> {
     })
 }
 
-fn collect<S, I>(it: I, map: impl Fn(S) -> f32, err: &dyn Fn(String) -> MediaError) -> Result<Vec<f32>, MediaError>
+fn collect<S, I>(
+    it: I,
+    map: impl Fn(S) -> f32,
+    err: &dyn Fn(String) -> MediaError,
+) -> Result<Vec<f32>, MediaError>
 where
     I: Iterator<Item = hound::Result<S>>,
 {

@@ -33,10 +33,18 @@ impl WhisperConfig {
         let f = Fields::read(path)?;
         f.expect_type("feature_extractor_type", "WhisperFeatureExtractor")?;
         if f.float("dither", 0.0, -1e9, 1e9)? != 0.0 {
-            return Err(MediaError::config(path, "dither", "only 0 is supported (dithering is random)"));
+            return Err(MediaError::config(
+                path,
+                "dither",
+                "only 0 is supported (dithering is random)",
+            ));
         }
         if f.float("padding_value", 0.0, -1e9, 1e9)? != 0.0 {
-            return Err(MediaError::config(path, "padding_value", "only 0 is supported"));
+            return Err(MediaError::config(
+                path,
+                "padding_value",
+                "only 0 is supported",
+            ));
         }
         let c = WhisperConfig {
             feature_size: to_usize(f.int("feature_size", 80, 1, limits::MAX_MEL_BINS)?),
@@ -47,7 +55,11 @@ impl WhisperConfig {
         };
         let frames = c.n_samples() / c.hop_length;
         if (frames as u64).saturating_mul(c.feature_size as u64) > limits::MAX_OUTPUT_ELEMS {
-            return Err(MediaError::config(path, "chunk_length", "input_features over the cap"));
+            return Err(MediaError::config(
+                path,
+                "chunk_length",
+                "input_features over the cap",
+            ));
         }
         Ok(c)
     }
@@ -115,7 +127,10 @@ pub fn log_mel(cfg: &WhisperConfig, name: &Path, samples: &[f32]) -> Result<Vec<
     let n = cfg.n_samples();
     let (nfft, hop, half) = (cfg.n_fft, cfg.hop_length, cfg.n_fft / 2);
     if n <= half {
-        return Err(MediaError::input(name, "n_fft is longer than the padded clip"));
+        return Err(MediaError::input(
+            name,
+            "n_fft is longer than the padded clip",
+        ));
     }
     let mut x = vec![0f64; n];
     for (d, s) in x.iter_mut().zip(samples) {

@@ -51,25 +51,55 @@ fn run_setting(setting: &str) {
     assert_eq!(runs.len(), 12, "{setting}: 12 photos");
     let (mut png_exact, mut jpeg_exact, mut jpeg_n) = (0, 0, 0);
     for (key, run) in runs {
-        let file = processors().join("images").join(run["image"].as_str().unwrap());
+        let file = processors()
+            .join("images")
+            .join(run["image"].as_str().unwrap());
         let img = decode_image_file(&file).unwrap();
         let wh = &run["image_size_wh"];
-        assert_eq!([img.width as u64, img.height as u64], [wh[0].as_u64().unwrap(), wh[1].as_u64().unwrap()]);
+        assert_eq!(
+            [img.width as u64, img.height as u64],
+            [wh[0].as_u64().unwrap(), wh[1].as_u64().unwrap()]
+        );
         let b = &run["backends"]["torchvision"];
         let out = preprocess_image(&cfg, &file, &img).unwrap();
-        let grid: Vec<u64> = b["image_grid_thw"][0].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
-        assert_eq!(out.grid_thw.map(|v| v as u64).to_vec(), grid, "{setting}/{key}: grid");
-        assert_eq!(out.tokens as u64, b["tokens"].as_u64().unwrap(), "{setting}/{key}: tokens");
+        let grid: Vec<u64> = b["image_grid_thw"][0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        assert_eq!(
+            out.grid_thw.map(|v| v as u64).to_vec(),
+            grid,
+            "{setting}/{key}: grid"
+        );
+        assert_eq!(
+            out.tokens as u64,
+            b["tokens"].as_u64().unwrap(),
+            "{setting}/{key}: tokens"
+        );
         let patches = b["patches"].as_u64().unwrap() as usize;
-        assert_eq!(out.pixel_values.len(), patches * out.row_len(&cfg), "{setting}/{key}: shape");
+        assert_eq!(
+            out.pixel_values.len(),
+            patches * out.row_len(&cfg),
+            "{setting}/{key}: shape"
+        );
         let hw = &b["resized_hw"];
-        assert_eq!([out.resized.height as u64, out.resized.width as u64], [hw[0].as_u64().unwrap(), hw[1].as_u64().unwrap()]);
+        assert_eq!(
+            [out.resized.height as u64, out.resized.width as u64],
+            [hw[0].as_u64().unwrap(), hw[1].as_u64().unwrap()]
+        );
 
-        let u8_same = sha256_hex(&patchify_u8(&cfg, &out.resized)) == b["pixel_values_u8_sha256"].as_str().unwrap();
-        let f_same = sha256_hex(&f32_bytes(&out.pixel_values)) == b["pixel_values_sha256"].as_str().unwrap();
+        let u8_same = sha256_hex(&patchify_u8(&cfg, &out.resized))
+            == b["pixel_values_u8_sha256"].as_str().unwrap();
+        let f_same =
+            sha256_hex(&f32_bytes(&out.pixel_values)) == b["pixel_values_sha256"].as_str().unwrap();
         // PNG through the image crate and JPEG through libjpeg-turbo both decode as PIL does, and the resize is
         // torchvision's integer arithmetic: every run is bit-exact.
-        assert!(u8_same && f_same, "{setting}/{key}: pixel_values differ from the processor's (sha256)");
+        assert!(
+            u8_same && f_same,
+            "{setting}/{key}: pixel_values differ from the processor's (sha256)"
+        );
         if file.extension().unwrap() == "png" {
             png_exact += 1;
         } else {
@@ -84,14 +114,20 @@ fn run_setting(setting: &str) {
         assert_eq!(stored.shape, vec![out.resized.height, out.resized.width, 3]);
         let s = level_stats(&out.resized.data, &stored.bytes);
         let y = &run["yardstick_vs_pil_lanczos_resize"]["u8_levels"];
-        let (ymax, yfrac) = (y["max_abs_diff"].as_f64().unwrap(), y["frac_differing"].as_f64().unwrap());
+        let (ymax, yfrac) = (
+            y["max_abs_diff"].as_f64().unwrap(),
+            y["frac_differing"].as_f64().unwrap(),
+        );
         println!(
             "{setting}/{key}: resized u8 vs torchvision: max {} levels, {:.4} % of values differ (yardstick {ymax} levels, {:.4} %)",
             s.max_level,
             s.frac * 100.0,
             yfrac * 100.0
         );
-        assert!(f64::from(s.max_level) <= ymax && s.frac <= yfrac, "{setting}/{key}: outside the yardstick");
+        assert!(
+            f64::from(s.max_level) <= ymax && s.frac <= yfrac,
+            "{setting}/{key}: outside the yardstick"
+        );
 
         // Our normalisation equals the processor's, value for value.
         let lut = st[&format!("{stem}.torchvision.norm_lut")].f32();
@@ -106,15 +142,25 @@ fn run_setting(setting: &str) {
         }
         // Layout: the stored u8 through our patchify + lut is the processor's head, bit for bit.
         let head = st[&format!("{stem}.torchvision.pixel_values_head")].f32();
-        let stored_img = flint_media::RgbImage::new(out.resized.width, out.resized.height, stored.bytes.clone()).unwrap();
+        let stored_img =
+            flint_media::RgbImage::new(out.resized.width, out.resized.height, stored.bytes.clone())
+                .unwrap();
         let no_resize = GlimmerImageConfig {
             do_resize: false,
             ..cfg.clone()
         };
         let rebuilt = preprocess_image(&no_resize, &file, &stored_img).unwrap();
-        assert_eq!(f32_bytes(&rebuilt.pixel_values[..head.len()]), f32_bytes(&head), "{setting}/{key}: head layout");
+        assert_eq!(
+            f32_bytes(&rebuilt.pixel_values[..head.len()]),
+            f32_bytes(&head),
+            "{setting}/{key}: head layout"
+        );
         let step = 1.0 / 127.5 * s.max_level as f32 + 1e-6;
-        let worst = out.pixel_values[..head.len()].iter().zip(&head).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let worst = out.pixel_values[..head.len()]
+            .iter()
+            .zip(&head)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
         assert!(worst <= step, "{setting}/{key}: head differs by {worst}");
     }
     println!("{setting}: {png_exact} PNGs bit-exact, {jpeg_exact} of {jpeg_n} JPEGs bit-exact");

@@ -14,7 +14,12 @@ fn compare(src: &std::path::Path, reference: &std::path::Path) -> (f64, f64) {
     let r = read_wav_file(reference).unwrap();
     assert_eq!((x.sample_rate, r.sample_rate), (22050, 24000));
     let y = resample(src, &x.samples, x.sample_rate, 24000).unwrap();
-    assert_eq!(y.len(), r.samples.len(), "{}: length as resample_poly", src.display());
+    assert_eq!(
+        y.len(),
+        r.samples.len(),
+        "{}: length as resample_poly",
+        src.display()
+    );
     let (mut sig, mut err, mut max) = (0f64, 0f64, 0f64);
     for (a, b) in y.iter().zip(&r.samples) {
         let (a, b) = (f64::from(*a), f64::from(*b));
@@ -23,7 +28,10 @@ fn compare(src: &std::path::Path, reference: &std::path::Path) -> (f64, f64) {
         max = max.max((a - b).abs());
     }
     let snr = 10.0 * (sig / err).log10();
-    println!("{}: SNR {snr:.2} dB, max abs error {max:.5} (full scale 1.0)", src.display());
+    println!(
+        "{}: SNR {snr:.2} dB, max abs error {max:.5} (full scale 1.0)",
+        src.display()
+    );
     (snr, max)
 }
 
@@ -31,8 +39,14 @@ fn compare(src: &std::path::Path, reference: &std::path::Path) -> (f64, f64) {
 fn sinc_resampler_close_to_resample_poly() {
     let a = processors().join("audio");
     for (src, reference) in [
-        (a.join("sign_question_22k.wav"), a.join("sign_question_24k.wav")),
-        (fixtures().join("real/whisper-tiny-en/speech_22k.wav"), a.join("speech_22k_24k.wav")),
+        (
+            a.join("sign_question_22k.wav"),
+            a.join("sign_question_24k.wav"),
+        ),
+        (
+            fixtures().join("real/whisper-tiny-en/speech_22k.wav"),
+            a.join("speech_22k_24k.wav"),
+        ),
     ] {
         let (snr, max) = compare(&src, &reference);
         assert!(snr >= 45.0, "{}: SNR {snr} dB", src.display());
@@ -45,17 +59,29 @@ fn same_rate_is_untouched_and_other_rates_have_the_right_length() {
     let x: Vec<f32> = (0..4410).map(|i| (i as f32 * 0.05).sin() * 0.5).collect();
     let p = std::path::Path::new("tone");
     assert_eq!(resample(p, &x, 24000, 24000).unwrap(), x);
-    for (from, to, n) in [(44100, 24000, 2400), (16000, 24000, 6615), (48000, 16000, 1470)] {
-        assert_eq!(resample(p, &x, from, to).unwrap().len(), n, "{from} -> {to}");
+    for (from, to, n) in [
+        (44100, 24000, 2400),
+        (16000, 24000, 6615),
+        (48000, 16000, 1470),
+    ] {
+        assert_eq!(
+            resample(p, &x, from, to).unwrap().len(),
+            n,
+            "{from} -> {to}"
+        );
     }
     // A 1 kHz tone through 44.1 -> 24 kHz is the same tone sampled at 24 kHz (same phase: no delay left).
     let tone = |rate: f64, n: usize| -> Vec<f64> {
-        (0..n).map(|i| (2.0 * std::f64::consts::PI * 1000.0 * i as f64 / rate).sin()).collect()
+        (0..n)
+            .map(|i| (2.0 * std::f64::consts::PI * 1000.0 * i as f64 / rate).sin())
+            .collect()
     };
     let x: Vec<f32> = tone(44100.0, 44100).iter().map(|&v| v as f32).collect();
     let y = resample(p, &x, 44100, 24000).unwrap();
     let want = tone(24000.0, 24000);
-    let worst = (2000..22000).map(|k| (f64::from(y[k]) - want[k]).abs()).fold(0f64, f64::max);
+    let worst = (2000..22000)
+        .map(|k| (f64::from(y[k]) - want[k]).abs())
+        .fold(0f64, f64::max);
     assert!(worst < 1e-4, "tone error {worst}");
     assert!(resample(p, &[], 22050, 24000).is_err());
     assert!(resample(p, &x, 0, 24000).is_err());

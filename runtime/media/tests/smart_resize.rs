@@ -12,7 +12,15 @@ fn equals_the_python_on_every_row() {
     for line in text.lines().skip(1) {
         let v: Vec<usize> = line.split('\t').map(|s| s.parse().unwrap()).collect();
         let got = smart_resize(v[0], v[1], v[2], v[3]);
-        assert_eq!(got, (v[4], v[5]), "smart_resize({}, {}, {}, {})", v[0], v[1], v[2], v[3]);
+        assert_eq!(
+            got,
+            (v[4], v[5]),
+            "smart_resize({}, {}, {}, {})",
+            v[0],
+            v[1],
+            v[2],
+            v[3]
+        );
         n += 1;
     }
     assert_eq!(n, 4375);

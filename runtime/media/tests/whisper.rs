@@ -21,7 +21,11 @@ fn run(setting: &str) {
         let ours = log_mel(&cfg, &file, &wav.samples).unwrap();
         let frames = cfg.frames();
         // Bit-exact against the numpy backend: the sha256 of the whole [1, mels, 3000] output.
-        assert_eq!(sha256_hex(&f32_bytes(&ours)), run["numpy"]["sha256"].as_str().unwrap(), "{setting}/{clip}");
+        assert_eq!(
+            sha256_hex(&f32_bytes(&ours)),
+            run["numpy"]["sha256"].as_str().unwrap(),
+            "{setting}/{clip}"
+        );
         assert_eq!(ours.len(), cfg.feature_size * frames);
         for backend in ["numpy", "torch"] {
             let b = &run[backend];
@@ -31,13 +35,20 @@ fn run(setting: &str) {
             let (mut worst, mut scale) = (0f32, 0f32);
             for m in 0..cfg.feature_size {
                 for t in 0..frames {
-                    let want = if t < n_head { head[m * n_head + t] } else { fill };
+                    let want = if t < n_head {
+                        head[m * n_head + t]
+                    } else {
+                        fill
+                    };
                     worst = worst.max((ours[m * frames + t] - want).abs());
                     scale = scale.max(want.abs());
                 }
             }
             println!("{setting}/{clip} vs {backend}: max abs error {worst:.3e} (largest magnitude {scale:.3})");
-            assert!(worst <= 1e-4 * scale, "{setting}/{clip} vs {backend}: {worst}");
+            assert!(
+                worst <= 1e-4 * scale,
+                "{setting}/{clip} vs {backend}: {worst}"
+            );
         }
     }
 }

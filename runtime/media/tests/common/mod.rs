@@ -31,15 +31,24 @@ pub struct Raw {
 impl Raw {
     pub fn f32(&self) -> Vec<f32> {
         assert_eq!(self.dtype, safetensors::Dtype::F32);
-        self.bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+        self.bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
     }
     pub fn i64(&self) -> Vec<i64> {
         assert_eq!(self.dtype, safetensors::Dtype::I64);
-        self.bytes.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect()
+        self.bytes
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+            .collect()
     }
     pub fn i32(&self) -> Vec<i32> {
         assert_eq!(self.dtype, safetensors::Dtype::I32);
-        self.bytes.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect()
+        self.bytes
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
     }
 }
 
@@ -63,7 +72,10 @@ pub fn read_st(path: &Path) -> HashMap<String, Raw> {
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 pub fn f32_bytes(v: &[f32]) -> Vec<u8> {
