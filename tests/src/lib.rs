@@ -2,6 +2,7 @@
 //! checkpoints into temporary `.flint` files, and running the built binaries (under `FLINT_TEST_RUNNER`, e.g.
 //! `qemu-aarch64-static -cpu max`, when the tests themselves run under an emulator).
 
+pub mod audio;
 pub mod fuzz_targets;
 pub mod hostile;
 
@@ -113,4 +114,32 @@ pub fn smollm2_gguf() -> Option<PathBuf> {
         .map(PathBuf::from)
         .unwrap_or_else(|_| root().join(".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"));
     p.exists().then_some(p)
+}
+
+/// Parses a float32 little-endian C-order .npy (version 1.0): shape and values.
+pub fn read_npy(bytes: &[u8]) -> (Vec<usize>, Vec<f32>) {
+    assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00", "npy magic and version");
+    let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    assert_eq!((10 + hlen) % 64, 0, "header padded to 64 bytes");
+    let header = std::str::from_utf8(&bytes[10..10 + hlen]).unwrap();
+    assert!(
+        header.contains("'descr': '<f4'") && header.contains("'fortran_order': False"),
+        "{header}"
+    );
+    let shape_txt = header
+        .split("'shape': (")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap();
+    let shape: Vec<usize> = shape_txt
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let data = bytes[10 + hlen..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    (shape, data)
 }

@@ -2,35 +2,7 @@
 //! by parsing the file as NumPy would.
 
 use flint_format::DType;
-use flint_tests::{fixtures, import, read_safetensors, rel_err, run_bin};
-
-/// Parses a float32 little-endian C-order .npy (version 1.0): shape and values.
-fn read_npy(bytes: &[u8]) -> (Vec<usize>, Vec<f32>) {
-    assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00", "npy magic and version");
-    let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    assert_eq!((10 + hlen) % 64, 0, "header padded to 64 bytes");
-    let header = std::str::from_utf8(&bytes[10..10 + hlen]).unwrap();
-    assert!(
-        header.contains("'descr': '<f4'") && header.contains("'fortran_order': False"),
-        "{header}"
-    );
-    let shape_txt = header
-        .split("'shape': (")
-        .nth(1)
-        .unwrap()
-        .split(')')
-        .next()
-        .unwrap();
-    let shape: Vec<usize> = shape_txt
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    let data = bytes[10 + hlen..]
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
-    (shape, data)
-}
+use flint_tests::{fixtures, import, read_npy, read_safetensors, rel_err, run_bin};
 
 #[test]
 fn logits_npy_matches_transformers_from_ids_and_ids_file() {

@@ -391,8 +391,12 @@ fn muse_spark_q8_q4() {
     let check_types = |f: &FlintFile, w: &str, dt: DType| {
         let mut quantized = 0;
         for t in f.tensors().iter().filter(|t| t.shape.len() == 2) {
+            // The vision tower's matrices (`v.*`) stay q8 under 4-bit weights.
+            let tower = t.name.starts_with("v.") && dt == DType::Q4;
             let want = if t.name.ends_with(".ffn_router") || t.shape[1] % 32 != 0 {
                 DType::F32
+            } else if tower {
+                stored(DType::Q8, &t.shape)
             } else {
                 quantized += 1;
                 stored(dt, &t.shape)
@@ -414,4 +418,33 @@ fn muse_spark_q8_q4() {
     check_types(&f4, "q4", DType::Q4);
     let q4 = f4.meta("quantization").unwrap().clone();
     assert!(kl(&q4) > kl(&q8), "q4 KL {} vs q8 {}", kl(&q4), kl(&q8));
+    // The tower's q8 is reported as kept, and `--keep` overrides it.
+    let kept = q4["kept"].as_array().unwrap();
+    assert!(kept.iter().any(|k| k["name"] == "v.patch_embd"
+        && k["type"] == "q8"
+        && k["reason"].as_str().unwrap().contains("vision tower")));
+    // The q8 tower runs from the quantized file, close to the f32 one on the fixture's image.
+    let io = flint_tests::read_safetensors(&fixtures().join("hf/muse_spark/io.safetensors"));
+    let grid = [1, 6, 10];
+    let embed = |path: &Path| {
+        let m = Model::open(path).unwrap();
+        let t = flint_model::vision::VisionTower::load(m.file(), &m.config).unwrap();
+        t.encode(m.exec(), &io["in.pixel_values"].data, &[grid])
+            .unwrap()
+    };
+    let e = flint_tests::rel_err(&embed(&c.dir.join("out.q4.flint")), &embed(&c.input));
+    eprintln!("muse_spark: q8 tower vs f32: {e:.3e} of the largest magnitude");
+    assert!(e < 0.05, "q8 tower differs from f32 by {e}");
+    let out = c.dir.join("out.q4.tower4.flint");
+    let (ok, _, stderr) = quantize(&c, &out, "q4", &["--keep", "v.*=q4"]);
+    assert!(ok, "{stderr}");
+    let f = FlintFile::open(&out).unwrap();
+    for n in ["v.patch_embd", "v.adapter.fc1"] {
+        let t = f.tensor(n).unwrap().info;
+        assert_eq!(
+            t.dtype,
+            stored(DType::Q4, &t.shape),
+            "{n} with --keep v.*=q4"
+        );
+    }
 }

@@ -146,6 +146,7 @@ pub fn from_file(g: GgufFile) -> Result<Checkpoint, ImportError> {
             .map(str::to_string),
         bos_token: tok_name(config.bos_token_id),
         eos_token: tok_name(config.eos_token_ids.first().copied()),
+        processor: None,
         provenance: serde_json::json!({
             "format": "gguf",
             "path": path.display().to_string(),

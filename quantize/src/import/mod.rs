@@ -3,9 +3,12 @@
 pub mod gguf;
 mod gguf_file;
 pub mod hf;
+pub mod muse_audio;
 pub mod muse_spark;
+pub mod muse_vision;
 pub mod plan;
 mod precheck;
+mod processor;
 pub mod source;
 
 use crate::ImportError;
@@ -26,6 +29,9 @@ pub struct Checkpoint {
     pub chat_template: Option<String>,
     pub bos_token: Option<String>,
     pub eos_token: Option<String>,
+    /// The processors' settings (`processor::KEY`): `{"image_processor": …, "video_processor": …,
+    /// "feature_extractor": …}`, the ones the checkpoint has.
+    pub processor: Option<serde_json::Value>,
     /// What the checkpoint was (format, path), recorded in the file.
     pub provenance: serde_json::Value,
 }
@@ -104,6 +110,7 @@ fn open_hf(dir: &Path) -> Result<Checkpoint, ImportError> {
         chat_template,
         bos_token: tc_str("bos_token"),
         eos_token: tc_str("eos_token"),
+        processor: processor::read(dir)?,
         provenance: serde_json::json!({"format": "huggingface", "path": dir.display().to_string()}),
     })
 }
@@ -142,6 +149,12 @@ pub fn model_metadata(ck: &Checkpoint, dtype: DType) -> serde_json::Value {
     put(KEY_CHAT_TEMPLATE, &ck.chat_template);
     put(KEY_BOS, &ck.bos_token);
     put(KEY_EOS, &ck.eos_token);
+    if let Some(p) = &ck.processor {
+        o.insert(
+            flint_model::multimodal::KEY_PROCESSOR.to_string(),
+            p.clone(),
+        );
+    }
     m
 }
 

@@ -1,5 +1,5 @@
-//! Meta's Muse Spark (transformers' `muse_spark`): the MoE text decoder. The vision and audio towers and their
-//! adapters are skipped on purpose (not imported yet).
+//! Meta's Muse Spark (transformers' `muse_spark`): the MoE text decoder; the vision tower, adapter and projection
+//! are planned by `muse_vision.rs`, the audio tower by `muse_audio.rs`.
 //!
 //! What is folded at import: the centered and input-scaled norms' `1 + w` (f32, as torch computes it), and each
 //! residual gate's `alpha`/`beta` (f64, rounded to f32). Experts come fused (`mlp.experts.gate_up_proj`
@@ -19,7 +19,8 @@ pub const MODEL_TYPES: [&str; 2] = ["muse_spark", "muse_spark_text"];
 /// `ModelConfig::arch` of the imported files.
 pub const ARCH: &str = "muse_spark";
 
-/// Parts of the multimodal checkpoint deliberately not imported (a later issue adds them).
+/// Parts of the multimodal checkpoint deliberately not imported (a later issue adds them). `muse_audio::plan`
+/// takes the audio tower off this list when the config has one, and imports it.
 const SKIPPED: [&str; 4] = [
     "model.vision_tower.",
     "model.vision_adapter.",
@@ -227,6 +228,8 @@ pub fn config_from_json(v: &Value, path: &Path) -> Result<ModelConfig, ImportErr
         attn_gate: true,
         logit_scale: Some(output_multiplier),
         logit_softcap: Some(c.num("final_logit_softcapping", 20.0)? as f32),
+        vision: super::muse_vision::config(v, path)?,
+        audio: super::muse_audio::config(v, path)?,
     };
     cfg.validate().map_err(|m| c.err("(config)", &m))?;
     Ok(cfg)
@@ -331,6 +334,8 @@ pub fn plan(c: &ModelConfig, src: &dyn TensorSource, temperature: f64) -> Plan {
     if !c.tie_word_embeddings {
         p.matrix(OUTPUT.into(), [c.vocab_size, h], w("lm_head.weight".into()));
     }
+    super::muse_vision::plan(&mut p, c);
+    super::muse_audio::plan(&mut p, c.audio.as_ref());
     p
 }
 

@@ -127,6 +127,10 @@ impl Plan {
     }
     /// A matrix always stored as f32.
     pub fn f32_matrix(&mut self, name: String, shape: [usize; 2], fetch: Fetch) {
+        self.f32_tensor(name, &shape, fetch);
+    }
+    /// A tensor of any rank in the source's own shape, always stored as f32 (a convolution kernel).
+    pub fn f32_tensor(&mut self, name: String, shape: &[usize], fetch: Fetch) {
         self.push(
             name,
             shape.to_vec(),

@@ -4,7 +4,9 @@
 //! 1. A tensor that is not a 2-D matrix (norms, biases) is copied unchanged. `--keep` never applies to it.
 //! 2. A matrix becomes the chosen `--weights` type, except:
 //!    - a router (`*.ffn_router`, `*.shexp_gate`) keeps its input type: it is tiny and routing flips on small errors;
-//!    - a matrix whose last dimension is not a multiple of 32 keeps its input type (no block fits).
+//!    - a matrix whose last dimension is not a multiple of 32 keeps its input type (no block fits);
+//!    - a vision-tower matrix (`v.*`) becomes q8 when `--weights` is a 4-bit type: the tower is small next to the
+//!      decoder and its error reaches every image token.
 //! 3. `--keep PATTERN=TYPE` rules override 2, the last matching rule that can apply winning. A block type cannot
 //!    apply to a matrix whose last dimension is not a multiple of 32: a wildcard rule skips such matrices (they keep
 //!    their type and the report says why), while a rule naming one exactly is an error. A rule that matches no
@@ -102,6 +104,8 @@ pub enum Reason {
     Cols,
     /// A `--keep` rule (its text).
     Keep(String),
+    /// A vision-tower matrix, kept at q8 under a 4-bit `--weights`.
+    Tower,
 }
 
 impl Reason {
@@ -113,6 +117,7 @@ impl Reason {
             Reason::Router => "router: kept at input precision".into(),
             Reason::Cols => format!("{cols} columns is not a multiple of 32"),
             Reason::Keep(r) => format!("--keep {r}"),
+            Reason::Tower => "vision tower: q8 under 4-bit weights".into(),
         }
     }
 }
@@ -127,6 +132,10 @@ pub struct Choice {
 
 fn is_router(name: &str) -> bool {
     name.ends_with(".ffn_router") || name.ends_with(".shexp_gate")
+}
+
+fn is_tower(name: &str) -> bool {
+    name.starts_with(flint_model::config::vision::names::PREFIX)
 }
 
 /// Chooses the output type of every tensor of `tensors` (directory order). `path` names the input in errors.
@@ -172,6 +181,12 @@ pub fn choose(
                 from: t.dtype,
                 to: t.dtype,
                 reason: Reason::Cols,
+            }
+        } else if is_tower(&t.name) && matches!(weights, DType::Q4 | DType::Q4M) {
+            Choice {
+                from: t.dtype,
+                to: DType::Q8,
+                reason: Reason::Tower,
             }
         } else {
             Choice {

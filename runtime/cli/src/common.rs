@@ -67,3 +67,39 @@ pub fn read_text_capped(path: &std::path::Path, max: u64) -> anyhow::Result<Stri
     flint_model::config::limits::read_to_string_capped(path, max)
         .with_context(|| format!("reading {}", path.display()))
 }
+
+/// Writes `bytes` to `path` atomically: a temp file beside it, synced, then renamed over it. A device or pipe
+/// (`-o /dev/null`, `/dev/stdout`) is written in place: renaming a temp file over it would replace the device node.
+pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::io::Write;
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        return f
+            .write_all(bytes)
+            .and_then(|_| f.flush())
+            .with_context(|| format!("writing {}", path.display()));
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.with_context(|| format!("writing {}", path.display()))
+}

@@ -7,7 +7,10 @@ mod boards_cmd;
 mod bridge_cmd;
 mod common;
 mod info_cmd;
+mod inputs;
 mod logits_cmd;
+mod media;
+mod preprocess_cmd;
 mod run_cmd;
 
 use clap::{Parser, Subcommand};
@@ -31,8 +34,10 @@ struct Cli {
 enum Cmd {
     /// Generate text from a prompt, streaming tokens.
     Run(run_cmd::RunArgs),
-    /// Write the logits of a token-id prompt as a float32 .npy [positions, vocab].
+    /// Write the logits of a prompt (token ids, or processor outputs with media) as a float32 .npy [positions, vocab].
     Logits(logits_cmd::LogitsArgs),
+    /// Write what the processors make of images, video and audio (and a prompt) as safetensors under HF names.
+    Preprocess(preprocess_cmd::PreprocessArgs),
     /// Show a model file's metadata and tensors; --verify checks checksums; --cpu shows CPU features and kernels.
     Info(info_cmd::InfoArgs),
     /// Measure prompt and decode speed.
@@ -68,6 +73,7 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Cmd::Run(a) => run_cmd::run(a, board),
         Cmd::Logits(a) => logits_cmd::run(a, board),
+        Cmd::Preprocess(a) => preprocess_cmd::run(a, board),
         Cmd::Info(a) => info_cmd::run(a),
         Cmd::Bench(a) => bench_cmd::run(a, board),
         Cmd::Boards(a) => boards_cmd::run(a),

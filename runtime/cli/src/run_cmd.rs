@@ -3,7 +3,8 @@
 use crate::common::{load, ModelArgs};
 use anyhow::{bail, Context};
 use flint_model::agents::{majority, run_agents, synthesis_prompt, AgentsOptions};
-use flint_model::{Message, Sampler, SamplerConfig, Session, Text, TextStream};
+use flint_model::multimodal::{MediaPrompt, Towers};
+use flint_model::{Sampler, SamplerConfig, Session, Text, TextStream};
 use std::io::Write;
 
 #[derive(clap::Args, Debug)]
@@ -37,6 +38,8 @@ pub struct RunArgs {
     /// Print each agent's answer on stderr.
     #[arg(short, long)]
     pub verbose: bool,
+    #[command(flatten)]
+    pub media: crate::media::MediaArgs,
 }
 
 pub fn run(a: RunArgs, board: Option<&str>) -> anyhow::Result<()> {
@@ -56,17 +59,37 @@ pub fn run(a: RunArgs, board: Option<&str>) -> anyhow::Result<()> {
         )
     })?;
     let render = |content: &str| -> anyhow::Result<Vec<u32>> {
-        Ok(if a.chat {
-            let msgs = [Message {
-                role: "user".into(),
-                content: content.to_string(),
-            }];
-            text.encode(&text.apply_chat_template(&msgs)?, false)?
-        } else {
-            text.encode(content, true)?
-        })
+        Ok(text.encode(&crate::media::render(&text, a.chat, content)?, !a.chat)?)
     };
-    let prompt = render(&a.prompt)?;
+    let (prompt, media_prompt) = if a.media.is_empty() {
+        let ids = render(&a.prompt)?;
+        (ids.clone(), MediaPrompt::text(&model, ids))
+    } else {
+        if agents > 1 {
+            bail!("--agents with --image/--audio/--video is not supported yet");
+        }
+        let prepared = crate::media::prepare(&model, &a.media)?;
+        let ids = crate::media::prompt_ids(&text, a.chat, &prepared, &a.prompt)?;
+        let towers = Towers::load(&model)?;
+        let (mp, st) =
+            MediaPrompt::encode(&model, &towers, model.exec(), ids.clone(), &prepared.media)?;
+        for (stage, secs, what) in &prepared.stages {
+            eprintln!("{stage}: {secs:.3} s ({what})");
+        }
+        if st.vision_rows > 0 {
+            eprintln!(
+                "vision encode: {:.3} s ({} tokens)",
+                st.vision_secs, st.vision_rows
+            );
+        }
+        if st.audio_rows > 0 {
+            eprintln!(
+                "audio encode: {:.3} s ({} tokens)",
+                st.audio_secs, st.audio_rows
+            );
+        }
+        (ids, mp)
+    };
     let mut stop = model.config.eos_token_ids.clone();
     if a.chat {
         // Chat models end a turn with their end-of-turn token, which may differ from the config's eos.
@@ -86,7 +109,14 @@ pub fn run(a: RunArgs, board: Option<&str>) -> anyhow::Result<()> {
     let isa = model.exec().isa().name();
     if agents == 1 {
         let mut session = Session::new(&model, a.model.kv_options());
-        let stats = stream_turn(&mut session, &text, &prompt, a.max_tokens, sampler, &stop)?;
+        let stats = stream_turn(
+            &mut session,
+            &text,
+            &media_prompt,
+            a.max_tokens,
+            sampler,
+            &stop,
+        )?;
         eprintln!(
             "load {:.3} s | prompt {} tok, {:.1} tok/s | decode {} tok, {:.1} tok/s | threads {threads}, kernels {isa}",
             load_s,
@@ -135,6 +165,7 @@ pub fn run(a: RunArgs, board: Option<&str>) -> anyhow::Result<()> {
                 temperature: 0.0,
                 ..sampler
             };
+            let p = MediaPrompt::text(&model, p);
             stream_turn(&mut session, &text, &p, a.max_tokens, greedy, &stop)?;
             "a last pass over the answers".to_string()
         }
@@ -155,7 +186,7 @@ pub fn run(a: RunArgs, board: Option<&str>) -> anyhow::Result<()> {
 fn stream_turn(
     session: &mut Session<'_>,
     text: &Text,
-    prompt: &[u32],
+    prompt: &MediaPrompt,
     max_new: usize,
     sampler: SamplerConfig,
     stop: &[u32],
@@ -164,7 +195,7 @@ fn stream_turn(
     let mut stream = TextStream::new(text);
     let mut out = std::io::stdout().lock();
     let mut io_err = None;
-    let (_, stats, _) = session.generate(prompt, max_new, &mut sampler, stop, |id| {
+    let (_, stats, _) = session.generate_prompt(prompt, max_new, &mut sampler, stop, |id| {
         if stop.contains(&id) {
             return false;
         }

@@ -150,9 +150,23 @@ pub fn attention(
             return unsafe { job_avx2(&a, kvh, rows) };
         }
         #[cfg(target_arch = "aarch64")]
-        job(&a, kvh, rows, arm::dot, crate::f16_to_f32);
+        job(
+            &a,
+            kvh,
+            rows,
+            arm::dot,
+            dot4_each(arm::dot),
+            crate::f16_to_f32,
+        );
         #[cfg(not(target_arch = "aarch64"))]
-        job(&a, kvh, rows, dot_portable, crate::f16_to_f32);
+        job(
+            &a,
+            kvh,
+            rows,
+            dot_portable,
+            dot4_each(dot_portable),
+            crate::f16_to_f32,
+        );
     };
     if macs >= MIN_PARALLEL_MACS && jobs > 1 {
         exec.for_each(jobs, &run);
@@ -229,12 +243,14 @@ struct Args<'a> {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn job_avx2(a: &Args<'_>, kvh: usize, rows: Range<usize>) {
-    // SAFETY: this function runs only with AVX2 and FMA enabled (its target features), which `x86::dot` needs.
     job(
         a,
         kvh,
         rows,
+        // SAFETY: this function runs only with AVX2 and FMA enabled (its target features), which `x86::dot` needs.
         |x, y| unsafe { x86::dot(x, y) },
+        // SAFETY: as above.
+        |x, k| unsafe { x86::dot4(x, k) },
         |h, f| unsafe {
             // SAFETY: F16C is among this function's target features.
             x86::f16_to_f32(h, f)
@@ -249,6 +265,7 @@ fn job(
     kvh: usize,
     rows: Range<usize>,
     dot: impl Fn(&[f32], &[f32]) -> f32,
+    dot4: impl Fn(&[f32], [&[f32]; 4]) -> [f32; 4],
     cvt: impl Fn(&[f16], &mut [f32]),
 ) {
     let s = a.s;
@@ -307,11 +324,16 @@ fn job(
             for j in 0..g {
                 let h = kvh * g + j;
                 let qh = &a.q[t * qd + h * hd..t * qd + (h + 1) * hd];
-                sc.clear();
-                sc.extend((ps..pe).map(|p| {
-                    let o = (p - cs) * stride;
-                    dot(qh, &kh[o..o + hd]) * a.scale
-                }));
+                sc.resize(pe - ps, 0.0);
+                scores(
+                    qh,
+                    &kh[(ps - cs) * stride..],
+                    stride,
+                    a.scale,
+                    &mut sc,
+                    &dot,
+                    &dot4,
+                );
                 let cmax = sc.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 let slot = i * g + j;
                 let mnew = m[slot].max(cmax);
@@ -320,12 +342,26 @@ fn job(
                 if corr != 1.0 {
                     ah.iter_mut().for_each(|x| *x *= corr);
                 }
-                let mut sum = 0f32;
-                for (e, p) in sc.iter().zip(ps..pe) {
-                    let w = (e - mnew).exp();
-                    sum += w;
-                    let o = (p - cs) * stride;
+                // Weights, vectorized: exp(s - max) in place.
+                let sum = exp_sub_sum(&mut sc, mnew);
+                // Values four at a time, so the accumulator is loaded and stored once per four keys.
+                let mut w4 = sc.chunks_exact(4);
+                let mut o = (ps - cs) * stride;
+                for w in &mut w4 {
+                    let (v0, v1, v2, v3) = (
+                        &vh[o..o + hd],
+                        &vh[o + stride..o + stride + hd],
+                        &vh[o + 2 * stride..o + 2 * stride + hd],
+                        &vh[o + 3 * stride..o + 3 * stride + hd],
+                    );
+                    for d in 0..hd {
+                        ah[d] += w[0] * v0[d] + w[1] * v1[d] + w[2] * v2[d] + w[3] * v3[d];
+                    }
+                    o += 4 * stride;
+                }
+                for &w in w4.remainder() {
                     axpy(ah, w, &vh[o..o + hd]);
+                    o += stride;
                 }
                 l[slot] = l[slot] * corr + sum;
                 m[slot] = mnew;
@@ -392,6 +428,7 @@ mod x86 {
 
     /// # Safety
     /// The CPU has AVX2 and FMA.
+    #[inline]
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
         let n = a.len().min(b.len());
@@ -417,6 +454,41 @@ mod x86 {
         let h = _mm_add_ss(h, _mm_movehdup_ps(h));
         let tail: f32 = (n16..n).map(|i| a[i] * b[i]).sum();
         _mm_cvtss_f32(h) + tail
+    }
+
+    /// `[q · k[0], q · k[1], q · k[2], q · k[3]]`, the four sums reduced together.
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot4(q: &[f32], k: [&[f32]; 4]) -> [f32; 4] {
+        let n = k.iter().fold(q.len(), |n, k| n.min(k.len()));
+        let n8 = n / 8 * 8;
+        let mut s = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        while i < n8 {
+            // SAFETY: i + 8 <= n, within q and every k.
+            unsafe {
+                let x = _mm256_loadu_ps(q.as_ptr().add(i));
+                for j in 0..4 {
+                    s[j] = _mm256_fmadd_ps(x, _mm256_loadu_ps(k[j].as_ptr().add(i)), s[j]);
+                }
+            }
+            i += 8;
+        }
+        // [s0 s1 s0 s1 | ...] then [s0 s1 s2 s3 | s0 s1 s2 s3] halves, added.
+        let h01 = _mm256_hadd_ps(s[0], s[1]);
+        let h23 = _mm256_hadd_ps(s[2], s[3]);
+        let h = _mm256_hadd_ps(h01, h23);
+        let r = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h));
+        let mut out = [0f32; 4];
+        // SAFETY: `out` holds four f32.
+        unsafe { _mm_storeu_ps(out.as_mut_ptr(), r) };
+        for (j, o) in out.iter_mut().enumerate() {
+            *o += (n8..n).map(|i| q[i] * k[j][i]).sum::<f32>();
+        }
+        out
     }
 
     /// f16 to f32, 8 at a time with `vcvtph2ps`, inline (no per-call feature check).
@@ -465,6 +537,96 @@ mod arm {
             vaddvq_f32(vaddq_f32(s0, s1)) + tail
         }
     }
+}
+
+/// `out[i] = scale · q · k[i · stride ..][..q.len()]`, four keys at a time through `dot4` (which reduces four
+/// dot products together), the rest through `dot`.
+#[inline(always)]
+fn scores(
+    q: &[f32],
+    k: &[f32],
+    stride: usize,
+    scale: f32,
+    out: &mut [f32],
+    dot: &impl Fn(&[f32], &[f32]) -> f32,
+    dot4: &impl Fn(&[f32], [&[f32]; 4]) -> [f32; 4],
+) {
+    let hd = q.len();
+    let mut c4 = out.chunks_exact_mut(4);
+    let mut o = 0;
+    for c in &mut c4 {
+        let r = dot4(
+            q,
+            [
+                &k[o..o + hd],
+                &k[o + stride..o + stride + hd],
+                &k[o + 2 * stride..o + 2 * stride + hd],
+                &k[o + 3 * stride..o + 3 * stride + hd],
+            ],
+        );
+        for (v, r) in c.iter_mut().zip(r) {
+            *v = r * scale;
+        }
+        o += 4 * stride;
+    }
+    for v in c4.into_remainder() {
+        *v = dot(q, &k[o..o + hd]) * scale;
+        o += stride;
+    }
+}
+
+/// Four dot products, one at a time (the paths without a combined reduction).
+#[inline(always)]
+fn dot4_each(dot: impl Fn(&[f32], &[f32]) -> f32) -> impl Fn(&[f32], [&[f32]; 4]) -> [f32; 4] {
+    move |q, k| [dot(q, k[0]), dot(q, k[1]), dot(q, k[2]), dot(q, k[3])]
+}
+
+/// `x[i] = exp(x[i] - m)` for every `i`, returning their sum. A polynomial exp (Cephes' `expf`: range reduction
+/// by ln 2 in two parts, a degree-5 polynomial, the exponent put in by bit shifts; within 2 ulp on the range that
+/// matters) written so the compiler vectorizes it (no branch); arguments are clamped at -87, so a weight smaller than
+/// 2e-38 comes out as 2e-38, which rounds away against the sum of at least 1.
+#[inline(always)]
+fn exp_sub_sum(x: &mut [f32], m: f32) -> f32 {
+    let mut sum = [0f32; 8];
+    let mut c8 = x.chunks_exact_mut(8);
+    for c in &mut c8 {
+        let mut v = [0f32; 8];
+        v.copy_from_slice(c);
+        for k in 0..8 {
+            v[k] = exp_poly(v[k] - m);
+            sum[k] += v[k];
+        }
+        c.copy_from_slice(&v);
+    }
+    let mut tail = 0f32;
+    for v in c8.into_remainder() {
+        *v = exp_poly(*v - m);
+        tail += *v;
+    }
+    sum.iter().sum::<f32>() + tail
+}
+
+/// `exp(x)` for `x <= 0` (see [`exp_sub_sum`]).
+#[inline(always)]
+fn exp_poly(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const C1: f32 = 0.693_359_4;
+    const C2: f32 = -2.121_944_4e-4;
+    let x = x.max(-87.0);
+    let n = (x * LOG2E + 0.5).floor();
+    let r = x - n * C1 - n * C2;
+    let r2 = r * r;
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 5.000_000_1e-1;
+    let y = p * r2 + r + 1.0;
+    // 2^n through the bits: adding 1.5 * 2^23 leaves n in the low mantissa bits (|n| < 2^22), with no
+    // float-to-int conversion to keep the loop from vectorizing.
+    let bits = (n + 12_582_912.0).to_bits().wrapping_sub(0x4B40_0000);
+    y * f32::from_bits(bits.wrapping_add(127) << 23)
 }
 
 /// `y += a * x`.

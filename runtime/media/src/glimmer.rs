@@ -54,7 +54,15 @@ impl GlimmerImageConfig {
 
     /// Reads an image processor's preprocessor_config.json.
     pub fn from_file(path: &Path) -> Result<Self, MediaError> {
-        let f = Fields::read(path)?;
+        Self::parsed(&Fields::read(path)?)
+    }
+
+    /// The same from the JSON text of the config (as a model file carries it); `name` names it in errors.
+    pub fn from_json(name: &Path, bytes: &[u8]) -> Result<Self, MediaError> {
+        Self::parsed(&Fields::parse(name, bytes)?)
+    }
+
+    fn parsed(f: &Fields) -> Result<Self, MediaError> {
         f.expect_type("image_processor_type", "MuseGlimmerImageProcessor")?;
         Self::from_fields(&f, "max_image_tokens", 4096)
     }

@@ -39,13 +39,21 @@ impl Default for SparkAudioConfig {
 impl SparkAudioConfig {
     /// Reads a preprocessor_config.json.
     pub fn from_file(path: &Path) -> Result<Self, MediaError> {
-        let f = Fields::read(path)?;
+        Self::parsed(&Fields::read(path)?)
+    }
+
+    /// The same from the JSON text of the config (as a model file carries it); `name` names it in errors.
+    pub fn from_json(name: &Path, bytes: &[u8]) -> Result<Self, MediaError> {
+        Self::parsed(&Fields::parse(name, bytes)?)
+    }
+
+    fn parsed(f: &Fields) -> Result<Self, MediaError> {
         f.expect_type("feature_extractor_type", "MuseSparkFeatureExtractor")?;
         f.int("feature_size", 1, 1, 1)?;
         let side = f.string("padding_side", "right")?;
         if side != "right" && side != "left" {
             return Err(MediaError::config(
-                path,
+                f.path(),
                 "padding_side",
                 format!("{side:?} is not \"right\" or \"left\""),
             ));

@@ -48,7 +48,15 @@ impl GlimmerVideoConfig {
 
     /// Reads a video processor's config.
     pub fn from_file(path: &Path) -> Result<Self, MediaError> {
-        let f = Fields::read(path)?;
+        Self::parsed(&Fields::read(path)?)
+    }
+
+    /// The same from the JSON text of the config (as a model file carries it); `name` names it in errors.
+    pub fn from_json(name: &Path, bytes: &[u8]) -> Result<Self, MediaError> {
+        Self::parsed(&Fields::parse(name, bytes)?)
+    }
+
+    fn parsed(f: &Fields) -> Result<Self, MediaError> {
         f.expect_type("video_processor_type", "MuseGlimmerVideoProcessor")?;
         let c = GlimmerVideoConfig {
             image: GlimmerImageConfig::from_fields(&f, "max_video_frame_tokens", 144)?,

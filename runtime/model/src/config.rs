@@ -2,7 +2,11 @@
 //!
 //! Importers translate each checkpoint's own config (config.json, GGUF keys) into this; the runtime reads only this.
 
+pub mod audio;
 pub mod limits;
+pub mod vision;
+
+pub use audio::AudioConfig;
 
 use serde::{Deserialize, Serialize};
 
@@ -145,6 +149,13 @@ pub struct ModelConfig {
     /// Logits become cap * tanh(logits / cap).
     #[serde(default, skip_serializing_if = "is_default")]
     pub logit_softcap: Option<f32>,
+    /// The vision tower, adapter and projection whose output rows replace image/video placeholders
+    /// (`config/vision.rs`); None: a text-only model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vision: Option<vision::VisionConfig>,
+    /// The raw-waveform audio tower (Muse Spark), stored under `audio.*` in its own paging group; None: no audio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<AudioConfig>,
 }
 
 impl ModelConfig {

@@ -118,20 +118,9 @@ fn residual(x: &mut [f32], y: &[f32], gate: Option<(&Vector, &Vector)>) {
 impl Model {
     /// Reads the config from the file's metadata and binds every tensor, checking each shape.
     pub fn load(file: FlintFile) -> Result<Model, ModelError> {
-        let path = file.path().display().to_string();
-        let meta_err = |msg: String| ModelError::Metadata {
-            path: path.clone(),
-            key: "model.config",
-            msg,
-        };
-        let raw = file
-            .meta("model.config")
-            .ok_or_else(|| meta_err("missing".into()))?;
-        let config: ModelConfig =
-            serde_json::from_value(raw.clone()).map_err(|e| meta_err(e.to_string()))?;
-        config.validate().map_err(meta_err)?;
-        let c = &config;
         let ld = Loader::new(&file);
+        let config = ld.config()?;
+        let c = &config;
         let (h, hd) = (c.hidden_size, c.head_dim);
         let (qd, kvd) = (c.num_heads * hd, c.num_kv_heads * hd);
         let embd = ld.matrix(TOK_EMBD, c.vocab_size, h)?;

@@ -10,6 +10,7 @@
 
 use crate::batch::{Batch, Logits};
 use crate::kv::{KvOptions, KvStore, SeqId};
+use crate::multimodal::MediaPrompt;
 use crate::sampler::Sampler;
 use crate::{GenStats, Model, ModelError};
 use std::time::Instant;
@@ -20,8 +21,10 @@ pub struct Session<'m> {
     model: &'m Model,
     kv: KvStore,
     seq: SeqId,
-    /// The tokens the cache holds, in order.
+    /// The tokens the cache holds, in order (tower rows by their placeholder id).
     tokens: Vec<u32>,
+    /// One key per cached row ([`MediaPrompt::keys`]): what the longest common prefix compares.
+    keys: Vec<u64>,
 }
 
 impl<'m> Session<'m> {
@@ -33,6 +36,7 @@ impl<'m> Session<'m> {
             kv,
             seq,
             tokens: Vec::new(),
+            keys: Vec::new(),
         }
     }
 
@@ -45,16 +49,26 @@ impl<'m> Session<'m> {
     /// prefilling the rest (at least the last token, whose logits are returned). Returns the logits and how many
     /// tokens were reused.
     pub fn prefill(&mut self, prompt: &[u32]) -> Result<(Vec<f32>, usize), ModelError> {
+        self.prefill_prompt(&MediaPrompt::text(self.model, prompt.to_vec()))
+    }
+
+    /// [`Session::prefill`] for a prompt with tower rows: a cached image or clip is reused only if its rows are
+    /// the same.
+    pub fn prefill_prompt(
+        &mut self,
+        prompt: &MediaPrompt,
+    ) -> Result<(Vec<f32>, usize), ModelError> {
         if prompt.is_empty() {
             return Err(ModelError::Invalid("empty prompt".into()));
         }
+        let keys = prompt.keys();
         let common = self
-            .tokens
+            .keys
             .iter()
-            .zip(prompt)
+            .zip(&keys)
             .take_while(|(a, b)| a == b)
             .count()
-            .min(prompt.len() - 1);
+            .min(keys.len() - 1);
         let keep = if self.kv.truncate(self.seq, common)? {
             common
         } else {
@@ -64,10 +78,12 @@ impl<'m> Session<'m> {
             0
         };
         self.tokens.truncate(keep);
+        self.keys.truncate(keep);
         let mut b = Batch::new();
-        b.push_text(self.seq, keep, &prompt[keep..], Logits::Last);
+        prompt.push(&mut b, self.seq, keep, Logits::Last);
         let logits = self.model.forward_batch(&b, &mut self.kv, None, None)?;
-        self.tokens.extend_from_slice(&prompt[keep..]);
+        self.tokens.extend_from_slice(&prompt.ids[keep..]);
+        self.keys.extend_from_slice(&keys[keep..]);
         Ok((logits, keep))
     }
 
@@ -80,10 +96,23 @@ impl<'m> Session<'m> {
         max_new: usize,
         sampler: &mut Sampler,
         stop: &[u32],
+        on_token: impl FnMut(u32) -> bool,
+    ) -> Result<(Vec<u32>, GenStats, usize), ModelError> {
+        let p = MediaPrompt::text(self.model, prompt.to_vec());
+        self.generate_prompt(&p, max_new, sampler, stop, on_token)
+    }
+
+    /// [`Session::generate`] for a prompt with tower rows.
+    pub fn generate_prompt(
+        &mut self,
+        prompt: &MediaPrompt,
+        max_new: usize,
+        sampler: &mut Sampler,
+        stop: &[u32],
         mut on_token: impl FnMut(u32) -> bool,
     ) -> Result<(Vec<u32>, GenStats, usize), ModelError> {
         let t0 = Instant::now();
-        let (mut logits, reused) = self.prefill(prompt)?;
+        let (mut logits, reused) = self.prefill_prompt(prompt)?;
         let mut stats = GenStats {
             prompt_tokens: prompt.len() - reused,
             prompt_time: t0.elapsed(),
@@ -107,6 +136,7 @@ impl<'m> Session<'m> {
             b.push_text(self.seq, self.tokens.len(), &[id], Logits::Last);
             logits = self.model.forward_batch(&b, &mut self.kv, None, None)?;
             self.tokens.push(id);
+            self.keys.push(id as u64);
         }
         stats.decode_time = t1.elapsed();
         Ok((out, stats, reused))

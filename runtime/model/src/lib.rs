@@ -2,6 +2,7 @@
 //! chat template, over a memory-mapped `.flint` file.
 
 pub mod agents;
+pub mod audio;
 pub mod batch;
 pub mod config;
 mod decoder;
@@ -10,13 +11,17 @@ mod error;
 pub mod generate;
 pub mod kv;
 pub mod moe;
+pub mod multimodal;
 pub mod ops;
 pub mod sampler;
 pub mod text;
+pub mod vision;
 mod weights;
 
+pub use audio::{AudioStage, AudioStream, AudioTower};
 pub use batch::{Batch, Input, LayerHook, Logits, Pos, Row};
-pub use config::{AttnKind, ModelConfig, MoeConfig, QkNorm, Router, SandwichConfig};
+pub use config::vision::VisionConfig;
+pub use config::{AttnKind, AudioConfig, ModelConfig, MoeConfig, QkNorm, Router, SandwichConfig};
 pub use decoder::{KvCache, Model, Trace};
 pub use engine::{Engine, ReqId, Session};
 pub use error::ModelError;

@@ -11,6 +11,10 @@ pub const KEY_CHAT_TEMPLATE: &str = "tokenizer.chat_template";
 pub const KEY_BOS: &str = "tokenizer.bos_token";
 pub const KEY_EOS: &str = "tokenizer.eos_token";
 
+/// llama.cpp's `muse-glimmer.jinja` (MIT, templates/LICENSE-llama.cpp): channels, `reasoning_strength`, ATEM
+/// tools, one `<|patch|>` per image, which the processor expands.
+pub const MUSE_TEMPLATE: &str = include_str!("../templates/muse-glimmer.jinja");
+
 /// A tokenizer with the model's chat template.
 pub struct Text {
     tok: tokenizers::Tokenizer,
@@ -50,9 +54,16 @@ impl Text {
         })?;
         let get = |k: &str| file.meta(k).and_then(|v| v.as_str()).map(str::to_string);
         let path = file.path().display().to_string();
+        // transformers ships no Muse chat template: a Muse checkpoint without its own gets the family's one
+        // public template (llama.cpp's muse-glimmer.jinja).
+        let muse = file
+            .meta("general.architecture")
+            .and_then(|v| v.as_str())
+            .is_some_and(|a| a.starts_with("muse_"));
+        let template = get(KEY_CHAT_TEMPLATE).or_else(|| muse.then(|| MUSE_TEMPLATE.to_string()));
         let mut t = Text::new(
             json,
-            get(KEY_CHAT_TEMPLATE),
+            template,
             get(KEY_BOS).unwrap_or_default(),
             get(KEY_EOS).unwrap_or_default(),
         )
@@ -192,5 +203,20 @@ impl std::io::Write for Capped {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod muse_template_tests {
+    use super::*;
+
+    #[test]
+    fn the_bundled_muse_template_renders_a_user_turn_with_an_image() {
+        let m = [Message {
+            role: "user".into(),
+            content: "<|patch|>What does the sign say?".into(),
+        }];
+        let out = render_template(MUSE_TEMPLATE, &m, "<|begin_of_text|>", "<|eot|>").unwrap();
+        assert!(out.contains("<|patch|>What does the sign say?"), "{out}");
     }
 }

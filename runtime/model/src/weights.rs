@@ -1,6 +1,6 @@
 //! Zero-copy handles on a mapped file's tensors, checked against the shapes the config implies.
 
-use crate::ModelError;
+use crate::{ModelConfig, ModelError};
 use flint_format::{DType, FlintFile};
 use flint_kernels::WeightRef;
 use memmap2::Mmap;
@@ -91,6 +91,23 @@ impl<'a> Loader<'a> {
             file,
             map: file.map(),
         }
+    }
+
+    /// The file's `model.config`, parsed and validated ([`ModelConfig::validate`]); errors name the file and key.
+    pub fn config(&self) -> Result<ModelConfig, ModelError> {
+        let meta_err = |msg: String| ModelError::Metadata {
+            path: self.file.path().display().to_string(),
+            key: "model.config",
+            msg,
+        };
+        let raw = self
+            .file
+            .meta("model.config")
+            .ok_or_else(|| meta_err("missing".into()))?;
+        let config: ModelConfig =
+            serde_json::from_value(raw.clone()).map_err(|e| meta_err(e.to_string()))?;
+        config.validate().map_err(meta_err)?;
+        Ok(config)
     }
 
     fn mismatch(&self, name: &str, expected: String, found: String) -> ModelError {

@@ -244,6 +244,157 @@ pub fn check_config(c: &ModelConfig) -> Result<(), Invalid> {
             "must be positive when a layer is dense".into(),
         ));
     }
+    if let Some(v) = &c.vision {
+        check_vision(v, c)?;
+    }
+    if let Some(a) = &c.audio {
+        check_audio(a, h, vocab)?;
+    }
+    Ok(())
+}
+
+/// Side of a vision patch, in pixels.
+pub const MAX_PATCH_SIZE: usize = 1024;
+/// Frames in one vision patch.
+pub const MAX_PATCH_TEMPORAL: usize = 64;
+/// Side of a vision position table, and of a patch merge.
+pub const MAX_POS_GRID: usize = 1024;
+/// `merge_size`: patches merged per token along each side.
+pub const MAX_MERGE: usize = 16;
+/// Patches one vision call may encode (all images and frames together): 2^18, far above a 4096-token image.
+pub const MAX_VISION_PATCHES: usize = 1 << 18;
+/// Images and videos in one vision call.
+pub const MAX_VISION_GRIDS: usize = 4096;
+
+/// The checks of `model.config.vision` (called from [`check_config`]); `c` is the decoder it feeds.
+pub fn check_vision(v: &super::vision::VisionConfig, c: &ModelConfig) -> Result<(), Invalid> {
+    let d = count("vision.hidden_size", v.hidden_size, MAX_HIDDEN)?;
+    let inter = count(
+        "vision.intermediate_size",
+        v.intermediate_size,
+        MAX_INTERMEDIATE,
+    )?;
+    let layers = count("vision.num_layers", v.num_layers, MAX_LAYERS)?;
+    let heads = count("vision.num_heads", v.num_heads, MAX_HEADS)?;
+    if d.checked_rem(heads) != Some(0) || d.checked_div(heads).unwrap_or(1) % 4 != 0 {
+        return Err(bad(
+            "vision.num_heads",
+            format!("({heads}) must split `vision.hidden_size` ({d}) into heads of a multiple of 4 values (axial RoPE)"),
+        ));
+    }
+    let p = count("vision.patch_size", v.patch_size, MAX_PATCH_SIZE)?;
+    let t = count(
+        "vision.patch_temporal",
+        v.patch_temporal,
+        MAX_PATCH_TEMPORAL,
+    )?;
+    let row = product(
+        "vision.patch_temporal × 3 × patch_size²",
+        &[t, 3, p, p],
+        MAX_PROJ,
+    )?;
+    product("vision patch embedding", &[row, d], MAX_MATRIX_ELEMS)?;
+    let side = count("vision.pos_emb_height", v.pos_emb_height, MAX_POS_GRID)?;
+    if v.pos_emb_width != side {
+        return Err(bad(
+            "vision.pos_emb_width",
+            format!(
+                "({}) must equal `vision.pos_emb_height` ({side}): the table is square",
+                v.pos_emb_width
+            ),
+        ));
+    }
+    product("vision position table", &[side, side, d], MAX_MATRIX_ELEMS)?;
+    let m = count("vision.merge_size", v.merge_size, MAX_MERGE)?;
+    let merged = product("vision.hidden_size × merge_size²", &[d, m, m], MAX_HIDDEN)?;
+    let a = count("vision.adapter_size", v.adapter_size, MAX_INTERMEDIATE)?;
+    product(
+        "vision adapter",
+        &[merged.max(a).max(c.hidden_size), a],
+        MAX_MATRIX_ELEMS,
+    )?;
+    product("vision MLP", &[inter, d], MAX_MATRIX_ELEMS)?;
+    positive("vision.layer_norm_eps", v.layer_norm_eps, MAX_EPS)?;
+    positive("vision.rope_theta", v.rope_theta, f32::MAX)?;
+    if v.full_layers.len() != layers {
+        return Err(bad(
+            "vision.full_layers",
+            format!("has {} entries for {layers} layers", v.full_layers.len()),
+        ));
+    }
+    token_id("vision.image_token_id", v.image_token_id, c.vocab_size)?;
+    token_id("vision.video_token_id", v.video_token_id, c.vocab_size)?;
+    Ok(())
+}
+
+/// Layers of an audio tower's pyramid.
+pub const MAX_AUDIO_LAYERS: usize = 16;
+/// Conv blocks in one audio layer.
+pub const MAX_AUDIO_DEPTH: usize = 256;
+/// Kernel of an audio convolution.
+pub const MAX_AUDIO_KERNEL: usize = 1024;
+/// Waveform samples per audio token (the product of `patch_sizes`; 1920 in the released model).
+pub const MAX_SAMPLES_PER_TOKEN: usize = 1 << 16;
+/// Waveform samples handed to the audio tower in one call (10 minutes at 24 kHz).
+pub const MAX_AUDIO_SAMPLES: usize = 24_000 * 600;
+
+/// The checks of an audio tower description; `hidden` and `vocab` are the decoder's.
+pub fn check_audio(a: &super::AudioConfig, hidden: usize, vocab: usize) -> Result<(), Invalid> {
+    let n = count("audio.patch_sizes", a.patch_sizes.len(), MAX_AUDIO_LAYERS)?;
+    for (field, len) in [
+        ("audio.hidden_sizes", a.hidden_sizes.len()),
+        ("audio.depths", a.depths.len()),
+        ("audio.mlp_sizes", a.mlp_sizes.len()),
+    ] {
+        if len != n {
+            return Err(bad(
+                field,
+                format!("has {len} entries for {n} layers (`audio.patch_sizes`)"),
+            ));
+        }
+    }
+    product("audio.patch_sizes", &a.patch_sizes, MAX_SAMPLES_PER_TOKEN)?;
+    let kernel = count("audio.conv_kernel", a.conv_kernel, MAX_AUDIO_KERNEL)?;
+    let mut below = 1;
+    for i in 0..n {
+        let at = |v: &[usize]| v.get(i).copied().unwrap_or(0);
+        let p = count(
+            "audio.patch_sizes",
+            at(&a.patch_sizes),
+            MAX_SAMPLES_PER_TOKEN,
+        )?;
+        let w = count("audio.hidden_sizes", at(&a.hidden_sizes), MAX_HIDDEN)?;
+        at_most("audio.depths", at(&a.depths), MAX_AUDIO_DEPTH)?;
+        let m = count("audio.mlp_sizes", at(&a.mlp_sizes), MAX_INTERMEDIATE)?;
+        product(
+            "audio patch embedding (hidden × patch × width below)",
+            &[w, p, below],
+            MAX_MATRIX_ELEMS,
+        )?;
+        product("audio.mlp_sizes × hidden_sizes", &[m, w], MAX_MATRIX_ELEMS)?;
+        product(
+            "audio.conv_kernel × hidden_sizes",
+            &[kernel, w],
+            MAX_MATRIX_ELEMS,
+        )?;
+        below = w;
+    }
+    if a.out_size != hidden {
+        return Err(bad(
+            "audio.out_size",
+            format!(
+                "({}) must equal `hidden_size` ({hidden}): the embeddings replace token rows",
+                a.out_size
+            ),
+        ));
+    }
+    product(
+        "audio.out_size × hidden_sizes",
+        &[a.out_size, below],
+        MAX_MATRIX_ELEMS,
+    )?;
+    positive("audio.rms_norm_eps", a.rms_norm_eps, MAX_EPS)?;
+    token_id("audio.token_id", a.token_id, vocab)?;
     Ok(())
 }
 

@@ -1,0 +1,195 @@
+//! Processor outputs as model inputs: a safetensors file holding tensors under their Hugging Face names
+//! (`input_ids`, `pixel_values`, `image_grid_thw`, `pixel_values_videos`, `video_grid_thw`, `input_values`,
+//! `input_values_mask`; an `in.` prefix is accepted). Integer tensors may be int32 or int64, float tensors float32
+//! or float64. Keys that are no model input are ignored, with a note on stderr.
+
+use anyhow::{bail, Context};
+use flint_model::multimodal::{Clip, Media, Pixels};
+use safetensors::{Dtype, SafeTensors};
+use std::path::Path;
+
+/// Largest inputs file read (a 4096-token image's pixel values are about 20 MB; a whole batch of frames more).
+pub const MAX_INPUTS_BYTES: u64 = 2 << 30;
+
+const KNOWN: [&str; 8] = [
+    "input_ids",
+    "attention_mask",
+    "pixel_values",
+    "image_grid_thw",
+    "pixel_values_videos",
+    "video_grid_thw",
+    "input_values",
+    "input_values_mask",
+];
+
+/// The prompt's token ids (one sequence) and its media.
+pub fn read(path: &Path) -> anyhow::Result<(Vec<u32>, Media)> {
+    let p = path.display();
+    let len = std::fs::metadata(path)
+        .with_context(|| format!("{p}: cannot read"))?
+        .len();
+    if len > MAX_INPUTS_BYTES {
+        bail!("{p}: {len} bytes, more than the {MAX_INPUTS_BYTES} an inputs file may have");
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("{p}: cannot read"))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| anyhow::anyhow!("{p}: not a safetensors file: {e}"))?;
+    let get = |name: &str| -> Option<(String, safetensors::tensor::TensorView<'_>)> {
+        [name.to_string(), format!("in.{name}")]
+            .into_iter()
+            .find_map(|k| st.tensor(&k).ok().map(|t| (k, t)))
+    };
+    let mut ignored: Vec<&str> = st
+        .names()
+        .into_iter()
+        .filter(|k| !KNOWN.contains(&k.strip_prefix("in.").unwrap_or(k)))
+        .collect();
+    if !ignored.is_empty() {
+        ignored.sort_unstable();
+        let shown = ignored
+            .iter()
+            .take(6)
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>();
+        let more = ignored.len().saturating_sub(shown.len());
+        let tail = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "note: {p}: ignored {} keys that are no model input: {}{tail}",
+            ignored.len(),
+            shown.join(", ")
+        );
+    }
+    let (k, t) = get("input_ids").with_context(|| format!("{p}: no `input_ids`"))?;
+    let shape = t.shape().to_vec();
+    if shape.iter().product::<usize>() == 0
+        || (shape.len() == 2 && shape[0] != 1)
+        || shape.len() > 2
+    {
+        bail!("{p}: `{k}` has shape {shape:?}; one sequence ([n] or [1, n]) is supported");
+    }
+    let ids = ints(&k, &t, path)?
+        .into_iter()
+        .map(|v| {
+            u32::try_from(v).map_err(|_| anyhow::anyhow!("{p}: `{k}` holds {v}, not a token id"))
+        })
+        .collect::<anyhow::Result<Vec<u32>>>()?;
+    if let Some((k, t)) = get("attention_mask") {
+        if ints(&k, &t, path)?.iter().any(|&m| m != 1) {
+            bail!("{p}: `{k}` masks tokens; give the unpadded sequence");
+        }
+    }
+    let pixels = |vals: &str, grid: &str| -> anyhow::Result<Option<Pixels>> {
+        match (get(vals), get(grid)) {
+            (None, None) => Ok(None),
+            (Some((k, _)), None) => bail!("{p}: `{k}` without `{grid}`"),
+            (None, Some((k, _))) => bail!("{p}: `{k}` without `{vals}`"),
+            (Some((kv, v)), Some((kg, g))) => {
+                if g.shape().len() != 2 || g.shape()[1] != 3 {
+                    bail!("{p}: `{kg}` has shape {:?}, not [n, 3]", g.shape());
+                }
+                let gi = ints(&kg, &g, path)?;
+                let grids = gi
+                    .chunks_exact(3)
+                    .map(|c| {
+                        let d = |v: i64| {
+                            usize::try_from(v)
+                                .map_err(|_| anyhow::anyhow!("{p}: `{kg}` holds {v}, not a size"))
+                        };
+                        Ok([d(c[0])?, d(c[1])?, d(c[2])?])
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                Ok(Some(Pixels {
+                    values: floats(&kv, &v, path)?,
+                    grids,
+                }))
+            }
+        }
+    };
+    let images = pixels("pixel_values", "image_grid_thw")?;
+    let videos = pixels("pixel_values_videos", "video_grid_thw")?;
+    let mut audio = Vec::new();
+    if let Some((k, t)) = get("input_values") {
+        let s = t.shape().to_vec();
+        let (clips, n) = match s.as_slice() {
+            [n] => (1, *n),
+            [c, n] => (*c, *n),
+            _ => bail!("{p}: `{k}` has shape {s:?}, not [samples] or [clips, samples]"),
+        };
+        let x = floats(&k, &t, path)?;
+        let valid: Vec<usize> = match get("input_values_mask") {
+            Some((km, m)) => {
+                if m.shape().iter().product::<usize>() != clips * n {
+                    bail!("{p}: `{km}` has shape {:?}, `{k}` {s:?}", m.shape());
+                }
+                let m = ints(&km, &m, path)?;
+                m.chunks_exact(n.max(1))
+                    .map(|r| r.iter().filter(|&&v| v != 0).count())
+                    .collect()
+            }
+            None => vec![n; clips],
+        };
+        for (c, v) in x.chunks_exact(n.max(1)).zip(valid) {
+            audio.push(Clip {
+                samples: c.to_vec(),
+                valid: v,
+            });
+        }
+    }
+    Ok((
+        ids,
+        Media {
+            images,
+            videos,
+            audio,
+        },
+    ))
+}
+
+fn ints(k: &str, t: &safetensors::tensor::TensorView<'_>, path: &Path) -> anyhow::Result<Vec<i64>> {
+    let d = t.data();
+    Ok(match t.dtype() {
+        Dtype::I64 => d
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes(b.try_into().unwrap_or_default()))
+            .collect(),
+        Dtype::I32 => d
+            .chunks_exact(4)
+            .map(|b| i32::from_le_bytes(b.try_into().unwrap_or_default()) as i64)
+            .collect(),
+        Dtype::BOOL | Dtype::U8 => d.iter().map(|&b| b as i64).collect(),
+        other => bail!(
+            "{}: `{k}` is {other:?}; an integer tensor must be int32 or int64",
+            path.display()
+        ),
+    })
+}
+
+fn floats(
+    k: &str,
+    t: &safetensors::tensor::TensorView<'_>,
+    path: &Path,
+) -> anyhow::Result<Vec<f32>> {
+    let d = t.data();
+    let v: Vec<f32> = match t.dtype() {
+        Dtype::F32 => d
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap_or_default()))
+            .collect(),
+        Dtype::F64 => d
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().unwrap_or_default()) as f32)
+            .collect(),
+        other => bail!(
+            "{}: `{k}` is {other:?}; a float tensor must be float32 or float64",
+            path.display()
+        ),
+    };
+    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+        bail!("{}: `{k}` holds a non-finite value at {i}", path.display());
+    }
+    Ok(v)
+}

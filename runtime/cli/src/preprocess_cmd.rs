@@ -1,0 +1,135 @@
+//! `flint preprocess`: what the processors make of the media (and, with `-p`, of the prompt), written as a
+//! safetensors file under the Hugging Face names: `input_ids` and `attention_mask` (int64 [1, n]), `pixel_values`
+//! and `image_grid_thw` (int64), `pixel_values_videos` and `video_grid_thw`, `input_values` and
+//! `input_values_mask` (int32) — the inputs `flint logits --inputs` reads.
+
+use crate::common::{load, ModelArgs};
+use crate::media::{prepare, prompt_ids, MediaArgs};
+use anyhow::{bail, Context};
+use flint_model::Text;
+use safetensors::{Dtype, View};
+use std::borrow::Cow;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct PreprocessArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub media: MediaArgs,
+    /// The prompt text: adds `input_ids` (with the media's placeholders expanded).
+    #[arg(short, long)]
+    pub prompt: Option<String>,
+    /// Wrap the prompt as a user message in the model's chat template.
+    #[arg(long)]
+    pub chat: bool,
+    /// Output .safetensors file (written atomically).
+    #[arg(short, long)]
+    pub output: PathBuf,
+}
+
+struct T {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    data: Vec<u8>,
+}
+
+impl View for &T {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.data)
+    }
+    fn data_len(&self) -> usize {
+        self.data.len()
+    }
+}
+
+fn f32s(shape: Vec<usize>, v: &[f32]) -> T {
+    T {
+        dtype: Dtype::F32,
+        shape,
+        data: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+    }
+}
+
+fn ints<I: Copy>(dtype: Dtype, shape: Vec<usize>, v: &[I], le: impl Fn(I) -> Vec<u8>) -> T {
+    T {
+        dtype,
+        shape,
+        data: v.iter().flat_map(|&x| le(x)).collect(),
+    }
+}
+
+fn i64s(shape: Vec<usize>, v: &[i64]) -> T {
+    ints(Dtype::I64, shape, v, |x| x.to_le_bytes().to_vec())
+}
+
+pub fn run(a: PreprocessArgs, board: Option<&str>) -> anyhow::Result<()> {
+    if a.media.is_empty() && a.prompt.is_none() {
+        bail!("nothing to preprocess: give --image, --audio, --video or -p");
+    }
+    let (model, _) = load(&a.model, board)?;
+    let p = prepare(&model, &a.media)?;
+    let mut out: Vec<(String, T)> = Vec::new();
+    if let Some(prompt) = &a.prompt {
+        let text = Text::from_file(model.file())?
+            .with_context(|| format!("{} has no tokenizer", a.model.model.display()))?;
+        let ids: Vec<i64> = prompt_ids(&text, a.chat, &p, prompt)?
+            .into_iter()
+            .map(i64::from)
+            .collect();
+        out.push(("input_ids".into(), i64s(vec![1, ids.len()], &ids)));
+        out.push((
+            "attention_mask".into(),
+            i64s(vec![1, ids.len()], &vec![1; ids.len()]),
+        ));
+    }
+    let grids = |g: &[[usize; 3]]| -> Vec<i64> { g.iter().flatten().map(|&v| v as i64).collect() };
+    for (vals, grid, px) in [
+        ("pixel_values", "image_grid_thw", &p.media.images),
+        ("pixel_values_videos", "video_grid_thw", &p.media.videos),
+    ] {
+        if let Some(px) = px {
+            let rows = px.values.len() / px.grids.len().max(1);
+            let patches: usize = px.grids.iter().map(|g| g[0] * g[1] * g[2]).sum();
+            let width = px.values.len().checked_div(patches).unwrap_or(rows);
+            out.push((vals.into(), f32s(vec![patches, width], &px.values)));
+            out.push((
+                grid.into(),
+                i64s(vec![px.grids.len(), 3], &grids(&px.grids)),
+            ));
+        }
+    }
+    if !p.media.audio.is_empty() {
+        let len = p
+            .media
+            .audio
+            .iter()
+            .map(|c| c.samples.len())
+            .max()
+            .unwrap_or(0);
+        let (mut x, mut m) = (Vec::new(), Vec::new());
+        for c in &p.media.audio {
+            x.extend_from_slice(&c.samples);
+            x.resize(x.len() + len - c.samples.len(), 0.0);
+            m.extend((0..len).map(|i| i32::from(i < c.valid)));
+        }
+        let n = p.media.audio.len();
+        out.push(("input_values".into(), f32s(vec![n, len], &x)));
+        out.push((
+            "input_values_mask".into(),
+            ints(Dtype::I32, vec![n, len], &m, |v| v.to_le_bytes().to_vec()),
+        ));
+    }
+    for (stage, secs, what) in &p.stages {
+        eprintln!("{stage}: {secs:.3} s ({what})");
+    }
+    let bytes = safetensors::serialize(out.iter().map(|(k, v)| (k.as_str(), v)), None)
+        .map_err(|e| anyhow::anyhow!("serializing {}: {e}", a.output.display()))?;
+    crate::common::write_atomic(&a.output, &bytes)
+}

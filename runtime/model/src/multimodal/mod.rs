@@ -1,0 +1,225 @@
+//! A prompt with media: the towers' rows put where the processor put their placeholders.
+//!
+//! The processor (transformers' `MuseSparkProcessor`, and Flint's `flint-media` with
+//! [`expand_placeholders`]) writes one placeholder token per tower row: `<|patch|>` for an image's merged tokens,
+//! `<|video|>` for a video's, `<|audio|>` for each 80 ms of audio. [`MediaPrompt::encode`] runs each tower once
+//! over all its inputs and pairs the rows, in order, with the placeholders of its id; a count that differs is an
+//! error naming the placeholder. [`MediaPrompt::push`] then lays the prompt into a [`Batch`]: token rows, and
+//! `Input::Embed` rows at the placeholders.
+
+pub mod placeholders;
+
+use crate::audio::AudioTower;
+use crate::batch::{Batch, Logits};
+use crate::kv::SeqId;
+use crate::vision::VisionTower;
+use crate::{Model, ModelError};
+use flint_kernels::Exec;
+
+/// Metadata key of the processors' settings (an object: `image_processor`, `video_processor`,
+/// `feature_extractor`, as the checkpoint's processor_config.json has them).
+pub const KEY_PROCESSOR: &str = "processor";
+
+/// Patchified pixels of images or of video frames, as the image / video processor makes them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Pixels {
+    /// `[patches, patch_temporal · 3 · patch_size²]`, every grid's patches in order.
+    pub values: Vec<f32>,
+    /// `(t, h, w)` in patches, one per image or video.
+    pub grids: Vec<[usize; 3]>,
+}
+
+/// A clip as the feature extractor makes it: mono 24 kHz samples, of which the first `valid` are real audio.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Clip {
+    pub samples: Vec<f32>,
+    pub valid: usize,
+}
+
+/// The media of one prompt.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Media {
+    pub images: Option<Pixels>,
+    pub videos: Option<Pixels>,
+    pub audio: Vec<Clip>,
+}
+
+impl Media {
+    pub fn is_empty(&self) -> bool {
+        self.images.is_none() && self.videos.is_none() && self.audio.is_empty()
+    }
+}
+
+/// The towers a model file holds (bound zero-copy, like the decoder).
+#[derive(Debug)]
+pub struct Towers {
+    pub vision: Option<VisionTower>,
+    pub audio: Option<AudioTower>,
+}
+
+impl Towers {
+    /// Binds the towers `model`'s file describes (none for a text-only model).
+    pub fn load(model: &Model) -> Result<Towers, ModelError> {
+        let c = &model.config;
+        Ok(Towers {
+            vision: c
+                .vision
+                .as_ref()
+                .map(|_| VisionTower::load(model.file(), c))
+                .transpose()?,
+            audio: c
+                .audio
+                .as_ref()
+                .map(|_| AudioTower::load(model.file()))
+                .transpose()?,
+        })
+    }
+}
+
+/// Token ids with the tower rows that replace their placeholders.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MediaPrompt {
+    pub ids: Vec<u32>,
+    hidden: usize,
+    /// Per placeholder id, its rows `[count, hidden]` in prompt order.
+    rows: Vec<(u32, Vec<f32>)>,
+}
+
+/// Stage timings and row counts of [`MediaPrompt::encode`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EncodeStats {
+    pub vision_rows: usize,
+    pub vision_secs: f64,
+    pub audio_rows: usize,
+    pub audio_secs: f64,
+}
+
+impl MediaPrompt {
+    /// Encodes `media` with `towers` on `exec` and checks that each tower's rows match its placeholders in `ids`.
+    pub fn encode(
+        model: &Model,
+        towers: &Towers,
+        exec: &Exec,
+        ids: Vec<u32>,
+        media: &Media,
+    ) -> Result<(MediaPrompt, EncodeStats), ModelError> {
+        let hidden = model.config.hidden_size;
+        let mut stats = EncodeStats::default();
+        let mut rows = Vec::new();
+        for (what, px) in [("image", &media.images), ("video", &media.videos)] {
+            let Some(px) = px else { continue };
+            let v = towers.vision.as_ref().ok_or_else(|| {
+                ModelError::Invalid(format!(
+                    "the prompt has {what}s but the model has no vision tower"
+                ))
+            })?;
+            let id = if what == "image" {
+                v.config.image_token_id
+            } else {
+                v.config.video_token_id
+            };
+            let t = std::time::Instant::now();
+            let r = v.encode(exec, &px.values, &px.grids)?;
+            stats.vision_secs += t.elapsed().as_secs_f64();
+            stats.vision_rows += r.len() / hidden;
+            rows.push((id, r));
+        }
+        if !media.audio.is_empty() {
+            let a = towers.audio.as_ref().ok_or_else(|| {
+                ModelError::Invalid("the prompt has audio but the model has no audio tower".into())
+            })?;
+            let t = std::time::Instant::now();
+            let mut all = Vec::new();
+            for clip in &media.audio {
+                all.extend(a.encode(exec, &clip.samples, clip.valid)?);
+            }
+            stats.audio_secs = t.elapsed().as_secs_f64();
+            stats.audio_rows = all.len() / hidden;
+            rows.push((a.config().token_id, all));
+        }
+        for (id, r) in &rows {
+            let want = r.len() / hidden;
+            let have = ids.iter().filter(|&&t| t == *id).count();
+            if have != want {
+                return Err(ModelError::Invalid(format!(
+                    "the prompt has {have} placeholders of token {id} but its media give {want} rows \
+                     (the processor writes one placeholder per row)"
+                )));
+            }
+        }
+        Ok((MediaPrompt { ids, hidden, rows }, stats))
+    }
+
+    /// A text-only prompt.
+    pub fn text(model: &Model, ids: Vec<u32>) -> MediaPrompt {
+        MediaPrompt {
+            ids,
+            hidden: model.config.hidden_size,
+            rows: Vec::new(),
+        }
+    }
+
+    /// Rows of the prompt.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// One key per row, equal for equal rows: the token id for a text row, a hash of the embedding for a tower
+    /// row (so a session reuses a cached image only if it is the same image).
+    pub fn keys(&self) -> Vec<u64> {
+        use std::hash::{Hash, Hasher};
+        let mut out = Vec::with_capacity(self.ids.len());
+        self.for_each_row(|_, id, e| {
+            out.push(match e {
+                None => id as u64,
+                Some(e) => {
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    id.hash(&mut h);
+                    e.iter().for_each(|v| v.to_bits().hash(&mut h));
+                    h.finish() | 1 << 63
+                }
+            })
+        });
+        out
+    }
+
+    /// Appends rows `from ..` of the prompt to `batch` as sequence `seq` (row `t` at position `t`).
+    pub fn push<'a>(&'a self, batch: &mut Batch<'a>, seq: SeqId, from: usize, logits: Logits) {
+        let (h, n) = (self.hidden, self.ids.len());
+        self.for_each_row(|t, id, e| {
+            if t < from {
+                return;
+            }
+            let lg = match logits {
+                Logits::All => Logits::All,
+                Logits::Last if t + 1 == n => Logits::All,
+                _ => Logits::None,
+            };
+            match e {
+                Some(e) => batch.push_embeds(seq, t, e, h, lg),
+                None => batch.push_text(seq, t, &[id], lg),
+            }
+        });
+    }
+
+    /// Calls `f(t, id, embedding row or None)` for every row in order.
+    fn for_each_row<'a>(&'a self, mut f: impl FnMut(usize, u32, Option<&'a [f32]>)) {
+        let mut next: Vec<(u32, std::slice::ChunksExact<'a, f32>)> = self
+            .rows
+            .iter()
+            .map(|(id, r)| (*id, r.chunks_exact(self.hidden)))
+            .collect();
+        for (t, &id) in self.ids.iter().enumerate() {
+            // `encode` checked that every placeholder has its row.
+            let e = next
+                .iter_mut()
+                .find(|(p, _)| *p == id)
+                .and_then(|(_, r)| r.next());
+            f(t, id, e);
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! The Muse vision tower (transformers' `MuseSparkVisionModel`, `MuseGlimmerVisionModel`) with the model's adapter,
+//! projection and perception norm: patchified pixels in, the rows that replace the decoder's `<|patch|>` /
+//! `<|video|>` placeholders out. The architecture is stated in `config/vision.rs`; the index arithmetic (windows,
+//! positions, resampling taps, pixel shuffle) is in `grid.rs`, one layer in `layer.rs`.
+//!
+//! The tower's tensors live in their own paging groups of the `.flint` file (docs/FORMAT.md), so a text-only
+//! prompt never touches their pages.
+
+mod grid;
+mod layer;
+
+pub use grid::Windows;
+
+use crate::config::vision::{names, VisionConfig};
+use crate::weights::{Loader, Vector, Weight};
+use crate::{ops, ModelConfig, ModelError};
+use flint_format::FlintFile;
+use flint_kernels::ops::{gelu_erf, Rope, RopeKind};
+use flint_kernels::Exec;
+use layer::{Layer, Norm, RopeTables};
+
+/// A matrix with an optional bias: `out = x · Wᵀ (+ b)`.
+pub(crate) struct Linear {
+    w: Weight,
+    b: Option<Vector>,
+}
+
+impl Linear {
+    fn load(
+        ld: &Loader<'_>,
+        name: &str,
+        rows: usize,
+        cols: usize,
+        bias: bool,
+    ) -> Result<Linear, ModelError> {
+        Ok(Linear {
+            w: ld.matrix(name, rows, cols)?,
+            b: if bias {
+                Some(ld.vector(&names::bias(name), rows)?)
+            } else {
+                None
+            },
+        })
+    }
+
+    fn rows(&self) -> usize {
+        self.w.rows
+    }
+
+    /// `n` rows of `x` through the matrix into `out` (`[n, rows]`).
+    fn run(&self, ex: &Exec, x: &[f32], n: usize, out: &mut [f32]) {
+        ex.matmul(self.w.view(), x, n, out);
+        if let Some(b) = &self.b {
+            ops::add_bias(out, b.get());
+        }
+    }
+}
+
+/// Intermediate values of one [`VisionTower::encode_traced`] call (conformance tests compare them with
+/// transformers' taps).
+#[derive(Debug, Default, Clone)]
+pub struct VisionTrace {
+    /// `[patches, hidden]` in raster order: the patch embedding alone, then with the position table.
+    pub patch_embedding: Vec<f32>,
+    pub patch_embedder: Vec<f32>,
+    pub ln_pre: Vec<f32>,
+    /// Each layer's output `[patches, hidden]` in window order.
+    pub layers: Vec<Vec<f32>>,
+    /// After `ln_post`, raster order, before the pixel shuffle.
+    pub ln_post: Vec<f32>,
+    /// The tower's output `[tokens, hidden · merge²]` (after the pixel shuffle).
+    pub merged: Vec<f32>,
+    pub adapter: Vec<f32>,
+    /// Before the perception norm.
+    pub projection: Vec<f32>,
+    pub windows: Windows,
+}
+
+/// A loaded vision tower: zero-copy handles into the mapped file.
+pub struct VisionTower {
+    pub config: VisionConfig,
+    /// The decoder's width (the projection's rows) and the perception norm's eps.
+    text_hidden: usize,
+    out_eps: f32,
+    patch_embd: Weight,
+    pos_embd: Weight,
+    ln_pre: Norm,
+    layers: Vec<Layer>,
+    ln_post: Norm,
+    fc1: Linear,
+    fc2: Linear,
+    proj: Linear,
+    rope: Rope,
+}
+
+impl std::fmt::Debug for VisionTower {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VisionTower")
+            .field("layers", &self.layers.len())
+            .field("hidden", &self.config.hidden_size)
+            .finish()
+    }
+}
+
+impl VisionTower {
+    /// Binds the tower of `file`, described by `config.vision` (`config` is the file's `model.config`, as
+    /// [`crate::Model::load`] read it), checking every tensor's shape.
+    pub fn load(file: &FlintFile, config: &ModelConfig) -> Result<VisionTower, ModelError> {
+        let meta = |msg: String| ModelError::Metadata {
+            path: file.path().display().to_string(),
+            key: "model.config",
+            msg,
+        };
+        config.validate().map_err(meta)?;
+        let v = config
+            .vision
+            .clone()
+            .ok_or_else(|| meta("has no `vision` tower".into()))?;
+        let ld = Loader::new(file);
+        let (d, side) = (v.hidden_size, v.pos_emb_height);
+        let layers = (0..v.num_layers)
+            .map(|l| Layer::load(&ld, l, d, v.intermediate_size, v.full_layers[l]))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(VisionTower {
+            text_hidden: config.hidden_size,
+            out_eps: config.rms_norm_eps,
+            patch_embd: ld.matrix(names::PATCH_EMBD, d, v.patch_len())?,
+            pos_embd: ld.matrix(names::POS_EMBD, side * side, d)?,
+            ln_pre: Norm::load(&ld, names::LN_PRE, d)?,
+            layers,
+            ln_post: Norm::load(&ld, names::LN_POST, d)?,
+            fc1: Linear::load(
+                &ld,
+                names::ADAPTER_FC1,
+                v.adapter_size,
+                v.merged_size(),
+                false,
+            )?,
+            fc2: Linear::load(
+                &ld,
+                names::ADAPTER_FC2,
+                v.adapter_size,
+                v.adapter_size,
+                false,
+            )?,
+            proj: Linear::load(&ld, names::PROJ, config.hidden_size, v.adapter_size, false)?,
+            rope: Rope::new(RopeKind::Axial2d, v.head_dim(), v.rope_theta),
+            config: v,
+        })
+    }
+
+    /// Merged tokens (placeholder rows) the grids produce.
+    pub fn tokens(&self, grids: &[[usize; 3]]) -> usize {
+        let m2 = self.config.merge_size * self.config.merge_size;
+        grids.iter().map(|g| g[0] * g[1] * g[2] / m2).sum()
+    }
+
+    /// Encodes patchified `pixel_values` (`[patches, patch_temporal · 3 · patch_size²]`, images and frames in the
+    /// order of `grids`, each `(t, h, w)` in patches) into `[tokens, text hidden]` placeholder rows.
+    pub fn encode(
+        &self,
+        exec: &Exec,
+        pixel_values: &[f32],
+        grids: &[[usize; 3]],
+    ) -> Result<Vec<f32>, ModelError> {
+        self.encode_traced(exec, pixel_values, grids, None)
+    }
+
+    /// [`VisionTower::encode`], recording the intermediate values into `trace` when given.
+    pub fn encode_traced(
+        &self,
+        exec: &Exec,
+        pixel_values: &[f32],
+        grids: &[[usize; 3]],
+        mut trace: Option<&mut VisionTrace>,
+    ) -> Result<Vec<f32>, ModelError> {
+        let c = &self.config;
+        let n = grid::check(c, pixel_values.len(), grids)?;
+        let d = c.hidden_size;
+        let mut x = vec![0f32; n * d];
+        exec.matmul(self.patch_embd.view(), pixel_values, n, &mut x);
+        let mut tap = |f: &mut dyn FnMut(&mut VisionTrace)| {
+            if let Some(t) = trace.as_deref_mut() {
+                f(t)
+            }
+        };
+        tap(&mut |t| t.patch_embedding = x.clone());
+        self.add_positions(grids, &mut x);
+        tap(&mut |t| t.patch_embedder = x.clone());
+        let mut h = vec![0f32; n * d];
+        self.ln_pre.run(&x, c.layer_norm_eps, &mut h);
+        tap(&mut |t| t.ln_pre = h.clone());
+        // Regroup window by window: every attention span is then a contiguous run of rows.
+        let win = grid::windows(grids, c.pos_emb_height);
+        for (i, &p) in win.index.iter().enumerate() {
+            x[i * d..(i + 1) * d].copy_from_slice(&h[p * d..(p + 1) * d]);
+        }
+        let raster_pos = grid::rope_positions(grids);
+        let pos: Vec<i32> = win
+            .index
+            .iter()
+            .flat_map(|&p| [raster_pos[2 * p], raster_pos[2 * p + 1]])
+            .collect();
+        let half = c.head_dim() / 2;
+        let (mut cos, mut sin) = (vec![0f32; n * half], vec![0f32; n * half]);
+        self.rope.table(&pos, &mut cos, &mut sin);
+        let rope = RopeTables {
+            cos: &cos,
+            sin: &sin,
+        };
+        for layer in &self.layers {
+            let spans = if layer.full {
+                &win.frames
+            } else {
+                &win.windows
+            };
+            layer.forward(exec, &mut x, c.num_heads, c.layer_norm_eps, &rope, spans);
+            tap(&mut |t| t.layers.push(x.clone()));
+        }
+        for (i, &p) in win.index.iter().enumerate() {
+            h[p * d..(p + 1) * d].copy_from_slice(&x[i * d..(i + 1) * d]);
+        }
+        self.ln_post.run(&h, c.layer_norm_eps, &mut x);
+        tap(&mut |t| t.ln_post = x.clone());
+        let merged = self.pixel_shuffle(grids, &x);
+        tap(&mut |t| t.merged = merged.clone());
+        let tokens = merged.len() / c.merged_size();
+        let mut a = vec![0f32; tokens * c.adapter_size];
+        self.fc1.run(exec, &merged, tokens, &mut a);
+        gelu_erf(&mut a);
+        let mut b = vec![0f32; a.len()];
+        self.fc2.run(exec, &a, tokens, &mut b);
+        gelu_erf(&mut b);
+        tap(&mut |t| t.adapter = b.clone());
+        let mut out = vec![0f32; tokens * self.text_hidden];
+        self.proj.run(exec, &b, tokens, &mut out);
+        tap(&mut |t| t.projection = out.clone());
+        ops::rms_norm_scaleless(&mut out, self.text_hidden, self.out_eps);
+        if let Some(t) = trace {
+            t.windows = win;
+        }
+        Ok(out)
+    }
+
+    /// Adds the position table, resampled to each grid, to the raster-order patch embeddings `x`.
+    fn add_positions(&self, grids: &[[usize; 3]], x: &mut [f32]) {
+        let (d, side) = (self.config.hidden_size, self.config.pos_emb_height);
+        let mut table = vec![0f32; side * side * d];
+        for (r, row) in table.chunks_exact_mut(d).enumerate() {
+            self.pos_embd.row_to_f32(r, row);
+        }
+        let taps = grid::position_taps(grids, side, self.config.pos_table_transposed);
+        for (xr, t) in x.chunks_exact_mut(d).zip(&taps) {
+            let mut acc = vec![0f32; d];
+            for &(i, w) in t {
+                let row = &table[i * d..(i + 1) * d];
+                acc.iter_mut().zip(row).for_each(|(a, v)| *a += v * w);
+            }
+            xr.iter_mut().zip(&acc).for_each(|(a, p)| *a += p);
+        }
+    }
+
+    /// Folds each `merge × merge` block of raster-order rows `x` into one token laid out `[channel][dy][dx]`.
+    fn pixel_shuffle(&self, grids: &[[usize; 3]], x: &[f32]) -> Vec<f32> {
+        let (d, m2) = (self.config.hidden_size, self.config.merge_size.pow(2));
+        let idx = grid::shuffle_index(grids, self.config.merge_size);
+        let mut out = vec![0f32; idx.len() * d];
+        for (tok, rows) in idx.chunks_exact(m2).enumerate() {
+            let o = &mut out[tok * d * m2..(tok + 1) * d * m2];
+            for (j, &r) in rows.iter().enumerate() {
+                for (ch, &v) in x[r * d..(r + 1) * d].iter().enumerate() {
+                    o[ch * m2 + j] = v;
+                }
+            }
+        }
+        out
+    }
+}
