@@ -185,7 +185,7 @@ pub fn wav_decode(data: &[u8]) -> bool {
 }
 
 /// Small valid images for the `image_decode` corpus: PNGs of every pixel type PIL distinguishes and JPEGs
-/// (baseline grey and colour; 4:2:0 and 4:4:4).
+/// (baseline grey and colour).
 pub fn image_seeds() -> Vec<(&'static str, Vec<u8>)> {
     use image::{DynamicImage, ImageBuffer};
     let rgb = image::RgbImage::from_fn(20, 13, |x, y| {

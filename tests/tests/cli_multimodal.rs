@@ -222,7 +222,7 @@ fn standin_tokenizer(specials: &serde_json::Map<String, serde_json::Value>, voca
     use serde_json::json;
     let mut v = serde_json::Map::new();
     let mut added = Vec::new();
-    let mut name = |k: &str| match k {
+    let name = |k: &str| match k {
         "pad" | "bos" | "eos" => format!("<|{k}|>"),
         other => other.to_string(),
     };

@@ -64,7 +64,7 @@ impl GlimmerImageConfig {
 
     fn parsed(f: &Fields) -> Result<Self, MediaError> {
         f.expect_type("image_processor_type", "MuseGlimmerImageProcessor")?;
-        Self::from_fields(&f, "max_image_tokens", 4096)
+        Self::from_fields(f, "max_image_tokens", 4096)
     }
 
     /// Reads the fields shared by the image and video processors; `tokens_key` names the token cap.

@@ -8,6 +8,7 @@
 //! - [`prompt`]: the placeholder strings the Muse processors put into the prompt.
 //! - [`wav`] (hound) and [`resample`] (rubato sinc): a mono clip at the extractor's rate.
 //! - [`spark_audio`]: `MuseSparkFeatureExtractor` (padding to `samples_per_token`, `input_values_mask`).
+//! - [`whisper`]: `WhisperFeatureExtractor` log-mel features (numpy STFT semantics).
 
 //!
 //! Depends on no other Flint crate. Caps: [`limits`]. docs/MEDIA.md describes it.
@@ -25,6 +26,7 @@ pub mod smart_resize;
 pub mod spark_audio;
 pub mod video;
 pub mod wav;
+pub mod whisper;
 
 pub use decode::{decode_image, decode_image_file, RgbImage};
 pub use error::MediaError;

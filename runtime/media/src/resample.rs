@@ -36,6 +36,10 @@ pub fn resample(name: &Path, samples: &[f32], from: u32, to: u32) -> Result<Vec<
     if samples.is_empty() {
         return Err(MediaError::input(name, "an empty clip"));
     }
+    // rubato's FFT resampler panics on NaN / infinity (its inverse real FFT checks the DC bin).
+    if let Some(i) = samples.iter().position(|v| !v.is_finite()) {
+        return Err(MediaError::input(name, format!("sample {i} is not finite")));
+    }
     let want = (samples.len() as u128 * u128::from(to)).div_ceil(u128::from(from)) as usize;
     if want as u64 > limits::MAX_AUDIO_SAMPLES {
         return Err(MediaError::input(

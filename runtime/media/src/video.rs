@@ -59,7 +59,7 @@ impl GlimmerVideoConfig {
     fn parsed(f: &Fields) -> Result<Self, MediaError> {
         f.expect_type("video_processor_type", "MuseGlimmerVideoProcessor")?;
         let c = GlimmerVideoConfig {
-            image: GlimmerImageConfig::from_fields(&f, "max_video_frame_tokens", 144)?,
+            image: GlimmerImageConfig::from_fields(f, "max_video_frame_tokens", 144)?,
             do_sample_frames: f.boolean("do_sample_frames", true)?,
             num_frames: to_usize(f.int("num_frames", 96, 1, limits::MAX_VIDEO_FRAMES)?),
             fps: f.float("fps", 2.0, 1e-6, 1e6)?,

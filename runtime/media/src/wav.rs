@@ -7,7 +7,8 @@
 //!   values are exact;
 //! - refused, naming the file: 0 or more than [`limits::MAX_CHANNELS`] channels, a sample rate outside
 //!   [`limits::MIN_SAMPLE_RATE`]..=[`limits::MAX_SAMPLE_RATE`], an empty clip, more than
-//!   [`limits::MAX_AUDIO_SAMPLES`] frames, data shorter than its header says, other sample formats.
+//!   [`limits::MAX_AUDIO_SAMPLES`] frames, data shorter than its header says, NaN or infinite float samples (the
+//!   FFT resampler panics on them: a fuzzing find), other sample formats.
 
 use crate::error::{read_capped, MediaError};
 use crate::limits;
@@ -74,7 +75,13 @@ pub fn read_wav(name: &Path, bytes: &[u8]) -> Result<Clip, MediaError> {
     }
     let ch = usize::from(spec.channels);
     let interleaved: Vec<f32> = match (spec.sample_format, spec.bits_per_sample) {
-        (hound::SampleFormat::Float, 32) => collect(reader.into_samples::<f32>(), |v| v, &err)?,
+        (hound::SampleFormat::Float, 32) => {
+            let v = collect(reader.into_samples::<f32>(), |v| v, &err)?;
+            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                return Err(err(format!("sample {i} is {} (NaN or infinite)", v[i])));
+            }
+            v
+        }
         (hound::SampleFormat::Int, bits @ (8 | 16 | 24 | 32)) => {
             let scale = 1.0 / f64::from(1u32 << (bits - 1));
             if bits <= 16 {

@@ -324,6 +324,16 @@ fn bad_wavs_name_the_file() {
         &read_wav_file(Path::new("/nonexistent/missing.wav")).unwrap_err(),
         "missing.wav",
     );
+    // NaN / infinite float samples (the FFT resampler would panic on them).
+    let nan = wav_bytes(spec(1, 32, true), |w| {
+        [0.5f32, f32::NAN, f32::INFINITY]
+            .iter()
+            .for_each(|&s| w.write_sample(s).unwrap())
+    });
+    assert!(check(&nan, "nan.wav").contains("NaN"));
+    assert!(
+        flint_media::resample::resample(Path::new("nan"), &[0.1, f32::NAN], 22050, 24000).is_err()
+    );
     // The extractor refuses an empty clip too.
     let e = extract(&SparkAudioConfig::default(), Path::new("mic"), &[&[]]).unwrap_err();
     names_file(&e, "mic");
