@@ -38,7 +38,11 @@ fn image_audio_and_video_prompts_match_transformers() {
     ] {
         let model = tmp.path().join(format!("{ckpt}.flint"));
         if !model.exists() {
-            import(&fixtures().join(format!("hf/{ckpt}/model")), &model, DType::F32);
+            import(
+                &fixtures().join(format!("hf/{ckpt}/model")),
+                &model,
+                DType::F32,
+            );
         }
         let io_path = fixtures().join(format!("hf/{case}/io.safetensors"));
         let io = read_safetensors(&io_path);
@@ -46,7 +50,10 @@ fn image_audio_and_video_prompts_match_transformers() {
         let o = logits(&model, &io_path, &out);
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(o.status.success(), "{case}: {err}");
-        assert!(err.contains("no model input"), "{case}: the ignored keys are noted: {err}");
+        assert!(
+            err.contains("no model input"),
+            "{case}: the ignored keys are noted: {err}"
+        );
         let (shape, got) = read_npy(&std::fs::read(&out).unwrap());
         let want = &io["out.logits"];
         assert_eq!(shape, [want.shape[1], want.shape[2]], "{case}");
@@ -94,6 +101,9 @@ fn i32s(shape: &[usize], v: &[f32]) -> T {
     }
 }
 
+/// An edit of the inputs a test writes.
+type Edit = dyn FnOnce(&mut Vec<(String, T)>);
+
 /// The fixture's inputs without the `in.` prefix, integers as int32, and edits.
 fn write_inputs(path: &Path, edit: impl FnOnce(&mut Vec<(String, T)>)) {
     let io = read_safetensors(&fixtures().join("hf/muse_spark/io.safetensors"));
@@ -133,7 +143,7 @@ fn inputs_that_do_not_fit_are_refused_naming_the_file() {
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("m.flint");
     import(&fixtures().join("hf/muse_spark/model"), &model, DType::F32);
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut Vec<(String, T)>)>, &str)> = vec![
+    let cases: Vec<(&str, Box<Edit>, &str)> = vec![
         (
             "no_grid",
             Box::new(|t| t.retain(|(k, _)| k != "image_grid_thw")),

@@ -621,7 +621,7 @@ fn exp_poly(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let y = p * r2 + r + 1.0;
     // 2^n through the bits: adding 1.5 * 2^23 leaves n in the low mantissa bits (|n| < 2^22), with no
     // float-to-int conversion to keep the loop from vectorizing.
