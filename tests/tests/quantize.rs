@@ -391,8 +391,9 @@ fn muse_spark_q8_q4() {
     let check_types = |f: &FlintFile, w: &str, dt: DType| {
         let mut quantized = 0;
         for t in f.tensors().iter().filter(|t| t.shape.len() == 2) {
-            // The vision tower's matrices (`v.*`) stay q8 under 4-bit weights.
-            let tower = t.name.starts_with("v.") && dt == DType::Q4;
+            // The towers' matrices (`v.*`, `audio.*`) stay q8 under 4-bit weights.
+            let tower =
+                (t.name.starts_with("v.") || t.name.starts_with("audio.")) && dt == DType::Q4;
             let want = if t.name.ends_with(".ffn_router") || t.shape[1] % 32 != 0 {
                 DType::F32
             } else if tower {
@@ -422,7 +423,13 @@ fn muse_spark_q8_q4() {
     let kept = q4["kept"].as_array().unwrap();
     assert!(kept.iter().any(|k| k["name"] == "v.patch_embd"
         && k["type"] == "q8"
-        && k["reason"].as_str().unwrap().contains("vision tower")));
+        && k["reason"]
+            .as_str()
+            .unwrap()
+            .contains("vision / audio tower")));
+    assert!(kept
+        .iter()
+        .any(|k| k["name"] == "audio.proj" && k["type"] == "q8"));
     // The q8 tower runs from the quantized file, close to the f32 one on the fixture's image.
     let io = flint_tests::read_safetensors(&fixtures().join("hf/muse_spark/io.safetensors"));
     let grid = [1, 6, 10];

@@ -5,8 +5,8 @@
 //! 2. A matrix becomes the chosen `--weights` type, except:
 //!    - a router (`*.ffn_router`, `*.shexp_gate`) keeps its input type: it is tiny and routing flips on small errors;
 //!    - a matrix whose last dimension is not a multiple of 32 keeps its input type (no block fits);
-//!    - a vision-tower matrix (`v.*`) becomes q8 when `--weights` is a 4-bit type: the tower is small next to the
-//!      decoder and its error reaches every image token.
+//!    - a tower matrix (vision `v.*`, audio `audio.*`) becomes q8 when `--weights` is a 4-bit type: a tower is
+//!      small next to the decoder and its error reaches every image or audio token.
 //! 3. `--keep PATTERN=TYPE` rules override 2, the last matching rule that can apply winning. A block type cannot
 //!    apply to a matrix whose last dimension is not a multiple of 32: a wildcard rule skips such matrices (they keep
 //!    their type and the report says why), while a rule naming one exactly is an error. A rule that matches no
@@ -117,7 +117,7 @@ impl Reason {
             Reason::Router => "router: kept at input precision".into(),
             Reason::Cols => format!("{cols} columns is not a multiple of 32"),
             Reason::Keep(r) => format!("--keep {r}"),
-            Reason::Tower => "vision tower: q8 under 4-bit weights".into(),
+            Reason::Tower => "vision / audio tower: q8 under 4-bit weights".into(),
         }
     }
 }
@@ -135,8 +135,11 @@ fn is_router(name: &str) -> bool {
 }
 
 fn is_tower(name: &str) -> bool {
-    name.starts_with(flint_model::config::vision::names::PREFIX)
+    name.starts_with(flint_model::config::vision::names::PREFIX) || name.starts_with(AUDIO_PREFIX)
 }
+
+/// The audio tower's tensor names (`audio.*`, config/audio.rs).
+const AUDIO_PREFIX: &str = "audio.";
 
 /// Chooses the output type of every tensor of `tensors` (directory order). `path` names the input in errors.
 pub fn choose(
