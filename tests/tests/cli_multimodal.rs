@@ -4,8 +4,8 @@
 
 use flint_format::DType;
 use flint_tests::{fixtures, import, read_npy, read_safetensors, rel_err, run_bin};
-use safetensors::{serialize_to_file, Dtype, View};
-use std::borrow::Cow;
+use safetensors::tensor::TensorView;
+use safetensors::{serialize_to_file, Dtype};
 use std::path::Path;
 
 const TOL: f32 = 1e-4;
@@ -70,21 +70,6 @@ struct T {
     data: Vec<u8>,
 }
 
-impl View for &T {
-    fn dtype(&self) -> Dtype {
-        self.dtype
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn data(&self) -> Cow<'_, [u8]> {
-        Cow::Borrowed(&self.data)
-    }
-    fn data_len(&self) -> usize {
-        self.data.len()
-    }
-}
-
 fn f32s(shape: &[usize], v: &[f32]) -> T {
     T {
         dtype: Dtype::F32,
@@ -117,7 +102,13 @@ fn write_inputs(path: &Path, edit: impl FnOnce(&mut Vec<(String, T)>)) {
         t.push((k.into(), f32s(&r.shape, &r.data)));
     }
     edit(&mut t);
-    serialize_to_file(t.iter().map(|(k, v)| (k.as_str(), v)), None, path).unwrap();
+    let views = t.iter().map(|(k, v)| {
+        (
+            k.as_str(),
+            TensorView::new(v.dtype, v.shape.clone(), &v.data).unwrap(),
+        )
+    });
+    serialize_to_file(views, None, path).unwrap();
 }
 
 #[test]

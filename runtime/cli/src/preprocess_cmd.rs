@@ -7,8 +7,8 @@ use crate::common::{load, ModelArgs};
 use crate::media::{prepare, prompt_ids, MediaArgs};
 use anyhow::{bail, Context};
 use flint_model::Text;
-use safetensors::{Dtype, View};
-use std::borrow::Cow;
+use safetensors::tensor::TensorView;
+use safetensors::Dtype;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -32,21 +32,6 @@ struct T {
     dtype: Dtype,
     shape: Vec<usize>,
     data: Vec<u8>,
-}
-
-impl View for &T {
-    fn dtype(&self) -> Dtype {
-        self.dtype
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn data(&self) -> Cow<'_, [u8]> {
-        Cow::Borrowed(&self.data)
-    }
-    fn data_len(&self) -> usize {
-        self.data.len()
-    }
 }
 
 fn f32s(shape: Vec<usize>, v: &[f32]) -> T {
@@ -129,7 +114,17 @@ pub fn run(a: PreprocessArgs, board: Option<&str>) -> anyhow::Result<()> {
     for (stage, secs, what) in &p.stages {
         eprintln!("{stage}: {secs:.3} s ({what})");
     }
-    let bytes = safetensors::serialize(out.iter().map(|(k, v)| (k.as_str(), v)), None)
+    let views = out
+        .iter()
+        .map(|(k, v)| {
+            Ok((
+                k.as_str(),
+                TensorView::new(v.dtype, v.shape.clone(), &v.data)?,
+            ))
+        })
+        .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()
+        .map_err(|e| anyhow::anyhow!("serializing {}: {e}", a.output.display()))?;
+    let bytes = safetensors::serialize(views, None)
         .map_err(|e| anyhow::anyhow!("serializing {}: {e}", a.output.display()))?;
     crate::common::write_atomic(&a.output, &bytes)
 }
