@@ -3,7 +3,7 @@
 
 Shape: decoder hidden 1024, 16 layers (3 sliding of every 4, the 4th full and NoPE), 16 query / 4 KV heads of 64,
 vocab 32000, every layer MoE with 64 experts top-8 at moe_hidden (pooled width) 512 and expert width 1024
-(about 1.7B parameters, 0.26B active per token); vision tower hidden 1024, 24 layers, 16 heads, MLP 4096, patch
+(decoder about 1.75B parameters, 0.26B active per token; 2.2B with the towers); vision tower hidden 1024, 24 layers, 16 heads, MLP 4096, patch
 14, temporal patch 2, merge 2, a 32x32 position table (full attention every 4th and the last layer); adapter 2048;
 audio tower as the released config's pyramid (patches 16/6/5/4 = 1920 samples per token, widths
 256/512/1024/2048, depths 2, kernel 7, MLP ratio 4) projecting to 1024. Tensor names and layouts are the ones
