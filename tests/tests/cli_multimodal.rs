@@ -424,4 +424,46 @@ fn run_and_preprocess_with_an_image_and_audio_give_the_fixture() {
         char_of(argmax).to_string(),
         "the greedy answer"
     );
+    // `--image-tokens auto` says what it chose (here the tiny processor's 15-token cap is below its floor), and a
+    // cap that is neither `auto` nor a count is refused naming the option.
+    let o = run_bin(
+        "flint",
+        &[
+            "preprocess",
+            "-m",
+            m,
+            "--image",
+            im,
+            "--image-tokens",
+            "auto",
+            "-o",
+            pre.to_str().unwrap(),
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success()
+            && err.contains("image tokens auto:")
+            && err.contains("at most 15 of 15"),
+        "{err}"
+    );
+    let o = run_bin(
+        "flint",
+        &[
+            "preprocess",
+            "-m",
+            m,
+            "--image",
+            im,
+            "--image-tokens",
+            "lots",
+            "-o",
+            "x",
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("--image-tokens"),
+        "{err}"
+    );
 }

@@ -28,9 +28,10 @@ pub struct MediaArgs {
     /// A recording's camera frames as one video: DIR/frames/<ms>.jpg or .png (the glasses loop's layout).
     #[arg(long)]
     pub video: Option<PathBuf>,
-    /// Image tokens at most per image (the processor's max_image_tokens).
+    /// Image tokens at most per image (the processor's max_image_tokens), or `auto`: chosen per image from its
+    /// detail, between 64 and what the processor would give (shown on stderr).
     #[arg(long)]
-    pub image_tokens: Option<usize>,
+    pub image_tokens: Option<ImageTokens>,
 }
 
 impl MediaArgs {
@@ -38,6 +39,33 @@ impl MediaArgs {
         self.images.is_empty() && self.audio.is_empty() && self.video.is_none()
     }
 }
+
+/// `--image-tokens`: a fixed cap, or `auto`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ImageTokens {
+    Cap(usize),
+    Auto,
+}
+
+impl std::str::FromStr for ImageTokens {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "auto" {
+            return Ok(ImageTokens::Auto);
+        }
+        let n: usize = s
+            .parse()
+            .map_err(|_| format!("`{s}` is neither `auto` nor a token count"))?;
+        let max = flint_media::limits::MAX_IMAGE_TOKENS as usize;
+        if n == 0 || n > max {
+            return Err(format!("{n}: must be 1..={max}"));
+        }
+        Ok(ImageTokens::Cap(n))
+    }
+}
+
+/// The fewest tokens `--image-tokens auto` gives an image.
+pub const AUTO_FLOOR: usize = 64;
 
 const IMAGE: &str = "<|patch|>";
 const VIDEO: &str = "<|video|>";
@@ -51,6 +79,8 @@ pub struct Prepared {
     audio: Vec<String>,
     /// (stage, seconds, detail) for stderr.
     pub stages: Vec<(&'static str, f64, String)>,
+    /// Each image as the processor resized it, in order.
+    pub resized: Vec<RgbImage>,
 }
 
 impl Prepared {
@@ -128,6 +158,7 @@ pub fn prepare(model: &Model, a: &MediaArgs) -> anyhow::Result<Prepared> {
         videos: Vec::new(),
         audio: Vec::new(),
         stages: Vec::new(),
+        resized: Vec::new(),
     };
     let vision = c.vision.as_ref();
     if (!a.images.is_empty() || a.video.is_some()) && vision.is_none() {
@@ -150,13 +181,7 @@ pub fn prepare(model: &Model, a: &MediaArgs) -> anyhow::Result<Prepared> {
             Some((name, json)) => GlimmerImageConfig::from_json(&name, &json)?,
             None => tower_sizes(GlimmerImageConfig::default_image()),
         };
-        if let Some(n) = a.image_tokens {
-            if n == 0 || n > flint_media::limits::MAX_IMAGE_TOKENS as usize {
-                bail!(
-                    "--image-tokens {n}: must be 1..={}",
-                    flint_media::limits::MAX_IMAGE_TOKENS
-                );
-            }
+        if let Some(ImageTokens::Cap(n)) = a.image_tokens {
             cfg.max_tokens = n;
         }
         let (mut dec, mut pre) = (0f64, 0f64);
@@ -166,6 +191,21 @@ pub fn prepare(model: &Model, a: &MediaArgs) -> anyhow::Result<Prepared> {
             let img = flint_media::decode_image_file(path)?;
             dec += t.elapsed().as_secs_f64();
             let t = Instant::now();
+            let mut cfg = cfg.clone();
+            if a.image_tokens == Some(ImageTokens::Auto) {
+                // What the processor would give this image, then the share its detail asks for.
+                let (th, tw) = cfg.target_size(img.height, img.width);
+                let side = cfg.patch_size * cfg.merge_size;
+                let native = (th / side) * (tw / side);
+                let b = flint_media::budget::auto_tokens(&img, AUTO_FLOOR, native.max(1));
+                eprintln!(
+                    "image tokens auto: {}: detail {:.3} -> at most {} of {native}",
+                    path.display(),
+                    b.detail,
+                    b.tokens
+                );
+                cfg.max_tokens = b.tokens;
+            }
             let g = flint_media::preprocess_image(&cfg, path, &img)?;
             pre += t.elapsed().as_secs_f64();
             p.images.push(flint_media::prompt::image_prompt(
@@ -174,6 +214,7 @@ pub fn prepare(model: &Model, a: &MediaArgs) -> anyhow::Result<Prepared> {
             ));
             px.values.extend_from_slice(&g.pixel_values);
             px.grids.push(g.grid_thw);
+            p.resized.push(g.resized);
         }
         let tokens: usize = px
             .grids

@@ -26,6 +26,9 @@ pub struct PreprocessArgs {
     /// Output .safetensors file (written atomically).
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Also write each image as the processor resized it: DIR/image<i>.png.
+    #[arg(long)]
+    pub save_resized: Option<PathBuf>,
 }
 
 struct T {
@@ -126,5 +129,13 @@ pub fn run(a: PreprocessArgs, board: Option<&str>) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("serializing {}: {e}", a.output.display()))?;
     let bytes = safetensors::serialize(views, None)
         .map_err(|e| anyhow::anyhow!("serializing {}: {e}", a.output.display()))?;
-    crate::common::write_atomic(&a.output, &bytes)
+    crate::common::write_atomic(&a.output, &bytes)?;
+    if let Some(dir) = &a.save_resized {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for (i, img) in p.resized.iter().enumerate() {
+            let path = dir.join(format!("image{i}.png"));
+            crate::common::write_atomic(&path, &flint_media::decode::encode_png(img))?;
+        }
+    }
+    Ok(())
 }

@@ -192,3 +192,18 @@ pub fn over_white(rgb: [u8; 3], a: u8) -> [u8; 3] {
     let div255 = |v: u32| ((v >> 8) + v) >> 8;
     rgb.map(|c| (div255(u32::from(c) * coef1 + 255 * coef2 + (0x80 << PREC)) >> PREC) as u8)
 }
+
+/// `img` as PNG bytes (8-bit RGB): what a processor resized, for looking at or for an OCR check.
+pub fn encode_png(img: &RgbImage) -> Vec<u8> {
+    let mut out = Vec::new();
+    let enc = image::codecs::png::PngEncoder::new(&mut out);
+    // Writing into a Vec cannot fail for a well-formed RgbImage (its data is width * height * 3 bytes).
+    let _ = image::ImageEncoder::write_image(
+        enc,
+        &img.data,
+        img.width as u32,
+        img.height as u32,
+        image::ExtendedColorType::Rgb8,
+    );
+    out
+}

@@ -13,6 +13,7 @@
 //!
 //! Depends on no other Flint crate. Caps: [`limits`]. docs/MEDIA.md describes it.
 
+pub mod budget;
 pub mod config;
 pub mod decode;
 pub mod error;
