@@ -466,4 +466,16 @@ fn run_and_preprocess_with_an_image_and_audio_give_the_fixture() {
         !o.status.success() && err.contains("--image-tokens"),
         "{err}"
     );
+    // Contemplating mode takes the same prompt: the towers run once, the prompt is prefilled once for 2 agents.
+    let o = run_bin(
+        "flint",
+        &[
+            "run", "-m", m, "--image", im, "--audio", au, "-p", &prompt, "-n", "2", "--agents", "2",
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && err.contains("2 agents, prompt 36 tok prefilled once"),
+        "{err}"
+    );
 }

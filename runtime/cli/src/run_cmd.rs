@@ -2,7 +2,7 @@
 
 use crate::common::{load, ModelArgs};
 use anyhow::{bail, Context};
-use flint_model::agents::{majority, run_agents, synthesis_prompt, AgentsOptions};
+use flint_model::agents::{majority, run_agents_prompt, synthesis_prompt, AgentsOptions};
 use flint_model::multimodal::{MediaPrompt, Towers};
 use flint_model::{Sampler, SamplerConfig, Session, Text, TextStream};
 use std::io::Write;
@@ -61,18 +61,13 @@ pub fn run(a: RunArgs, board: Option<&str>) -> anyhow::Result<()> {
     let render = |content: &str| -> anyhow::Result<Vec<u32>> {
         Ok(text.encode(&crate::media::render(&text, a.chat, content)?, !a.chat)?)
     };
-    let (prompt, media_prompt) = if a.media.is_empty() {
-        let ids = render(&a.prompt)?;
-        (ids.clone(), MediaPrompt::text(&model, ids))
+    let media_prompt = if a.media.is_empty() {
+        MediaPrompt::text(&model, render(&a.prompt)?)
     } else {
-        if agents > 1 {
-            bail!("--agents with --image/--audio/--video is not supported yet");
-        }
         let prepared = crate::media::prepare(&model, &a.media)?;
         let ids = crate::media::prompt_ids(&text, a.chat, &prepared, &a.prompt)?;
         let towers = Towers::load(&model)?;
-        let (mp, st) =
-            MediaPrompt::encode(&model, &towers, model.exec(), ids.clone(), &prepared.media)?;
+        let (mp, st) = MediaPrompt::encode(&model, &towers, model.exec(), ids, &prepared.media)?;
         for (stage, secs, what) in &prepared.stages {
             eprintln!("{stage}: {secs:.3} s ({what})");
         }
@@ -88,7 +83,7 @@ pub fn run(a: RunArgs, board: Option<&str>) -> anyhow::Result<()> {
                 st.audio_secs, st.audio_rows
             );
         }
-        (ids, mp)
+        mp
     };
     let mut stop = model.config.eos_token_ids.clone();
     if a.chat {
@@ -134,7 +129,7 @@ pub fn run(a: RunArgs, board: Option<&str>) -> anyhow::Result<()> {
         stop: stop.clone(),
         kv: a.model.kv_options(),
     };
-    let outcome = run_agents(&model, &prompt, &opts)?;
+    let outcome = run_agents_prompt(&model, &media_prompt, &opts)?;
     let answers: Vec<String> = outcome
         .answers
         .iter()

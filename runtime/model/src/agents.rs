@@ -7,6 +7,7 @@
 
 use crate::engine::Engine;
 use crate::kv::KvOptions;
+use crate::multimodal::MediaPrompt;
 use crate::sampler::{Sampler, SamplerConfig};
 use crate::{Model, ModelError};
 use std::time::{Duration, Instant};
@@ -42,10 +43,19 @@ pub fn run_agents(
     prompt: &[u32],
     opts: &AgentsOptions,
 ) -> Result<AgentsOutcome, ModelError> {
+    run_agents_prompt(model, &MediaPrompt::text(model, prompt.to_vec()), opts)
+}
+
+/// [`run_agents`] for a prompt with tower rows (images, audio): the towers ran once, the prompt is prefilled once.
+pub fn run_agents_prompt(
+    model: &Model,
+    prompt: &MediaPrompt,
+    opts: &AgentsOptions,
+) -> Result<AgentsOutcome, ModelError> {
     let n = opts.agents.max(1);
     let mut eng = Engine::new(model, opts.kv);
     let t0 = Instant::now();
-    let (seq, logits) = eng.prefill(prompt)?;
+    let (seq, logits) = eng.prefill_prompt(prompt)?;
     let prefill_time = t0.elapsed();
     let t1 = Instant::now();
     let mut reqs = Vec::with_capacity(n);

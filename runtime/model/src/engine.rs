@@ -181,9 +181,17 @@ impl<'m> Engine<'m> {
 
     /// Prefills `prompt` into a new sequence; returns it and the logits of its last token.
     pub fn prefill(&mut self, prompt: &[u32]) -> Result<(SeqId, Vec<f32>), ModelError> {
+        self.prefill_prompt(&MediaPrompt::text(self.model, prompt.to_vec()))
+    }
+
+    /// [`Engine::prefill`] for a prompt with tower rows.
+    pub fn prefill_prompt(
+        &mut self,
+        prompt: &MediaPrompt,
+    ) -> Result<(SeqId, Vec<f32>), ModelError> {
         let seq = self.kv.new_seq();
         let mut b = Batch::new();
-        b.push_text(seq, 0, prompt, Logits::Last);
+        prompt.push(&mut b, seq, 0, Logits::Last);
         match self.model.forward_batch(&b, &mut self.kv, None, None) {
             Ok(l) => Ok((seq, l)),
             Err(e) => {
