@@ -207,29 +207,37 @@ impl Plan {
     }
 }
 
-/// Reads plan items, keeping the last whole source tensor so that slicing a fused tensor per expert reads it once.
+/// Reads plan items, keeping the last two whole source tensors so that slicing fused tensors per expert reads each
+/// once.
 #[allow(missing_debug_implementations)]
 pub struct Fetcher<'a> {
     src: &'a dyn TensorSource,
-    last: RefCell<Option<(String, std::rc::Rc<Vec<f32>>)>>,
+    /// The last [`CACHED`] whole 3-D sources read, newest last: an expert's gate, up and down come from two
+    /// fused tensors in turn, so one entry would reload both for every expert.
+    last: RefCell<Vec<(String, std::rc::Rc<Vec<f32>>)>>,
 }
+
+/// Fused source tensors a [`Fetcher`] keeps (gate_up and down of one layer).
+const CACHED: usize = 2;
 
 impl<'a> Fetcher<'a> {
     pub fn new(src: &'a dyn TensorSource) -> Self {
         Fetcher {
             src,
-            last: RefCell::new(None),
+            last: RefCell::new(Vec::new()),
         }
     }
 
     fn whole(&self, key: &str) -> Result<std::rc::Rc<Vec<f32>>, ImportError> {
-        if let Some((k, v)) = self.last.borrow().as_ref() {
-            if k == key {
-                return Ok(v.clone());
-            }
+        if let Some((_, v)) = self.last.borrow().iter().find(|(k, _)| k == key) {
+            return Ok(v.clone());
         }
         let v = std::rc::Rc::new(self.src.load_f32(key)?);
-        *self.last.borrow_mut() = Some((key.to_string(), v.clone()));
+        let mut last = self.last.borrow_mut();
+        if last.len() == CACHED {
+            last.remove(0);
+        }
+        last.push((key.to_string(), v.clone()));
         Ok(v)
     }
 
