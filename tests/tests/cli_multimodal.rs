@@ -426,20 +426,23 @@ fn run_and_preprocess_with_an_image_and_audio_give_the_fixture() {
     );
     // `--image-tokens auto` says what it chose (here the tiny processor's 15-token cap is below its floor), and a
     // cap that is neither `auto` nor a count is refused naming the option.
-    let o = run_bin(
-        "flint",
-        &[
-            "preprocess",
-            "-m",
-            m,
-            "--image",
-            im,
-            "--image-tokens",
-            "auto",
-            "-o",
-            pre.to_str().unwrap(),
-        ],
-    );
+    let cap = |v: &str| {
+        run_bin(
+            "flint",
+            &[
+                "preprocess",
+                "-m",
+                m,
+                "--image",
+                im,
+                "--image-tokens",
+                v,
+                "-o",
+                pre.to_str().unwrap(),
+            ],
+        )
+    };
+    let o = cap("auto");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         o.status.success()
@@ -447,20 +450,7 @@ fn run_and_preprocess_with_an_image_and_audio_give_the_fixture() {
             && err.contains("at most 15 of 15"),
         "{err}"
     );
-    let o = run_bin(
-        "flint",
-        &[
-            "preprocess",
-            "-m",
-            m,
-            "--image",
-            im,
-            "--image-tokens",
-            "lots",
-            "-o",
-            "x",
-        ],
-    );
+    let o = cap("lots");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         !o.status.success() && err.contains("--image-tokens"),

@@ -67,9 +67,7 @@ impl std::str::FromStr for ImageTokens {
 /// The fewest tokens `--image-tokens auto` gives an image.
 pub const AUTO_FLOOR: usize = 64;
 
-const IMAGE: &str = "<|patch|>";
-const VIDEO: &str = "<|video|>";
-const AUDIO: &str = "<|audio|>";
+use flint_media::prompt::{AUDIO_TOKEN as AUDIO, IMAGE_TOKEN as IMAGE, VIDEO_TOKEN as VIDEO};
 
 /// The processed media, with the replacement text of each placeholder.
 pub struct Prepared {
@@ -186,6 +184,7 @@ pub fn prepare(model: &Model, a: &MediaArgs) -> anyhow::Result<Prepared> {
         }
         let (mut dec, mut pre) = (0f64, 0f64);
         let mut px = Pixels::default();
+        let mut tokens = 0;
         for path in &a.images {
             let t = Instant::now();
             let img = flint_media::decode_image_file(path)?;
@@ -214,13 +213,9 @@ pub fn prepare(model: &Model, a: &MediaArgs) -> anyhow::Result<Prepared> {
             ));
             px.values.extend_from_slice(&g.pixel_values);
             px.grids.push(g.grid_thw);
+            tokens += g.tokens;
             p.resized.push(g.resized);
         }
-        let tokens: usize = px
-            .grids
-            .iter()
-            .map(|g| g[0] * g[1] * g[2] / (cfg.merge_size * cfg.merge_size))
-            .sum();
         p.stages
             .push(("decode image", dec, format!("{} files", a.images.len())));
         p.stages

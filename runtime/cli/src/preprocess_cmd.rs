@@ -83,9 +83,8 @@ pub fn run(a: PreprocessArgs, board: Option<&str>) -> anyhow::Result<()> {
         ("pixel_values_videos", "video_grid_thw", &p.media.videos),
     ] {
         if let Some(px) = px {
-            let rows = px.values.len() / px.grids.len().max(1);
             let patches: usize = px.grids.iter().map(|g| g[0] * g[1] * g[2]).sum();
-            let width = px.values.len().checked_div(patches).unwrap_or(rows);
+            let width = px.values.len() / patches.max(1);
             out.push((vals.into(), f32s(vec![patches, width], &px.values)));
             out.push((
                 grid.into(),

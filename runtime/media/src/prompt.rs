@@ -7,10 +7,17 @@
 //! - audio: `<|soft_audio_start|>` + `<|audio|>` x ceil(real samples / samples_per_token) +
 //!   `<|soft_audio_end|>`.
 
+/// The placeholder a chat template writes per image, and the processor repeats per merged token.
+pub const IMAGE_TOKEN: &str = "<|patch|>";
+/// The placeholder per video, repeated per token of each temporal group.
+pub const VIDEO_TOKEN: &str = "<|video|>";
+/// The placeholder per audio clip, repeated per 80 ms token.
+pub const AUDIO_TOKEN: &str = "<|audio|>";
+
 /// The image placeholder for an image of `grid_thw` with `merge_size`.
 pub fn image_prompt(grid_thw: [usize; 3], merge_size: usize) -> String {
     let n = grid_thw[0] * grid_thw[1] * grid_thw[2] / (merge_size * merge_size);
-    format!("<|image_start|>{}<|image_end|>", "<|patch|>".repeat(n))
+    format!("<|image_start|>{}<|image_end|>", IMAGE_TOKEN.repeat(n))
 }
 
 /// The video placeholder: `group_timestamps` has one entry per temporal group (`grid_thw[0]`).
@@ -30,7 +37,7 @@ pub fn video_prompt(
             .copied()
             .unwrap_or(0.0);
         s += &format_timestamp(timestamp_format, ts)?;
-        s += &"<|video|>".repeat(per_group);
+        s += &VIDEO_TOKEN.repeat(per_group);
         s += if g + 1 < n {
             "<|vid_frame_separator|>"
         } else {
@@ -45,7 +52,7 @@ pub fn audio_prompt(real_samples: usize, samples_per_token: usize) -> String {
     let n = real_samples.div_ceil(samples_per_token);
     format!(
         "<|soft_audio_start|>{}<|soft_audio_end|>",
-        "<|audio|>".repeat(n)
+        AUDIO_TOKEN.repeat(n)
     )
 }
 
