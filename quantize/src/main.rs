@@ -45,8 +45,9 @@ enum Cmd {
         /// wins. Routers (`*.ffn_router`, `*.shexp_gate`) keep their input precision unless overridden.
         #[arg(long, value_name = "PATTERN=TYPE")]
         keep: Vec<String>,
-        /// Calibration text for the report [default: bench/calibration.txt].
-        #[arg(long, value_name = "FILE")]
+        /// Calibration set: a text file, or a folder of .txt text, .jpg/.png images and .wav clips, each medium
+        /// with an optional NAME.prompt question (docs/CALIBRATION.md) [default: bench/calibration.txt].
+        #[arg(long, value_name = "FILE|DIR")]
         calib: Option<PathBuf>,
         /// Tokens per measurement chunk, each from an empty cache (capped at the model's context).
         #[arg(long, default_value_t = 256)]
@@ -115,7 +116,11 @@ fn quantize(
             bar.set_message(match s {
                 Stage::Calibrate => "collecting activation statistics (chunks)".to_string(),
                 Stage::Quantize => format!("quantizing to {weights} (tensors)"),
+                Stage::CalibrateMedia => {
+                    "collecting activation statistics (media prompts)".to_string()
+                }
                 Stage::Measure => "measuring against the input (chunks)".to_string(),
+                Stage::MeasureMedia => "measuring against the input (media prompts)".to_string(),
                 Stage::Write => format!("writing {}", output.display()),
             });
         }

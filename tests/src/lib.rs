@@ -5,6 +5,7 @@
 pub mod audio;
 pub mod fuzz_targets;
 pub mod hostile;
+pub mod muse;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

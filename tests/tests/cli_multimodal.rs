@@ -3,6 +3,7 @@
 //! integer types; and inputs that do not fit the model, each refused with an error naming the file.
 
 use flint_format::DType;
+use flint_tests::muse::{char_of, muse_spark_with_processors, write_fixture_clip};
 use flint_tests::{fixtures, import, read_npy, read_safetensors, rel_err, run_bin};
 use safetensors::tensor::TensorView;
 use safetensors::{serialize_to_file, Dtype};
@@ -216,111 +217,17 @@ fn inputs_that_do_not_fit_are_refused_naming_the_file() {
     );
 }
 
-/// The fixture's stand-in tokenizer (manifest `inputs_how.standin_tokenizer`) as a tokenizer.json: the special
-/// tokens at their ids, char c at 256 + ord(c) - 32, and every other id a private-use char of its own, so any id
-/// sequence has a text; a BPE without merges reads one char per token, and the post-processor puts bos in front.
-fn standin_tokenizer(specials: &serde_json::Map<String, serde_json::Value>, vocab: u32) -> String {
-    use serde_json::json;
-    let mut v = serde_json::Map::new();
-    let mut added = Vec::new();
-    let name = |k: &str| match k {
-        "pad" | "bos" | "eos" => format!("<|{k}|>"),
-        other => other.to_string(),
-    };
-    for (k, id) in specials {
-        let n = name(k);
-        let id = id.as_u64().unwrap();
-        v.insert(n.clone(), json!(id));
-        added.push(
-            json!({"id": id, "content": n, "single_word": false, "lstrip": false, "rstrip": false,
-                          "normalized": false, "special": true}),
-        );
-    }
-    for id in 13..vocab {
-        v.insert(char_of(id).to_string(), json!(id));
-    }
-    json!({
-        "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
-        "normalizer": null, "pre_tokenizer": null, "decoder": null,
-        "post_processor": {"type": "TemplateProcessing",
-            "single": [{"SpecialToken": {"id": "<|bos|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
-            "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
-            "special_tokens": {"<|bos|>": {"id": "<|bos|>", "ids": [1], "tokens": ["<|bos|>"]}}},
-        "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
-                  "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
-                  "vocab": v, "merges": []}
-    })
-    .to_string()
-}
-
-/// The text of a non-special id under [`standin_tokenizer`].
-fn char_of(id: u32) -> char {
-    if (256..256 + 95).contains(&id) {
-        char::from_u32(id - 256 + 32).unwrap()
-    } else {
-        char::from_u32(0xE000 + id).unwrap()
-    }
-}
-
 /// `flint preprocess` and `flint run` with `--image` and `--audio` on the tiny Muse Spark: the photo and a WAV of
 /// the fixture's clip give the fixture's `input_ids`, pixel values and audio input, `flint logits --inputs` on
 /// what preprocess wrote gives transformers' logits, and `flint run` answers with their argmax, showing its stages.
 #[test]
 fn run_and_preprocess_with_an_image_and_audio_give_the_fixture() {
     let fx = fixtures();
-    let man: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(fx.join("hf/muse_spark/manifest.json")).unwrap(),
-    )
-    .unwrap();
-    let specials = man["inputs_how"]["special_token_ids"]
-        .as_object()
-        .unwrap()
-        .clone();
     let tmp = tempfile::tempdir().unwrap();
-    // The checkpoint with the stand-in tokenizer and the processors the fixture used.
-    let dir = tmp.path().join("ckpt");
-    std::fs::create_dir(&dir).unwrap();
-    for f in ["config.json", "model.safetensors"] {
-        std::fs::copy(fx.join("hf/muse_spark/model").join(f), dir.join(f)).unwrap();
-    }
-    std::fs::write(
-        dir.join("tokenizer.json"),
-        standin_tokenizer(&specials, 512),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("processor_config.json"),
-        serde_json::json!({
-            "processor_class": "MuseSparkProcessor",
-            "image_processor": {"image_processor_type": "MuseGlimmerImageProcessor", "patch_size": 4,
-                                "temporal_patch_size": 2, "merge_size": 2, "max_image_tokens": 15},
-            "feature_extractor": {"feature_extractor_type": "MuseSparkFeatureExtractor", "samples_per_token": 24,
-                                  "sampling_rate": 24000, "feature_size": 1}
-        })
-        .to_string(),
-    )
-    .unwrap();
-    let model = tmp.path().join("m.flint");
-    import(&dir, &model, DType::F32);
+    let (model, specials) = muse_spark_with_processors(tmp.path());
     let io = read_safetensors(&fx.join("hf/muse_spark/io.safetensors"));
-    // The clip as a float WAV at 24 kHz: its valid samples only, as a microphone would give them.
-    let valid = io["in.input_values_mask"]
-        .data
-        .iter()
-        .filter(|&&m| m != 0.0)
-        .count();
     let wav = tmp.path().join("clip.wav");
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 24000,
-        bits_per_sample: 32,
-        sample_format: hound::SampleFormat::Float,
-    };
-    let mut w = hound::WavWriter::create(&wav, spec).unwrap();
-    for &s in &io["in.input_values"].data[..valid] {
-        w.write_sample(s).unwrap();
-    }
-    w.finalize().unwrap();
+    write_fixture_clip(&io, &wav);
     // The prompt text that the stand-in tokenizer reads as the fixture's ids (bos comes from the tokenizer).
     let ids: Vec<u32> = io["in.input_ids"].data.iter().map(|&v| v as u32).collect();
     let (patch, audio) = (

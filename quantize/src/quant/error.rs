@@ -23,8 +23,8 @@ pub enum QuantError {
         name: String,
         msg: String,
     },
-    /// The calibration text is missing or empty.
-    #[error("calibration text {}: {msg}", path.display())]
+    /// The calibration set (or one of its files) is missing, empty or unusable.
+    #[error("calibration {}: {msg}", path.display())]
     Calibration { path: PathBuf, msg: String },
     /// An option out of range (`--ctx 0`, a float `--weights`, output = input).
     #[error("{0}")]

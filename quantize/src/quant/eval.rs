@@ -9,9 +9,13 @@
 //! `ctx/2..ctx`, so each scored token has at least `ctx/2` tokens of context) and drops a short last chunk; the
 //! `late` figures follow that protocol so the two tools can be compared.
 
+use super::calib::{CalibSet, Modality};
 use super::QuantError;
-use flint_model::{Model, Text, Trace};
+use flint_model::multimodal::{Media, MediaPrompt, Towers};
+use flint_model::{Batch, KvDtype, KvOptions, Logits, Model, Text, Trace};
 use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 /// Where the calibration token ids came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -107,6 +111,168 @@ pub struct Eval {
     pub ppl_ref: f64,
     pub ppl_quant: f64,
     pub layers: Vec<LayerError>,
+    /// Every position of the media prompts, per modality (`image`, `audio`); empty without media.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub modalities: BTreeMap<String, Agreement>,
+    /// Each media prompt.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub media: Vec<MediaEval>,
+    /// Media of the calibration set this model cannot take, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub media_skipped: Vec<Skipped>,
+}
+
+/// One media prompt's figures.
+#[derive(Clone, Debug, Serialize)]
+pub struct MediaEval {
+    pub file: String,
+    pub modality: Modality,
+    /// Prompt rows (text tokens and tower rows).
+    pub tokens: usize,
+    #[serde(flatten)]
+    pub agreement: Agreement,
+}
+
+/// A medium left out of the measurement.
+#[derive(Clone, Debug, Serialize)]
+pub struct Skipped {
+    pub file: String,
+    pub reason: String,
+}
+
+/// One medium's prompt, ready for either model: its token ids and the towers' inputs.
+#[derive(Debug)]
+pub struct MediaCase {
+    pub path: PathBuf,
+    pub modality: Modality,
+    ids: Vec<u32>,
+    media: Media,
+}
+
+/// The prompts of `set`'s media for `model` (the question in one user turn of its chat template where it has one),
+/// and the media it cannot take.
+pub fn media_cases(
+    model: &Model,
+    set: &CalibSet,
+) -> Result<(Vec<MediaCase>, Vec<Skipped>), QuantError> {
+    let (mut cases, mut skipped) = (Vec::new(), Vec::new());
+    if set.media.is_empty() {
+        return Ok((cases, skipped));
+    }
+    let text = Text::from_file(model.file())?;
+    for m in &set.media {
+        let file = m.path.display().to_string();
+        let tower = match m.modality {
+            Modality::Image => model.config.vision.is_some(),
+            Modality::Audio => model.config.audio.is_some(),
+        };
+        let Some(text) = text.as_ref().filter(|_| tower) else {
+            let reason = if tower {
+                "the model has no tokenizer to build the prompt with".to_string()
+            } else {
+                format!("the model has no {} tower", m.modality.name())
+            };
+            skipped.push(Skipped { file, reason });
+            continue;
+        };
+        let files = flint_prompt::MediaFiles {
+            images: match m.modality {
+                Modality::Image => vec![m.path.clone()],
+                Modality::Audio => Vec::new(),
+            },
+            audio: match m.modality {
+                Modality::Audio => vec![m.path.clone()],
+                Modality::Image => Vec::new(),
+            },
+            ..Default::default()
+        };
+        let err = |e: anyhow::Error| QuantError::Calibration {
+            path: m.path.clone(),
+            msg: format!("{e:#}"),
+        };
+        let p = flint_prompt::prepare(model, &files).map_err(err)?;
+        let ids =
+            flint_prompt::prompt_ids(text, text.has_template(), &p, &m.prompt).map_err(err)?;
+        let limit = model.config.max_position_embeddings;
+        if ids.len() > limit {
+            return Err(QuantError::Calibration {
+                path: m.path.clone(),
+                msg: format!(
+                    "its prompt is {} tokens, more than the model's {limit} positions",
+                    ids.len()
+                ),
+            });
+        }
+        cases.push(MediaCase {
+            path: m.path.clone(),
+            modality: m.modality,
+            ids,
+            media: p.media,
+        });
+    }
+    Ok((cases, skipped))
+}
+
+/// Every position's logits of a media prompt, from a fresh f32 KV cache, the towers of `m` encoding its media.
+pub fn media_logits(m: &Model, case: &MediaCase) -> Result<Vec<f32>, QuantError> {
+    let towers = Towers::load(m)?;
+    let (prompt, _) = MediaPrompt::encode(m, &towers, m.exec(), case.ids.clone(), &case.media)
+        .map_err(|e| QuantError::Calibration {
+            path: case.path.clone(),
+            msg: e.to_string(),
+        })?;
+    let mut kv = m.new_kv(KvOptions::with_dtype(KvDtype::F32));
+    let seq = kv.new_seq();
+    let mut b = Batch::new();
+    prompt.push(&mut b, seq, 0, Logits::All);
+    Ok(m.forward_batch(&b, &mut kv, None, None)?)
+}
+
+/// Runs each media prompt through both models and compares every position, as [`evaluate`] does for text.
+pub fn evaluate_media(
+    reference: &Model,
+    quant: &Model,
+    cases: &[MediaCase],
+    eval: &mut Eval,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<(), QuantError> {
+    let vocab = reference.config.vocab_size;
+    let (mut lp, mut lq) = (vec![0f64; vocab], vec![0f64; vocab]);
+    let mut per: BTreeMap<Modality, Acc> = BTreeMap::new();
+    for (i, case) in cases.iter().enumerate() {
+        let (zr, zq) = (media_logits(reference, case)?, media_logits(quant, case)?);
+        let mut acc = Acc::default();
+        for (r, q) in zr.chunks_exact(vocab).zip(zq.chunks_exact(vocab)) {
+            let (kl, same) = compare(r, q, &mut lp, &mut lq);
+            acc.add(kl, same);
+            per.entry(case.modality).or_default().add(kl, same);
+        }
+        eval.media.push(MediaEval {
+            file: case.path.display().to_string(),
+            modality: case.modality,
+            tokens: case.ids.len(),
+            agreement: acc.finish(),
+        });
+        progress(i + 1, cases.len());
+    }
+    eval.modalities = per
+        .into_iter()
+        .map(|(m, a)| (m.name().to_string(), a.finish()))
+        .collect();
+    Ok(())
+}
+
+/// KL(P_r || P_q) of one position's logits and whether their argmax agrees (`lp`, `lq`: scratch of the vocabulary's
+/// size).
+fn compare(r: &[f32], q: &[f32], lp: &mut [f64], lq: &mut [f64]) -> (f64, bool) {
+    log_softmax(r, lp);
+    log_softmax(q, lq);
+    let kl: f64 = lp
+        .iter()
+        .zip(lq.iter())
+        .map(|(a, b)| a.exp() * (a - b))
+        .sum();
+    (kl, argmax(r) == argmax(q))
 }
 
 /// `log_softmax` in f64.
@@ -212,10 +378,7 @@ pub fn evaluate(
             .zip(zq.chunks_exact(vocab))
             .enumerate()
         {
-            log_softmax(r, &mut lp);
-            log_softmax(q, &mut lq);
-            let kl: f64 = lp.iter().zip(&lq).map(|(a, b)| a.exp() * (a - b)).sum();
-            let same = argmax(r) == argmax(q);
+            let (kl, same) = compare(r, q, &mut lp, &mut lq);
             all.add(kl, same);
             if chunk.len() == ctx && t >= ctx / 2 {
                 late.add(kl, same);
@@ -266,6 +429,9 @@ pub fn evaluate(
         ppl_ref: ppl(nll_ref),
         ppl_quant: ppl(nll_q),
         layers,
+        modalities: BTreeMap::new(),
+        media: Vec::new(),
+        media_skipped: Vec::new(),
     })
 }
 

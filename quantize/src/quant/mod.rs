@@ -10,6 +10,9 @@
 //!   [`eval::KEEP_REFERENCE_BYTES`]) so the measurement need not run the reference again. The importance comes from the
 //!   same text the loss is then measured on, unless `--imatrix-text` names another (then that text is run once for
 //!   the statistics, and the reference runs again during the measurement).
+//! - The calibration set is a text file or a folder (see [`calib`]): text, and images and WAVs for the towers a
+//!   model has. Each medium is one prompt; the importance pass runs them too, so tower matrices and the decoder's
+//!   image and audio rows shape the weighting, and the report gives their KL per modality.
 //! - The loss is then measured (see [`eval`]) by running the input and the quantized model side by side through
 //!   `flint_model` on calibration text. Both run from their files (mmap), so the quantized tensors are first written
 //!   to a hidden temp file beside the output; after measuring, the final file is written from it with the report in
@@ -18,6 +21,7 @@
 //! - The report records the final file's own size: the layout of the second write is that of the temp file, so the
 //!   size is the temp's data and directory plus the new metadata's length, found by a short fixed-point iteration.
 
+pub mod calib;
 mod convert;
 mod error;
 pub mod eval;
@@ -47,7 +51,8 @@ pub struct Options {
     pub weights: DType,
     /// Per-tensor overrides, later rules winning.
     pub keep: Vec<KeepRule>,
-    /// Calibration text; `None` means `bench/calibration.txt` (in the current directory, else in this workspace).
+    /// The calibration set: a text file or a folder of text, images and WAVs (see [`calib`]); `None` means
+    /// `bench/calibration.txt` (in the current directory, else in this workspace).
     pub calib: Option<PathBuf>,
     /// Tokens per measurement chunk (capped at the model's context).
     pub ctx: usize,
@@ -64,8 +69,12 @@ pub enum Stage {
     Calibrate,
     /// Converting tensors (counts tensors).
     Quantize,
+    /// Running the reference over the calibration media prompts (counts prompts).
+    CalibrateMedia,
     /// Running both models (counts chunks).
     Measure,
+    /// Running both models over the media prompts (counts prompts).
+    MeasureMedia,
     /// Writing the final file (counts tensors).
     Write,
 }
@@ -78,7 +87,7 @@ fn default_calibration() -> [PathBuf; 2] {
     ]
 }
 
-fn read_calibration(calib: Option<&Path>) -> Result<(PathBuf, String), QuantError> {
+fn read_calibration(calib: Option<&Path>) -> Result<calib::CalibSet, QuantError> {
     let path = match calib {
         Some(p) => p.to_path_buf(),
         None => default_calibration()
@@ -86,18 +95,11 @@ fn read_calibration(calib: Option<&Path>) -> Result<(PathBuf, String), QuantErro
             .find(|p| p.is_file())
             .ok_or_else(|| QuantError::Calibration {
                 path: PathBuf::from("bench/calibration.txt"),
-                msg: "not found in the current directory or the workspace; pass --calib FILE"
+                msg: "not found in the current directory or the workspace; pass --calib FILE|DIR"
                     .into(),
             })?,
     };
-    let text = std::fs::read_to_string(&path).map_err(|e| QuantError::io(&path, e))?;
-    if text.trim().is_empty() {
-        return Err(QuantError::Calibration {
-            path,
-            msg: "is empty".into(),
-        });
-    }
-    Ok((path, text))
+    calib::read(&path)
 }
 
 /// Deletes a file when dropped (the unmeasured temp file, on success and on error alike).
@@ -135,8 +137,10 @@ pub fn quantize(
             )));
         }
     }
-    let (calib_path, text) = read_calibration(opts.calib.as_deref())?;
-    let (tokens, token_source) = eval::calibration_tokens(&reference, &text)?;
+    let set = read_calibration(opts.calib.as_deref())?;
+    let calib_path = set.path.clone();
+    let (tokens, token_source) = eval::calibration_tokens(&reference, &set.text)?;
+    let (media, media_skipped) = eval::media_cases(&reference, &set)?;
     let choices = plan::choose(input, src.tensors(), opts.weights, &opts.keep)?;
     // The report speaks of logical types (q8, q4); the file stores the interleaved layout where it applies.
     let types: Vec<DType> = choices
@@ -150,14 +154,17 @@ pub fn quantize(
     // Another text for the statistics: its outputs are of no use to the measurement, so none are kept.
     let (imx_path, imx_tokens) = match (&opts.imatrix_text, opts.imatrix) {
         (Some(p), true) => {
-            let (p, t) = read_calibration(Some(p))?;
-            (p, Some(eval::calibration_tokens(&reference, &t)?.0))
+            let t = read_calibration(Some(p))?;
+            (
+                t.path,
+                Some(eval::calibration_tokens(&reference, &t.text)?.0),
+            )
         }
         _ => (calib_path.clone(), None),
     };
     let (cached, importance) = if opts.imatrix {
         let (cached, imp) = imatrix::collect(&src, || {
-            eval::reference_pass(
+            let cached = eval::reference_pass(
                 &reference,
                 imx_tokens.as_deref().unwrap_or(&tokens),
                 opts.ctx,
@@ -166,7 +173,13 @@ pub fn quantize(
                     None => eval::KEEP_REFERENCE_BYTES,
                 },
                 |d, n| progress(Stage::Calibrate, d, n),
-            )
+            )?;
+            // The media prompts too: their tower matmuls and the decoder's rows of image and audio tokens.
+            for (i, case) in media.iter().enumerate() {
+                eval::media_logits(&reference, case)?;
+                progress(Stage::CalibrateMedia, i + 1, media.len());
+            }
+            Ok::<_, QuantError>(cached)
         });
         let cached = cached?;
         (
@@ -233,7 +246,7 @@ pub fn quantize(
     let t1 = Instant::now();
     let qfile = FlintFile::open(&tmp.0)?;
     let quant = Model::load(qfile.clone())?;
-    let eval = eval::evaluate(
+    let mut eval = eval::evaluate(
         &reference,
         cached,
         &quant,
@@ -242,6 +255,10 @@ pub fn quantize(
         opts.ctx,
         |d, n| progress(Stage::Measure, d, n),
     )?;
+    eval::evaluate_media(&reference, &quant, &media, &mut eval, |d, n| {
+        progress(Stage::MeasureMedia, d, n)
+    })?;
+    eval.media_skipped = media_skipped;
     drop(quant);
     let eval_seconds = t1.elapsed().as_secs_f64();
 

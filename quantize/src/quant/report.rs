@@ -161,6 +161,19 @@ impl std::fmt::Display for Report {
             "  perplexity: reference {:.4}, quantized {:.4}",
             e.ppl_ref, e.ppl_quant
         )?;
+        for (m, a) in &e.modalities {
+            writeln!(
+                f,
+                "  {m} prompts ({} positions): KL mean {:.6} max {:.4} nats, top-1 agreement {:.2}%",
+                a.positions,
+                a.kl_mean,
+                a.kl_max,
+                100.0 * a.top1_agreement
+            )?;
+        }
+        for s in &e.media_skipped {
+            writeln!(f, "  skipped {}: {}", s.file, s.reason)?;
+        }
         let layers: Vec<String> = e
             .layers
             .iter()

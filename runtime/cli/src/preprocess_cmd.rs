@@ -4,9 +4,10 @@
 //! `input_values_mask` (int32) — the inputs `flint logits --inputs` reads.
 
 use crate::common::{load, ModelArgs};
-use crate::media::{prepare, prompt_ids, MediaArgs};
+use crate::media::MediaArgs;
 use anyhow::{bail, Context};
 use flint_model::Text;
+use flint_prompt::{prepare, prompt_ids};
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 use std::path::PathBuf;
@@ -62,7 +63,7 @@ pub fn run(a: PreprocessArgs, board: Option<&str>) -> anyhow::Result<()> {
         bail!("nothing to preprocess: give --image, --audio, --video or -p");
     }
     let (model, _) = load(&a.model, board)?;
-    let p = prepare(&model, &a.media)?;
+    let p = prepare(&model, &a.media.files())?;
     let mut out: Vec<(String, T)> = Vec::new();
     if let Some(prompt) = &a.prompt {
         let text = Text::from_file(model.file())?

@@ -59,13 +59,13 @@ pub fn run(a: RunArgs, board: Option<&str>) -> anyhow::Result<()> {
         )
     })?;
     let render = |content: &str| -> anyhow::Result<Vec<u32>> {
-        Ok(text.encode(&crate::media::render(&text, a.chat, content)?, !a.chat)?)
+        Ok(text.encode(&flint_prompt::render(&text, a.chat, content)?, !a.chat)?)
     };
     let media_prompt = if a.media.is_empty() {
         MediaPrompt::text(&model, render(&a.prompt)?)
     } else {
-        let prepared = crate::media::prepare(&model, &a.media)?;
-        let ids = crate::media::prompt_ids(&text, a.chat, &prepared, &a.prompt)?;
+        let prepared = flint_prompt::prepare(&model, &a.media.files())?;
+        let ids = flint_prompt::prompt_ids(&text, a.chat, &prepared, &a.prompt)?;
         let towers = Towers::load(&model)?;
         let (mp, st) = MediaPrompt::encode(&model, &towers, model.exec(), ids, &prepared.media)?;
         for (stage, secs, what) in &prepared.stages {

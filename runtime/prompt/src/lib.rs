@@ -1,0 +1,361 @@
+//! A model's prompt from files: image, video and audio files through the checkpoint's processors (flint-media) into
+//! the towers' inputs and the placeholder text of the prompt, each stage timed; then the chat template and the
+//! tokenizer. `flint run`, `flint preprocess` and `flint-quantize quantize --calib DIR` share it.
+//!
+//! The processors' settings come from the model file (`processor` metadata, from the checkpoint's
+//! processor_config.json); a file without them uses the processor classes' defaults with the patch sizes of the
+//! vision tower. Where the media go in the prompt: each medium is one placeholder the chat template (or the raw
+//! prompt) carries (`<|patch|>` per image, `<|video|>` per video, `<|audio|>` per clip); a prompt without
+//! placeholders gets them in front of its text, images first, then the video, then audio. The Muse processor has
+//! no documented place for audio in a chat turn: Flint puts it where the user's content puts it, by this rule.
+
+use anyhow::{bail, Context};
+use flint_media::{GlimmerImageConfig, GlimmerVideoConfig, RgbImage, SparkAudioConfig};
+use flint_model::multimodal::placeholders::{expand, Kind};
+use flint_model::multimodal::{Clip, Media, Pixels, KEY_PROCESSOR};
+use flint_model::{Message, Model, Text};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The media files of a prompt.
+#[derive(Clone, Debug, Default)]
+pub struct MediaFiles {
+    /// Images (JPEG or PNG), in prompt order.
+    pub images: Vec<PathBuf>,
+    /// WAV clips (any rate; resampled to the model's).
+    pub audio: Vec<PathBuf>,
+    /// A recording's camera frames as one video: DIR/frames/<ms>.jpg or .png (the glasses loop's layout).
+    pub video: Option<PathBuf>,
+    /// Image tokens at most per image (the processor's max_image_tokens), or `auto`.
+    pub image_tokens: Option<ImageTokens>,
+}
+
+impl MediaFiles {
+    pub fn is_empty(&self) -> bool {
+        self.images.is_empty() && self.audio.is_empty() && self.video.is_none()
+    }
+}
+
+/// `--image-tokens`: a fixed cap, or `auto`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ImageTokens {
+    Cap(usize),
+    Auto,
+}
+
+impl std::str::FromStr for ImageTokens {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "auto" {
+            return Ok(ImageTokens::Auto);
+        }
+        let n: usize = s
+            .parse()
+            .map_err(|_| format!("`{s}` is neither `auto` nor a token count"))?;
+        let max = flint_media::limits::MAX_IMAGE_TOKENS as usize;
+        if n == 0 || n > max {
+            return Err(format!("{n}: must be 1..={max}"));
+        }
+        Ok(ImageTokens::Cap(n))
+    }
+}
+
+/// The fewest tokens `--image-tokens auto` gives an image.
+pub const AUTO_FLOOR: usize = 64;
+
+use flint_media::prompt::{AUDIO_TOKEN as AUDIO, IMAGE_TOKEN as IMAGE, VIDEO_TOKEN as VIDEO};
+
+/// The processed media, with the replacement text of each placeholder.
+pub struct Prepared {
+    pub media: Media,
+    images: Vec<String>,
+    videos: Vec<String>,
+    audio: Vec<String>,
+    /// (stage, seconds, detail) for stderr.
+    pub stages: Vec<(&'static str, f64, String)>,
+    /// Each image as the processor resized it, in order.
+    pub resized: Vec<RgbImage>,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("images", &self.images.len())
+            .field("videos", &self.videos.len())
+            .field("audio", &self.audio.len())
+            .field("stages", &self.stages)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Prepared {
+    /// `content` with a placeholder per medium in front when it has none.
+    pub fn content(&self, content: &str) -> String {
+        if [IMAGE, VIDEO, AUDIO].iter().any(|p| content.contains(p)) {
+            return content.to_string();
+        }
+        let mut s = IMAGE.repeat(self.images.len());
+        s += &VIDEO.repeat(self.videos.len());
+        s += &AUDIO.repeat(self.audio.len());
+        s + content
+    }
+
+    /// The rendered prompt with every placeholder expanded as the processor does.
+    pub fn expand(&self, rendered: &str) -> anyhow::Result<String> {
+        let kinds = [
+            Kind {
+                token: IMAGE,
+                what: "image",
+                replacements: self.images.clone(),
+            },
+            Kind {
+                token: VIDEO,
+                what: "video",
+                replacements: self.videos.clone(),
+            },
+            Kind {
+                token: AUDIO,
+                what: "audio clip",
+                replacements: self.audio.clone(),
+            },
+        ];
+        Ok(expand(rendered, &kinds)?)
+    }
+}
+
+/// The token ids of `prompt` with the media of `p`: the content gets its placeholders, the chat template (with
+/// `chat`) renders it, the placeholders expand as the processor does, and the tokenizer reads the result (adding
+/// its own special tokens for a raw prompt).
+pub fn prompt_ids(text: &Text, chat: bool, p: &Prepared, prompt: &str) -> anyhow::Result<Vec<u32>> {
+    let rendered = render(text, chat, &p.content(prompt))?;
+    Ok(text.encode(&p.expand(&rendered)?, !chat)?)
+}
+
+/// `content` as the prompt text: one user turn of the chat template with `chat`, else as is.
+pub fn render(text: &Text, chat: bool, content: &str) -> anyhow::Result<String> {
+    Ok(if chat {
+        let msgs = [Message {
+            role: "user".into(),
+            content: content.to_string(),
+        }];
+        text.apply_chat_template(&msgs)?
+    } else {
+        content.to_string()
+    })
+}
+
+/// One processor's settings from the model file, as JSON text, named for errors.
+fn processor(model: &Model, part: &str) -> Option<(PathBuf, Vec<u8>)> {
+    let v = model.file().meta(KEY_PROCESSOR)?.get(part)?;
+    let name = PathBuf::from(format!(
+        "{}: {KEY_PROCESSOR}.{part}",
+        model.file().path().display()
+    ));
+    Some((name, serde_json::to_vec(v).ok()?))
+}
+
+/// Reads and processes every medium of `a` for `model` (`--image-tokens auto` shows its choice on stderr).
+pub fn prepare(model: &Model, a: &MediaFiles) -> anyhow::Result<Prepared> {
+    let c = &model.config;
+    let mut p = Prepared {
+        media: Media::default(),
+        images: Vec::new(),
+        videos: Vec::new(),
+        audio: Vec::new(),
+        stages: Vec::new(),
+        resized: Vec::new(),
+    };
+    let vision = c.vision.as_ref();
+    if (!a.images.is_empty() || a.video.is_some()) && vision.is_none() {
+        bail!(
+            "{} has no vision tower: it cannot take --image or --video",
+            model.file().path().display()
+        );
+    }
+    // The defaults follow the tower's own patch sizes.
+    let tower_sizes = |mut g: GlimmerImageConfig| {
+        if let Some(v) = vision {
+            g.patch_size = v.patch_size;
+            g.temporal_patch_size = v.patch_temporal;
+            g.merge_size = v.merge_size;
+        }
+        g
+    };
+    if !a.images.is_empty() {
+        let mut cfg = match processor(model, "image_processor") {
+            Some((name, json)) => GlimmerImageConfig::from_json(&name, &json)?,
+            None => tower_sizes(GlimmerImageConfig::default_image()),
+        };
+        if let Some(ImageTokens::Cap(n)) = a.image_tokens {
+            cfg.max_tokens = n;
+        }
+        let (mut dec, mut pre) = (0f64, 0f64);
+        let mut px = Pixels::default();
+        let mut tokens = 0;
+        for path in &a.images {
+            let t = Instant::now();
+            let img = flint_media::decode_image_file(path)?;
+            dec += t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let mut cfg = cfg.clone();
+            if a.image_tokens == Some(ImageTokens::Auto) {
+                // What the processor would give this image, then the share its detail asks for.
+                let (th, tw) = cfg.target_size(img.height, img.width);
+                let side = cfg.patch_size * cfg.merge_size;
+                let native = (th / side) * (tw / side);
+                let b = flint_media::budget::auto_tokens(&img, AUTO_FLOOR, native.max(1));
+                eprintln!(
+                    "image tokens auto: {}: detail {:.3} -> at most {} of {native}",
+                    path.display(),
+                    b.detail,
+                    b.tokens
+                );
+                cfg.max_tokens = b.tokens;
+            }
+            let g = flint_media::preprocess_image(&cfg, path, &img)?;
+            pre += t.elapsed().as_secs_f64();
+            p.images.push(flint_media::prompt::image_prompt(
+                g.grid_thw,
+                cfg.merge_size,
+            ));
+            px.values.extend_from_slice(&g.pixel_values);
+            px.grids.push(g.grid_thw);
+            tokens += g.tokens;
+            p.resized.push(g.resized);
+        }
+        p.stages
+            .push(("decode image", dec, format!("{} files", a.images.len())));
+        p.stages
+            .push(("preprocess", pre, format!("{tokens} image tokens")));
+        p.media.images = Some(px);
+    }
+    if let Some(dir) = &a.video {
+        let cfg = match processor(model, "video_processor") {
+            Some((name, json)) => GlimmerVideoConfig::from_json(&name, &json)?,
+            None => {
+                let mut v = GlimmerVideoConfig::default_video();
+                v.image = tower_sizes(v.image);
+                v
+            }
+        };
+        let t = Instant::now();
+        let (frames, fps) = read_frames(dir)?;
+        let dec = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let v = flint_media::preprocess_video(&cfg, dir, &frames, fps)?;
+        let text = flint_media::prompt::video_prompt(
+            v.grid_thw,
+            cfg.image.merge_size,
+            &v.group_timestamps,
+            &cfg.frame_timestamp_format,
+        )
+        .map_err(|e| anyhow::anyhow!("{}: frame_timestamp_format: {e}", dir.display()))?;
+        p.videos.push(text);
+        p.stages
+            .push(("decode video", dec, format!("{} frames", frames.len())));
+        p.stages.push((
+            "preprocess video",
+            t.elapsed().as_secs_f64(),
+            format!("grid {:?}", v.grid_thw),
+        ));
+        p.media.videos = Some(Pixels {
+            values: v.pixel_values_videos,
+            grids: vec![v.grid_thw],
+        });
+    }
+    if !a.audio.is_empty() {
+        let Some(ac) = c.audio.as_ref() else {
+            bail!(
+                "{} has no audio tower: it cannot take --audio",
+                model.file().path().display()
+            );
+        };
+        let cfg = match processor(model, "feature_extractor") {
+            Some((name, json)) => SparkAudioConfig::from_json(&name, &json)?,
+            None => SparkAudioConfig {
+                samples_per_token: ac.samples_per_token(),
+                ..SparkAudioConfig::default()
+            },
+        };
+        if cfg.samples_per_token != ac.samples_per_token() {
+            bail!(
+                "{}: the feature extractor's samples_per_token ({}) is not the audio tower's ({})",
+                model.file().path().display(),
+                cfg.samples_per_token,
+                ac.samples_per_token()
+            );
+        }
+        let t = Instant::now();
+        for path in &a.audio {
+            let clip = flint_media::read_wav_file(path)?;
+            let x = flint_media::resample::resample(
+                path,
+                &clip.samples,
+                clip.sample_rate,
+                cfg.sampling_rate,
+            )?;
+            let padded = flint_media::extract(&cfg, path, &[&x])?;
+            p.audio.push(flint_media::prompt::audio_prompt(
+                x.len(),
+                cfg.samples_per_token,
+            ));
+            p.media.audio.push(Clip {
+                samples: padded.input_values,
+                valid: x.len(),
+            });
+        }
+        let secs: f64 =
+            p.media.audio.iter().map(|c| c.valid as f64).sum::<f64>() / cfg.sampling_rate as f64;
+        p.stages.push((
+            "read audio",
+            t.elapsed().as_secs_f64(),
+            format!("{secs:.2} s of audio"),
+        ));
+    }
+    Ok(p)
+}
+
+/// The frames of a recording, `DIR/frames/<ms>.jpg|png`, in time order, and their rate (from the first and last
+/// timestamps; None for one frame).
+fn read_frames(dir: &Path) -> anyhow::Result<(Vec<RgbImage>, Option<f64>)> {
+    let fdir = dir.join("frames");
+    let mut named: Vec<(u64, PathBuf)> = Vec::new();
+    for e in std::fs::read_dir(&fdir).with_context(|| format!("{}: cannot list", fdir.display()))? {
+        let path = e
+            .with_context(|| format!("{}: cannot list", fdir.display()))?
+            .path();
+        let ext = path.extension().and_then(|x| x.to_str()).unwrap_or("");
+        if !matches!(ext, "jpg" | "jpeg" | "png") {
+            continue;
+        }
+        let ms = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.parse::<u64>().ok())
+            .with_context(|| {
+                format!(
+                    "{}: a frame is named <milliseconds>.jpg|png",
+                    path.display()
+                )
+            })?;
+        named.push((ms, path));
+        if named.len() > flint_media::limits::MAX_VIDEO_FRAMES as usize {
+            bail!(
+                "{}: more than {} frames",
+                fdir.display(),
+                flint_media::limits::MAX_VIDEO_FRAMES
+            );
+        }
+    }
+    if named.is_empty() {
+        bail!("{}: no frames (<ms>.jpg or .png)", fdir.display());
+    }
+    named.sort();
+    let span = (named[named.len() - 1].0 - named[0].0) as f64 / 1000.0;
+    let fps = (named.len() > 1 && span > 0.0).then(|| (named.len() - 1) as f64 / span);
+    let frames = named
+        .iter()
+        .map(|(_, p)| flint_media::decode_image_file(p).map_err(anyhow::Error::from))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok((frames, fps))
+}
