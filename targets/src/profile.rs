@@ -82,6 +82,10 @@ pub struct Memory {
 #[serde(deny_unknown_fields)]
 pub struct Camera {
     pub device: String,
+    /// The most image tokens `--image-tokens auto` gives one frame or photo on this board (a setting: the
+    /// vision encode time and the KV a frame costs grow with it). Absent: what the model's processor would give.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_tokens_max: Option<usize>,
 }
 
 /// The microphone: an ALSA PCM name (`default`, `plughw:2,0`).
@@ -106,6 +110,9 @@ pub struct Bridge {
     pub port: String,
     pub baud: u32,
 }
+
+/// The largest `camera.image_tokens_max` a profile may set (a 4K frame at Muse's 28-pixel tokens is about 10600).
+pub const MAX_IMAGE_TOKENS: usize = 16384;
 
 /// Target triples Flint is built and tested for.
 pub const KNOWN_TRIPLES: &[&str] = &["aarch64-unknown-linux-gnu", "x86_64-unknown-linux-gnu"];
@@ -248,6 +255,14 @@ impl Profile {
                     m.budget_mib, m.total_mib
                 ),
             );
+        }
+        if let Some(n) = self.camera.image_tokens_max {
+            if !(1..=MAX_IMAGE_TOKENS).contains(&n) {
+                return bad(
+                    "camera.image_tokens_max",
+                    format!("{n} must be in 1..={MAX_IMAGE_TOKENS}"),
+                );
+            }
         }
         for (key, v) in [
             ("camera.device", &self.camera.device),

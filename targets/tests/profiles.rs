@@ -265,6 +265,17 @@ fn rule_breaks_are_named() {
         &pi5_with("name = \"raspberry-pi-5\"", "name = \"Raspberry Pi\""),
         "name",
     );
+    for bad in ["image_tokens_max = 0", "image_tokens_max = 16385"] {
+        assert_invalid(
+            &pi5_with("image_tokens_max = 1024", bad),
+            "camera.image_tokens_max",
+        );
+    }
+    assert_eq!(
+        load("raspberry-pi-5").unwrap().camera.image_tokens_max,
+        Some(1024)
+    );
+    assert_eq!(load("x86_64-host").unwrap().camera.image_tokens_max, None);
 }
 
 #[test]

@@ -357,6 +357,40 @@ fn run_and_preprocess_with_an_image_and_audio_give_the_fixture() {
             && err.contains("at most 15 of 15"),
         "{err}"
     );
+    // A board profile's `camera.image_tokens_max` is auto's ceiling, and the grid keeps to it.
+    let host = std::fs::read_to_string(flint_tests::root().join("targets/boards/x86_64-host.toml"))
+        .unwrap();
+    let board = tmp.path().join("small-board.toml");
+    std::fs::write(
+        &board,
+        host.replace("name = \"x86_64-host\"", "name = \"small-board\"")
+            .replace("aliases = [\"host\", \"x86_64\"]", "aliases = []")
+            .replace("[camera]\n", "[camera]\nimage_tokens_max = 6\n"),
+    )
+    .unwrap();
+    let o = run_bin(
+        "flint",
+        &[
+            "--board",
+            board.to_str().unwrap(),
+            "preprocess",
+            "-m",
+            m,
+            "--image",
+            im,
+            "--image-tokens",
+            "auto",
+            "-o",
+            pre.to_str().unwrap(),
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && err.contains("at most 6 of 15 (board ceiling 6)"),
+        "{err}"
+    );
+    let g = &read_safetensors(&pre)["image_grid_thw"].data;
+    assert!(g[0] * g[1] * g[2] / 4.0 <= 6.0, "grid {g:?}");
     let o = cap("lots");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(

@@ -26,13 +26,19 @@ impl ModelArgs {
     }
 }
 
+/// The board profile `--board` names, if any.
+pub fn board_profile(board: Option<&str>) -> anyhow::Result<Option<flint_targets::Profile>> {
+    board
+        .map(|name| flint_targets::load(name).with_context(|| format!("board profile `{name}`")))
+        .transpose()
+}
+
 /// Applies the board profile and thread count, checks `FLINT_KERNELS`, and loads the model. Returns the model and
 /// the load time in seconds.
 pub fn load(args: &ModelArgs, board: Option<&str>) -> anyhow::Result<(Model, f64)> {
     flint_kernels::select_from_env().context("FLINT_KERNELS")?;
     let mut threads = (1, "the default".to_string());
-    if let Some(name) = board {
-        let p = flint_targets::load(name).with_context(|| format!("board profile `{name}`"))?;
+    if let (Some(p), Some(name)) = (board_profile(board)?, board) {
         threads = (p.threads(), format!("board profile `{name}`: `threads`"));
     }
     if let Some(t) = args.threads {

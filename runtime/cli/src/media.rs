@@ -16,22 +16,26 @@ pub struct MediaArgs {
     #[arg(long)]
     pub video: Option<PathBuf>,
     /// Image tokens at most per image (the processor's max_image_tokens), or `auto`: chosen per image from its
-    /// detail, between 64 and what the processor would give (shown on stderr).
+    /// detail, between 64 and what the processor would give or the board's `camera.image_tokens_max` (shown on
+    /// stderr).
     #[arg(long)]
     pub image_tokens: Option<ImageTokens>,
 }
 
 impl MediaArgs {
     pub fn is_empty(&self) -> bool {
-        self.files().is_empty()
+        self.images.is_empty() && self.audio.is_empty() && self.video.is_none()
     }
 
-    pub fn files(&self) -> MediaFiles {
-        MediaFiles {
+    /// The files, with `auto`'s ceiling from the board profile (`camera.image_tokens_max`) when one is given.
+    pub fn files(&self, board: Option<&str>) -> anyhow::Result<MediaFiles> {
+        Ok(MediaFiles {
             images: self.images.clone(),
             audio: self.audio.clone(),
             video: self.video.clone(),
             image_tokens: self.image_tokens,
-        }
+            auto_ceiling: crate::common::board_profile(board)?
+                .and_then(|p| p.camera.image_tokens_max),
+        })
     }
 }

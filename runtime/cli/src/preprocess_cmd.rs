@@ -63,7 +63,7 @@ pub fn run(a: PreprocessArgs, board: Option<&str>) -> anyhow::Result<()> {
         bail!("nothing to preprocess: give --image, --audio, --video or -p");
     }
     let (model, _) = load(&a.model, board)?;
-    let p = prepare(&model, &a.media.files())?;
+    let p = prepare(&model, &a.media.files(board)?)?;
     let mut out: Vec<(String, T)> = Vec::new();
     if let Some(prompt) = &a.prompt {
         let text = Text::from_file(model.file())?

@@ -64,7 +64,7 @@ pub fn run(a: RunArgs, board: Option<&str>) -> anyhow::Result<()> {
     let media_prompt = if a.media.is_empty() {
         MediaPrompt::text(&model, render(&a.prompt)?)
     } else {
-        let prepared = flint_prompt::prepare(&model, &a.media.files())?;
+        let prepared = flint_prompt::prepare(&model, &a.media.files(board)?)?;
         let ids = flint_prompt::prompt_ids(&text, a.chat, &prepared, &a.prompt)?;
         let towers = Towers::load(&model)?;
         let (mp, st) = MediaPrompt::encode(&model, &towers, model.exec(), ids, &prepared.media)?;

@@ -28,6 +28,9 @@ pub struct MediaFiles {
     pub video: Option<PathBuf>,
     /// Image tokens at most per image (the processor's max_image_tokens), or `auto`.
     pub image_tokens: Option<ImageTokens>,
+    /// The most `auto` may give an image (a board profile's `camera.image_tokens_max`); `None`: what the
+    /// processor would give it.
+    pub auto_ceiling: Option<usize>,
 }
 
 impl MediaFiles {
@@ -203,9 +206,14 @@ pub fn prepare(model: &Model, a: &MediaFiles) -> anyhow::Result<Prepared> {
                 let (th, tw) = cfg.target_size(img.height, img.width);
                 let side = cfg.patch_size * cfg.merge_size;
                 let native = (th / side) * (tw / side);
-                let b = flint_media::budget::auto_tokens(&img, AUTO_FLOOR, native.max(1));
+                let ceiling = a.auto_ceiling.map_or(native, |c| c.min(native)).max(1);
+                let b = flint_media::budget::auto_tokens(&img, AUTO_FLOOR, ceiling);
+                let board = match a.auto_ceiling {
+                    Some(c) if c < native => format!(" (board ceiling {c})"),
+                    _ => String::new(),
+                };
                 eprintln!(
-                    "image tokens auto: {}: detail {:.3} -> at most {} of {native}",
+                    "image tokens auto: {}: detail {:.3} -> at most {} of {native}{board}",
                     path.display(),
                     b.detail,
                     b.tokens
