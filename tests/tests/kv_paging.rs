@@ -32,11 +32,17 @@ fn fresh(m: &Model, ids: &[u32], opts: KvOptions) -> Vec<f32> {
 
 #[test]
 fn forks_decoded_in_one_batch_equal_separate_runs() {
-    for case in ["qwen3_moe", "muse_spark", "llama"] {
+    // q8 too: its scales live beside the values and must move with a copied block.
+    for (case, dtype) in [
+        ("qwen3_moe", KvDtype::F32),
+        ("muse_spark", KvDtype::F32),
+        ("llama", KvDtype::F32),
+        ("llama", KvDtype::Q8),
+    ] {
         let (_t, m) = model(case);
         // A prompt that ends inside a block, so the forks' first writes go into a shared block (copy on write).
         let prompt: Vec<u32> = (0..11).map(|i| 20 + i * 13).collect();
-        let opts = f32_blocks(4);
+        let opts = KvOptions { dtype, block: 4 };
         let mut kv = m.new_kv(opts);
         let a = kv.new_seq();
         let mut b0 = Batch::new();

@@ -164,9 +164,10 @@ fn chat_template_matches() {
 }
 
 /// The default f16 KV cache keeps the KL divergence from the f32 cache within 0.001 on the calibration text
-/// (two 256-token chunks, every position).
+/// (two 256-token chunks, every position), and the q8 cache keeps its KL within 0.001 of f16's (against f32, and
+/// against f16 itself).
 #[test]
-fn f16_kv_keeps_kl_to_f32_kv_within_0_001() {
+fn f16_and_q8_kv_keep_kl_within_0_001() {
     if std::env::var_os("FLINT_TEST_RUNNER").is_some() {
         // Real-weight checks of x86_64-only size: under qemu this one takes many minutes per CPU model.
         eprintln!("skipped under FLINT_TEST_RUNNER (emulated aarch64)");
@@ -184,23 +185,34 @@ fn f16_kv_keeps_kl_to_f32_kv_within_0_001() {
         let z: f64 = row.iter().map(|&x| (x as f64 - m).exp()).sum::<f64>().ln() + m;
         row.iter().map(|&x| x as f64 - z).collect()
     };
-    let (mut kl, mut count) = (0f64, 0usize);
+    let kl = |a: &[f32], b: &[f32]| -> f64 {
+        let (p, q) = (logp(a), logp(b));
+        p.iter().zip(&q).map(|(lp, lq)| lp.exp() * (lp - lq)).sum()
+    };
+    // Mean KL(f32 || f16), KL(f32 || q8), KL(f16 || q8).
+    let (mut sums, mut count) = ([0f64; 3], 0usize);
     for chunk in ids[..512].chunks(256) {
-        let mut c32 = model.new_cache_with(KvOptions::with_dtype(KvDtype::F32));
-        let mut c16 = model.new_cache_with(KvOptions::with_dtype(KvDtype::F16));
-        let a = model.forward(chunk, &mut c32, true, None).unwrap();
-        let b = model.forward(chunk, &mut c16, true, None).unwrap();
+        let run = |dtype| {
+            let mut c = model.new_cache_with(KvOptions::with_dtype(dtype));
+            model.forward(chunk, &mut c, true, None).unwrap()
+        };
+        let (a, b, c) = (run(KvDtype::F32), run(KvDtype::F16), run(KvDtype::Q8));
         for t in 0..chunk.len() {
-            let (p, q) = (logp(&a[t * v..(t + 1) * v]), logp(&b[t * v..(t + 1) * v]));
-            kl += p
-                .iter()
-                .zip(&q)
-                .map(|(lp, lq)| lp.exp() * (lp - lq))
-                .sum::<f64>();
+            let r = t * v..(t + 1) * v;
+            sums[0] += kl(&a[r.clone()], &b[r.clone()]);
+            sums[1] += kl(&a[r.clone()], &c[r.clone()]);
+            sums[2] += kl(&b[r.clone()], &c[r]);
             count += 1;
         }
     }
-    let mean = kl / count as f64;
-    eprintln!("mean KL(f32 KV || f16 KV) = {mean:e} over {count} positions");
-    assert!(mean <= 1e-3, "f16 KV: mean KL {mean:e} > 0.001");
+    let [f16, q8, q8_f16] = sums.map(|s| s / count as f64);
+    eprintln!(
+        "over {count} positions: KL(f32 KV || f16 KV) = {f16:e}, KL(f32 || q8) = {q8:e}, KL(f16 || q8) = {q8_f16:e}"
+    );
+    assert!(f16 <= 1e-3, "f16 KV: mean KL {f16:e} > 0.001");
+    assert!(
+        q8 <= f16 + 1e-3,
+        "q8 KV: mean KL {q8:e} to f32, f16's {f16:e}"
+    );
+    assert!(q8_f16 <= 1e-3, "q8 KV: mean KL {q8_f16:e} to f16 > 0.001");
 }

@@ -14,7 +14,8 @@ pub struct ModelArgs {
     /// Worker threads for the kernels (default: the board profile's, else 1).
     #[arg(short, long)]
     pub threads: Option<usize>,
-    /// KV cache element type: f16 (default) or f32 (exact; what conformance checks use).
+    /// KV cache element type: f16 (default), f32 (exact; what conformance checks use) or q8 (8-bit, an f16 scale
+    /// per 32 values: about half of f16's bytes).
     #[arg(long, default_value = "f16")]
     pub kv: flint_model::KvDtype,
 }

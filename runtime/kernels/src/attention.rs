@@ -33,13 +33,43 @@ pub struct AttnShape {
 pub enum KvRows<'a> {
     F32(&'a [f32]),
     F16(&'a [f16]),
+    /// 8-bit values with an f16 scale per [`KV_Q8_BLOCK`] values: each row is cut into blocks from its start (the
+    /// last one shorter when the row's width is not a multiple), so `d` holds `rows * width.div_ceil(32)` scales and
+    /// value `i` of row `r` is `q[r * width + i] * d[r * width.div_ceil(32) + i / 32]`.
+    Q8 {
+        q: &'a [i8],
+        d: &'a [f16],
+    },
 }
+
+/// Values per scale of [`KvRows::Q8`].
+pub const KV_Q8_BLOCK: usize = 32;
 
 impl KvRows<'_> {
     fn len(&self) -> usize {
         match self {
             KvRows::F32(s) => s.len(),
             KvRows::F16(s) => s.len(),
+            KvRows::Q8 { q, .. } => q.len(),
+        }
+    }
+}
+
+/// One row of `kvd` values as [`KvRows::Q8`] blocks: `q` gets `kvd` values, `d` its `kvd.div_ceil(32)` scales
+/// (absolute maximum / 127, rounded to f16 before the values are rounded against it).
+pub fn quantize_kv_q8(x: &[f32], q: &mut [i8], d: &mut [f16]) {
+    for ((xb, qb), db) in x
+        .chunks(KV_Q8_BLOCK)
+        .zip(q.chunks_mut(KV_Q8_BLOCK))
+        .zip(d.iter_mut())
+    {
+        let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let scale = f16::from_f32(amax / 127.0);
+        *db = scale;
+        let s = scale.to_f32();
+        let inv = if s > 0.0 { 1.0 / s } else { 0.0 };
+        for (o, &v) in qb.iter_mut().zip(xb) {
+            *o = (v * inv).round().clamp(-127.0, 127.0) as i8;
         }
     }
 }
@@ -126,6 +156,15 @@ pub fn attention(
             c.k.len(),
             c.v.len()
         );
+        for r in [c.k, c.v] {
+            if let KvRows::Q8 { q, d } = r {
+                assert_eq!(
+                    d.len(),
+                    q.len() / kvd * kvd.div_ceil(KV_Q8_BLOCK),
+                    "q8 scales"
+                );
+            }
+        }
     }
     let n = q.len() / qd;
     let a = Args {
@@ -401,6 +440,28 @@ fn head_rows<'b>(
             buf.resize(rows.len() * width, 0.0);
             for (r, o) in rows.zip(buf.chunks_exact_mut(width)) {
                 cvt(&s[r * kvd + offset..r * kvd + offset + width], o);
+            }
+            buf
+        }
+        KvRows::Q8 { q, d } => {
+            let bpr = kvd.div_ceil(KV_Q8_BLOCK);
+            buf.resize(rows.len() * width, 0.0);
+            for (r, o) in rows.zip(buf.chunks_exact_mut(width)) {
+                // Block by block, so each run has one scale (and vectorizes).
+                let mut j = 0;
+                while j < width {
+                    let at = offset + j;
+                    let (b, end) = (
+                        at / KV_Q8_BLOCK,
+                        ((at / KV_Q8_BLOCK + 1) * KV_Q8_BLOCK).min(offset + width),
+                    );
+                    let sc = d[r * bpr + b].to_f32();
+                    let qs = &q[r * kvd + at..r * kvd + end];
+                    for (o, &v) in o[j..j + qs.len()].iter_mut().zip(qs) {
+                        *o = v as f32 * sc;
+                    }
+                    j += qs.len();
+                }
             }
             buf
         }

@@ -36,7 +36,10 @@ mod x86_avx2;
 #[cfg(target_arch = "x86_64")]
 mod x86_avx2_x8;
 
-pub use attention::{attention, causal_attention, AttnShape, KvChunk, KvRows, Mask, QUERY_BLOCK};
+pub use attention::{
+    attention, causal_attention, quantize_kv_q8, AttnShape, KvChunk, KvRows, Mask, KV_Q8_BLOCK,
+    QUERY_BLOCK,
+};
 pub use blocks::{
     dequantize_row_q4, dequantize_row_q4m, dequantize_row_q8, f16_to_f32, quantize_acts,
     quantize_row_q4, quantize_row_q4_weighted, quantize_row_q4m, quantize_row_q8,

@@ -97,11 +97,12 @@ fn reference_masked(
     out
 }
 
-/// Every mask kind, keys and values split into uneven chunks given out of order, in f32 and f16, on every kernel
-/// family this CPU has and on a two-thread pool (big enough to split), against the definition.
+/// Every mask kind, keys and values split into uneven chunks given out of order, in f32, f16 and q8, on every kernel
+/// family this CPU has and on a two-thread pool (big enough to split), against the definition (for q8, of the
+/// values its blocks hold; a row width that is no multiple of 32 ends in a short block).
 #[test]
 fn masks_chunks_and_f16_match_the_definition() {
-    use flint_kernels::{attention, Exec, Isa, KvChunk, KvRows, Mask};
+    use flint_kernels::{attention, quantize_kv_q8, Exec, Isa, KvChunk, KvRows, Mask, KV_Q8_BLOCK};
     use half::f16;
     let mut rng = Rng(0x5eed);
     let spans = [0..5, 5..12, 12..13, 13..40];
@@ -130,6 +131,25 @@ fn masks_chunks_and_f16_match_the_definition() {
                 k.iter().map(|&x| f16::from_f32(x)).collect(),
                 v.iter().map(|&x| f16::from_f32(x)).collect(),
             );
+            // q8 rows, and the values they stand for.
+            let rb = kvd.div_ceil(KV_Q8_BLOCK);
+            let q8 = |x: &[f32]| -> (Vec<i8>, Vec<f16>, Vec<f32>) {
+                let (mut q, mut d) = (vec![0i8; x.len()], vec![f16::ZERO; x.len() / kvd * rb]);
+                for ((xr, qr), dr) in x.chunks(kvd).zip(q.chunks_mut(kvd)).zip(d.chunks_mut(rb)) {
+                    quantize_kv_q8(xr, qr, dr);
+                }
+                let deq = (0..x.len())
+                    .map(|i| q[i] as f32 * d[i / kvd * rb + i % kvd / KV_Q8_BLOCK].to_f32())
+                    .collect();
+                (q, d, deq)
+            };
+            let ((kq, kd, k8), (vq, vd, v8)) = (q8(&k), q8(&v));
+            for (a, b) in k.iter().zip(&k8) {
+                assert!(
+                    (a - b).abs() <= 1.0 / 127.0 * 4.0 + 1e-3,
+                    "q8 round trip {a} vs {b}"
+                );
+            }
             // Chunks of 7 slots (the last shorter), listed last first.
             let bounds: Vec<(usize, usize)> = (0..keys)
                 .step_by(7)
@@ -145,33 +165,40 @@ fn masks_chunks_and_f16_match_the_definition() {
                 Mask::BlockDiagonal(&spans),
             ] {
                 let want = reference_masked(s, &q, &k, &v, q0, |p| mask.visible(p, keys), scale);
-                for f16_kv in [false, true] {
+                let want8 = reference_masked(s, &q, &k8, &v8, q0, |p| mask.visible(p, keys), scale);
+                for kind in ["f32", "f16", "q8"] {
                     let chunks: Vec<KvChunk> = bounds
                         .iter()
                         .map(|&(a, b)| {
                             let r = a * kvd..b * kvd;
-                            if f16_kv {
-                                KvChunk {
-                                    start: a,
-                                    k: KvRows::F16(&k16[r.clone()]),
-                                    v: KvRows::F16(&v16[r]),
+                            let (k, v) = match kind {
+                                "f32" => (KvRows::F32(&k[r.clone()]), KvRows::F32(&v[r])),
+                                "f16" => (KvRows::F16(&k16[r.clone()]), KvRows::F16(&v16[r])),
+                                _ => {
+                                    let ds = a * rb..b * rb;
+                                    (
+                                        KvRows::Q8 {
+                                            q: &kq[r.clone()],
+                                            d: &kd[ds.clone()],
+                                        },
+                                        KvRows::Q8 {
+                                            q: &vq[r],
+                                            d: &vd[ds],
+                                        },
+                                    )
                                 }
-                            } else {
-                                KvChunk {
-                                    start: a,
-                                    k: KvRows::F32(&k[r.clone()]),
-                                    v: KvRows::F32(&v[r]),
-                                }
-                            }
+                            };
+                            KvChunk { start: a, k, v }
                         })
                         .collect();
+                    let want = if kind == "q8" { &want8 } else { &want };
                     for ex in &execs {
                         let mut out = vec![f32::NAN; n * qd];
                         attention(ex, s, &q, q0, keys, &chunks, mask, scale, &mut out);
-                        for (i, (a, b)) in out.iter().zip(&want).enumerate() {
+                        for (i, (a, b)) in out.iter().zip(want).enumerate() {
                             assert!(
                                 (a - b).abs() <= 2e-5,
-                                "{s:?} q0={q0} n={n} {mask:?} f16={f16_kv} {ex:?} out[{i}]: {a} vs {b}"
+                                "{s:?} q0={q0} n={n} {mask:?} {kind} {ex:?} out[{i}]: {a} vs {b}"
                             );
                         }
                     }

@@ -11,6 +11,9 @@
 //! A slot is the order in which a row entered its sequence; masks work on slots, RoPE on the row's own position.
 //! Writing into a block that another sequence shares copies it first (copy on write), so forks never see each
 //! other's tokens.
+//!
+//! Rows are stored as f32, f16 (the default) or q8 ([`KvDtype`]); a q8 group keeps its scales beside the values,
+//! `kv_dim.div_ceil(32)` per row, laid out like the rows so a block's scales move with it.
 
 use crate::ModelError;
 use flint_kernels::{KvChunk, KvRows};
@@ -24,6 +27,8 @@ pub enum KvDtype {
     /// Half the memory and bandwidth; the default.
     #[default]
     F16,
+    /// 8-bit values with an f16 scale per 32 (`flint_kernels::KvRows::Q8`): about a quarter of f32.
+    Q8,
 }
 
 impl std::str::FromStr for KvDtype {
@@ -32,7 +37,8 @@ impl std::str::FromStr for KvDtype {
         match s {
             "f32" => Ok(KvDtype::F32),
             "f16" => Ok(KvDtype::F16),
-            _ => Err(format!("unknown KV type `{s}` (expected f32 or f16)")),
+            "q8" => Ok(KvDtype::Q8),
+            _ => Err(format!("unknown KV type `{s}` (expected f32, f16 or q8)")),
         }
     }
 }
@@ -71,6 +77,11 @@ pub struct SeqId(pub u32);
 enum Data {
     F32(Vec<f32>),
     F16(Vec<f16>),
+    /// Values, and a scale per block of each row (`row_blocks` per row).
+    Q8 {
+        q: Vec<i8>,
+        d: Vec<f16>,
+    },
 }
 
 /// The blocks of one layer group.
@@ -127,6 +138,10 @@ impl KvStore {
                             data: match opts.dtype {
                                 KvDtype::F32 => Data::F32(Vec::new()),
                                 KvDtype::F16 => Data::F16(Vec::new()),
+                                KvDtype::Q8 => Data::Q8 {
+                                    q: Vec::new(),
+                                    d: Vec::new(),
+                                },
                             },
                             refs: Vec::new(),
                             free: Vec::new(),
@@ -271,6 +286,7 @@ impl KvStore {
 
     fn alloc(&mut self, g: usize) -> u32 {
         let bl = self.block_len(g);
+        let (kvd, rb) = (self.kv_dim, self.row_blocks());
         let gr = &mut self.groups[g];
         if let Some(b) = gr.free.pop() {
             gr.refs[b as usize] = 1;
@@ -281,6 +297,10 @@ impl KvStore {
         match &mut gr.data {
             Data::F32(d) => d.resize(d.len() + bl, 0.0),
             Data::F16(d) => d.resize(d.len() + bl, f16::ZERO),
+            Data::Q8 { q, d } => {
+                q.resize(q.len() + bl, 0);
+                d.resize(d.len() + bl / kvd * rb, f16::ZERO);
+            }
         }
         b
     }
@@ -288,10 +308,21 @@ impl KvStore {
     fn copy_block(&mut self, g: usize, from: u32, to: u32) {
         let bl = self.block_len(g);
         let (a, b) = (from as usize * bl, to as usize * bl);
+        let sl = bl / self.kv_dim * self.row_blocks();
         match &mut self.groups[g].data {
             Data::F32(d) => d.copy_within(a..a + bl, b),
             Data::F16(d) => d.copy_within(a..a + bl, b),
+            Data::Q8 { q, d } => {
+                q.copy_within(a..a + bl, b);
+                let (a, b) = (from as usize * sl, to as usize * sl);
+                d.copy_within(a..a + sl, b);
+            }
         }
+    }
+
+    /// Q8 scales per row.
+    fn row_blocks(&self) -> usize {
+        self.kv_dim.div_ceil(flint_kernels::KV_Q8_BLOCK)
     }
 
     /// Where slot `slot` of layer `l`'s keys (`sel` 0) or values (1) lives in its group's data.
@@ -317,6 +348,7 @@ impl KvStore {
                 self.offset(l, t, s.len + r, 1),
             ));
         }
+        let rb = self.row_blocks();
         let data = &mut self.groups[g].data;
         for (r, (ko, vo)) in at.into_iter().enumerate() {
             let (kr, vr) = (&k[r * kvd..(r + 1) * kvd], &v[r * kvd..(r + 1) * kvd]);
@@ -330,6 +362,13 @@ impl KvStore {
                     d[ko..ko + kvd].convert_from_f32_slice(kr);
                     d[vo..vo + kvd].convert_from_f32_slice(vr);
                 }
+                Data::Q8 { q, d } => {
+                    // Offsets are whole rows, so a row's scales are at its row index times `rb`.
+                    for (o, x) in [(ko, kr), (vo, vr)] {
+                        let ds = o / kvd * rb;
+                        flint_kernels::quantize_kv_q8(x, &mut q[o..o + kvd], &mut d[ds..ds + rb]);
+                    }
+                }
             }
         }
         Ok(())
@@ -340,7 +379,12 @@ impl KvStore {
         let s = self.seq(id)?;
         let (g, li) = self.layer[l];
         let t = &s.tables[g];
-        let (bl, kvd, block) = (self.block_len(g), self.kv_dim, self.block);
+        let (bl, kvd, block, rb) = (
+            self.block_len(g),
+            self.kv_dim,
+            self.block,
+            self.row_blocks(),
+        );
         let mut out = Vec::with_capacity(t.blocks.len());
         for (i, &b) in t.blocks.iter().enumerate() {
             let start = t.first + i * block;
@@ -359,6 +403,19 @@ impl KvStore {
                     KvRows::F16(&d[k0..k0 + rows * kvd]),
                     KvRows::F16(&d[v0..v0 + rows * kvd]),
                 ),
+                Data::Q8 { q, d } => {
+                    let (ks, vs) = (k0 / kvd * rb, v0 / kvd * rb);
+                    (
+                        KvRows::Q8 {
+                            q: &q[k0..k0 + rows * kvd],
+                            d: &d[ks..ks + rows * rb],
+                        },
+                        KvRows::Q8 {
+                            q: &q[v0..v0 + rows * kvd],
+                            d: &d[vs..vs + rows * rb],
+                        },
+                    )
+                }
             };
             out.push(KvChunk { start, k, v });
         }
@@ -401,6 +458,7 @@ impl KvStore {
             .map(|g| match &g.data {
                 Data::F32(d) => d.len() * 4,
                 Data::F16(d) => d.len() * 2,
+                Data::Q8 { q, d } => q.len() + d.len() * 2,
             })
             .sum()
     }
