@@ -243,6 +243,39 @@ fn main() {
         }
     }
 
+    println!("\n## small batches (decode of 1-4 sequences), 1 thread, weights streamed from DRAM: GB/s of weights, us per call ({active})");
+    for t in [WeightType::Q4X8, WeightType::Q8X8] {
+        for (rows, cols) in [(1024, 1024), (512, 1024), (1024, 512)] {
+            let one = Owned::make(t, rows * cols, cols, &mut rng);
+            let copies = (WORKING_SET / one.w().bytes()).clamp(1, 512);
+            let ws: Vec<Owned> = std::iter::once(one)
+                .chain((1..copies).map(|_| Owned::make(t, rows * cols, cols, &mut rng)))
+                .collect();
+            let ex = Exec::single(active).expect("active is available");
+            let mut line = format!(
+                "{:<5} {:>10}:",
+                format!("{t:?}").to_lowercase(),
+                format!("{rows}x{cols}")
+            );
+            for n in 1..=4 {
+                let x: Vec<f32> = (0..n * cols).map(|_| rng.f()).collect();
+                let mut out = vec![0f32; n * rows];
+                let s = time(
+                    |i| ex.matmul(ws[i % ws.len()].w(), &x, n, &mut out),
+                    round,
+                    reps,
+                    true,
+                );
+                line += &format!(
+                    "  n={n} {:>5.1} GB/s {:>5.0} us",
+                    ws[0].w().bytes() as f64 / s / 1e9,
+                    s * 1e6
+                );
+            }
+            println!("{line}");
+        }
+    }
+
     println!("\n## 2 threads: persistent pool vs rayon vs 1 thread (q4 matvec latency, us per call, wall time, DRAM-streamed)");
     let pool_rayon = rayon::ThreadPoolBuilder::new()
         .num_threads(2)
