@@ -15,6 +15,10 @@ static POOL: RwLock<Option<Arc<Pool>>> = RwLock::new(None);
 /// Below this many weight values a call runs on one thread: waking workers would cost more than it saves.
 const MIN_PARALLEL_ELEMS: usize = 1 << 16;
 
+/// Parts per pool thread a split matmul is cut into: a thread that loses its core holds back one small part,
+/// and the others take the rest.
+const SLICES: usize = 4;
+
 thread_local! {
     static ACTS: RefCell<Vec<BlockQ8A>> = const { RefCell::new(Vec::new()) };
 }
@@ -114,20 +118,11 @@ impl Exec {
         self.pool.as_ref().map_or(1, |p| p.threads())
     }
 
-    /// Runs `part(i)` for every `i` in `0..parts` across this executor's threads (each thread takes every
-    /// `threads`-th part), returning when all are done. For work that is not a matmul (attention, encoders).
+    /// Runs `part(i)` for every `i` in `0..parts` across this executor's threads (each part taken by whichever
+    /// thread is free), returning when all are done. For work that is not a matmul (attention, encoders).
     pub fn for_each(&self, parts: usize, part: &(dyn Fn(usize) + Sync)) {
         match &self.pool {
-            Some(p) if parts > 1 => {
-                let t = p.threads();
-                p.run(&|i| {
-                    let mut j = i;
-                    while j < parts {
-                        part(j);
-                        j += t;
-                    }
-                })
-            }
+            Some(p) if parts > 1 => p.run(parts, part),
             _ => (0..parts).for_each(part),
         }
     }
@@ -322,8 +317,9 @@ impl Exec {
     }
 
     /// Calls `part` on ranges covering `0..units` (each a multiple of `step` long, but the last): all on this
-    /// thread, or one range per pool thread when the executor is parallel and the job is worth waking workers for
-    /// (`elems` weight values at least [`MIN_PARALLEL_ELEMS`], at least two steps). Returns after every part ran.
+    /// thread, or [`SLICES`] ranges per pool thread, claimed by whichever thread is free, when the executor is
+    /// parallel and the job is worth waking workers for (`elems` weight values at least [`MIN_PARALLEL_ELEMS`], at
+    /// least two steps). Returns after every part ran.
     fn split(&self, units: usize, step: usize, elems: usize, part: &(dyn Fn(Range<usize>) + Sync)) {
         let pool = if elems >= MIN_PARALLEL_ELEMS && units >= 2 * step {
             self.pool.as_ref()
@@ -333,9 +329,9 @@ impl Exec {
         match pool {
             None => part(0..units),
             Some(p) => {
-                let chunk = units.div_ceil(p.threads()).next_multiple_of(step);
-                p.run(&|i| {
-                    let a = (i * chunk).min(units);
+                let chunk = units.div_ceil(p.threads() * SLICES).next_multiple_of(step);
+                p.run(units.div_ceil(chunk), &|i| {
+                    let a = i * chunk;
                     part(a..(a + chunk).min(units))
                 });
             }
