@@ -196,6 +196,7 @@ pub fn attention(
             arm::dot,
             dot4_each(arm::dot),
             crate::f16_to_f32,
+            pv_portable,
         );
         #[cfg(not(target_arch = "aarch64"))]
         job(
@@ -205,6 +206,7 @@ pub fn attention(
             dot_portable,
             dot4_each(dot_portable),
             crate::f16_to_f32,
+            pv_portable,
         );
     };
     if macs >= MIN_PARALLEL_MACS && jobs > 1 {
@@ -294,6 +296,8 @@ fn job_avx2(a: &Args<'_>, kvh: usize, rows: Range<usize>) {
             // SAFETY: F16C is among this function's target features.
             x86::f16_to_f32(h, f)
         },
+        // SAFETY: AVX2 and FMA are among this function's target features.
+        |acc, w, v, stride| unsafe { x86::pv(acc, w, v, stride) },
     )
 }
 
@@ -306,6 +310,7 @@ fn job(
     dot: impl Fn(&[f32], &[f32]) -> f32,
     dot4: impl Fn(&[f32], [&[f32]; 4]) -> [f32; 4],
     cvt: impl Fn(&[f16], &mut [f32]),
+    pv: impl Fn(&mut [f32], &[f32], &[f32], usize),
 ) {
     let s = a.s;
     let hd = s.head_dim;
@@ -373,35 +378,17 @@ fn job(
                     &dot,
                     &dot4,
                 );
-                let cmax = sc.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let cmax = max_of(&sc);
                 let slot = i * g + j;
                 let mnew = m[slot].max(cmax);
-                let corr = (m[slot] - mnew).exp();
+                let corr = exp_poly(m[slot] - mnew);
                 let ah = &mut acc[slot * hd..(slot + 1) * hd];
                 if corr != 1.0 {
                     ah.iter_mut().for_each(|x| *x *= corr);
                 }
                 // Weights, vectorized: exp(s - max) in place.
                 let sum = exp_sub_sum(&mut sc, mnew);
-                // Values four at a time, so the accumulator is loaded and stored once per four keys.
-                let mut w4 = sc.chunks_exact(4);
-                let mut o = (ps - cs) * stride;
-                for w in &mut w4 {
-                    let (v0, v1, v2, v3) = (
-                        &vh[o..o + hd],
-                        &vh[o + stride..o + stride + hd],
-                        &vh[o + 2 * stride..o + 2 * stride + hd],
-                        &vh[o + 3 * stride..o + 3 * stride + hd],
-                    );
-                    for d in 0..hd {
-                        ah[d] += w[0] * v0[d] + w[1] * v1[d] + w[2] * v2[d] + w[3] * v3[d];
-                    }
-                    o += 4 * stride;
-                }
-                for &w in w4.remainder() {
-                    axpy(ah, w, &vh[o..o + hd]);
-                    o += stride;
-                }
+                pv(ah, &sc, &vh[(ps - cs) * stride..], stride);
                 l[slot] = l[slot] * corr + sum;
                 m[slot] = mnew;
             }
@@ -526,9 +513,23 @@ mod x86 {
     pub unsafe fn dot4(q: &[f32], k: [&[f32]; 4]) -> [f32; 4] {
         let n = k.iter().fold(q.len(), |n, k| n.min(k.len()));
         let n8 = n / 8 * 8;
-        let mut s = [_mm256_setzero_ps(); 4];
+        // Two accumulators per key (even and odd 8-value steps): eight independent FMA chains, enough to cover the
+        // FMA latency, where four left the loop waiting on it.
+        let (mut s, mut t) = ([_mm256_setzero_ps(); 4], [_mm256_setzero_ps(); 4]);
         let mut i = 0;
-        while i < n8 {
+        while i + 16 <= n8 {
+            // SAFETY: i + 16 <= n, within q and every k.
+            unsafe {
+                let x = _mm256_loadu_ps(q.as_ptr().add(i));
+                let y = _mm256_loadu_ps(q.as_ptr().add(i + 8));
+                for j in 0..4 {
+                    s[j] = _mm256_fmadd_ps(x, _mm256_loadu_ps(k[j].as_ptr().add(i)), s[j]);
+                    t[j] = _mm256_fmadd_ps(y, _mm256_loadu_ps(k[j].as_ptr().add(i + 8)), t[j]);
+                }
+            }
+            i += 16;
+        }
+        if i < n8 {
             // SAFETY: i + 8 <= n, within q and every k.
             unsafe {
                 let x = _mm256_loadu_ps(q.as_ptr().add(i));
@@ -536,7 +537,9 @@ mod x86 {
                     s[j] = _mm256_fmadd_ps(x, _mm256_loadu_ps(k[j].as_ptr().add(i)), s[j]);
                 }
             }
-            i += 8;
+        }
+        for j in 0..4 {
+            s[j] = _mm256_add_ps(s[j], t[j]);
         }
         // [s0 s1 s0 s1 | ...] then [s0 s1 s2 s3 | s0 s1 s2 s3] halves, added.
         let h01 = _mm256_hadd_ps(s[0], s[1]);
@@ -550,6 +553,65 @@ mod x86 {
             *o += (n8..n).map(|i| q[i] * k[j][i]).sum::<f32>();
         }
         out
+    }
+
+    /// `acc[d] += Σ_p w[p] · v[p · stride + d]`: the accumulator held in registers 64 values at a time while
+    /// every key's row is added with one broadcast and FMAs.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn pv(acc: &mut [f32], w: &[f32], v: &[f32], stride: usize) {
+        let hd = acc.len();
+        if w.is_empty() {
+            return;
+        }
+        assert!(
+            v.len() >= (w.len() - 1) * stride + hd,
+            "values shorter than the weights need"
+        );
+        let (pa, pv) = (acc.as_mut_ptr(), v.as_ptr());
+        let mut d0 = 0;
+        while d0 + 64 <= hd {
+            // SAFETY: d0 + 64 <= hd = acc.len(); each row p reads p * stride + d0 .. + 64 <= v.len() (asserted).
+            unsafe {
+                let mut r = [_mm256_setzero_ps(); 8];
+                for (i, r) in r.iter_mut().enumerate() {
+                    *r = _mm256_loadu_ps(pa.add(d0 + 8 * i));
+                }
+                for (p, &wp) in w.iter().enumerate() {
+                    let b = _mm256_set1_ps(wp);
+                    let row = pv.add(p * stride + d0);
+                    for (i, r) in r.iter_mut().enumerate() {
+                        *r = _mm256_fmadd_ps(b, _mm256_loadu_ps(row.add(8 * i)), *r);
+                    }
+                }
+                for (i, r) in r.iter().enumerate() {
+                    _mm256_storeu_ps(pa.add(d0 + 8 * i), *r);
+                }
+            }
+            d0 += 64;
+        }
+        while d0 + 8 <= hd {
+            // SAFETY: as above, 8 values at a time.
+            unsafe {
+                let mut r = _mm256_loadu_ps(pa.add(d0));
+                for (p, &wp) in w.iter().enumerate() {
+                    r = _mm256_fmadd_ps(
+                        _mm256_set1_ps(wp),
+                        _mm256_loadu_ps(pv.add(p * stride + d0)),
+                        r,
+                    );
+                }
+                _mm256_storeu_ps(pa.add(d0), r);
+            }
+            d0 += 8;
+        }
+        for d in d0..hd {
+            acc[d] += w
+                .iter()
+                .enumerate()
+                .map(|(p, &wp)| wp * v[p * stride + d])
+                .sum::<f32>();
+        }
     }
 
     /// f16 to f32, 8 at a time with `vcvtph2ps`, inline (no per-call feature check).
@@ -688,6 +750,46 @@ fn exp_poly(x: f32) -> f32 {
     // float-to-int conversion to keep the loop from vectorizing.
     let bits = (n + 12_582_912.0).to_bits().wrapping_sub(0x4B40_0000);
     y * f32::from_bits(bits.wrapping_add(127) << 23)
+}
+
+/// `acc[d] += Σ_p w[p] · v[p · stride + d]`, four keys at a time so the accumulator is loaded and stored once per
+/// four keys (plain Rust the compiler vectorizes: NEON, and x86_64 without AVX2).
+fn pv_portable(acc: &mut [f32], w: &[f32], v: &[f32], stride: usize) {
+    let hd = acc.len();
+    let mut w4 = w.chunks_exact(4);
+    let mut o = 0;
+    for w in &mut w4 {
+        let (v0, v1, v2, v3) = (
+            &v[o..o + hd],
+            &v[o + stride..o + stride + hd],
+            &v[o + 2 * stride..o + 2 * stride + hd],
+            &v[o + 3 * stride..o + 3 * stride + hd],
+        );
+        for d in 0..hd {
+            acc[d] += w[0] * v0[d] + w[1] * v1[d] + w[2] * v2[d] + w[3] * v3[d];
+        }
+        o += 4 * stride;
+    }
+    for &w in w4.remainder() {
+        axpy(acc, w, &v[o..o + hd]);
+        o += stride;
+    }
+}
+
+/// The largest of `x` (at least -inf), in 8 lanes so it vectorizes.
+#[inline(always)]
+fn max_of(x: &[f32]) -> f32 {
+    let mut m = [f32::NEG_INFINITY; 8];
+    let mut c = x.chunks_exact(8);
+    for b in &mut c {
+        for i in 0..8 {
+            m[i] = if b[i] > m[i] { b[i] } else { m[i] };
+        }
+    }
+    c.remainder()
+        .iter()
+        .chain(&m)
+        .fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a })
 }
 
 /// `y += a * x`.
