@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Muse Spark's towers on the random Muse-shaped model (bench/gen_muse.py), measured through `flint run` (issue 12):
-#   - vision encode of a 640x480 camera frame at the processor's default cap (4096 tokens) and at --image-tokens 256;
+#   - vision encode of a 640x480 camera frame at the processor's default cap (4096 tokens), at --image-tokens 256 and
+#     at --image-tokens auto;
 #   - audio encode of the spoken question (processors/audio/sign_question_24k.wav) and its real-time factor;
 #   - the prompt of an image + audio question: prefill time, and end of speech -> first token as the glasses loop
 #     will see it (the image encoded while the wearer speaks, the audio streamed: at the end of speech one 80 ms
@@ -33,6 +34,7 @@ run() { "$FLINT_BIN" run -m "$MODEL" -t "$T" -n 1 "$@" 2>&1 >/dev/null; }
   for r in $(seq "$REPS"); do
     echo "## default"; run --image "$IMG" -p "What is in the picture?"
     echo "## cap256"; run --image "$IMG" --image-tokens 256 -p "What is in the picture?"
+    echo "## auto"; run --image "$IMG" --image-tokens auto -p "What is in the picture?"
     echo "## audio"; run --audio "$WAV" -p ""
     echo "## question"; run --image "$IMG" --image-tokens 256 --audio "$WAV" -p ""
   done

@@ -110,6 +110,51 @@ fn a_folder_with_a_photo_and_a_clip_measures_each_modality() {
     };
     assert_eq!(towers_uniform(&r), Vec::<String>::new());
     assert!(r["calibration"].as_str().unwrap().ends_with("calib"), "{r}");
+    // Routing statistics: Muse Spark's MoE layers 1 and 3 (8 experts, top 2), per modality; every routed row
+    // chose two experts, and the image and audio rows are the prompts' placeholder rows.
+    let routing = e["routing"]["layers"].as_array().unwrap();
+    assert_eq!(
+        routing
+            .iter()
+            .map(|l| l["layer"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [1, 3]
+    );
+    for l in routing {
+        let m = &l["modalities"];
+        for kind in ["text", "image", "audio"] {
+            let tokens = m[kind]["tokens"].as_u64().unwrap();
+            let count: u64 = m[kind]["count"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_u64().unwrap())
+                .sum();
+            assert!(tokens > 0 && count == 2 * tokens, "{kind}: {l}");
+        }
+        let media_rows: u64 = media.iter().map(|m| m["tokens"].as_u64().unwrap()).sum();
+        let all: u64 = ["text", "image", "audio"]
+            .iter()
+            .map(|k| m[*k]["tokens"].as_u64().unwrap())
+            .sum();
+        assert_eq!(all, e["positions"].as_u64().unwrap() + media_rows, "{l}");
+    }
+    // `flint info --experts` shows them, and --plot draws them.
+    let png = tmp.path().join("routing.png");
+    let o = run_bin("flint", &["info", s(&out), "--experts", "--plot", s(&png)]);
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{table}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        table.contains("image") && table.contains("audio") && table.contains("e"),
+        "{table}"
+    );
+    let img = flint_media::decode_image_file(&png).unwrap();
+    // 8 experts of 12 pixels; 3 panels of 2 layers, 6 pixels apart.
+    assert_eq!((img.width, img.height), (96, 3 * 2 * 12 + 2 * 6));
     let out_text = tmp.path().join("m.text.q8.flint");
     let (ok, stdout, stderr) = quantize(&model, &calib.join("a.txt"), &out_text);
     assert!(ok, "{stdout}\n{stderr}");
@@ -147,6 +192,14 @@ fn a_text_only_model_skips_the_media_and_says_why() {
     );
     assert!(e.get("media").is_none(), "{e}");
     assert!(stdout.contains("skipped"), "{stdout}");
+    // A dense model records no routing, and `flint info --experts` says so.
+    assert!(e.get("routing").is_none(), "{e}");
+    let o = run_bin("flint", &["info", s(&out), "--experts"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("no routing statistics"),
+        "{err}"
+    );
 }
 
 #[test]

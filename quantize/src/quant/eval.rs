@@ -10,6 +10,7 @@
 //! `late` figures follow that protocol so the two tools can be compared.
 
 use super::calib::{CalibSet, Modality};
+use super::routing::{Routing, RoutingAcc};
 use super::QuantError;
 use flint_model::multimodal::{Media, MediaPrompt, Towers};
 use flint_model::{Batch, KvDtype, KvOptions, Logits, Model, Text, Trace};
@@ -120,6 +121,12 @@ pub struct Eval {
     /// Media of the calibration set this model cannot take, and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub media_skipped: Vec<Skipped>,
+    /// How the reference routed the calibration rows (MoE models; absent for dense ones), per modality.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<Routing>,
+    /// The sums behind `routing`, so the media prompts add to the text's.
+    #[serde(skip)]
+    pub routing_acc: RoutingAcc,
 }
 
 /// One media prompt's figures.
@@ -213,8 +220,13 @@ pub fn media_cases(
     Ok((cases, skipped))
 }
 
-/// Every position's logits of a media prompt, from a fresh f32 KV cache, the towers of `m` encoding its media.
-pub fn media_logits(m: &Model, case: &MediaCase) -> Result<Vec<f32>, QuantError> {
+/// Every position's logits of a media prompt, from a fresh f32 KV cache, the towers of `m` encoding its media (and
+/// the decoder's trace into `trace`).
+pub fn media_logits(
+    m: &Model,
+    case: &MediaCase,
+    trace: Option<&mut Trace>,
+) -> Result<Vec<f32>, QuantError> {
     let towers = Towers::load(m)?;
     let (prompt, _) = MediaPrompt::encode(m, &towers, m.exec(), case.ids.clone(), &case.media)
         .map_err(|e| QuantError::Calibration {
@@ -225,7 +237,22 @@ pub fn media_logits(m: &Model, case: &MediaCase) -> Result<Vec<f32>, QuantError>
     let seq = kv.new_seq();
     let mut b = Batch::new();
     prompt.push(&mut b, seq, 0, Logits::All);
-    Ok(m.forward_batch(&b, &mut kv, None, None)?)
+    Ok(m.forward_batch(&b, &mut kv, None, trace)?)
+}
+
+impl MediaCase {
+    /// The modality of prompt row `i`: the medium's for its placeholder rows, text otherwise.
+    fn row_modality(&self, model: &Model, i: usize) -> &'static str {
+        let placeholder = match self.modality {
+            Modality::Image => model.config.vision.as_ref().map(|v| v.image_token_id),
+            Modality::Audio => model.config.audio.as_ref().map(|a| a.token_id),
+        };
+        if placeholder.is_some() && self.ids.get(i).copied() == placeholder {
+            self.modality.name()
+        } else {
+            "text"
+        }
+    }
 }
 
 /// Runs each media prompt through both models and compares every position, as [`evaluate`] does for text.
@@ -239,8 +266,13 @@ pub fn evaluate_media(
     let vocab = reference.config.vocab_size;
     let (mut lp, mut lq) = (vec![0f64; vocab], vec![0f64; vocab]);
     let mut per: BTreeMap<Modality, Acc> = BTreeMap::new();
+    let mut routing = RoutingAcc::default();
     for (i, case) in cases.iter().enumerate() {
-        let (zr, zq) = (media_logits(reference, case)?, media_logits(quant, case)?);
+        let mut tr = Trace::default();
+        let zr = media_logits(reference, case, Some(&mut tr))?;
+        routing.add(&tr, |r| case.row_modality(reference, r));
+        drop(tr);
+        let zq = media_logits(quant, case, None)?;
         let mut acc = Acc::default();
         for (r, q) in zr.chunks_exact(vocab).zip(zq.chunks_exact(vocab)) {
             let (kl, same) = compare(r, q, &mut lp, &mut lq);
@@ -259,6 +291,8 @@ pub fn evaluate_media(
         .into_iter()
         .map(|(m, a)| (m.name().to_string(), a.finish()))
         .collect();
+    eval.routing_acc.merge(routing);
+    eval.routing = eval.routing_acc.finish(&reference.moe_layers());
     Ok(())
 }
 
@@ -367,12 +401,14 @@ pub fn evaluate(
     let (mut nll_ref, mut nll_q, mut targets) = (0f64, 0f64, 0usize);
     let mut sq = vec![(0f64, 0f64); c.num_layers + 1];
     let (mut lp, mut lq) = (vec![0f64; vocab], vec![0f64; vocab]);
+    let mut routing = RoutingAcc::default();
     for (ci, chunk) in chunks.iter().enumerate() {
         let (zr, tr) = match cached[ci].take() {
             Some(r) => (r.logits, r.trace),
             None => traced(reference, chunk)?,
         };
         let (zq, tq) = traced(quant, chunk)?;
+        routing.add(&tr, |_| "text");
         for (t, (r, q)) in zr
             .chunks_exact(vocab)
             .zip(zq.chunks_exact(vocab))
@@ -432,6 +468,8 @@ pub fn evaluate(
         modalities: BTreeMap::new(),
         media: Vec::new(),
         media_skipped: Vec::new(),
+        routing: routing.finish(&reference.moe_layers()),
+        routing_acc: routing,
     })
 }
 

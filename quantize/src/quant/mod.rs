@@ -28,6 +28,7 @@ pub mod eval;
 pub mod imatrix;
 pub mod plan;
 pub mod report;
+pub mod routing;
 
 pub use error::QuantError;
 pub use eval::{Eval, TokenSource};
@@ -176,7 +177,7 @@ pub fn quantize(
             )?;
             // The media prompts too: their tower matmuls and the decoder's rows of image and audio tokens.
             for (i, case) in media.iter().enumerate() {
-                eval::media_logits(&reference, case)?;
+                eval::media_logits(&reference, case, None)?;
                 progress(Stage::CalibrateMedia, i + 1, media.len());
             }
             Ok::<_, QuantError>(cached)

@@ -18,6 +18,13 @@ pub struct InfoArgs {
     /// Print only the metadata value under KEY, as JSON (e.g. `--meta quantization` for the full quality report).
     #[arg(long, value_name = "KEY")]
     pub meta: Option<String>,
+    /// Show how an MoE model routed its calibration set (recorded by `flint-quantize quantize`), per layer and
+    /// modality.
+    #[arg(long)]
+    pub experts: bool,
+    /// With --experts: also write the routing as a heat map (PNG; layers x experts, one panel per modality).
+    #[arg(long, value_name = "PNG", requires = "experts")]
+    pub plot: Option<PathBuf>,
 }
 
 const HIDDEN_KEYS: [&str; 2] = ["tokenizer.json", "tokenizer.chat_template"];
@@ -33,6 +40,9 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
     let Some(path) = a.model else {
         bail!("give a model file (or --cpu)")
     };
+    if a.experts {
+        return crate::experts::run(&path, a.plot.as_deref());
+    }
     let f = FlintFile::open(&path)?;
     if let Some(key) = &a.meta {
         let v = f

@@ -6,6 +6,7 @@ mod bench_cmd;
 mod boards_cmd;
 mod bridge_cmd;
 mod common;
+mod experts;
 mod info_cmd;
 mod inputs;
 mod logits_cmd;

@@ -96,6 +96,8 @@ pub struct Trace {
     pub hidden_states: Vec<Vec<f32>>,
     /// One `[rows, experts]` entry per MoE layer: router logits before softmax (or sigmoid).
     pub router_logits: Vec<Vec<f32>>,
+    /// One entry per MoE layer: for each row, the experts it was routed to with their weights.
+    pub routes: Vec<Vec<Vec<(usize, f32)>>>,
 }
 
 /// One sequence in a cache of its own: the single-prompt convenience over [`KvStore`].
@@ -240,6 +242,17 @@ impl Model {
     }
 
     /// The executor the model runs on.
+    /// The decoder layers whose feed-forward is a mixture of experts, in order (a [`Trace`]'s `router_logits` and
+    /// `routes` have one entry per such layer).
+    pub fn moe_layers(&self) -> Vec<usize> {
+        self.blocks
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| matches!(b.ffn, crate::moe::Ffn::Moe(_)))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
     pub fn exec(&self) -> &Exec {
         &self.exec
     }
@@ -345,8 +358,7 @@ impl Model {
             }
             residual(&mut x, &a, b.sandwich.as_ref().and_then(|s| s.gate(false)));
             ops::rms_norm(&x, b.ffn_norm.get(), c.rms_norm_eps, &mut hn);
-            let router = trace.as_deref_mut().map(|t| &mut t.router_logits);
-            let mut f = b.ffn.forward(ex, &hn, n, router);
+            let mut f = b.ffn.forward(ex, &hn, n, trace.as_deref_mut());
             if let Some(sw) = &b.sandwich {
                 match sw.kind {
                     SandwichKind::Spark => {

@@ -231,11 +231,12 @@ impl Moe {
         ex: &Exec,
         x: &[f32],
         n: usize,
-        router_trace: Option<&mut Vec<Vec<f32>>>,
+        trace: Option<&mut crate::Trace>,
     ) -> Vec<f32> {
         let (logits, choices) = self.route(ex, x, n);
-        if let Some(t) = router_trace {
-            t.push(logits);
+        if let Some(t) = trace {
+            t.router_logits.push(logits);
+            t.routes.push(choices.clone());
         }
         let pooled_in;
         let (ein, eh) = match &self.pooled {
@@ -331,11 +332,11 @@ impl Ffn {
         ex: &Exec,
         x: &[f32],
         n: usize,
-        router_trace: Option<&mut Vec<Vec<f32>>>,
+        trace: Option<&mut crate::Trace>,
     ) -> Vec<f32> {
         match self {
             Ffn::Dense(m) => m.forward(ex, x, n),
-            Ffn::Moe(m) => m.forward(ex, x, n, router_trace),
+            Ffn::Moe(m) => m.forward(ex, x, n, trace),
         }
     }
 }
