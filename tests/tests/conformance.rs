@@ -70,6 +70,62 @@ fn llama() {
     check("llama", "model");
 }
 
+/// A fixture's greedy generation reference (`in.gen_prompt_ids`, `out.gen_ids`, `out.gen_step_logits`): each step's
+/// logits within the tolerance and the same ids, decoded with a paged f32 cache of `block`-slot blocks; returns the
+/// cache.
+fn greedy(
+    case: &str,
+    model: &Model,
+    io: &std::collections::HashMap<String, flint_tests::Ref>,
+    block: usize,
+) -> flint_model::KvCache {
+    let prompt: Vec<u32> = io["in.gen_prompt_ids"]
+        .data
+        .iter()
+        .map(|&v| v as u32)
+        .collect();
+    let want: Vec<u32> = io["out.gen_ids"].data.iter().map(|&v| v as u32).collect();
+    let step = &io["out.gen_step_logits"].data;
+    let v = model.config.vocab_size;
+    let opts = KvOptions {
+        dtype: KvDtype::F32,
+        block,
+    };
+    let mut cache = model.new_cache_with(opts);
+    let mut logits = model.forward(&prompt, &mut cache, false, None).unwrap();
+    let mut got = Vec::new();
+    for i in 0..want.len() {
+        let e = rel_err(&logits, &step[i * v..(i + 1) * v]);
+        assert!(e < TOL, "{case}: step {i} logits differ by {e:e}");
+        let next = flint_model::sampler::argmax(&logits);
+        got.push(next);
+        if i + 1 < want.len() {
+            logits = model.forward(&[next], &mut cache, false, None).unwrap();
+        }
+    }
+    assert_eq!(got, want, "{case}: greedy ids");
+    cache
+}
+
+/// qwen2 and qwen3 (dense): logits and hidden states, and their greedy generation references.
+#[test]
+fn qwen2_and_qwen3() {
+    for case in ["qwen2", "qwen3"] {
+        check(case, "model");
+        let dir = fixtures().join("hf").join(case);
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("m.flint");
+        import(&dir.join("model"), &out, DType::F32);
+        let model = Model::open(&out).unwrap();
+        greedy(
+            case,
+            &model,
+            &read_safetensors(&dir.join("io.safetensors")),
+            16,
+        );
+    }
+}
+
 macro_rules! moe_case {
     ($name:ident, $fused:ident, $case:literal) => {
         #[test]
@@ -173,31 +229,7 @@ fn muse_spark_decoder() {
 #[test]
 fn muse_spark_greedy_generation() {
     let (_tmp, model, io) = muse_spark();
-    let prompt: Vec<u32> = io["in.gen_prompt_ids"]
-        .data
-        .iter()
-        .map(|&v| v as u32)
-        .collect();
-    let want: Vec<u32> = io["out.gen_ids"].data.iter().map(|&v| v as u32).collect();
-    let step = &io["out.gen_step_logits"].data;
-    let v = model.config.vocab_size;
-    let opts = KvOptions {
-        dtype: KvDtype::F32,
-        block: 4,
-    };
-    let mut cache = model.new_cache_with(opts);
-    let mut logits = model.forward(&prompt, &mut cache, false, None).unwrap();
-    let mut got = Vec::new();
-    for i in 0..want.len() {
-        let e = rel_err(&logits, &step[i * v..(i + 1) * v]);
-        assert!(e < TOL, "muse_spark: step {i} logits differ by {e:e}");
-        let next = flint_model::sampler::argmax(&logits);
-        got.push(next);
-        if i + 1 < want.len() {
-            logits = model.forward(&[next], &mut cache, false, None).unwrap();
-        }
-    }
-    assert_eq!(got, want, "muse_spark: greedy ids");
+    let cache = greedy("muse_spark", &model, &io, 4);
     // The sliding layers hold at most window + block slots; the full layers all 17.
     let window = model.config.sliding_window.unwrap();
     for (w, blocks) in cache.store.blocks_in_use() {
