@@ -1,23 +1,25 @@
 #!/usr/bin/env bash
 # Before/after: two Flint binaries on the same files, interleaved sample by sample (`flint bench -r 1`, so both
-# report one run per sample), at 1 thread. Prints the mean and standard deviation of pp and tg for each, and
+# report one run per sample), at 1 thread (or -t T). Prints the mean and standard deviation of pp and tg for each, and
 # new/old. Use it to check that a change made nothing slower.
-# Usage: bench/regress.sh OLD_FLINT NEW_FLINT [--samples N] [--models "smollm2-135m.q4 ..."] [-d DEPTH]
+# Usage: bench/regress.sh OLD_FLINT NEW_FLINT [--samples N] [--models "smollm2-135m.q4 ..."] [-d DEPTH] [-t T]
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 MODELS_DIR="${MODELS_DIR:-$ROOT/.cache/models}"
 OLD="$1"; NEW="$2"; shift 2
-N=6; MODELS="smollm2-135m.q8 smollm2-135m.q4 qwen3moe-rand.q8 qwen3moe-rand.q4"; DEPTH=0
+N=6; MODELS="smollm2-135m.q8 smollm2-135m.q4 qwen3moe-rand.q8 qwen3moe-rand.q4"; DEPTH=0; T=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --samples) N="$2"; shift 2 ;;
     --models) MODELS="$2"; shift 2 ;;
     -d) DEPTH="$2"; shift 2 ;;
-    *) echo "usage: $0 OLD NEW [--samples N] [--models LIST] [-d DEPTH]" >&2; exit 2 ;;
+    -t) T="$2"; shift 2 ;;
+    *) echo "usage: $0 OLD NEW [--samples N] [--models LIST] [-d DEPTH] [-t T]" >&2; exit 2 ;;
   esac
 done
 num() { sed -n "s/^$1: \([0-9.]*\).*/\1/p" <<<"$2" | head -n1; }
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p') | $(nproc) cores | load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "threads: $T"
 echo "| model | old pp128 | new pp128 | new/old | old tg64 | new tg64 | new/old |"
 echo "|---|---|---|---|---|---|---|"
 for m in $MODELS; do
@@ -27,7 +29,7 @@ for m in $MODELS; do
     for who in old new; do
       bin="$OLD"; [ "$who" = new ] && bin="$NEW"
       extra=(); [ "$DEPTH" != 0 ] && extra=(-d "$DEPTH")
-      o="$("$bin" bench -m "$f" -p 128 -n 64 -t 1 -r 1 "${extra[@]}")"
+      o="$("$bin" bench -m "$f" -p 128 -n 64 -t "$T" -r 1 "${extra[@]}")"
       rec+="$who $(num pp128 "$o") $(num tg64 "$o")"$'\n'
     done
   done
