@@ -58,7 +58,8 @@ def ms(xs):
     m = statistics.mean(xs); s = statistics.stdev(xs) if len(xs) > 1 else 0.0
     return f"{m:.3f} ± {s:.3f} s"
 rows = []
-for k, label in [("default", "640x480 frame, default cap (4096)"), ("cap256", "640x480 frame, --image-tokens 256")]:
+for k, label in [("default", "640x480 frame, default cap (4096)"), ("cap256", "640x480 frame, --image-tokens 256"),
+                 ("auto", "640x480 frame, --image-tokens auto")]:
     r = runs[k]
     rows.append(f"| vision encode, {label} | {r[0]['vision encode what']} | {ms([x['vision encode'] for x in r])} "
                 f"| preprocess {ms([x['preprocess'] for x in r])} |")

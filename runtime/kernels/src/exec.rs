@@ -17,7 +17,7 @@ const MIN_PARALLEL_ELEMS: usize = 1 << 16;
 
 /// Parts per pool thread a split matmul is cut into: a thread that loses its core holds back one small part,
 /// and the others take the rest.
-const SLICES: usize = 4;
+const SLICES: usize = 2;
 
 thread_local! {
     static ACTS: RefCell<Vec<BlockQ8A>> = const { RefCell::new(Vec::new()) };
