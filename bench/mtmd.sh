@@ -7,8 +7,8 @@
 #                  --jinja --chat-template "$(cat muse-glimmer.jinja)" -p PROMPT
 # -> "mtmd batch encoding done in X ms". Both figures are the tower alone (patches to projected rows), after the model is loaded; Flint's includes its
 # first touch of the mapped weights, llama.cpp's does not (it reads them in and runs a warm-up graph at load).
-# Waits for an idle machine before each run. Prints the load average before each set, every sample with the busy
-# cores during it, and one markdown table (mean ± sd, ratio of the means).
+# Waits for an idle machine before each run. Prints the load average before each set, every sample with the cores
+# other processes used during it, and one markdown table (mean ± sd, ratio of the means).
 # Usage: bench/mtmd.sh [--reps R] [--threads "1 2"] [--quants "f16 q8"] [--image IMG]
 # Env: FLINT_BIN, LLAMA_DIR, MODELS_DIR (defaults in bench/mtmd_env.sh), FIXTURES (default <repo>/../shared/fixtures).
 set -euo pipefail
@@ -32,8 +32,8 @@ PROMPT="What is in the picture?"
 TEMPLATE="$(cat "$TREE/models/templates/muse-glimmer.jinja")"
 LOG="$(mktemp /tmp/mtmd_bench.XXXXXX)"
 # The cores are shared: before each run wait (up to 10 min) until the machine has been idle for 2 s (under 10 %
-# busy), and after it log how many cores were busy on average during it (jiffies from /proc/stat), which shows
-# when something else ran at the same time (a 1-thread run alone is ~1.0).
+# busy), and after it log how many cores other processes kept busy on average during it (all busy jiffies from
+# /proc/stat less the run's own user + system time), which shows when something else ran at the same time.
 busy() { awk '/^cpu /{print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat; }
 wait_idle() {
   local end=$((SECONDS + 600)) a b
@@ -43,16 +43,17 @@ wait_idle() {
   done
   echo "## warning: not idle after 10 min" >> "$LOG"
 }
-# timed NAME CMD...: runs CMD after wait_idle, appends its filtered stderr and the average busy cores to $LOG.
+# timed NAME CMD...: runs CMD after wait_idle, appends its filtered stderr and the cores others used to $LOG.
 timed() {
   local name="$1" pat="$2" a b t0 t1; shift 2
   wait_idle
   echo "## $name" >> "$LOG"
-  a=$(busy); t0=$(date +%s.%N)
-  "$@" 2>&1 >/dev/null | grep -E "$pat" >> "$LOG" || true
-  b=$(busy); t1=$(date +%s.%N)
-  awk -v a="$a" -v b="$b" -v w="$(echo "$t1 - $t0" | bc)" -v hz="$(getconf CLK_TCK)" \
-    'BEGIN{split(a,x," ");split(b,y," ");printf "## cores %.2f\n", (y[1]-x[1])/hz/w}' >> "$LOG"
+  a=$(busy)
+  local TIMEFORMAT="%R %U %S" tm
+  tm=$( { time "$@" 2>&1 >/dev/null | grep -E "$pat" >> "$LOG" || true; } 2>&1 )
+  b=$(busy)
+  awk -v a="$a" -v b="$b" -v tm="$tm" -v hz="$(getconf CLK_TCK)" 'BEGIN{split(a,x," ");split(b,y," ");
+    split(tm,t," "); printf "## others %.2f\n", ((y[1]-x[1])/hz - t[2] - t[3]) / t[1]}' >> "$LOG"
 }
 trap 'rm -f "$LOG"' EXIT
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p') | $(nproc) cores | $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -90,9 +91,9 @@ for line in open(sys.argv[1]):
     m = re.match(r"## grid (\S+)", line)
     if m:
         grid = m[1]; continue
-    m = re.match(r"## cores ([0-9.]+)", line)
+    m = re.match(r"## others (-?[0-9.]+)", line)
     if m:
-        cur["cores"] = float(m[1]); continue
+        cur["others"] = float(m[1]); continue
     if line.startswith("## warning"):
         print(line.strip()[3:]); continue
     m = re.match(r"## (flint|llama) (\S+) (\d+)", line)
@@ -112,15 +113,21 @@ for line in open(sys.argv[1]):
     if m: cur["px"] = f"{m[1]}x{m[2]}"
     if line.startswith("## end load"): print(line.strip()[3:])
 def ms(xs):
-    return f"{statistics.mean(xs):.2f} ± {statistics.stdev(xs) if len(xs) > 1 else 0.0:.2f} s"
-print("samples (s, and the average busy cores during the run; run order):")
+    return f"{statistics.mean(xs):.2f} ± {statistics.stdev(xs) if len(xs) > 1 else 0.0:.2f} s (n {len(xs)})"
+print("samples (s, and in brackets the cores other processes used during the run; run order):")
 for q, t in order:
     for e in ("flint", "llama"):
-        print(f"- {q} t={t} {e}: " + ", ".join(f"{x['s']:.2f} ({x.get('cores', 0):.2f})" for x in runs[(e, q, t)]))
+        print(f"- {q} t={t} {e}: " + ", ".join(f"{x['s']:.2f} ({x.get('others', 0):.2f})" for x in runs[(e, q, t)]))
+# A run during which other processes kept more than MAX_OTHERS cores busy is listed but left out of the table.
+MAX_OTHERS = 0.2
+print(f"\nTable: the runs during which other processes used at most {MAX_OTHERS} cores (n: runs kept).")
 print("\n| precision | threads | load before | resized image, tokens: Flint / llama.cpp | Flint | llama.cpp | "
       "Flint speed / llama.cpp |\n|---|---:|---|---|---:|---:|---:|")
 for q, t in order:
-    f = [x["s"] for x in runs[("flint", q, t)]]; l = [x["s"] for x in runs[("llama", q, t)]]
+    clean = lambda e: [x["s"] for x in runs[(e, q, t)] if x.get("others", 0) <= MAX_OTHERS]
+    f, l = clean("flint"), clean("llama")
+    if not f or not l:
+        print(f"| {q} | {t} | {loads[(q, t)]} | no clean runs | | | |"); continue
     ft = {f"{x.get('px')}, {x.get('tok')}" for x in runs[("flint", q, t)]}
     lt = {f"{x.get('px')}, {x.get('tok')}" for x in runs[("llama", q, t)]}
     mm = "f16 towers / f16 mmproj" if q == "f16" else "q8 towers / q8_0 mmproj"
