@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Builds the llama.cpp peer (llama-bench, llama-perplexity, llama-quantize, llama-tokenize) for Flint's
-# side-by-side benchmark, from the llama.cpp tree vendored in the llama-cpp-python sdist on PyPI (the only
-# registry we can reach that ships llama.cpp source).
+# Builds the llama.cpp peer (llama-bench, llama-perplexity, llama-quantize, llama-tokenize, and llama-mtmd-cli for
+# the vision-tower comparison in bench/mtmd.sh) for Flint's side-by-side benchmark, from the llama.cpp tree
+# vendored in the llama-cpp-python sdist on PyPI (the only registry we can reach that ships llama.cpp source).
 #
-# Output: $LLAMA_DIR/bin/{llama-bench,llama-perplexity,llama-quantize,llama-tokenize}, statically linked
-# against libllama/libggml, plus $LLAMA_DIR/gguf-py (the matching gguf Python package) and
-# $LLAMA_DIR/VERSION. Idempotent: does nothing if the binaries and VERSION match the pin.
+# Output: $LLAMA_DIR/bin/{llama-bench,llama-perplexity,llama-quantize,llama-tokenize,llama-mtmd-cli}, statically
+# linked against libllama/libggml/libmtmd, plus $LLAMA_DIR/gguf-py (the matching gguf Python package) and
+# $LLAMA_DIR/VERSION (the pin) and $LLAMA_DIR/TOOLS (the tool list: adding a tool changes it, so the next run
+# rebuilds), and $LLAMA_DIR/TREE (the source tree's path, for its convert_hf_to_gguf.py). Idempotent: does nothing
+# if the binaries, VERSION and TOOLS match.
 # Takes ~15 min on 2 cores. Needs: python3 + pip, a C/C++ compiler; installs cmake from PyPI if absent.
 set -euo pipefail
 
@@ -13,10 +15,11 @@ PIN="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 LLAMA_DIR="${LLAMA_DIR:-$ROOT/.cache/llama.cpp}"
 JOBS="${JOBS:-2}"
-TOOLS=(llama-bench llama-perplexity llama-quantize llama-tokenize)
+TOOLS=(llama-bench llama-perplexity llama-quantize llama-tokenize llama-mtmd-cli)
 
 have_all() {
   [ -f "$LLAMA_DIR/VERSION" ] && [ "$(cat "$LLAMA_DIR/VERSION")" = "llama-cpp-python==$PIN" ] || return 1
+  [ -f "$LLAMA_DIR/TOOLS" ] && [ "$(cat "$LLAMA_DIR/TOOLS")" = "${TOOLS[*]}" ] || return 1
   for t in "${TOOLS[@]}"; do [ -x "$LLAMA_DIR/bin/$t" ] || return 1; done
 }
 if have_all; then
@@ -53,5 +56,7 @@ for t in "${TOOLS[@]}"; do
   cp "$BUILD/bin/$t" "$LLAMA_DIR/bin/$t.tmp" && mv "$LLAMA_DIR/bin/$t.tmp" "$LLAMA_DIR/bin/$t"
 done
 rm -rf "$LLAMA_DIR/gguf-py"; cp -r "$TREE/gguf-py" "$LLAMA_DIR/gguf-py"
+echo "$TREE" > "$LLAMA_DIR/TREE"
+echo "${TOOLS[*]}" > "$LLAMA_DIR/TOOLS"
 echo "llama-cpp-python==$PIN" > "$LLAMA_DIR/VERSION.tmp" && mv "$LLAMA_DIR/VERSION.tmp" "$LLAMA_DIR/VERSION"
 echo "built llama.cpp (llama-cpp-python==$PIN) in $((end - start)) s into $LLAMA_DIR/bin"
