@@ -116,6 +116,10 @@ impl Mask<'_> {
 /// Query rows per job: a chunk's keys and values are converted once for this many queries.
 pub const QUERY_BLOCK: usize = 16;
 
+/// Slots of a chunk processed at a time: the piece's keys and values of one head (f32) stay within L1/L2 while the
+/// block's query rows read them.
+const SPAN: usize = 64;
+
 /// Below this many multiply-adds a call runs on one thread.
 const MIN_PARALLEL_MACS: usize = 1 << 17;
 
@@ -327,12 +331,16 @@ fn job(
     let mut l = vec![0f32; nq * g];
     let mut acc = vec![0f32; nq * g * hd];
     let (mut kbuf, mut vbuf, mut sc) = (Vec::new(), Vec::new(), Vec::new());
-    for c in a.chunks {
+    // Each chunk in pieces of at most `SPAN` slots, so a long one (an encoder's whole image, one contiguous cache)
+    // stays in cache while every query row and head of the block reads it.
+    let pieces = a.chunks.iter().flat_map(|c| {
         let crows = c.k.len() / kvd;
-        let (cs, ce) = (c.start.max(lo), (c.start + crows).min(hi));
-        if cs >= ce {
-            continue;
-        }
+        let (s0, e0) = (c.start.max(lo), (c.start + crows).min(hi));
+        (s0..e0)
+            .step_by(SPAN)
+            .map(move |cs| (c, cs, (cs + SPAN).min(e0)))
+    });
+    for (c, cs, ce) in pieces {
         // This head's key and value rows cs..ce, as f32, `hd` apart.
         let (kh, vh) = (
             head_rows(

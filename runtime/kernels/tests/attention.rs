@@ -29,7 +29,8 @@ fn matches_the_definition() {
             kv_heads,
             head_dim,
         };
-        for (p0, n) in [(0, 1), (0, 7), (5, 1), (3, 4), (40, 1)] {
+        // (150, 2) and (70, 16): one contiguous chunk longer than the kernel's pieces.
+        for (p0, n) in [(0, 1), (0, 7), (5, 1), (3, 4), (40, 1), (150, 2), (70, 16)] {
             let (qd, kvd) = (heads * head_dim, kv_heads * head_dim);
             let q = rng.vec(n * qd, 1.0);
             let k = rng.vec((p0 + n) * kvd, 1.0);
