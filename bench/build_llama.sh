@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Builds the llama.cpp peer (llama-bench, llama-perplexity, llama-quantize, llama-tokenize, and llama-mtmd-cli for
-# the vision-tower comparison in bench/mtmd.sh) for Flint's side-by-side benchmark, from the llama.cpp tree
+# Builds the llama.cpp peer (llama-bench, llama-perplexity, llama-quantize, llama-tokenize, llama-mtmd-cli for
+# the vision-tower comparison in bench/mtmd.sh, and llama-server for bench/serve.sh; its web UI is not built, as
+# the prebuilt one would be downloaded) for Flint's side-by-side benchmark, from the llama.cpp tree
 # vendored in the llama-cpp-python sdist on PyPI (the only registry we can reach that ships llama.cpp source).
 #
-# Output: $LLAMA_DIR/bin/{llama-bench,llama-perplexity,llama-quantize,llama-tokenize,llama-mtmd-cli}, statically
-# linked against libllama/libggml/libmtmd, plus $LLAMA_DIR/gguf-py (the matching gguf Python package) and
+# Output: $LLAMA_DIR/bin/{llama-bench,llama-perplexity,llama-quantize,llama-tokenize,llama-mtmd-cli,llama-server},
+# statically linked against libllama/libggml/libmtmd, plus $LLAMA_DIR/gguf-py (the matching gguf Python package) and
 # $LLAMA_DIR/VERSION (the pin) and $LLAMA_DIR/TOOLS (the tool list: adding a tool changes it, so the next run
 # rebuilds), and $LLAMA_DIR/TREE (the source tree's path, for its convert_hf_to_gguf.py). Idempotent: does nothing
 # if the binaries, VERSION and TOOLS match.
@@ -15,7 +16,7 @@ PIN="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 LLAMA_DIR="${LLAMA_DIR:-$ROOT/.cache/llama.cpp}"
 JOBS="${JOBS:-2}"
-TOOLS=(llama-bench llama-perplexity llama-quantize llama-tokenize llama-mtmd-cli)
+TOOLS=(llama-bench llama-perplexity llama-quantize llama-tokenize llama-mtmd-cli llama-server)
 
 have_all() {
   [ -f "$LLAMA_DIR/VERSION" ] && [ "$(cat "$LLAMA_DIR/VERSION")" = "llama-cpp-python==$PIN" ] || return 1
@@ -46,7 +47,7 @@ start=$(date +%s)
 # LLAMA_CURL is deprecated in this tree (warning only), kept OFF for older pins.
 cmake -S "$TREE" -B "$BUILD" \
   -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DBUILD_SHARED_LIBS=OFF \
-  -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF \
+  -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=ON -DLLAMA_USE_PREBUILT_UI=OFF \
   -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF
 cmake --build "$BUILD" -j "$JOBS" --target "${TOOLS[@]}"
 end=$(date +%s)

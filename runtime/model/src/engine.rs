@@ -202,6 +202,37 @@ impl<'m> Engine<'m> {
         }
     }
 
+    /// Prefills several text prompts in one forward pass (each weight read once for all of them), each into a new
+    /// sequence; returns the sequences and the logits of each prompt's last token, in order. On an error no
+    /// sequence is left behind.
+    pub fn prefill_many(
+        &mut self,
+        prompts: &[&[u32]],
+    ) -> Result<Vec<(SeqId, Vec<f32>)>, ModelError> {
+        if prompts.iter().any(|p| p.is_empty()) {
+            return Err(ModelError::Invalid("empty prompt".into()));
+        }
+        let seqs: Vec<SeqId> = prompts.iter().map(|_| self.kv.new_seq()).collect();
+        let mut b = Batch::new();
+        for (&s, p) in seqs.iter().zip(prompts) {
+            b.push_text(s, 0, p, Logits::Last);
+        }
+        match self.model.forward_batch(&b, &mut self.kv, None, None) {
+            Ok(l) => {
+                let v = self.model.config.vocab_size;
+                Ok(seqs
+                    .into_iter()
+                    .zip(l.chunks_exact(v))
+                    .map(|(s, l)| (s, l.to_vec()))
+                    .collect())
+            }
+            Err(e) => {
+                seqs.into_iter().for_each(|s| self.kv.free(s));
+                Err(e)
+            }
+        }
+    }
+
     /// A new sequence sharing all of `seq`'s cache.
     pub fn fork(&mut self, seq: SeqId) -> Result<SeqId, ModelError> {
         self.kv.fork(seq)

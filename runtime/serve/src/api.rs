@@ -54,6 +54,9 @@ pub struct ChatRequest {
     pub top_logprobs: Option<Value>,
     #[serde(default)]
     pub logit_bias: Option<Value>,
+    /// Not in OpenAI's API (llama-server and vLLM take it): generate past the end of the turn.
+    #[serde(default)]
+    pub ignore_eos: Option<bool>,
     #[serde(default)]
     pub presence_penalty: Option<f32>,
     #[serde(default)]
@@ -147,6 +150,7 @@ pub struct Params {
     pub stop: Vec<String>,
     pub stream: bool,
     pub include_usage: bool,
+    pub ignore_eos: bool,
 }
 
 /// Parses and checks a request body.
@@ -337,6 +341,7 @@ fn check(r: ChatRequest) -> Result<Params, ApiError> {
             .stream_options
             .and_then(|o| o.include_usage)
             .unwrap_or(false),
+        ignore_eos: r.ignore_eos.unwrap_or(false),
     })
 }
 

@@ -158,6 +158,7 @@ fn start(s: &AppState, body: &[u8]) -> Result<(Params, UnboundedReceiver<Event>,
         samplers,
         max_new: p.max_tokens.unwrap_or(s.default_max_tokens),
         stop: p.stop.clone(),
+        ignore_eos: p.ignore_eos,
         events: tx,
     })?;
     Ok((p, rx, n_prompt))

@@ -1,9 +1,10 @@
 //! The engine thread: owns the model and one [`Engine`], admits queued jobs, and runs one decode batch per step
 //! over every live choice of every request, so concurrent clients share each step's weight reads.
 //!
-//! - Admission: a job's prompt is prefilled into a new sequence and forked once per further choice (`n`): the
-//!   choices share the prompt's KV blocks. At most `parallel` choices decode at once; a job that does not fit
-//!   waits (first come, first served) while the others step. The queue in front is bounded: a full queue is a 503.
+//! - Admission: the prompts of the jobs that fit are prefilled together in one forward pass, each into a new
+//!   sequence forked once per further choice (`n`): the choices share the prompt's KV blocks. At most `parallel`
+//!   choices decode at once; a job that does not fit waits (first come, first served) while the others step. The
+//!   queue in front is bounded: a full queue is a 503.
 //! - Output: tokens become text here ([`TextStream`], whole UTF-8 characters), stop strings are matched on the
 //!   text (the part that could still become a stop string is held back), and pieces go to the job's channel.
 //! - A client that goes away (its receiver dropped) has its choices released at the next step: its blocks are
@@ -11,13 +12,18 @@
 
 use crate::api::ApiError;
 use crate::metrics::Metrics;
-use flint_model::{Engine, KvOptions, Model, ReqId, Sampler, SamplerConfig, Text, TextStream};
+use flint_model::{
+    Engine, KvOptions, Model, ReqId, Sampler, SamplerConfig, SeqId, Text, TextStream,
+};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc::UnboundedSender;
+
+/// Prompt tokens prefilled in one pass at most (more wait for the next step).
+const PREFILL_TOKENS: usize = 4096;
 
 /// One request for the engine.
 #[derive(Debug)]
@@ -28,6 +34,8 @@ pub struct Job {
     /// Tokens per choice at most (the scheduler also stops at the model's context).
     pub max_new: usize,
     pub stop: Vec<String>,
+    /// Generate past the end-of-turn tokens (benchmarks; llama-server and vLLM take `ignore_eos` too).
+    pub ignore_eos: bool,
     pub events: UnboundedSender<Event>,
 }
 
@@ -136,6 +144,8 @@ struct Choice<'t> {
 struct Active<'t> {
     events: UnboundedSender<Event>,
     stop: Vec<String>,
+    /// The tokens that end a turn for this job.
+    ids: Vec<u32>,
     choices: Vec<Choice<'t>>,
 }
 
@@ -162,13 +172,14 @@ fn run(
             metrics.kv_bytes.store(0, Relaxed);
             metrics.live.store(0, Relaxed);
         }
-        // Admit what fits.
+        // Admit what fits, and prefill it in one pass.
+        let mut batch: Vec<Job> = Vec::new();
+        let (mut choices, mut tokens) = (owner.len(), 0);
         loop {
-            let live = owner.len();
             let job = match pending.take() {
                 Some(j) => j,
                 None if !open => break,
-                None if live == 0 => match rx.recv() {
+                None if choices == 0 => match rx.recv() {
                     Ok(j) => j,
                     Err(_) => {
                         open = false;
@@ -184,7 +195,9 @@ fn run(
                     }
                 },
             };
-            if live > 0 && live + job.samplers.len() > opts.parallel {
+            let fits = choices + job.samplers.len() <= opts.parallel
+                && tokens + job.prompt.len() <= PREFILL_TOKENS;
+            if choices > 0 && !fits {
                 pending = Some(job);
                 break;
             }
@@ -193,9 +206,14 @@ fn run(
                 Metrics::add(&metrics.cancelled, 1);
                 continue;
             }
+            choices += job.samplers.len();
+            tokens += job.prompt.len();
+            batch.push(job);
+        }
+        if !batch.is_empty() {
             used = true;
             admit(
-                model, text, stop_ids, &mut eng, job, &mut jobs, &mut owner, metrics,
+                model, text, stop_ids, &mut eng, batch, &mut jobs, &mut owner, metrics,
             );
         }
         if !open && owner.is_empty() && pending.is_none() {
@@ -234,7 +252,7 @@ fn run(
         );
         for (rid, id) in news {
             if let Some(&(j, c)) = owner.get(&rid) {
-                on_token(&mut eng, &mut jobs, &mut owner, stop_ids, j, c, id);
+                on_token(&mut eng, &mut jobs, &mut owner, j, c, id);
             }
         }
         // Choices the engine ended without a token (the context is full).
@@ -251,34 +269,61 @@ fn run(
     }
 }
 
+/// Prefills `batch` in one forward pass and starts its choices (forked from each prompt's sequence).
 #[allow(clippy::too_many_arguments)]
 fn admit<'t>(
     model: &Model,
     text: &'t Text,
     stop_ids: &[u32],
     eng: &mut Engine<'_>,
-    job: Job,
+    batch: Vec<Job>,
     jobs: &mut Vec<Option<Active<'t>>>,
     owner: &mut HashMap<ReqId, (usize, usize)>,
     metrics: &Metrics,
 ) {
     let limit = model.config.max_position_embeddings;
-    if job.prompt.is_empty() || job.prompt.len() >= limit {
+    let (ok, bad): (Vec<Job>, Vec<Job>) = batch
+        .into_iter()
+        .partition(|j| !j.prompt.is_empty() && j.prompt.len() < limit);
+    for job in bad {
         let _ = job.events.send(Event::Failed(format!(
             "a prompt of {} tokens does not fit the model's context of {limit}",
             job.prompt.len()
         )));
-        return;
     }
-    let (seq, logits) = match eng.prefill(&job.prompt) {
+    let prompts: Vec<&[u32]> = ok.iter().map(|j| j.prompt.as_slice()).collect();
+    let prefilled = match eng.prefill_many(&prompts) {
         Ok(p) => p,
         Err(e) => {
-            let _ = job
-                .events
-                .send(Event::Failed(format!("prefill failed: {e}")));
+            for job in ok {
+                let _ = job
+                    .events
+                    .send(Event::Failed(format!("prefill failed: {e}")));
+            }
             return;
         }
     };
+    for (job, (seq, logits)) in ok.into_iter().zip(prefilled) {
+        start(
+            eng, text, stop_ids, job, seq, &logits, limit, jobs, owner, metrics,
+        );
+    }
+}
+
+/// Starts the choices of a prefilled job.
+#[allow(clippy::too_many_arguments)]
+fn start<'t>(
+    eng: &mut Engine<'_>,
+    text: &'t Text,
+    stop_ids: &[u32],
+    job: Job,
+    seq: SeqId,
+    logits: &[f32],
+    limit: usize,
+    jobs: &mut Vec<Option<Active<'t>>>,
+    owner: &mut HashMap<ReqId, (usize, usize)>,
+    metrics: &Metrics,
+) {
     Metrics::add(&metrics.prompt_tokens, job.prompt.len() as u64);
     let _ = job.events.send(Event::Started {
         prompt_tokens: job.prompt.len(),
@@ -303,14 +348,20 @@ fn admit<'t>(
             }
         }
     }
+    let ids = if job.ignore_eos {
+        Vec::new()
+    } else {
+        stop_ids.to_vec()
+    };
     let mut active = Active {
         events: job.events,
         stop: job.stop,
+        ids: ids.clone(),
         choices: Vec::with_capacity(n),
     };
     let mut firsts = Vec::with_capacity(n);
     for (c, (s, cfg)) in seqs.into_iter().zip(job.samplers).enumerate() {
-        let r = eng.start(s, &logits, Sampler::new(cfg), stop_ids.to_vec(), max_new);
+        let r = eng.start(s, logits, Sampler::new(cfg), ids.clone(), max_new);
         owner.insert(r, (j, c));
         active.choices.push(Choice {
             req: Some(r),
@@ -325,7 +376,7 @@ fn admit<'t>(
     Metrics::add(&metrics.generated_tokens, firsts.len() as u64);
     for (c, id) in firsts {
         match id {
-            Some(id) => on_token(eng, jobs, owner, stop_ids, j, c, id),
+            Some(id) => on_token(eng, jobs, owner, j, c, id),
             None => finish(eng, jobs, owner, j, c, Finish::Length),
         }
     }
@@ -336,14 +387,13 @@ fn on_token(
     eng: &mut Engine<'_>,
     jobs: &mut [Option<Active<'_>>],
     owner: &mut HashMap<ReqId, (usize, usize)>,
-    stop_ids: &[u32],
     j: usize,
     c: usize,
     id: u32,
 ) {
     let Some(a) = jobs[j].as_mut() else { return };
     let ch = &mut a.choices[c];
-    if stop_ids.contains(&id) {
+    if a.ids.contains(&id) {
         return finish(eng, jobs, owner, j, c, Finish::Stop);
     }
     ch.tokens += 1;
