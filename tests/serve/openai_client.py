@@ -43,7 +43,7 @@ def wait_idle():
     t0 = time.time()
     while True:
         m = metrics()
-        if m["flint_live_sequences"] == 0 and m["flint_queue_depth"] == 0 and m["flint_kv_bytes"] == 0:
+        if m["flint_live_sequences"] == 0 and m["flint_queue_depth"] == 0:
             return m
         assert time.time() - t0 < 30, f"server not idle after 30 s: {m}"
         time.sleep(0.1)
@@ -61,10 +61,13 @@ assert "Paris" in answer, answer
 assert r.choices[0].finish_reason == "stop", r.choices[0].finish_reason
 assert r.usage.prompt_tokens > 10 and 0 < r.usage.completion_tokens <= 30, r.usage
 assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
+first = r
 idle = wait_idle()
 print("chat:", repr(answer), r.usage)
 
-# Streaming gives the same text, piece by piece, then the finish reason and the usage.
+# Streaming gives the same text, piece by piece, then the finish reason and the usage. The same prompt again
+# comes from the prefix cache, all but its last token: the answer must not change.
+cached0 = idle["flint_prompt_tokens_cached_total"]
 pieces, finish, usage = [], None, None
 for chunk in client.chat.completions.create(
     model=model, messages=Q, temperature=0, max_tokens=30, stream=True, stream_options={"include_usage": True}
@@ -80,7 +83,8 @@ for chunk in client.chat.completions.create(
 assert "".join(pieces) == answer, (pieces, answer)
 assert len(pieces) > 3, pieces
 assert finish == "stop" and usage.completion_tokens == r.usage.completion_tokens, (finish, usage)
-print("stream:", len(pieces), "pieces")
+assert metrics()["flint_prompt_tokens_cached_total"] - cached0 == first.usage.prompt_tokens - 1
+print("stream:", len(pieces), "pieces, prompt from the prefix cache")
 
 # n choices decoded together, reproducible with a seed.
 def three(seed):
@@ -172,6 +176,19 @@ assert m["flint_requests_cancelled_total"] >= cancelled0 + 1, m
 grown = m["flint_resident_bytes"] - idle["flint_resident_bytes"]
 assert grown < 48 << 20, f"resident memory grew by {grown / 2**20:.1f} MiB after the load"
 print(f"disconnect: freed; resident memory {grown / 2**20:+.1f} MiB against idle")
+
+# The next turn of a chat re-sends the history: its prefix comes from the cache (the first turn's prompt and
+# answer), and the answer equals that of a server without a prefix cache (the keyed one runs --prefix-cache 0).
+turns = Q + [{"role": "assistant", "content": answer}, {"role": "user", "content": "And of Germany?"}]
+cached0 = metrics()["flint_prompt_tokens_cached_total"]
+second = client.chat.completions.create(model=model, messages=turns, temperature=0, max_tokens=20)
+reused = metrics()["flint_prompt_tokens_cached_total"] - cached0
+assert reused >= first.usage.prompt_tokens, (reused, first.usage.prompt_tokens)
+uncached = openai.OpenAI(base_url=KEYED + "/v1", api_key=KEY, max_retries=0, timeout=60).chat.completions.create(
+    model=model, messages=turns, temperature=0, max_tokens=20)
+assert second.choices[0].message.content == uncached.choices[0].message.content, (second, uncached)
+print(f"second turn: {reused:.0f} of {second.usage.prompt_tokens} prompt tokens reused:",
+      repr(second.choices[0].message.content))
 
 # The API key.
 keyed = openai.OpenAI(base_url=KEYED + "/v1", api_key="wrong", max_retries=0, timeout=60)

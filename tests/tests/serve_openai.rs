@@ -97,7 +97,10 @@ fn openai_client_against_flint_serve() {
     let dir = tempfile::tempdir().unwrap();
     let model = model(dir.path());
     let open = start(&model, &["--parallel", "16"]);
-    let keyed = start(&model, &["--api-key", "test-key-123"]);
+    let keyed = start(
+        &model,
+        &["--api-key", "test-key-123", "--prefix-cache", "0"],
+    );
     let out = Command::new(python())
         .arg(root().join("tests/serve/openai_client.py"))
         .env("FLINT_URL", &open.url)

@@ -27,6 +27,10 @@ pub struct ServeArgs {
     /// Largest request body in bytes (more: 413).
     #[arg(long, default_value_t = 8 << 20, value_parser = clap::value_parser!(u64).range(1024..=1 << 30))]
     pub max_body: u64,
+    /// Tokens of finished prompts and answers kept in the KV cache, so a request that starts the same way (a
+    /// system prompt, the next turn of a chat) prefills only what is new (0: off).
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(0..=1 << 20))]
+    pub prefix_cache: u64,
     /// max_tokens of a request that sets none.
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub default_max_tokens: u64,
@@ -58,6 +62,7 @@ pub fn run(a: ServeArgs, board: Option<&str>) -> anyhow::Result<()> {
         max_body: a.max_body as usize,
         default_max_tokens: a.default_max_tokens as usize,
         kv: a.model.kv_options(),
+        prefix_cache: a.prefix_cache as usize,
     };
     flint_serve::serve(model, text, stop, id, opts)
 }

@@ -209,28 +209,53 @@ impl<'m> Engine<'m> {
         &mut self,
         prompts: &[&[u32]],
     ) -> Result<Vec<(SeqId, Vec<f32>)>, ModelError> {
-        if prompts.iter().any(|p| p.is_empty()) {
-            return Err(ModelError::Invalid("empty prompt".into()));
-        }
         let seqs: Vec<SeqId> = prompts.iter().map(|_| self.kv.new_seq()).collect();
-        let mut b = Batch::new();
-        for (&s, p) in seqs.iter().zip(prompts) {
-            b.push_text(s, 0, p, Logits::Last);
-        }
-        match self.model.forward_batch(&b, &mut self.kv, None, None) {
-            Ok(l) => {
-                let v = self.model.config.vocab_size;
-                Ok(seqs
-                    .into_iter()
-                    .zip(l.chunks_exact(v))
-                    .map(|(s, l)| (s, l.to_vec()))
-                    .collect())
-            }
+        let items: Vec<(SeqId, &[u32])> =
+            seqs.iter().copied().zip(prompts.iter().copied()).collect();
+        match self.extend_many(&items) {
+            Ok(l) => Ok(seqs.into_iter().zip(l).collect()),
             Err(e) => {
                 seqs.into_iter().for_each(|s| self.kv.free(s));
                 Err(e)
             }
         }
+    }
+
+    /// Appends each `(seq, tokens)` to its sequence (at its current length) in one forward pass; returns the
+    /// logits of each run's last token, in order. Sequences must be distinct; on an error their contents are
+    /// unspecified (free them).
+    pub fn extend_many(&mut self, items: &[(SeqId, &[u32])]) -> Result<Vec<Vec<f32>>, ModelError> {
+        if items.iter().any(|(_, p)| p.is_empty()) {
+            return Err(ModelError::Invalid("empty prompt".into()));
+        }
+        let mut b = Batch::new();
+        for &(s, p) in items {
+            b.push_text(s, self.kv.len(s)?, p, Logits::Last);
+        }
+        let l = self.model.forward_batch(&b, &mut self.kv, None, None)?;
+        let v = self.model.config.vocab_size;
+        Ok(l.chunks_exact(v).map(<[f32]>::to_vec).collect())
+    }
+
+    /// A new, empty sequence.
+    pub fn new_seq(&mut self) -> SeqId {
+        self.kv.new_seq()
+    }
+
+    /// Tokens a sequence holds.
+    pub fn len(&self, seq: SeqId) -> Result<usize, ModelError> {
+        self.kv.len(seq)
+    }
+
+    /// Forgets a sequence's slots from `len` on; `false` (nothing changed) when a sliding layer already dropped
+    /// history a query at `len` would need ([`KvStore::truncate`]).
+    pub fn truncate(&mut self, seq: SeqId, len: usize) -> Result<bool, ModelError> {
+        self.kv.truncate(seq, len)
+    }
+
+    /// Gives the memory of free cache blocks back ([`KvStore::compact`]).
+    pub fn compact(&mut self) {
+        self.kv.compact();
     }
 
     /// A new sequence sharing all of `seq`'s cache.
@@ -305,6 +330,14 @@ impl<'m> Engine<'m> {
         if let Some(r) = self.reqs.get_mut(id.0).and_then(Option::take) {
             self.kv.free(r.seq);
         }
+    }
+
+    /// Ends a request but keeps its sequence, which the caller then owns (to cache a prefix, fork, or free).
+    pub fn detach(&mut self, id: ReqId) -> Option<SeqId> {
+        self.reqs
+            .get_mut(id.0)
+            .and_then(Option::take)
+            .map(|r| r.seq)
     }
 
     fn req(&self, id: ReqId) -> Option<&Req> {

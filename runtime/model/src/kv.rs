@@ -467,4 +467,117 @@ impl KvStore {
     pub fn block(&self) -> usize {
         self.block
     }
+
+    /// Moves the blocks in use to the front of each group and gives the memory of the free ones back (a server
+    /// calls it when idle). Block ids change; every sequence keeps its contents.
+    pub fn compact(&mut self) {
+        for g in 0..self.groups.len() {
+            let refs = std::mem::take(&mut self.groups[g].refs);
+            let mut map = vec![u32::MAX; refs.len()];
+            let mut n = 0u32;
+            for (b, &r) in refs.iter().enumerate() {
+                if r > 0 {
+                    // Ascending, and n <= b: a copy never overwrites a block still to be moved.
+                    if n as usize != b {
+                        self.copy_block(g, b as u32, n);
+                    }
+                    map[b] = n;
+                    n += 1;
+                }
+            }
+            let (bl, sl) = (
+                self.block_len(g) * n as usize,
+                self.block_len(g) / self.kv_dim * self.row_blocks() * n as usize,
+            );
+            let gr = &mut self.groups[g];
+            gr.refs = refs.into_iter().filter(|&r| r > 0).collect();
+            gr.free.clear();
+            match &mut gr.data {
+                Data::F32(d) => (d.truncate(bl), d.shrink_to_fit()),
+                Data::F16(d) => (d.truncate(bl), d.shrink_to_fit()),
+                Data::Q8 { q, d } => {
+                    q.truncate(bl);
+                    q.shrink_to_fit();
+                    (d.truncate(sl), d.shrink_to_fit())
+                }
+            };
+            for s in self.seqs.iter_mut().flatten() {
+                for b in &mut s.tables[g].blocks {
+                    *b = map[*b as usize];
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every layer's keys and values of `id`, slot by slot, as f32.
+    fn contents(kv: &KvStore, id: SeqId, layers: usize) -> Vec<Vec<f32>> {
+        let len = kv.len(id).unwrap();
+        (0..layers)
+            .map(|l| {
+                kv.chunks(l, id, len)
+                    .unwrap()
+                    .iter()
+                    .flat_map(|c| {
+                        let f = |r: KvRows<'_>| -> Vec<f32> {
+                            match r {
+                                KvRows::F32(x) => x.to_vec(),
+                                KvRows::F16(x) => x.iter().map(|v| v.to_f32()).collect(),
+                                KvRows::Q8 { q, d } => q
+                                    .iter()
+                                    .map(|&v| v as f32)
+                                    .chain(d.iter().map(|v| v.to_f32()))
+                                    .collect(),
+                            }
+                        };
+                        let mut v = f(c.k);
+                        v.extend(f(c.v));
+                        v
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn compact_keeps_contents_and_frees_memory() {
+        for dtype in [KvDtype::F32, KvDtype::F16, KvDtype::Q8] {
+            let (kvd, layers) = (32, 3);
+            let windows = [None, Some(8), None];
+            let mut kv = KvStore::new(&windows, kvd, KvOptions { dtype, block: 4 });
+            let mut seqs = Vec::new();
+            for s in 0..4 {
+                let id = kv.new_seq();
+                let n = 5 + 3 * s;
+                kv.reserve(id, n).unwrap();
+                for l in 0..layers {
+                    let k: Vec<f32> = (0..n * kvd)
+                        .map(|i| ((i * 7 + s * 13 + l) % 19) as f32 - 9.0)
+                        .collect();
+                    let v: Vec<f32> = k.iter().map(|x| -x * 0.5).collect();
+                    kv.write(l, id, &k, &v).unwrap();
+                }
+                kv.advance(id, n).unwrap();
+                seqs.push(id);
+            }
+            let fork = kv.fork(seqs[3]).unwrap();
+            kv.free(seqs[0]);
+            kv.free(seqs[2]);
+            let keep = [seqs[1], seqs[3], fork];
+            let before: Vec<_> = keep.iter().map(|&id| contents(&kv, id, layers)).collect();
+            let (bytes, used) = (kv.bytes(), kv.blocks_in_use());
+            kv.compact();
+            assert!(kv.bytes() < bytes, "{dtype:?}: {} -> {}", bytes, kv.bytes());
+            assert_eq!(kv.blocks_in_use(), used);
+            let after: Vec<_> = keep.iter().map(|&id| contents(&kv, id, layers)).collect();
+            assert_eq!(before, after, "{dtype:?}");
+            // Still a working cache: a shared block is copied before the fork writes into it.
+            kv.reserve(fork, 1).unwrap();
+            assert_eq!(contents(&kv, seqs[3], layers), before[1]);
+        }
+    }
 }

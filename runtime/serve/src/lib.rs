@@ -5,11 +5,14 @@
 //! - `scheduler`: one engine thread owns the model and steps every live choice of every request in one batch.
 //! - `api`: the request as read, and what is refused (fail closed: no silent fallback for `response_format`,
 //!   `tools` or `reasoning_effort`, which the engine cannot enforce yet).
+//! - `prefix`: finished prompts and answers kept in the KV cache, so a request that starts the same way prefills
+//!   only what is new.
 //! - `metrics`: counters shared by both sides, as Prometheus text.
 
 pub mod api;
 pub mod http;
 pub mod metrics;
+pub mod prefix;
 pub mod scheduler;
 
 use anyhow::{bail, Context};
@@ -35,6 +38,8 @@ pub struct ServeOptions {
     /// `max_tokens` of a request that gives none.
     pub default_max_tokens: usize,
     pub kv: KvOptions,
+    /// Tokens of finished prompts and answers kept in the KV cache for requests that start the same way.
+    pub prefix_cache: usize,
 }
 
 /// A server reachable beyond this machine must have an API key.
@@ -64,6 +69,7 @@ pub fn serve(
         parallel: opts.parallel.max(1),
         queue: opts.queue.max(1),
         kv: opts.kv,
+        prefix_cache: opts.prefix_cache,
     };
     let scheduler =
         scheduler::Scheduler::spawn(model, text.clone(), stop_ids, sched_opts, metrics.clone())

@@ -8,10 +8,13 @@
 //! - Output: tokens become text here ([`TextStream`], whole UTF-8 characters), stop strings are matched on the
 //!   text (the part that could still become a stop string is held back), and pieces go to the job's channel.
 //! - A client that goes away (its receiver dropped) has its choices released at the next step: its blocks are
-//!   freed. When nothing is live the engine's cache is dropped, so an idle server holds no KV memory.
+//!   freed. A finished choice's sequence (prompt and answer) goes to the [`PrefixCache`], so the next request
+//!   that starts the same way (a shared system prompt, the next turn of a chat) prefills only what is new. When
+//!   nothing is live the cache's blocks are compacted and the rest of the KV memory is given back.
 
 use crate::api::ApiError;
 use crate::metrics::Metrics;
+use crate::prefix::PrefixCache;
 use flint_model::{
     Engine, KvOptions, Model, ReqId, Sampler, SamplerConfig, SeqId, Text, TextStream,
 };
@@ -80,6 +83,8 @@ pub struct Options {
     /// Requests waiting at most.
     pub queue: usize,
     pub kv: KvOptions,
+    /// Tokens of finished prompts and answers kept for reuse (0: none).
+    pub prefix_cache: usize,
 }
 
 /// The handle the HTTP side submits to.
@@ -102,7 +107,7 @@ impl Scheduler {
         let m = metrics.clone();
         std::thread::Builder::new()
             .name("flint-engine".into())
-            .spawn(move || run(&model, &text, &stop_ids, rx, opts, &m))?;
+            .spawn(move || Core::new(&model, &text, &stop_ids, opts, &m).run(rx))?;
         Ok(Scheduler { tx, metrics })
     }
 
@@ -146,291 +151,388 @@ struct Active<'t> {
     stop: Vec<String>,
     /// The tokens that end a turn for this job.
     ids: Vec<u32>,
+    prompt: Vec<u32>,
     choices: Vec<Choice<'t>>,
 }
 
-fn run(
-    model: &Model,
-    text: &Text,
-    stop_ids: &[u32],
-    rx: Receiver<Job>,
+/// The engine thread's state.
+struct Core<'m, 't> {
+    model: &'m Model,
+    text: &'t Text,
+    stop_ids: &'t [u32],
     opts: Options,
-    metrics: &Metrics,
-) {
-    let mut eng = Engine::new(model, opts.kv);
-    let mut jobs: Vec<Option<Active<'_>>> = Vec::new();
-    let mut owner: HashMap<ReqId, (usize, usize)> = HashMap::new();
-    let mut pending: Option<Job> = None;
-    let mut open = true;
-    let mut used = false;
-    loop {
-        if owner.is_empty() && used {
-            // Idle: give the cache's memory back before waiting.
-            eng = Engine::new(model, opts.kv);
-            jobs.clear();
-            used = false;
-            metrics.kv_bytes.store(0, Relaxed);
-            metrics.live.store(0, Relaxed);
+    metrics: &'t Metrics,
+    eng: Engine<'m>,
+    jobs: Vec<Option<Active<'t>>>,
+    /// Which job and choice each live request is.
+    owner: HashMap<ReqId, (usize, usize)>,
+    cache: PrefixCache,
+}
+
+impl<'m, 't> Core<'m, 't> {
+    fn new(
+        model: &'m Model,
+        text: &'t Text,
+        stop_ids: &'t [u32],
+        opts: Options,
+        metrics: &'t Metrics,
+    ) -> Self {
+        Core {
+            model,
+            text,
+            stop_ids,
+            opts,
+            metrics,
+            eng: Engine::new(model, opts.kv),
+            jobs: Vec::new(),
+            owner: HashMap::new(),
+            cache: PrefixCache::new(opts.prefix_cache),
         }
-        // Admit what fits, and prefill it in one pass.
-        let mut batch: Vec<Job> = Vec::new();
-        let (mut choices, mut tokens) = (owner.len(), 0);
+    }
+
+    fn run(mut self, rx: Receiver<Job>) {
+        let mut pending: Option<Job> = None;
+        let mut open = true;
+        let mut busy = false;
         loop {
-            let job = match pending.take() {
-                Some(j) => j,
-                None if !open => break,
-                None if choices == 0 => match rx.recv() {
-                    Ok(j) => j,
-                    Err(_) => {
-                        open = false;
-                        break;
-                    }
-                },
-                None => match rx.try_recv() {
-                    Ok(j) => j,
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => {
-                        open = false;
-                        break;
-                    }
-                },
-            };
-            let fits = choices + job.samplers.len() <= opts.parallel
-                && tokens + job.prompt.len() <= PREFILL_TOKENS;
-            if choices > 0 && !fits {
-                pending = Some(job);
-                break;
+            if self.owner.is_empty() && busy {
+                // Idle: keep the cached prefixes, give the rest of the KV memory back before waiting.
+                self.eng.compact();
+                busy = false;
+                self.gauges();
             }
-            Metrics::sub(&metrics.queued, 1);
-            if job.events.is_closed() {
-                Metrics::add(&metrics.cancelled, 1);
-                continue;
+            // Admit what fits, and prefill it in one pass.
+            let mut batch: Vec<Job> = Vec::new();
+            let (mut choices, mut tokens) = (self.owner.len(), 0);
+            loop {
+                let job = match pending.take() {
+                    Some(j) => j,
+                    None if !open => break,
+                    None if choices == 0 => match rx.recv() {
+                        Ok(j) => j,
+                        Err(_) => {
+                            open = false;
+                            break;
+                        }
+                    },
+                    None => match rx.try_recv() {
+                        Ok(j) => j,
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Disconnected) => {
+                            open = false;
+                            break;
+                        }
+                    },
+                };
+                let fits = choices + job.samplers.len() <= self.opts.parallel
+                    && tokens + job.prompt.len() <= PREFILL_TOKENS;
+                if choices > 0 && !fits {
+                    pending = Some(job);
+                    break;
+                }
+                Metrics::sub(&self.metrics.queued, 1);
+                if job.events.is_closed() {
+                    Metrics::add(&self.metrics.cancelled, 1);
+                    continue;
+                }
+                choices += job.samplers.len();
+                tokens += job.prompt.len();
+                batch.push(job);
             }
-            choices += job.samplers.len();
-            tokens += job.prompt.len();
-            batch.push(job);
-        }
-        if !batch.is_empty() {
-            used = true;
-            admit(
-                model, text, stop_ids, &mut eng, batch, &mut jobs, &mut owner, metrics,
-            );
-        }
-        if !open && owner.is_empty() && pending.is_none() {
-            return;
-        }
-        // Release the choices of clients that went away.
-        for j in 0..jobs.len() {
-            if jobs[j].as_ref().is_some_and(|a| a.events.is_closed()) {
-                Metrics::add(&metrics.cancelled, 1);
-                end_job(&mut eng, &mut jobs, &mut owner, j);
+            if !batch.is_empty() {
+                busy = true;
+                self.admit(batch);
             }
+            if !open && self.owner.is_empty() && pending.is_none() {
+                return;
+            }
+            // Release the choices of clients that went away.
+            for j in 0..self.jobs.len() {
+                if self.jobs[j].as_ref().is_some_and(|a| a.events.is_closed()) {
+                    Metrics::add(&self.metrics.cancelled, 1);
+                    self.end_job(j);
+                }
+            }
+            if !self.owner.is_empty() {
+                self.step();
+            }
+            self.gauges();
         }
-        if owner.is_empty() {
-            continue;
-        }
+    }
+
+    fn gauges(&self) {
+        self.metrics.live.store(self.owner.len() as u64, Relaxed);
+        self.metrics
+            .kv_bytes
+            .store(self.eng.kv().bytes() as u64, Relaxed);
+        self.metrics
+            .cached_tokens
+            .store(self.cache.tokens() as u64, Relaxed);
+    }
+
+    /// One decode step for every live choice.
+    fn step(&mut self) {
         let t = Instant::now();
-        let news = match eng.step() {
+        let news = match self.eng.step() {
             Ok(n) => n,
             Err(e) => {
-                for j in 0..jobs.len() {
-                    if let Some(a) = &jobs[j] {
+                for j in 0..self.jobs.len() {
+                    if let Some(a) = &self.jobs[j] {
                         let _ = a.events.send(Event::Failed(format!("decode failed: {e}")));
                     }
-                    end_job(&mut eng, &mut jobs, &mut owner, j);
+                    self.end_job(j);
                 }
-                continue;
+                return;
             }
         };
         let dt = t.elapsed();
-        Metrics::add(&metrics.decode_steps, 1);
-        Metrics::add(&metrics.decode_us, dt.as_micros() as u64);
-        Metrics::add(&metrics.generated_tokens, news.len() as u64);
-        metrics.last_step_milli_tok_s.store(
+        let m = self.metrics;
+        Metrics::add(&m.decode_steps, 1);
+        Metrics::add(&m.decode_us, dt.as_micros() as u64);
+        Metrics::add(&m.generated_tokens, news.len() as u64);
+        m.last_step_milli_tok_s.store(
             (news.len() as f64 / dt.as_secs_f64().max(1e-9) * 1000.0) as u64,
             Relaxed,
         );
         for (rid, id) in news {
-            if let Some(&(j, c)) = owner.get(&rid) {
-                on_token(&mut eng, &mut jobs, &mut owner, j, c, id);
+            if let Some(&(j, c)) = self.owner.get(&rid) {
+                self.on_token(j, c, id);
             }
         }
         // Choices the engine ended without a token (the context is full).
-        let ended: Vec<(ReqId, (usize, usize))> = owner
+        let ended: Vec<(usize, usize)> = self
+            .owner
             .iter()
-            .filter(|(r, _)| eng.finished(**r))
-            .map(|(r, o)| (*r, *o))
+            .filter(|(r, _)| self.eng.finished(**r))
+            .map(|(_, o)| *o)
             .collect();
-        for (_, (j, c)) in ended {
-            finish(&mut eng, &mut jobs, &mut owner, j, c, Finish::Length);
+        for (j, c) in ended {
+            self.finish(j, c, Finish::Length);
         }
-        metrics.live.store(owner.len() as u64, Relaxed);
-        metrics.kv_bytes.store(eng.kv().bytes() as u64, Relaxed);
     }
-}
 
-/// Prefills `batch` in one forward pass and starts its choices (forked from each prompt's sequence).
-#[allow(clippy::too_many_arguments)]
-fn admit<'t>(
-    model: &Model,
-    text: &'t Text,
-    stop_ids: &[u32],
-    eng: &mut Engine<'_>,
-    batch: Vec<Job>,
-    jobs: &mut Vec<Option<Active<'t>>>,
-    owner: &mut HashMap<ReqId, (usize, usize)>,
-    metrics: &Metrics,
-) {
-    let limit = model.config.max_position_embeddings;
-    let (ok, bad): (Vec<Job>, Vec<Job>) = batch
-        .into_iter()
-        .partition(|j| !j.prompt.is_empty() && j.prompt.len() < limit);
-    for job in bad {
-        let _ = job.events.send(Event::Failed(format!(
-            "a prompt of {} tokens does not fit the model's context of {limit}",
-            job.prompt.len()
-        )));
-    }
-    let prompts: Vec<&[u32]> = ok.iter().map(|j| j.prompt.as_slice()).collect();
-    let prefilled = match eng.prefill_many(&prompts) {
-        Ok(p) => p,
-        Err(e) => {
-            for job in ok {
-                let _ = job
-                    .events
-                    .send(Event::Failed(format!("prefill failed: {e}")));
-            }
-            return;
+    /// Prefills `batch` in one forward pass (each prompt past its longest cached prefix) and starts its choices.
+    fn admit(&mut self, batch: Vec<Job>) {
+        let limit = self.model.config.max_position_embeddings;
+        let (ok, bad): (Vec<Job>, Vec<Job>) = batch
+            .into_iter()
+            .partition(|j| !j.prompt.is_empty() && j.prompt.len() < limit);
+        for job in bad {
+            let _ = job.events.send(Event::Failed(format!(
+                "a prompt of {} tokens does not fit the model's context of {limit}",
+                job.prompt.len()
+            )));
         }
-    };
-    for (job, (seq, logits)) in ok.into_iter().zip(prefilled) {
-        start(
-            eng, text, stop_ids, job, seq, &logits, limit, jobs, owner, metrics,
-        );
-    }
-}
-
-/// Starts the choices of a prefilled job.
-#[allow(clippy::too_many_arguments)]
-fn start<'t>(
-    eng: &mut Engine<'_>,
-    text: &'t Text,
-    stop_ids: &[u32],
-    job: Job,
-    seq: SeqId,
-    logits: &[f32],
-    limit: usize,
-    jobs: &mut Vec<Option<Active<'t>>>,
-    owner: &mut HashMap<ReqId, (usize, usize)>,
-    metrics: &Metrics,
-) {
-    Metrics::add(&metrics.prompt_tokens, job.prompt.len() as u64);
-    let _ = job.events.send(Event::Started {
-        prompt_tokens: job.prompt.len(),
-    });
-    let max_new = job.max_new.min(limit - job.prompt.len());
-    let j = match jobs.iter().position(Option::is_none) {
-        Some(j) => j,
-        None => {
-            jobs.push(None);
-            jobs.len() - 1
-        }
-    };
-    let n = job.samplers.len();
-    let mut seqs = vec![seq];
-    for _ in 1..n {
-        match eng.fork(seq) {
-            Ok(s) => seqs.push(s),
+        let block = self.eng.kv().block();
+        let starts: Vec<(SeqId, usize)> = ok
+            .iter()
+            .map(|j| {
+                self.cache
+                    .lookup(&mut self.eng, &j.prompt, block)
+                    .unwrap_or_else(|| (self.eng.new_seq(), 0))
+            })
+            .collect();
+        let items: Vec<(SeqId, &[u32])> = ok
+            .iter()
+            .zip(&starts)
+            .map(|(j, &(s, from))| (s, &j.prompt[from..]))
+            .collect();
+        let logits = match self.eng.extend_many(&items) {
+            Ok(l) => l,
             Err(e) => {
-                let _ = job.events.send(Event::Failed(format!("fork failed: {e}")));
-                seqs.into_iter().for_each(|s| eng.free(s));
+                for (job, (s, _)) in ok.into_iter().zip(starts) {
+                    self.eng.free(s);
+                    let _ = job
+                        .events
+                        .send(Event::Failed(format!("prefill failed: {e}")));
+                }
                 return;
             }
+        };
+        for ((job, (seq, from)), logits) in ok.into_iter().zip(starts).zip(logits) {
+            Metrics::add(
+                &self.metrics.prompt_tokens,
+                (job.prompt.len() - from) as u64,
+            );
+            Metrics::add(&self.metrics.cached_prompt_tokens, from as u64);
+            self.start(job, seq, &logits, limit);
         }
     }
-    let ids = if job.ignore_eos {
-        Vec::new()
-    } else {
-        stop_ids.to_vec()
-    };
-    let mut active = Active {
-        events: job.events,
-        stop: job.stop,
-        ids: ids.clone(),
-        choices: Vec::with_capacity(n),
-    };
-    let mut firsts = Vec::with_capacity(n);
-    for (c, (s, cfg)) in seqs.into_iter().zip(job.samplers).enumerate() {
-        let r = eng.start(s, logits, Sampler::new(cfg), ids.clone(), max_new);
-        owner.insert(r, (j, c));
-        active.choices.push(Choice {
-            req: Some(r),
-            stream: TextStream::new(text),
-            buf: String::new(),
-            sent: 0,
-            tokens: 0,
-        });
-        firsts.push((c, eng.output(r).first().copied()));
-    }
-    jobs[j] = Some(active);
-    Metrics::add(&metrics.generated_tokens, firsts.len() as u64);
-    for (c, id) in firsts {
-        match id {
-            Some(id) => on_token(eng, jobs, owner, j, c, id),
-            None => finish(eng, jobs, owner, j, c, Finish::Length),
-        }
-    }
-}
 
-/// One new token of choice `c` of job `j`.
-fn on_token(
-    eng: &mut Engine<'_>,
-    jobs: &mut [Option<Active<'_>>],
-    owner: &mut HashMap<ReqId, (usize, usize)>,
-    j: usize,
-    c: usize,
-    id: u32,
-) {
-    let Some(a) = jobs[j].as_mut() else { return };
-    let ch = &mut a.choices[c];
-    if a.ids.contains(&id) {
-        return finish(eng, jobs, owner, j, c, Finish::Stop);
-    }
-    ch.tokens += 1;
-    match ch.stream.push(id) {
-        Ok(p) => ch.buf.push_str(&p),
-        Err(e) => {
-            let _ = a.events.send(Event::Failed(format!("detokenizing: {e}")));
-            let n = a.choices.len();
-            return (0..n).for_each(|c| release(eng, jobs, owner, j, c));
+    /// Starts the choices of a prefilled job.
+    fn start(&mut self, job: Job, seq: SeqId, logits: &[f32], limit: usize) {
+        let _ = job.events.send(Event::Started {
+            prompt_tokens: job.prompt.len(),
+        });
+        let max_new = job.max_new.min(limit - job.prompt.len());
+        let j = match self.jobs.iter().position(Option::is_none) {
+            Some(j) => j,
+            None => {
+                self.jobs.push(None);
+                self.jobs.len() - 1
+            }
+        };
+        let n = job.samplers.len();
+        let mut seqs = vec![seq];
+        for _ in 1..n {
+            match self.eng.fork(seq) {
+                Ok(s) => seqs.push(s),
+                Err(e) => {
+                    let _ = job.events.send(Event::Failed(format!("fork failed: {e}")));
+                    seqs.into_iter().for_each(|s| self.eng.free(s));
+                    return;
+                }
+            }
+        }
+        let ids = if job.ignore_eos {
+            Vec::new()
+        } else {
+            self.stop_ids.to_vec()
+        };
+        let mut active = Active {
+            events: job.events,
+            stop: job.stop,
+            ids: ids.clone(),
+            prompt: job.prompt,
+            choices: Vec::with_capacity(n),
+        };
+        let mut firsts = Vec::with_capacity(n);
+        for (c, (s, cfg)) in seqs.into_iter().zip(job.samplers).enumerate() {
+            let r = self
+                .eng
+                .start(s, logits, Sampler::new(cfg), ids.clone(), max_new);
+            self.owner.insert(r, (j, c));
+            active.choices.push(Choice {
+                req: Some(r),
+                stream: TextStream::new(self.text),
+                buf: String::new(),
+                sent: 0,
+                tokens: 0,
+            });
+            firsts.push((c, self.eng.output(r).first().copied()));
+        }
+        self.jobs[j] = Some(active);
+        Metrics::add(&self.metrics.generated_tokens, firsts.len() as u64);
+        for (c, id) in firsts {
+            match id {
+                Some(id) => self.on_token(j, c, id),
+                None => self.finish(j, c, Finish::Length),
+            }
         }
     }
-    // A stop string ends the choice; its text is not sent.
-    let from = ch.sent.saturating_sub(crate::api::MAX_STOP_LEN);
-    let from = (0..=from)
-        .rev()
-        .find(|&i| ch.buf.is_char_boundary(i))
-        .unwrap_or(0);
-    if let Some(k) = a
-        .stop
-        .iter()
-        .filter_map(|s| ch.buf[from..].find(s.as_str()).map(|k| from + k))
-        .min()
-    {
-        ch.buf.truncate(k);
-        return finish(eng, jobs, owner, j, c, Finish::Stop);
+
+    /// One new token of choice `c` of job `j`.
+    fn on_token(&mut self, j: usize, c: usize, id: u32) {
+        let Some(a) = self.jobs[j].as_mut() else {
+            return;
+        };
+        let ch = &mut a.choices[c];
+        if a.ids.contains(&id) {
+            return self.finish(j, c, Finish::Stop);
+        }
+        ch.tokens += 1;
+        match ch.stream.push(id) {
+            Ok(p) => ch.buf.push_str(&p),
+            Err(e) => {
+                let _ = a.events.send(Event::Failed(format!("detokenizing: {e}")));
+                return self.end_job(j);
+            }
+        }
+        // A stop string ends the choice; its text is not sent.
+        let from = ch.sent.saturating_sub(crate::api::MAX_STOP_LEN);
+        let from = (0..=from)
+            .rev()
+            .find(|&i| ch.buf.is_char_boundary(i))
+            .unwrap_or(0);
+        if let Some(k) = a
+            .stop
+            .iter()
+            .filter_map(|s| ch.buf[from..].find(s.as_str()).map(|k| from + k))
+            .min()
+        {
+            ch.buf.truncate(k);
+            return self.finish(j, c, Finish::Stop);
+        }
+        let safe = ch.buf.len() - held_back(&ch.buf, &a.stop);
+        if safe > ch.sent {
+            let piece = ch.buf[ch.sent..safe].to_string();
+            ch.sent = safe;
+            let _ = a.events.send(Event::Text {
+                choice: c,
+                text: piece,
+            });
+        }
+        if ch.req.is_some_and(|r| self.eng.finished(r)) {
+            self.finish(j, c, Finish::Length);
+        }
     }
-    let safe = ch.buf.len() - held_back(&ch.buf, &a.stop);
-    if safe > ch.sent {
-        let piece = ch.buf[ch.sent..safe].to_string();
-        ch.sent = safe;
-        let _ = a.events.send(Event::Text {
+
+    /// Sends the rest of choice `c`'s text and its end; its sequence goes to the prefix cache.
+    fn finish(&mut self, j: usize, c: usize, how: Finish) {
+        let Some(a) = self.jobs[j].as_mut() else {
+            return;
+        };
+        let ch = &mut a.choices[c];
+        let Some(r) = ch.req else {
+            return;
+        };
+        if ch.buf.len() > ch.sent {
+            let piece = ch.buf[ch.sent..].to_string();
+            ch.sent = ch.buf.len();
+            let _ = a.events.send(Event::Text {
+                choice: c,
+                text: piece,
+            });
+        }
+        let _ = a.events.send(Event::Done {
             choice: c,
-            text: piece,
+            finish: how,
+            tokens: ch.tokens,
         });
+        // What the sequence holds: the prompt, then every generated token but the last (never fed back).
+        let mut tokens = a.prompt.clone();
+        tokens.extend_from_slice(self.eng.output(r));
+        a.choices[c].req = None;
+        self.owner.remove(&r);
+        if let Some(seq) = self.eng.detach(r) {
+            match self.eng.len(seq) {
+                Ok(len) if len <= tokens.len() => {
+                    tokens.truncate(len);
+                    self.cache.insert(&mut self.eng, seq, tokens);
+                }
+                _ => self.eng.free(seq),
+            }
+        }
+        self.drop_if_done(j);
     }
-    if ch.req.is_some_and(|r| eng.finished(r)) {
-        finish(eng, jobs, owner, j, c, Finish::Length);
+
+    /// Frees choice `c`'s sequence.
+    fn release(&mut self, j: usize, c: usize) {
+        let Some(a) = self.jobs[j].as_mut() else {
+            return;
+        };
+        if let Some(r) = a.choices[c].req.take() {
+            self.owner.remove(&r);
+            self.eng.release(r);
+        }
+        self.drop_if_done(j);
+    }
+
+    /// A job ends with its last choice.
+    fn drop_if_done(&mut self, j: usize) {
+        if self.jobs[j]
+            .as_ref()
+            .is_some_and(|a| a.choices.iter().all(|c| c.req.is_none()))
+        {
+            self.jobs[j] = None;
+        }
+    }
+
+    fn end_job(&mut self, j: usize) {
+        let n = self.jobs[j].as_ref().map_or(0, |a| a.choices.len());
+        for c in 0..n {
+            self.release(j, c);
+        }
     }
 }
 
@@ -449,66 +551,6 @@ fn held_back(buf: &str, stops: &[String]) -> usize {
         }
     }
     hold
-}
-
-/// Sends the rest of choice `c`'s text and its end, and releases it.
-fn finish(
-    eng: &mut Engine<'_>,
-    jobs: &mut [Option<Active<'_>>],
-    owner: &mut HashMap<ReqId, (usize, usize)>,
-    j: usize,
-    c: usize,
-    how: Finish,
-) {
-    let Some(a) = jobs[j].as_mut() else { return };
-    let ch = &mut a.choices[c];
-    if ch.req.is_none() {
-        return;
-    }
-    if ch.buf.len() > ch.sent {
-        let piece = ch.buf[ch.sent..].to_string();
-        ch.sent = ch.buf.len();
-        let _ = a.events.send(Event::Text {
-            choice: c,
-            text: piece,
-        });
-    }
-    let _ = a.events.send(Event::Done {
-        choice: c,
-        finish: how,
-        tokens: ch.tokens,
-    });
-    release(eng, jobs, owner, j, c);
-}
-
-/// Frees choice `c`'s sequence; the job ends with its last choice.
-fn release(
-    eng: &mut Engine<'_>,
-    jobs: &mut [Option<Active<'_>>],
-    owner: &mut HashMap<ReqId, (usize, usize)>,
-    j: usize,
-    c: usize,
-) {
-    let Some(a) = jobs[j].as_mut() else { return };
-    if let Some(r) = a.choices[c].req.take() {
-        owner.remove(&r);
-        eng.release(r);
-    }
-    if a.choices.iter().all(|c| c.req.is_none()) {
-        jobs[j] = None;
-    }
-}
-
-fn end_job(
-    eng: &mut Engine<'_>,
-    jobs: &mut [Option<Active<'_>>],
-    owner: &mut HashMap<ReqId, (usize, usize)>,
-    j: usize,
-) {
-    let n = jobs[j].as_ref().map_or(0, |a| a.choices.len());
-    for c in 0..n {
-        release(eng, jobs, owner, j, c);
-    }
 }
 
 #[cfg(test)]
