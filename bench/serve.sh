@@ -35,6 +35,15 @@ wait_up() {
   done
   echo "error: server on $PORT did not come up" >&2; exit 1
 }
+# One short request before measuring, retried: llama-server answered /health before it took its first request.
+warm_up() {
+  for _ in $(seq 50); do
+    curl -sf "http://127.0.0.1:$PORT/v1/chat/completions" -H 'Content-Type: application/json' \
+      -d '{"messages":[{"role":"user","content":"Hi"}],"max_tokens":2}' >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  echo "error: server on $PORT answered no request" >&2; exit 1
+}
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p') | $(nproc) cores | load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "flint: $FLINT_BIN serve -m $FLINT_MODEL --threads $T --parallel 16"
 echo "llama: $LLAMA_DIR/bin/llama-server -m $GGUF -t $T -tb $T -np 16 -c 16384"
@@ -47,6 +56,7 @@ for r in $(seq "$ROUNDS"); do
         --host 127.0.0.1 >/dev/null 2>&1 & SRV=$!
     fi
     wait_up
+    warm_up
     for c in 1 4 16; do
       n=$(( c < 4 ? 4 : 2 * c ))
       "$PY" "$ROOT/bench/serve_load.py" "http://127.0.0.1:$PORT" --concurrency "$c" --requests "$n" \
