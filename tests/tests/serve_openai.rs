@@ -4,7 +4,8 @@
 #![cfg(target_arch = "x86_64")]
 
 use flint_format::DType;
-use flint_tests::{bin_command, import, root, run_bin, smollm2_gguf};
+use flint_tests::muse::{muse_spark_with_processors, write_fixture_clip};
+use flint_tests::{bin_command, fixtures, import, read_safetensors, root, run_bin, smollm2_gguf};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -133,4 +134,67 @@ fn refuses_to_listen_beyond_loopback_without_a_key() {
     );
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("--api-key"), "{err}");
+}
+
+/// Images and audio as content parts (a data URL, a file under --allow-path, a WAV), on the tiny Muse Spark: each
+/// answer equals `flint run --chat` with the same files and text; a file outside the folder and bytes that are no
+/// image are refused.
+#[test]
+fn images_and_audio_in_requests_answer_as_flint_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (model, _) = muse_spark_with_processors(tmp.path());
+    let io = read_safetensors(&fixtures().join("hf/muse_spark/io.safetensors"));
+    let wav = tmp.path().join("clip.wav");
+    write_fixture_clip(&io, &wav);
+    let images = std::fs::canonicalize(fixtures().join("processors/images")).unwrap();
+    let image = images.join("coffee.png");
+    let prompt = "What is this?";
+    let server = start(&model, &["--allow-path", images.to_str().unwrap()]);
+    let out = Command::new(python())
+        .arg(root().join("tests/serve/openai_media.py"))
+        .env("FLINT_URL", &server.url)
+        .env("FLINT_IMAGE", &image)
+        .env("FLINT_WAV", &wav)
+        .env("FLINT_PROMPT", prompt)
+        .output()
+        .expect("running the openai client");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    println!("{got}");
+    let run = |media: &[&str]| {
+        let mut args = vec![
+            "run",
+            "-m",
+            model.to_str().unwrap(),
+            "--chat",
+            "-n",
+            "8",
+            "-p",
+            prompt,
+        ];
+        args.extend_from_slice(media);
+        let o = run_bin("flint", &args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        // `flint run` ends the answer with a newline.
+        String::from_utf8(o.stdout)
+            .unwrap()
+            .strip_suffix('\n')
+            .unwrap()
+            .to_string()
+    };
+    let (im, au) = (image.to_str().unwrap(), wav.to_str().unwrap());
+    let alone = run(&["--image", im]);
+    assert!(!alone.is_empty());
+    assert_eq!(got["image_data_url"], alone.as_str());
+    assert_eq!(got["image_path"], alone.as_str());
+    assert_eq!(
+        got["image_audio"],
+        run(&["--image", im, "--audio", au]).as_str()
+    );
+    assert_eq!(got["refused"].as_array().unwrap().len(), 2);
 }

@@ -31,6 +31,9 @@ pub struct ServeArgs {
     /// system prompt, the next turn of a chat) prefills only what is new (0: off).
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(0..=1 << 20))]
     pub prefix_cache: u64,
+    /// Let content parts name image and WAV files under this folder (otherwise only data URLs are taken).
+    #[arg(long)]
+    pub allow_path: Option<std::path::PathBuf>,
     /// max_tokens of a request that sets none.
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub default_max_tokens: u64,
@@ -63,6 +66,7 @@ pub fn run(a: ServeArgs, board: Option<&str>) -> anyhow::Result<()> {
         default_max_tokens: a.default_max_tokens as usize,
         kv: a.model.kv_options(),
         prefix_cache: a.prefix_cache as usize,
+        allow_path: a.allow_path,
     };
     flint_serve::serve(model, text, stop, id, opts)
 }

@@ -209,9 +209,13 @@ impl<'m> Engine<'m> {
         &mut self,
         prompts: &[&[u32]],
     ) -> Result<Vec<(SeqId, Vec<f32>)>, ModelError> {
-        let seqs: Vec<SeqId> = prompts.iter().map(|_| self.kv.new_seq()).collect();
-        let items: Vec<(SeqId, &[u32])> =
-            seqs.iter().copied().zip(prompts.iter().copied()).collect();
+        let ps: Vec<MediaPrompt> = prompts
+            .iter()
+            .map(|p| MediaPrompt::text(self.model, p.to_vec()))
+            .collect();
+        let seqs: Vec<SeqId> = ps.iter().map(|_| self.kv.new_seq()).collect();
+        let items: Vec<(SeqId, &MediaPrompt, usize)> =
+            seqs.iter().zip(&ps).map(|(&s, p)| (s, p, 0)).collect();
         match self.extend_many(&items) {
             Ok(l) => Ok(seqs.into_iter().zip(l).collect()),
             Err(e) => {
@@ -221,16 +225,23 @@ impl<'m> Engine<'m> {
         }
     }
 
-    /// Appends each `(seq, tokens)` to its sequence (at its current length) in one forward pass; returns the
-    /// logits of each run's last token, in order. Sequences must be distinct; on an error their contents are
-    /// unspecified (free them).
-    pub fn extend_many(&mut self, items: &[(SeqId, &[u32])]) -> Result<Vec<Vec<f32>>, ModelError> {
-        if items.iter().any(|(_, p)| p.is_empty()) {
-            return Err(ModelError::Invalid("empty prompt".into()));
-        }
+    /// Runs rows `from ..` of each prompt into its sequence, which must hold exactly its first `from` rows, all in
+    /// one forward pass; returns the logits of each prompt's last row, in order. Sequences must be distinct; on
+    /// an error their contents are unspecified (free them).
+    pub fn extend_many(
+        &mut self,
+        items: &[(SeqId, &MediaPrompt, usize)],
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
         let mut b = Batch::new();
-        for &(s, p) in items {
-            b.push_text(s, self.kv.len(s)?, p, Logits::Last);
+        for &(s, p, from) in items {
+            if from >= p.len() || self.kv.len(s)? != from {
+                return Err(ModelError::Invalid(format!(
+                    "extending a sequence of {} rows from row {from} of a {}-row prompt",
+                    self.kv.len(s)?,
+                    p.len()
+                )));
+            }
+            p.push(&mut b, s, from, Logits::Last);
         }
         let l = self.model.forward_batch(&b, &mut self.kv, None, None)?;
         let v = self.model.config.vocab_size;

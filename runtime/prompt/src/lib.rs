@@ -67,6 +67,8 @@ impl std::str::FromStr for ImageTokens {
 pub const AUTO_FLOOR: usize = 64;
 
 use flint_media::prompt::{AUDIO_TOKEN as AUDIO, IMAGE_TOKEN as IMAGE, VIDEO_TOKEN as VIDEO};
+/// The placeholder each medium is in a prompt's content, before the processor expands it.
+pub use flint_media::prompt::{AUDIO_TOKEN, IMAGE_TOKEN, VIDEO_TOKEN};
 
 /// The processed media, with the replacement text of each placeholder.
 pub struct Prepared {

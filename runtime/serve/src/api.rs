@@ -83,6 +83,84 @@ pub struct Part {
     pub kind: String,
     #[serde(default)]
     pub text: Option<String>,
+    #[serde(default)]
+    pub image_url: Option<ImageUrl>,
+    #[serde(default)]
+    pub input_audio: Option<InputAudio>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ImageUrl {
+    pub url: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InputAudio {
+    pub data: String,
+    #[serde(default)]
+    pub format: Option<String>,
+}
+
+/// The most images and audio clips in one request.
+pub const MAX_MEDIA: usize = 16;
+
+/// Where a medium's bytes are.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// Decoded from a base64 data URL.
+    Data(Vec<u8>),
+    /// A file on the server (allowed only under `--allow-path`).
+    Path(std::path::PathBuf),
+}
+
+/// A piece of a message's content, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Segment {
+    Text(String),
+    Image(Source),
+    Audio(Source),
+}
+
+/// A message's text, if it has no media.
+pub fn text_of(segments: &[Segment]) -> Option<String> {
+    let mut t = String::new();
+    for s in segments {
+        match s {
+            Segment::Text(x) => t.push_str(x),
+            _ => return None,
+        }
+    }
+    Some(t)
+}
+
+/// `data:<mime>;base64,<payload>` to bytes; a `file://` URL or an absolute path to a path.
+fn source(url: &str, param: &str) -> Result<Source, ApiError> {
+    use base64::Engine as _;
+    if let Some(rest) = url.strip_prefix("data:") {
+        let (meta, payload) = rest
+            .split_once(',')
+            .ok_or_else(|| ApiError::bad(param, "a data URL without a `,`"))?;
+        if !meta.ends_with(";base64") {
+            return Err(ApiError::bad(
+                param,
+                "a data URL must be base64 (`data:<type>;base64,...`)",
+            ));
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(payload.trim())
+            .map_err(|e| {
+                ApiError::bad(param, format!("the data URL's base64 does not decode: {e}"))
+            })?;
+        return Ok(Source::Data(bytes));
+    }
+    let path = url.strip_prefix("file://").unwrap_or(url);
+    if path.starts_with('/') {
+        return Ok(Source::Path(path.into()));
+    }
+    Err(ApiError::bad(
+        param,
+        "an image must be a base64 data URL or a file path the server may read (--allow-path); remote URLs are not fetched",
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -138,8 +216,8 @@ impl ApiError {
 /// What a request asks the engine for, checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Params {
-    /// The conversation, as (role, text) in order.
-    pub messages: Vec<(String, String)>,
+    /// The conversation, as (role, content) in order.
+    pub messages: Vec<(String, Vec<Segment>)>,
     /// At most this many tokens per choice (`None`: up to the context).
     pub max_tokens: Option<usize>,
     pub temperature: f32,
@@ -235,6 +313,7 @@ fn check(r: ChatRequest) -> Result<Params, ApiError> {
         ));
     }
     let mut messages = Vec::with_capacity(r.messages.len());
+    let mut media = 0;
     for (i, m) in r.messages.into_iter().enumerate() {
         let param = format!("messages[{i}]");
         if !matches!(
@@ -254,32 +333,56 @@ fn check(r: ChatRequest) -> Result<Params, ApiError> {
         } else {
             m.role
         };
-        let text = match m.content {
-            None => String::new(),
-            Some(Content::Text(t)) => t,
+        let content = match m.content {
+            None => Vec::new(),
+            Some(Content::Text(t)) => vec![Segment::Text(t)],
             Some(Content::Parts(parts)) => {
-                let mut t = String::new();
+                let mut v = Vec::with_capacity(parts.len());
                 for (j, p) in parts.into_iter().enumerate() {
-                    match (p.kind.as_str(), p.text) {
-                        ("text", Some(s)) => t.push_str(&s),
-                        ("text", None) => {
+                    let at = format!("{param}.content[{j}]");
+                    v.push(match (p.kind.as_str(), p.text, p.image_url, p.input_audio) {
+                        ("text", Some(s), _, _) => Segment::Text(s),
+                        ("text", None, _, _) => {
+                            return Err(ApiError::bad(&format!("{at}.text"), "a text part without `text`"))
+                        }
+                        ("image_url", _, Some(u), _) => {
+                            Segment::Image(source(&u.url, &format!("{at}.image_url"))?)
+                        }
+                        ("input_audio", _, _, Some(a)) => {
+                            if a.format.as_deref().is_some_and(|f| f != "wav") {
+                                return Err(ApiError::bad(
+                                    &format!("{at}.input_audio.format"),
+                                    "audio must be WAV (`format`: `wav`)",
+                                ));
+                            }
+                            let url = format!("data:audio/wav;base64,{}", a.data);
+                            Segment::Audio(source(&url, &format!("{at}.input_audio.data"))?)
+                        }
+                        (k @ ("image_url" | "input_audio"), ..) => {
+                            return Err(ApiError::bad(&at, format!("a `{k}` part without its `{k}` object")))
+                        }
+                        (k, ..) => {
                             return Err(ApiError::bad(
-                                &format!("{param}.content[{j}].text"),
-                                "a text part without `text`",
+                                &format!("{at}.type"),
+                                format!("content part type `{k}` is not supported (text, image_url, input_audio)"),
                             ))
                         }
-                        (k, _) => {
-                            return Err(ApiError::bad(
-                                &format!("{param}.content[{j}].type"),
-                                format!("content part type `{k}` is not supported by this server yet (text only)"),
-                            ))
-                        }
-                    }
+                    });
                 }
-                t
+                v
             }
         };
-        messages.push((role, text));
+        media += content
+            .iter()
+            .filter(|s| !matches!(s, Segment::Text(_)))
+            .count();
+        if media > MAX_MEDIA {
+            return Err(ApiError::bad(
+                &param,
+                format!("more than {MAX_MEDIA} images and clips in one request"),
+            ));
+        }
+        messages.push((role, content));
     }
     let max_tokens = match r.max_completion_tokens.or(r.max_tokens) {
         None => None,
@@ -359,7 +462,10 @@ mod tests {
     #[test]
     fn defaults_and_fields() {
         let p = req("").unwrap();
-        assert_eq!(p.messages, vec![("user".to_string(), "hi".to_string())]);
+        assert_eq!(
+            p.messages,
+            vec![("user".to_string(), vec![Segment::Text("hi".into())])]
+        );
         assert_eq!(
             (p.n, p.temperature, p.top_p, p.stream),
             (1, 1.0, 1.0, false)
@@ -373,7 +479,23 @@ mod tests {
         assert_eq!(p.stop, vec!["\n".to_string()]);
         let p = parse(br#"{"messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}]}"#)
             .unwrap();
-        assert_eq!(p.messages[0].1, "ab");
+        assert_eq!(text_of(&p.messages[0].1).unwrap(), "ab");
+        let p = parse(br#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,aGk="}},{"type":"text","text":"what?"},{"type":"input_audio","input_audio":{"data":"aGk=","format":"wav"}}]}]}"#)
+            .unwrap();
+        assert_eq!(
+            p.messages[0].1,
+            vec![
+                Segment::Image(Source::Data(b"hi".to_vec())),
+                Segment::Text("what?".into()),
+                Segment::Audio(Source::Data(b"hi".to_vec()))
+            ]
+        );
+        assert_eq!(text_of(&p.messages[0].1), None);
+        let p = parse(br#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"file:///srv/a.jpg"}}]}]}"#).unwrap();
+        assert_eq!(
+            p.messages[0].1,
+            vec![Segment::Image(Source::Path("/srv/a.jpg".into()))]
+        );
     }
 
     #[test]
@@ -406,9 +528,36 @@ mod tests {
                 "{extra}"
             );
         }
-        let e = parse(br#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}"#)
-            .unwrap_err();
-        assert_eq!(e.param.as_deref(), Some("messages[0].content[0].type"));
+        for (part, param) in [
+            (
+                r#"{"type":"image_url","image_url":{"url":"https://example.com/a.jpg"}}"#,
+                "messages[0].content[0].image_url",
+            ),
+            (
+                r#"{"type":"image_url","image_url":{"url":"data:image/png;base64,!!"}}"#,
+                "messages[0].content[0].image_url",
+            ),
+            (
+                r#"{"type":"image_url","image_url":{"url":"data:image/png,abc"}}"#,
+                "messages[0].content[0].image_url",
+            ),
+            (r#"{"type":"image_url"}"#, "messages[0].content[0]"),
+            (
+                r#"{"type":"input_audio","input_audio":{"data":"aGk=","format":"mp3"}}"#,
+                "messages[0].content[0].input_audio.format",
+            ),
+            (r#"{"type":"video"}"#, "messages[0].content[0].type"),
+        ] {
+            let body = format!(r#"{{"messages":[{{"role":"user","content":[{part}]}}]}}"#);
+            let e = parse(body.as_bytes()).unwrap_err();
+            assert_eq!(e.param.as_deref(), Some(param), "{part}: {e:?}");
+        }
+        let many =
+            vec![r#"{"type":"image_url","image_url":{"url":"/a.png"}}"#; MAX_MEDIA + 1].join(",");
+        let e =
+            parse(format!(r#"{{"messages":[{{"role":"user","content":[{many}]}}]}}"#).as_bytes())
+                .unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("messages[0]"));
         assert_eq!(
             parse(br#"{"messages":[]}"#).unwrap_err().param.as_deref(),
             Some("messages")

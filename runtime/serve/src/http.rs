@@ -1,6 +1,7 @@
 //! The HTTP side: routes, the API key, request bodies to jobs, and events back to JSON or server-sent events.
 
 use crate::api::{self, ApiError, Params};
+use crate::api::{Segment, Source};
 use crate::metrics::Metrics;
 use crate::scheduler::{Event, Finish, Job, Scheduler};
 use axum::body::Bytes;
@@ -11,10 +12,12 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use flint_model::{Message, SamplerConfig, Text};
+use flint_model::multimodal::Media;
+use flint_model::{Message, Model, SamplerConfig, Text};
 use futures_util::stream::{self, Stream};
 use serde_json::{json, Value};
 use std::convert::Infallible;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -33,6 +36,10 @@ pub struct AppState {
     pub default_max_tokens: usize,
     pub api_key: Option<String>,
     pub next_id: AtomicU64,
+    /// For the processors (images, audio) on the request side.
+    pub model: Arc<Model>,
+    /// Files under this directory (canonical) may be named in content parts.
+    pub allow_path: Option<PathBuf>,
 }
 
 impl IntoResponse for ApiError {
@@ -101,7 +108,18 @@ fn now() -> u64 {
 }
 
 async fn chat(State(s): State<Arc<AppState>>, _h: HeaderMap, body: Bytes) -> Response {
-    match start(&s, &body) {
+    // Templates, tokenizers and image decoding are CPU work: off the thread that serves the sockets.
+    let s2 = s.clone();
+    let started = tokio::task::spawn_blocking(move || start(&s2, &body))
+        .await
+        .unwrap_or_else(|e| {
+            Err(ApiError::status(
+                500,
+                "server_error",
+                format!("request task failed: {e}"),
+            ))
+        });
+    match started {
         Ok((p, rx, prompt_tokens)) => {
             let id = format!("chatcmpl-{}", s.next_id.fetch_add(1, Ordering::Relaxed));
             if p.stream {
@@ -114,25 +132,24 @@ async fn chat(State(s): State<Arc<AppState>>, _h: HeaderMap, body: Bytes) -> Res
     }
 }
 
-/// Checks the request, renders and tokenizes its prompt, and queues it.
+/// Checks the request, renders and tokenizes its prompt (processing its images and audio), and queues it.
 fn start(s: &AppState, body: &[u8]) -> Result<(Params, UnboundedReceiver<Event>, usize), ApiError> {
     let p = api::parse(body)?;
-    let messages: Vec<Message> = p
-        .messages
-        .iter()
-        .map(|(role, content)| Message {
-            role: role.clone(),
-            content: content.clone(),
-        })
-        .collect();
-    let rendered = s
-        .text
-        .apply_chat_template(&messages)
-        .map_err(|e| ApiError::bad("messages", format!("the chat template failed: {e}")))?;
-    let prompt = s
-        .text
-        .encode(&rendered, false)
-        .map_err(|e| ApiError::bad("messages", format!("tokenizing the prompt failed: {e}")))?;
+    let (prompt, media) = if p.messages.iter().all(|(_, c)| api::text_of(c).is_some()) {
+        let messages: Vec<Message> = p
+            .messages
+            .iter()
+            .map(|(role, c)| Message {
+                role: role.clone(),
+                content: api::text_of(c).unwrap_or_default(),
+            })
+            .collect();
+        let rendered = render(s, &messages)?;
+        (encode(s, &rendered)?, None)
+    } else {
+        let (ids, media) = with_media(s, &p)?;
+        (ids, Some(media))
+    };
     if prompt.len() >= s.context {
         return Err(ApiError::bad(
             "messages",
@@ -157,11 +174,107 @@ fn start(s: &AppState, body: &[u8]) -> Result<(Params, UnboundedReceiver<Event>,
         prompt,
         samplers,
         max_new: p.max_tokens.unwrap_or(s.default_max_tokens),
+        media,
         stop: p.stop.clone(),
         ignore_eos: p.ignore_eos,
         events: tx,
     })?;
     Ok((p, rx, n_prompt))
+}
+
+fn render(s: &AppState, messages: &[Message]) -> Result<String, ApiError> {
+    s.text
+        .apply_chat_template(messages)
+        .map_err(|e| ApiError::bad("messages", format!("the chat template failed: {e}")))
+}
+
+fn encode(s: &AppState, rendered: &str) -> Result<Vec<u32>, ApiError> {
+    s.text
+        .encode(rendered, false)
+        .map_err(|e| ApiError::bad("messages", format!("tokenizing the prompt failed: {e}")))
+}
+
+/// A prompt with images or audio: each medium is written where the processors read it (a data URL's bytes into a
+/// file named for its place in the request, so errors name it), processed with the checkpoint's processors, and
+/// stands as its placeholder in the message's content; the chat template renders the messages and the
+/// placeholders expand as the processor does.
+fn with_media(s: &AppState, p: &Params) -> Result<(Vec<u32>, Media), ApiError> {
+    let c = &s.model.config;
+    let dir = tempfile::tempdir()
+        .map_err(|e| ApiError::status(500, "server_error", format!("a temporary folder: {e}")))?;
+    let mut files = flint_prompt::MediaFiles::default();
+    let mut messages = Vec::with_capacity(p.messages.len());
+    for (i, (role, segments)) in p.messages.iter().enumerate() {
+        let mut content = String::new();
+        for (j, seg) in segments.iter().enumerate() {
+            let at = format!("messages[{i}].content[{j}]");
+            match seg {
+                Segment::Text(t) => content.push_str(t),
+                Segment::Image(src) => {
+                    if c.vision.is_none() {
+                        return Err(ApiError::bad(
+                            &at,
+                            "this model has no vision tower: it cannot read images",
+                        ));
+                    }
+                    files.images.push(materialize(s, src, dir.path(), &at)?);
+                    content.push_str(flint_prompt::IMAGE_TOKEN);
+                }
+                Segment::Audio(src) => {
+                    if c.audio.is_none() {
+                        return Err(ApiError::bad(
+                            &at,
+                            "this model has no audio tower: it cannot hear audio",
+                        ));
+                    }
+                    files.audio.push(materialize(s, src, dir.path(), &at)?);
+                    content.push_str(flint_prompt::AUDIO_TOKEN);
+                }
+            }
+        }
+        messages.push(Message {
+            role: role.clone(),
+            content,
+        });
+    }
+    // Errors name a medium by its place in the request, not by the temporary folder.
+    let tmp = format!("{}/", dir.path().display());
+    let prepared = flint_prompt::prepare(&s.model, &files)
+        .map_err(|e| ApiError::bad("messages", format!("{e:#}").replace(&tmp, "")))?;
+    let rendered = render(s, &messages)?;
+    let expanded = prepared
+        .expand(&rendered)
+        .map_err(|e| ApiError::bad("messages", format!("{e:#}")))?;
+    Ok((encode(s, &expanded)?, prepared.media))
+}
+
+/// The file a medium is read from.
+fn materialize(s: &AppState, src: &Source, dir: &Path, at: &str) -> Result<PathBuf, ApiError> {
+    match src {
+        Source::Data(bytes) => {
+            let f = dir.join(at);
+            std::fs::write(&f, bytes)
+                .map_err(|e| ApiError::status(500, "server_error", format!("writing {at}: {e}")))?;
+            Ok(f)
+        }
+        Source::Path(path) => {
+            let Some(allowed) = &s.allow_path else {
+                return Err(ApiError::bad(
+                    at,
+                    "file paths are not accepted: the server was started without --allow-path",
+                ));
+            };
+            let real = std::fs::canonicalize(path)
+                .map_err(|e| ApiError::bad(at, format!("{}: {e}", path.display())))?;
+            if !real.starts_with(allowed) {
+                return Err(ApiError::bad(
+                    at,
+                    format!("{} is not under the --allow-path folder", path.display()),
+                ));
+            }
+            Ok(real)
+        }
+    }
 }
 
 async fn whole_response(

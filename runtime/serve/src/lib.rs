@@ -40,6 +40,8 @@ pub struct ServeOptions {
     pub kv: KvOptions,
     /// Tokens of finished prompts and answers kept in the KV cache for requests that start the same way.
     pub prefix_cache: usize,
+    /// Content parts may name files under this folder (none: data URLs only).
+    pub allow_path: Option<std::path::PathBuf>,
 }
 
 /// A server reachable beyond this machine must have an API key.
@@ -63,6 +65,12 @@ pub fn serve(
         bail!("the model has no chat template: /v1/chat/completions needs one");
     }
     let context = model.config.max_position_embeddings;
+    let allow_path = opts
+        .allow_path
+        .as_ref()
+        .map(|p| std::fs::canonicalize(p).with_context(|| format!("--allow-path {}", p.display())))
+        .transpose()?;
+    let model = Arc::new(model);
     let metrics = Arc::new(Metrics::default());
     let text = Arc::new(text);
     let sched_opts = scheduler::Options {
@@ -71,9 +79,14 @@ pub fn serve(
         kv: opts.kv,
         prefix_cache: opts.prefix_cache,
     };
-    let scheduler =
-        scheduler::Scheduler::spawn(model, text.clone(), stop_ids, sched_opts, metrics.clone())
-            .context("starting the engine thread")?;
+    let scheduler = scheduler::Scheduler::spawn(
+        model.clone(),
+        text.clone(),
+        stop_ids,
+        sched_opts,
+        metrics.clone(),
+    )
+    .context("starting the engine thread")?;
     let state = Arc::new(http::AppState {
         scheduler,
         metrics,
@@ -83,6 +96,8 @@ pub fn serve(
         default_max_tokens: opts.default_max_tokens,
         api_key: opts.api_key.clone(),
         next_id: AtomicU64::new(0),
+        model,
+        allow_path,
     });
     // The engine thread does the arithmetic; one thread is plenty for sockets and JSON.
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -1,7 +1,9 @@
 //! Prompt prefixes kept in the KV cache between requests, so a request that starts like an earlier one (the same
 //! system prompt, or the next turn of a chat, which re-sends the whole history) prefills only what is new.
 //!
-//! An entry is a sequence the cache owns and the tokens it holds: a finished choice's prompt and answer. A lookup
+//! An entry is a sequence the cache owns and the keys of the rows it holds ([`flint_model::multimodal::MediaPrompt::keys`]:
+//! a token id, or a hash of a tower row, so an image is reused only if it is the same image): a finished choice's
+//! prompt and answer. A lookup
 //! forks the entry with the longest common prefix (no copy: the blocks are shared) and truncates the fork to that
 //! prefix. Entries are evicted least recently used first, beyond a token budget.
 
@@ -10,7 +12,7 @@ use flint_model::{Engine, SeqId};
 #[derive(Debug)]
 struct Entry {
     seq: SeqId,
-    tokens: Vec<u32>,
+    tokens: Vec<u64>,
     used: u64,
 }
 
@@ -22,7 +24,7 @@ pub struct PrefixCache {
     clock: u64,
 }
 
-fn common(a: &[u32], b: &[u32]) -> usize {
+fn common(a: &[u64], b: &[u64]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
@@ -45,7 +47,7 @@ impl PrefixCache {
     pub fn lookup(
         &mut self,
         eng: &mut Engine<'_>,
-        prompt: &[u32],
+        prompt: &[u64],
         min: usize,
     ) -> Option<(SeqId, usize)> {
         let cap = prompt.len().saturating_sub(1);
@@ -70,7 +72,7 @@ impl PrefixCache {
     }
 
     /// Keeps `seq`, which holds `tokens`, for later requests (the cache owns it from here).
-    pub fn insert(&mut self, eng: &mut Engine<'_>, seq: SeqId, tokens: Vec<u32>) {
+    pub fn insert(&mut self, eng: &mut Engine<'_>, seq: SeqId, tokens: Vec<u64>) {
         self.clock += 1;
         if tokens.is_empty() || tokens.len() > self.budget {
             eng.free(seq);

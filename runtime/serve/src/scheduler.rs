@@ -15,6 +15,7 @@
 use crate::api::ApiError;
 use crate::metrics::Metrics;
 use crate::prefix::PrefixCache;
+use flint_model::multimodal::{Media, MediaPrompt, Towers};
 use flint_model::{
     Engine, KvOptions, Model, ReqId, Sampler, SamplerConfig, SeqId, Text, TextStream,
 };
@@ -31,7 +32,10 @@ const PREFILL_TOKENS: usize = 4096;
 /// One request for the engine.
 #[derive(Debug)]
 pub struct Job {
+    /// Token ids, with the processors' placeholders for `media`.
     pub prompt: Vec<u32>,
+    /// Processed images and audio, encoded by the towers on the engine thread.
+    pub media: Option<Media>,
     /// One sampler per choice.
     pub samplers: Vec<SamplerConfig>,
     /// Tokens per choice at most (the scheduler also stops at the model's context).
@@ -97,7 +101,7 @@ pub struct Scheduler {
 impl Scheduler {
     /// Starts the engine thread. `stop_ids` end a turn (the model's end-of-turn tokens).
     pub fn spawn(
-        model: Model,
+        model: Arc<Model>,
         text: Arc<Text>,
         stop_ids: Vec<u32>,
         opts: Options,
@@ -151,7 +155,8 @@ struct Active<'t> {
     stop: Vec<String>,
     /// The tokens that end a turn for this job.
     ids: Vec<u32>,
-    prompt: Vec<u32>,
+    /// The prompt's row keys ([`MediaPrompt::keys`]), which the prefix cache compares.
+    prompt: Vec<u64>,
     choices: Vec<Choice<'t>>,
 }
 
@@ -167,6 +172,8 @@ struct Core<'m, 't> {
     /// Which job and choice each live request is.
     owner: HashMap<ReqId, (usize, usize)>,
     cache: PrefixCache,
+    /// Bound when the first request with media arrives.
+    towers: Option<Towers>,
 }
 
 impl<'m, 't> Core<'m, 't> {
@@ -187,6 +194,7 @@ impl<'m, 't> Core<'m, 't> {
             jobs: Vec::new(),
             owner: HashMap::new(),
             cache: PrefixCache::new(opts.prefix_cache),
+            towers: None,
         }
     }
 
@@ -311,36 +319,60 @@ impl<'m, 't> Core<'m, 't> {
         }
     }
 
+    /// The job's prompt with its media encoded by the towers.
+    fn media_prompt(&mut self, job: &mut Job) -> Result<MediaPrompt, String> {
+        let ids = std::mem::take(&mut job.prompt);
+        let Some(media) = job.media.take() else {
+            return Ok(MediaPrompt::text(self.model, ids));
+        };
+        if self.towers.is_none() {
+            self.towers =
+                Some(Towers::load(self.model).map_err(|e| format!("loading the towers: {e}"))?);
+        }
+        let towers = self.towers.as_ref().expect("bound above");
+        MediaPrompt::encode(self.model, towers, self.model.exec(), ids, &media)
+            .map(|(p, _)| p)
+            .map_err(|e| format!("encoding the media: {e}"))
+    }
+
     /// Prefills `batch` in one forward pass (each prompt past its longest cached prefix) and starts its choices.
     fn admit(&mut self, batch: Vec<Job>) {
         let limit = self.model.config.max_position_embeddings;
-        let (ok, bad): (Vec<Job>, Vec<Job>) = batch
-            .into_iter()
-            .partition(|j| !j.prompt.is_empty() && j.prompt.len() < limit);
-        for job in bad {
-            let _ = job.events.send(Event::Failed(format!(
-                "a prompt of {} tokens does not fit the model's context of {limit}",
-                job.prompt.len()
-            )));
+        let mut ok: Vec<(Job, MediaPrompt)> = Vec::with_capacity(batch.len());
+        for mut job in batch {
+            if job.prompt.is_empty() || job.prompt.len() >= limit {
+                let _ = job.events.send(Event::Failed(format!(
+                    "a prompt of {} tokens does not fit the model's context of {limit}",
+                    job.prompt.len()
+                )));
+                continue;
+            }
+            match self.media_prompt(&mut job) {
+                Ok(p) => ok.push((job, p)),
+                Err(e) => {
+                    let _ = job.events.send(Event::Failed(e));
+                }
+            }
         }
         let block = self.eng.kv().block();
-        let starts: Vec<(SeqId, usize)> = ok
+        let keys: Vec<Vec<u64>> = ok.iter().map(|(_, p)| p.keys()).collect();
+        let starts: Vec<(SeqId, usize)> = keys
             .iter()
-            .map(|j| {
+            .map(|k| {
                 self.cache
-                    .lookup(&mut self.eng, &j.prompt, block)
+                    .lookup(&mut self.eng, k, block)
                     .unwrap_or_else(|| (self.eng.new_seq(), 0))
             })
             .collect();
-        let items: Vec<(SeqId, &[u32])> = ok
+        let items: Vec<(SeqId, &MediaPrompt, usize)> = ok
             .iter()
             .zip(&starts)
-            .map(|(j, &(s, from))| (s, &j.prompt[from..]))
+            .map(|((_, p), &(s, from))| (s, p, from))
             .collect();
         let logits = match self.eng.extend_many(&items) {
             Ok(l) => l,
             Err(e) => {
-                for (job, (s, _)) in ok.into_iter().zip(starts) {
+                for ((job, _), (s, _)) in ok.into_iter().zip(starts) {
                     self.eng.free(s);
                     let _ = job
                         .events
@@ -349,22 +381,21 @@ impl<'m, 't> Core<'m, 't> {
                 return;
             }
         };
-        for ((job, (seq, from)), logits) in ok.into_iter().zip(starts).zip(logits) {
-            Metrics::add(
-                &self.metrics.prompt_tokens,
-                (job.prompt.len() - from) as u64,
-            );
+        for ((((job, p), keys), (seq, from)), logits) in
+            ok.into_iter().zip(keys).zip(starts).zip(logits)
+        {
+            Metrics::add(&self.metrics.prompt_tokens, (p.len() - from) as u64);
             Metrics::add(&self.metrics.cached_prompt_tokens, from as u64);
-            self.start(job, seq, &logits, limit);
+            self.start(job, keys, seq, &logits, limit);
         }
     }
 
     /// Starts the choices of a prefilled job.
-    fn start(&mut self, job: Job, seq: SeqId, logits: &[f32], limit: usize) {
+    fn start(&mut self, job: Job, keys: Vec<u64>, seq: SeqId, logits: &[f32], limit: usize) {
         let _ = job.events.send(Event::Started {
-            prompt_tokens: job.prompt.len(),
+            prompt_tokens: keys.len(),
         });
-        let max_new = job.max_new.min(limit - job.prompt.len());
+        let max_new = job.max_new.min(limit - keys.len());
         let j = match self.jobs.iter().position(Option::is_none) {
             Some(j) => j,
             None => {
@@ -393,7 +424,7 @@ impl<'m, 't> Core<'m, 't> {
             events: job.events,
             stop: job.stop,
             ids: ids.clone(),
-            prompt: job.prompt,
+            prompt: keys,
             choices: Vec::with_capacity(n),
         };
         let mut firsts = Vec::with_capacity(n);
@@ -491,7 +522,7 @@ impl<'m, 't> Core<'m, 't> {
         });
         // What the sequence holds: the prompt, then every generated token but the last (never fed back).
         let mut tokens = a.prompt.clone();
-        tokens.extend_from_slice(self.eng.output(r));
+        tokens.extend(self.eng.output(r).iter().map(|&id| id as u64));
         a.choices[c].req = None;
         self.owner.remove(&r);
         if let Some(seq) = self.eng.detach(r) {
