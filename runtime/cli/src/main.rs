@@ -11,6 +11,8 @@ mod info_cmd;
 mod inputs;
 mod logits_cmd;
 mod media;
+mod overlay;
+mod overlay_cmd;
 mod preprocess_cmd;
 mod run_cmd;
 mod serve_cmd;
@@ -42,6 +44,8 @@ enum Cmd {
     Preprocess(preprocess_cmd::PreprocessArgs),
     /// Show a model file's metadata and tensors; --verify checks checksums; --cpu shows CPU features and kernels.
     Info(info_cmd::InfoArgs),
+    /// Draw the boxes and points of a model's answer onto its frame, as a PNG.
+    Overlay(overlay_cmd::OverlayArgs),
     /// Serve an OpenAI-compatible HTTP API (/v1/chat/completions, streaming and not; /v1/models, /health, /metrics).
     Serve(serve_cmd::ServeArgs),
     /// Measure prompt and decode speed.
@@ -79,6 +83,7 @@ fn main() -> ExitCode {
         Cmd::Logits(a) => logits_cmd::run(a, board),
         Cmd::Preprocess(a) => preprocess_cmd::run(a, board),
         Cmd::Info(a) => info_cmd::run(a),
+        Cmd::Overlay(a) => overlay_cmd::run(a),
         Cmd::Serve(a) => serve_cmd::run(a, board),
         Cmd::Bench(a) => bench_cmd::run(a, board),
         Cmd::Boards(a) => boards_cmd::run(a),

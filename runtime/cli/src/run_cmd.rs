@@ -40,6 +40,12 @@ pub struct RunArgs {
     pub verbose: bool,
     #[command(flatten)]
     pub media: crate::media::MediaArgs,
+    /// Draw the boxes and points of the answer onto the (one) --image, as a PNG.
+    #[arg(long, value_name = "PNG")]
+    pub overlay: Option<std::path::PathBuf>,
+    /// How the model writes boxes (default: its family's; qwen2.5-vl, qwen3-vl, qwen2-vl, paligemma, florence2).
+    #[arg(long)]
+    pub box_format: Option<flint_answer::Format>,
 }
 
 pub fn run(a: RunArgs, board: Option<&str>) -> anyhow::Result<()> {
@@ -61,10 +67,19 @@ pub fn run(a: RunArgs, board: Option<&str>) -> anyhow::Result<()> {
     let render = |content: &str| -> anyhow::Result<Vec<u32>> {
         Ok(text.encode(&flint_prompt::render(&text, a.chat, content)?, !a.chat)?)
     };
+    let files = a.media.files(board)?;
+    if a.overlay.is_some() && (files.images.len() != 1 || agents > 1) {
+        bail!("--overlay draws onto one --image, with one agent");
+    }
+    let mut resized = None;
     let media_prompt = if a.media.is_empty() {
         MediaPrompt::text(&model, render(&a.prompt)?)
     } else {
-        let prepared = flint_prompt::prepare(&model, &a.media.files(board)?)?;
+        let prepared = flint_prompt::prepare(&model, &files)?;
+        resized = prepared
+            .resized
+            .first()
+            .map(|r| (r.width as u32, r.height as u32));
         let ids = flint_prompt::prompt_ids(&text, a.chat, &prepared, &a.prompt)?;
         let towers = Towers::load(&model)?;
         let (mp, st) = MediaPrompt::encode(&model, &towers, model.exec(), ids, &prepared.media)?;
@@ -96,7 +111,7 @@ pub fn run(a: RunArgs, board: Option<&str>) -> anyhow::Result<()> {
     let isa = model.exec().isa().name();
     if agents == 1 {
         let mut session = Session::new(&model, a.model.kv_options());
-        let stats = stream_turn(
+        let (answer, stats) = stream_turn(
             &mut session,
             &text,
             &media_prompt,
@@ -104,6 +119,20 @@ pub fn run(a: RunArgs, board: Option<&str>) -> anyhow::Result<()> {
             sampler,
             &stop,
         )?;
+        if let Some(out) = &a.overlay {
+            let arch = model
+                .file()
+                .meta("general.architecture")
+                .and_then(|v| v.as_str())
+                .unwrap_or("");
+            let format = a
+                .box_format
+                .or_else(|| flint_answer::Format::for_architecture(arch))
+                .with_context(|| {
+                    format!("no box format is known for `{arch}`: pass --box-format")
+                })?;
+            crate::overlay::render(&files.images[0], resized, format, &answer, out)?;
+        }
         eprintln!(
             "load {:.3} s | prompt {} tok, {:.1} tok/s | decode {} tok, {:.1} tok/s | threads {threads}, kernels {isa}",
             load_s,
@@ -169,7 +198,7 @@ pub fn run(a: RunArgs, board: Option<&str>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Generates one turn, streaming whole UTF-8 pieces to stdout.
+/// Generates one turn, streaming whole UTF-8 pieces to stdout; returns the answer's text too.
 fn stream_turn(
     session: &mut Session<'_>,
     text: &Text,
@@ -177,8 +206,9 @@ fn stream_turn(
     max_new: usize,
     sampler: SamplerConfig,
     stop: &[u32],
-) -> anyhow::Result<flint_model::GenStats> {
+) -> anyhow::Result<(String, flint_model::GenStats)> {
     let mut sampler = Sampler::new(sampler);
+    let mut answer = String::new();
     let mut stream = TextStream::new(text);
     let mut out = std::io::stdout().lock();
     let mut io_err = None;
@@ -193,6 +223,7 @@ fn stream_turn(
                 return false;
             }
         };
+        answer.push_str(&piece);
         if let Err(e) = out.write_all(piece.as_bytes()).and_then(|_| out.flush()) {
             io_err = Some(e.into());
             return false;
@@ -203,5 +234,5 @@ fn stream_turn(
         return Err(e.context("writing the answer"));
     }
     writeln!(out)?;
-    Ok(stats)
+    Ok((answer, stats))
 }
