@@ -137,6 +137,20 @@ st, body = raw("/v1/chat/completions", b"{not json", {"Content-Type": "applicati
 assert st == 400 and json.loads(body)["error"]["param"] == "body", (st, body)
 st, _ = raw("/v1/chat/completions", b"x" * (9 << 20), {"Content-Type": "application/json"})
 assert st == 413, st
+# Hostile bodies: each a 400 naming what is wrong, and the server keeps serving.
+for body in [
+    b'{"messages": "hi"}', b'{"messages": [{"role": "user", "content": 5}]}', b'{"messages": [{"content": "x"}]}',
+    b'{"messages": [{"role": "user", "content": "x"}], "n": "3"}',
+    b'{"messages": [{"role": "user", "content": "x"}], "max_tokens": -1}',
+    b'{"messages": [{"role": "user", "content": "x"}], "max_tokens": 1e30}',
+    b'{"messages": [{"role": "user", "content": "x"}], "temperature": "hot"}',
+    b'{"messages": [{"role": "user", "content": "x"}], "stop": [1, 2]}',
+    b"[" * 100000, b'{"messages": [' + b'{"role": "user", "content": "x"},' * 5000 + b'{"role": "user"}]}',
+    b'{"messages": [{"role": "user", "content": "\\ud800"}]}', b"\xff\xfe\x00",
+]:
+    st, out = raw("/v1/chat/completions", body, {"Content-Type": "application/json"})
+    assert st == 400 and "error" in json.loads(out), (body[:60], st, out[:200])
+assert raw("/health")[0] == 200
 
 # 200 concurrent requests: all answered, batched (at most --parallel at once), nothing left behind.
 async def crowd(n):
