@@ -202,3 +202,45 @@ fn the_layer_hook_adds_into_the_hidden_states() {
     );
     assert!(rel_err(&lb, &la) > 1e-3, "the addition reaches the logits");
 }
+
+/// Tokens a caller forces after a sampled one (a thinking budget closing the reasoning) enter the cache like
+/// prompt tokens: the next sampled token is the greedy one of a fresh run over everything so far, and the forced
+/// tokens are in the session but not in the returned tokens.
+#[test]
+fn forced_tokens_continue_as_a_fresh_run() {
+    for case in ["llama", "muse_spark"] {
+        let (_t, m) = model(case);
+        let opts = f32_blocks(4);
+        let prompt: Vec<u32> = vec![1, 17, 42, 99, 7];
+        let forced = vec![300, 301, 302];
+        let mut s = Session::new(&m, opts);
+        let mut greedy = Sampler::new(SamplerConfig::default());
+        let mut n = 0;
+        let (out, _, _) = s
+            .generate_with(
+                &flint_model::multimodal::MediaPrompt::text(&m, prompt.clone()),
+                5,
+                &mut greedy,
+                &[],
+                |_| {
+                    n += 1;
+                    if n == 2 {
+                        flint_model::Step::Force(forced.clone())
+                    } else {
+                        flint_model::Step::Continue
+                    }
+                },
+            )
+            .unwrap();
+        assert_eq!(out.len(), 5, "{case}");
+        let mut want = prompt.clone();
+        want.extend_from_slice(&out[..2]);
+        want.extend_from_slice(&forced);
+        want.extend_from_slice(&out[2..4]);
+        assert_eq!(&s.tokens()[..want.len()], &want[..], "{case}");
+        // The token after the forced ones is the argmax of a fresh run over everything before it.
+        let upto: Vec<u32> = [&prompt[..], &out[..2], &forced[..]].concat();
+        let l = fresh(&m, &upto, opts);
+        assert_eq!(out[2], flint_model::sampler::argmax(&l), "{case}");
+    }
+}

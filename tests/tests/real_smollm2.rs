@@ -216,3 +216,46 @@ fn f16_and_q8_kv_keep_kl_within_0_001() {
     );
     assert!(q8_f16 <= 1e-3, "q8 KV: mean KL {q8_f16:e} to f16 > 0.001");
 }
+
+/// `--think-budget 0` on a chat turn: the prompt closes the reasoning section before the model writes, the answer
+/// is on stdout, and the spent reasoning (none) is reported; a template without a reasoning section needs
+/// `--reasoning-format`.
+#[test]
+fn think_budget_zero_answers_directly() {
+    let m = model_path();
+    let m = m.to_str().unwrap();
+    let q = "What is the capital of France?";
+    let o = run_bin(
+        "flint",
+        &[
+            "run",
+            "-m",
+            m,
+            "--chat",
+            "-p",
+            q,
+            "-n",
+            "24",
+            "--think-budget",
+            "0",
+            "--reasoning-format",
+            "think",
+        ],
+    );
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("Paris"), "{out}");
+    assert!(err.contains("reasoning: 0 tokens (budget 0)"), "{err}");
+    let o = run_bin(
+        "flint",
+        &["run", "-m", m, "--chat", "-p", q, "--think-budget", "4"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("--reasoning-format"),
+        "{err}"
+    );
+}

@@ -318,15 +318,7 @@ fn find_any(s: &str, markers: &[&str]) -> Result<usize, usize> {
     if let Some(i) = markers.iter().filter_map(|m| s.find(m)).min() {
         return Ok(i);
     }
-    // The longest suffix of `s` that begins a marker.
-    let keep = markers
-        .iter()
-        .flat_map(|m| (1..m.len().min(s.len() + 1)).map(move |k| (m, k)))
-        .filter(|(m, k)| m.is_char_boundary(*k) && s.ends_with(&m[..*k]))
-        .map(|(_, k)| k)
-        .max()
-        .unwrap_or(0);
-    Err(s.len() - keep)
+    Err(s.len() - crate::held_back(s, markers))
 }
 
 /// Where the earliest of `markers` starts in `s`; else what the scanner does: skip all of `s`, or keep its end,

@@ -4,7 +4,7 @@ use crate::common::{load, ModelArgs};
 use anyhow::{bail, Context};
 use flint_model::agents::{majority, run_agents_prompt, synthesis_prompt, AgentsOptions};
 use flint_model::multimodal::{MediaPrompt, Towers};
-use flint_model::{Sampler, SamplerConfig, Session, Text, TextStream};
+use flint_model::{Sampler, SamplerConfig, Session, Step, Text, TextStream};
 use std::io::Write;
 
 #[derive(clap::Args, Debug)]
@@ -46,6 +46,14 @@ pub struct RunArgs {
     /// How the model writes boxes (default: its family's; qwen2.5-vl, qwen3-vl, qwen2-vl, paligemma, florence2).
     #[arg(long)]
     pub box_format: Option<flint_answer::Format>,
+    /// Reasoning tokens at most: at the budget Flint closes the reasoning section itself and the answer follows;
+    /// 0 skips reasoning. Reasoning goes to stderr, the answer to stdout.
+    #[arg(long, value_name = "N")]
+    pub think_budget: Option<usize>,
+    /// Where the chat format puts reasoning: think (`<think>`…`</think>`) or muse (channels); default: what the
+    /// chat template renders.
+    #[arg(long)]
+    pub reasoning_format: Option<flint_answer::ReasoningFormat>,
 }
 
 pub fn run(a: RunArgs, board: Option<&str>) -> anyhow::Result<()> {
@@ -64,8 +72,26 @@ pub fn run(a: RunArgs, board: Option<&str>) -> anyhow::Result<()> {
             a.model.model.display()
         )
     })?;
+    let reasoning = match (a.think_budget, a.reasoning_format) {
+        (None, None) => None,
+        (_, Some(f)) => Some(f),
+        (Some(_), None) => Some(
+            text.template()
+                .and_then(flint_answer::ReasoningFormat::for_template)
+                .context("--think-budget: the chat template has no reasoning section: pass --reasoning-format")?,
+        ),
+    };
+    if reasoning.is_some() && (!a.chat || agents > 1) {
+        bail!("--think-budget and --reasoning-format apply to a --chat turn of one agent");
+    }
+    // A budget of 0 skips reasoning: the prompt closes the section before the model writes.
+    let skip = reasoning
+        .filter(|_| a.think_budget == Some(0))
+        .map(|f| f.skip())
+        .unwrap_or("");
     let render = |content: &str| -> anyhow::Result<Vec<u32>> {
-        Ok(text.encode(&flint_prompt::render(&text, a.chat, content)?, !a.chat)?)
+        let rendered = flint_prompt::render(&text, a.chat, content)? + skip;
+        Ok(text.encode(&rendered, !a.chat)?)
     };
     let files = a.media.files(board)?;
     if a.overlay.is_some() && (files.images.len() != 1 || agents > 1) {
@@ -80,7 +106,8 @@ pub fn run(a: RunArgs, board: Option<&str>) -> anyhow::Result<()> {
             .resized
             .first()
             .map(|r| (r.width as u32, r.height as u32));
-        let ids = flint_prompt::prompt_ids(&text, a.chat, &prepared, &a.prompt)?;
+        let mut ids = flint_prompt::prompt_ids(&text, a.chat, &prepared, &a.prompt)?;
+        ids.extend(text.encode(skip, false)?);
         let towers = Towers::load(&model)?;
         let (mp, st) = MediaPrompt::encode(&model, &towers, model.exec(), ids, &prepared.media)?;
         for (stage, secs, what) in &prepared.stages {
@@ -111,6 +138,7 @@ pub fn run(a: RunArgs, board: Option<&str>) -> anyhow::Result<()> {
     let isa = model.exec().isa().name();
     if agents == 1 {
         let mut session = Session::new(&model, a.model.kv_options());
+        let mut reasoner = reasoning.map(|f| flint_answer::Reasoner::new(f, a.think_budget));
         let (answer, stats) = stream_turn(
             &mut session,
             &text,
@@ -118,7 +146,21 @@ pub fn run(a: RunArgs, board: Option<&str>) -> anyhow::Result<()> {
             a.max_tokens,
             sampler,
             &stop,
+            reasoner.as_mut(),
         )?;
+        if let Some(r) = &reasoner {
+            eprintln!(
+                "reasoning: {} tokens{}{}",
+                r.spent(),
+                a.think_budget
+                    .map_or(String::new(), |b| format!(" (budget {b})")),
+                if r.forced() {
+                    ", closed by the budget"
+                } else {
+                    ""
+                }
+            );
+        }
         if let Some(out) = &a.overlay {
             let arch = model
                 .file()
@@ -182,7 +224,7 @@ pub fn run(a: RunArgs, board: Option<&str>) -> anyhow::Result<()> {
                 ..sampler
             };
             let p = MediaPrompt::text(&model, p);
-            stream_turn(&mut session, &text, &p, a.max_tokens, greedy, &stop)?;
+            stream_turn(&mut session, &text, &p, a.max_tokens, greedy, &stop, None)?;
             "a last pass over the answers".to_string()
         }
     };
@@ -198,7 +240,9 @@ pub fn run(a: RunArgs, board: Option<&str>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Generates one turn, streaming whole UTF-8 pieces to stdout; returns the answer's text too.
+/// Generates one turn, streaming whole UTF-8 pieces to stdout; returns the answer's text too. With a
+/// `reasoner`, reasoning goes to stderr and only the answer to stdout, and at its budget the reasoner's closing
+/// text is fed to the model.
 fn stream_turn(
     session: &mut Session<'_>,
     text: &Text,
@@ -206,30 +250,54 @@ fn stream_turn(
     max_new: usize,
     sampler: SamplerConfig,
     stop: &[u32],
+    mut reasoner: Option<&mut flint_answer::Reasoner>,
 ) -> anyhow::Result<(String, flint_model::GenStats)> {
     let mut sampler = Sampler::new(sampler);
-    let mut answer = String::new();
     let mut stream = TextStream::new(text);
     let mut out = std::io::stdout().lock();
+    let mut answer = String::new();
     let mut io_err = None;
-    let (_, stats, _) = session.generate_prompt(prompt, max_new, &mut sampler, stop, |id| {
-        if stop.contains(&id) {
-            return false;
+    let mut write = |answer_piece: &str, reasoning: &str| -> std::io::Result<()> {
+        if !reasoning.is_empty() {
+            eprint!("{reasoning}");
         }
+        answer.push_str(answer_piece);
+        out.write_all(answer_piece.as_bytes())?;
+        out.flush()
+    };
+    let (_, stats, _) = session.generate_with(prompt, max_new, &mut sampler, stop, |id| {
         let piece = match stream.push(id) {
             Ok(p) => p,
             Err(e) => {
                 io_err = Some(anyhow::Error::from(e));
-                return false;
+                return Step::Stop;
             }
         };
-        answer.push_str(&piece);
-        if let Err(e) = out.write_all(piece.as_bytes()).and_then(|_| out.flush()) {
+        let (split, force) = match reasoner.as_deref_mut() {
+            Some(r) => {
+                let s = r.push(&piece);
+                let force = s.force.map(|f| text.encode(f, false));
+                ((s.answer, s.reasoning), force)
+            }
+            None => ((piece, String::new()), None),
+        };
+        if let Err(e) = write(&split.0, &split.1) {
             io_err = Some(e.into());
-            return false;
+            return Step::Stop;
         }
-        true
+        match force {
+            None => Step::Continue,
+            Some(Ok(ids)) => Step::Force(ids),
+            Some(Err(e)) => {
+                io_err = Some(e.into());
+                Step::Stop
+            }
+        }
     })?;
+    if let Some(r) = reasoner {
+        let s = r.finish();
+        write(&s.answer, &s.reasoning)?;
+    }
     if let Some(e) = io_err {
         return Err(e.context("writing the answer"));
     }

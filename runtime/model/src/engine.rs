@@ -111,6 +111,26 @@ impl<'m> Session<'m> {
         stop: &[u32],
         mut on_token: impl FnMut(u32) -> bool,
     ) -> Result<(Vec<u32>, GenStats, usize), ModelError> {
+        self.generate_with(prompt, max_new, sampler, stop, |id| {
+            if on_token(id) {
+                Step::Continue
+            } else {
+                Step::Stop
+            }
+        })
+    }
+
+    /// [`Session::generate_prompt`] where the caller may also feed tokens of its own after a sampled one
+    /// ([`Step::Force`]: a thinking budget closing the reasoning section). Forced tokens enter the cache but not
+    /// the returned tokens, and do not count towards `max_new`.
+    pub fn generate_with(
+        &mut self,
+        prompt: &MediaPrompt,
+        max_new: usize,
+        sampler: &mut Sampler,
+        stop: &[u32],
+        mut on_token: impl FnMut(u32) -> Step,
+    ) -> Result<(Vec<u32>, GenStats, usize), ModelError> {
         let t0 = Instant::now();
         let (mut logits, reused) = self.prefill_prompt(prompt)?;
         let mut stats = GenStats {
@@ -125,22 +145,36 @@ impl<'m> Session<'m> {
             let id = sampler.sample(&logits);
             out.push(id);
             stats.generated += 1;
-            if stop.contains(&id)
-                || !on_token(id)
-                || out.len() == max_new
-                || self.tokens.len() >= limit
-            {
+            if stop.contains(&id) {
+                break;
+            }
+            let mut feed = vec![id];
+            match on_token(id) {
+                Step::Stop => break,
+                Step::Continue => {}
+                Step::Force(ids) => feed.extend(ids),
+            }
+            if out.len() == max_new || self.tokens.len() + feed.len() > limit {
                 break;
             }
             let mut b = Batch::new();
-            b.push_text(self.seq, self.tokens.len(), &[id], Logits::Last);
+            b.push_text(self.seq, self.tokens.len(), &feed, Logits::Last);
             logits = self.model.forward_batch(&b, &mut self.kv, None, None)?;
-            self.tokens.push(id);
-            self.keys.push(id as u64);
+            self.tokens.extend_from_slice(&feed);
+            self.keys.extend(feed.iter().map(|&t| t as u64));
         }
         stats.decode_time = t1.elapsed();
         Ok((out, stats, reused))
     }
+}
+
+/// What the caller of [`Session::generate_with`] wants after each sampled token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    Continue,
+    Stop,
+    /// Feed these tokens after the sampled one, then sample again.
+    Force(Vec<u32>),
 }
 
 /// A request being decoded by an [`Engine`].

@@ -25,7 +25,7 @@ pub use config::{
     AttnKind, AudioConfig, ModelConfig, MoeConfig, QkNorm, Router, SandwichConfig, SandwichKind,
 };
 pub use decoder::{KvCache, Model, Trace};
-pub use engine::{Engine, ReqId, Session};
+pub use engine::{Engine, ReqId, Session, Step};
 pub use error::ModelError;
 pub use generate::{generate, GenStats, TextStream};
 pub use kv::{KvDtype, KvOptions, KvStore, SeqId};

@@ -114,6 +114,11 @@ impl Text {
         self.tok.token_to_id(token)
     }
 
+    /// The chat template's source.
+    pub fn template(&self) -> Option<&str> {
+        self.template.as_deref()
+    }
+
     pub fn has_template(&self) -> bool {
         self.template.is_some()
     }

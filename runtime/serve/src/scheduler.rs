@@ -484,7 +484,7 @@ impl<'m, 't> Core<'m, 't> {
             ch.buf.truncate(k);
             return self.finish(j, c, Finish::Stop);
         }
-        let safe = ch.buf.len() - held_back(&ch.buf, &a.stop);
+        let safe = ch.buf.len() - flint_answer::held_back(&ch.buf, &a.stop);
         if safe > ch.sent {
             let piece = ch.buf[ch.sent..safe].to_string();
             ch.sent = safe;
@@ -564,38 +564,5 @@ impl<'m, 't> Core<'m, 't> {
         for c in 0..n {
             self.release(j, c);
         }
-    }
-}
-
-/// Bytes at the end of `buf` that begin some stop string (they may still become one).
-fn held_back(buf: &str, stops: &[String]) -> usize {
-    let mut hold = 0;
-    for s in stops {
-        for k in (1..s.len().min(buf.len() + 1)).rev() {
-            if k <= hold {
-                break;
-            }
-            if s.is_char_boundary(k) && buf.ends_with(&s[..k]) {
-                hold = k;
-                break;
-            }
-        }
-    }
-    hold
-}
-
-#[cfg(test)]
-mod tests {
-    use super::held_back;
-
-    #[test]
-    fn holds_back_what_may_become_a_stop_string() {
-        let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(held_back("hello wor", &s(&["world"])), 3);
-        assert_eq!(held_back("hello", &s(&["world"])), 0);
-        assert_eq!(held_back("ab\n", &s(&["\n\n", "xyz"])), 1);
-        assert_eq!(held_back("", &s(&["x"])), 0);
-        // Multi-byte stop strings are cut at character boundaries only.
-        assert_eq!(held_back("a\u{e9}", &s(&["\u{e9}t\u{e9}"])), 2);
     }
 }
