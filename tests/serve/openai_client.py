@@ -118,9 +118,11 @@ print("length and stop: ok")
 
 # What the engine cannot enforce is refused, naming the field (fail closed).
 for kwargs, param in [
-    ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}},
-     "response_format"),
-    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]}, "tools"),
+    ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "string", "format": "email"}}}},
+     "response_format.json_schema.schema"),
+    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "array"}}}]},
+     "tools[0].function.parameters.type"),
+    ({"logit_bias": {"1": 5}}, "logit_bias"),
     ({"n": 99}, "n"),
 ]:
     try:

@@ -138,14 +138,8 @@ pub fn chat_template(data: &[u8]) -> bool {
         return false;
     };
     let msgs = [
-        Message {
-            role: "system".into(),
-            content: "Be brief.".into(),
-        },
-        Message {
-            role: "user".into(),
-            content: "What is the capital of France?".into(),
-        },
+        Message::new("system", "Be brief."),
+        Message::new("user", "What is the capital of France?"),
     ];
     render_template(tpl, &msgs, "<s>", "</s>").is_ok()
 }

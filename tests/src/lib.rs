@@ -118,6 +118,108 @@ pub fn smollm2_gguf() -> Option<PathBuf> {
 }
 
 /// Parses a float32 little-endian C-order .npy (version 1.0): shape and values.
+/// SmolLM2 as q8 (plain rounding, no importance pass: fast enough for tests that run it many times) in `dir`.
+pub fn smollm2_q8(dir: &Path) -> PathBuf {
+    let gguf = smollm2_gguf().expect(
+        "SmolLM2 GGUF missing: run bench/fetch_models.sh (the README's setup does) or set FLINT_SMOLLM2_GGUF",
+    );
+    let f16 = dir.join("smollm2.f16.flint");
+    import(&gguf, &f16, flint_format::DType::F16);
+    let calib = dir.join("calib.txt");
+    std::fs::write(&calib, "The quick brown fox jumps over the lazy dog.\n").unwrap();
+    let out = dir.join("smollm2.q8.flint");
+    let (f, o, c) = (
+        f16.to_str().unwrap(),
+        out.to_str().unwrap(),
+        calib.to_str().unwrap(),
+    );
+    let q = run_bin(
+        "flint-quantize",
+        &[
+            "quantize",
+            f,
+            "-o",
+            o,
+            "--weights",
+            "q8",
+            "--no-imatrix",
+            "--calib",
+            c,
+        ],
+    );
+    assert!(q.status.success(), "{}", String::from_utf8_lossy(&q.stderr));
+    out
+}
+
+/// The venv's Python (`scripts/python-env.sh`: the `openai` client and `jsonschema`), or FLINT_TEST_PYTHON.
+pub fn python() -> PathBuf {
+    let p = std::env::var("FLINT_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root().join(".cache/venv-openai/bin/python"));
+    assert!(
+        p.exists(),
+        "{} missing: run scripts/python-env.sh (scripts/test.sh does) or set FLINT_TEST_PYTHON",
+        p.display()
+    );
+    p
+}
+
+/// A running `flint serve` on a free port of 127.0.0.1, killed when dropped.
+#[derive(Debug)]
+pub struct Server {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `flint serve -m MODEL --port 0 EXTRA...` and waits until it listens.
+pub fn serve(model: &Path, extra: &[&str]) -> Server {
+    use std::io::{BufRead, BufReader};
+    let mut args = vec!["serve", "-m", model.to_str().unwrap(), "--port", "0"];
+    args.extend_from_slice(extra);
+    let mut child = bin_command("flint", &args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting flint serve");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut url = None;
+    for line in lines.by_ref().map_while(Result::ok) {
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            url = rest.split_whitespace().next().map(str::to_string);
+            break;
+        }
+        eprintln!("serve: {line}");
+    }
+    let url = url.expect("flint serve exited before listening");
+    // Keep reading its stderr, so the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Server { child, url }
+}
+
+/// Runs a Python script of tests/serve with the venv's interpreter and `env`; asserts that it succeeded and that
+/// its last line is `ok`.
+pub fn python_script(script: &str, env: &[(&str, &str)]) {
+    let out = Command::new(python())
+        .arg(root().join("tests/serve").join(script))
+        .envs(env.iter().copied())
+        .output()
+        .unwrap_or_else(|e| panic!("running {script}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success() && stdout.trim_end().ends_with("ok"),
+        "{script} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 pub fn read_npy(bytes: &[u8]) -> (Vec<usize>, Vec<f32>) {
     assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00", "npy magic and version");
     let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;

@@ -151,10 +151,7 @@ fn agents_answer_paris() {
 fn chat_template_matches() {
     let model = Model::open(model_path()).unwrap();
     let text = Text::from_file(model.file()).unwrap().unwrap();
-    let msgs = [flint_model::Message {
-        role: "user".into(),
-        content: "Hi".into(),
-    }];
+    let msgs = [flint_model::Message::new("user", "Hi")];
     let got = text.apply_chat_template(&msgs).unwrap();
     assert_eq!(
         got,

@@ -1,96 +1,19 @@
 //! `flint serve` against the official `openai` Python client (PyPI; `scripts/python-env.sh` makes its venv), on
 //! SmolLM2's real weights: chat, streaming, n choices, stop and length, refusals, 200 concurrent requests, a
-//! client that disconnects, memory back to idle, the API key. x86_64 only (real weights and a Python client).
+//! client that disconnects, memory back to idle, the API key; json_schema and tool calls. x86_64 only (real weights and a Python client).
 #![cfg(target_arch = "x86_64")]
 
-use flint_format::DType;
 use flint_tests::muse::{muse_spark_with_processors, write_fixture_clip};
-use flint_tests::{bin_command, fixtures, import, read_safetensors, root, run_bin, smollm2_gguf};
-use std::io::{BufRead, BufReader};
+use flint_tests::{fixtures, python, python_script, read_safetensors, root, run_bin};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-/// SmolLM2 as q8 (plain rounding, no importance pass: fast enough for 200 requests in the test build) in `dir`.
 fn model(dir: &Path) -> PathBuf {
-    let gguf = smollm2_gguf().expect(
-        "SmolLM2 GGUF missing: run bench/fetch_models.sh (the README's setup does) or set FLINT_SMOLLM2_GGUF",
-    );
-    let f16 = dir.join("smollm2.f16.flint");
-    import(&gguf, &f16, DType::F16);
-    let calib = dir.join("calib.txt");
-    std::fs::write(&calib, "The quick brown fox jumps over the lazy dog.\n").unwrap();
-    let out = dir.join("smollm2.q8.flint");
-    let (f, o, c) = (
-        f16.to_str().unwrap(),
-        out.to_str().unwrap(),
-        calib.to_str().unwrap(),
-    );
-    let q = run_bin(
-        "flint-quantize",
-        &[
-            "quantize",
-            f,
-            "-o",
-            o,
-            "--weights",
-            "q8",
-            "--no-imatrix",
-            "--calib",
-            c,
-        ],
-    );
-    assert!(q.status.success(), "{}", String::from_utf8_lossy(&q.stderr));
-    out
+    flint_tests::smollm2_q8(dir)
 }
 
-/// A running `flint serve`, killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(model: &Path, extra: &[&str]) -> Server {
-    let m = model.to_str().unwrap();
-    let mut args = vec!["serve", "-m", m, "--port", "0"];
-    args.extend_from_slice(extra);
-    let mut child = bin_command("flint", &args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting flint serve");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut url = None;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            url = rest.split_whitespace().next().map(str::to_string);
-            break;
-        }
-        eprintln!("serve: {line}");
-    }
-    let url = url.expect("flint serve exited before listening");
-    // Keep reading its stderr, so the server never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    Server { child, url }
-}
-
-fn python() -> PathBuf {
-    let p = std::env::var("FLINT_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root().join(".cache/venv-openai/bin/python"));
-    assert!(
-        p.exists(),
-        "{} missing: run scripts/python-env.sh (scripts/test.sh does) or set FLINT_TEST_PYTHON",
-        p.display()
-    );
-    p
+fn start(model: &Path, extra: &[&str]) -> flint_tests::Server {
+    flint_tests::serve(model, extra)
 }
 
 #[test]
@@ -102,20 +25,24 @@ fn openai_client_against_flint_serve() {
         &model,
         &["--api-key", "test-key-123", "--prefix-cache", "0"],
     );
-    let out = Command::new(python())
-        .arg(root().join("tests/serve/openai_client.py"))
-        .env("FLINT_URL", &open.url)
-        .env("FLINT_URL_KEYED", &keyed.url)
-        .env("FLINT_KEY", "test-key-123")
-        .output()
-        .expect("running the openai client");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("{stdout}");
-    assert!(
-        out.status.success() && stdout.trim_end().ends_with("ok"),
-        "openai client run failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    python_script(
+        "openai_client.py",
+        &[
+            ("FLINT_URL", &open.url),
+            ("FLINT_URL_KEYED", &keyed.url),
+            ("FLINT_KEY", "test-key-123"),
+        ],
     );
+}
+
+/// JSON answers and tool calls through the openai client (tests/serve/openai_shapes.py): every value validates
+/// against its schema with the `jsonschema` package.
+#[test]
+fn json_schemas_and_tool_calls_through_the_openai_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model(dir.path());
+    let server = start(&model, &[]);
+    python_script("openai_shapes.py", &[("FLINT_URL", &server.url)]);
 }
 
 #[test]

@@ -1,13 +1,15 @@
 //! What a model's answer text holds beyond its words: reasoning apart from the answer, with a thinking budget
 //! ([`reasoning`]); boxes and points ([`boxes`]), found while the text streams,
 //! in the formats of the model families that point (Qwen2-VL, Qwen2.5-VL, Qwen3-VL, PaliGemma, Florence-2), in
-//! frame coordinates.
+//! frame coordinates; tool calls in the model's own syntax, with the grammar that keeps them valid ([`tools`]).
 
 pub mod boxes;
 pub mod reasoning;
+pub mod tools;
 
 pub use boxes::{BoxParser, Format, Frame, Overlay, Shape};
 pub use reasoning::{Reasoner, ReasoningFormat, Split};
+pub use tools::{Tool, ToolCall, ToolChoice, ToolSyntax};
 
 /// Bytes at the end of `text` that begin one of `markers` (and may still become it as more text streams in): what
 /// a streaming matcher holds back. Cut at character boundaries only.

@@ -27,20 +27,6 @@ impl ModelArgs {
     }
 }
 
-/// The tokens that end generation: the config's eos, and with `chat` the end-of-turn tokens chat models use
-/// (which may differ from the config's eos).
-pub fn stop_ids(model: &Model, text: &flint_model::Text, chat: bool) -> Vec<u32> {
-    let mut stop = model.config.eos_token_ids.clone();
-    if chat {
-        stop.extend(
-            ["<|im_end|>", "<|eot_id|>", "<|endoftext|>", "<|eot|>"]
-                .iter()
-                .filter_map(|t| text.token_id(t)),
-        );
-    }
-    stop
-}
-
 /// The board profile `--board` names, if any.
 pub fn board_profile(board: Option<&str>) -> anyhow::Result<Option<flint_targets::Profile>> {
     board

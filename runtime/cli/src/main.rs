@@ -6,6 +6,8 @@ mod bench_cmd;
 mod boards_cmd;
 mod bridge_cmd;
 mod common;
+mod constrain;
+mod escalate;
 mod experts;
 mod info_cmd;
 mod inputs;
@@ -14,6 +16,7 @@ mod media;
 mod overlay;
 mod overlay_cmd;
 mod preprocess_cmd;
+mod run_agents;
 mod run_cmd;
 mod serve_cmd;
 

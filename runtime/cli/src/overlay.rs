@@ -92,6 +92,18 @@ pub fn draw(img: &mut image::RgbImage, overlays: &[Overlay]) {
     }
 }
 
+/// A line of text in a white tag at the frame's bottom left (where the answer came from).
+pub fn caption(img: &mut image::RgbImage, text: &str) {
+    let h = img.height() as i32;
+    let mut c = Canvas(img);
+    let w = 6 * text.chars().count() as u32 + 4;
+    let _ = Rectangle::new(Point::new(0, h - 12), Size::new(w, 12))
+        .into_styled(PrimitiveStyle::with_fill(Rgb888::WHITE))
+        .draw(&mut c);
+    let style = MonoTextStyle::new(&FONT_6X10, Rgb888::BLACK);
+    let _ = Text::with_baseline(text, Point::new(2, h - 11), style, Baseline::Top).draw(&mut c);
+}
+
 /// Writes `img` as PNG at `path`, atomically (a temporary file beside it, then a rename).
 pub fn write_png(img: &image::RgbImage, path: &Path) -> anyhow::Result<()> {
     let mut bytes = Vec::new();
@@ -111,6 +123,7 @@ pub fn render(
     resized: Option<(u32, u32)>,
     format: flint_answer::Format,
     answer: &str,
+    note: Option<&str>,
     out: &Path,
 ) -> anyhow::Result<()> {
     let src = flint_media::decode_image_file(image)
@@ -126,6 +139,9 @@ pub fn render(
     let found = flint_answer::BoxParser::parse_all(format, frame, answer);
     let mut img = image::RgbImage::from_raw(w, h, src.data).context("the decoded image's size")?;
     draw(&mut img, &found);
+    if let Some(n) = note {
+        caption(&mut img, n);
+    }
     write_png(&img, out)?;
     eprintln!(
         "overlay: {} box(es) and point(s) in the {} format -> {}",

@@ -48,5 +48,5 @@ pub fn run(a: OverlayArgs) -> anyhow::Result<()> {
             .with_context(|| format!("reading {}", f.display()))?,
         (None, None) => bail!("give the answer with --text or --text-file"),
     };
-    crate::overlay::render(&a.image, a.resized, a.box_format, &answer, &a.output)
+    crate::overlay::render(&a.image, a.resized, a.box_format, &answer, None, &a.output)
 }

@@ -1,10 +1,11 @@
-//! `flint run`: generate text from a prompt, streaming tokens to stdout and timings to stderr.
+//! `flint run`: generate text from a prompt, streaming tokens to stdout and timings to stderr. One agent runs a
+//! turn of the library ([`flint_engine::Turn`]); several run Contemplating mode (`run_agents.rs`).
 
 use crate::common::{load, ModelArgs};
+use crate::escalate::When;
 use anyhow::{bail, Context};
-use flint_model::agents::{majority, run_agents_prompt, synthesis_prompt, AgentsOptions};
-use flint_model::multimodal::{MediaPrompt, Towers};
-use flint_model::{Sampler, SamplerConfig, Session, Step, Text, TextStream};
+use flint_engine::{Event, Flint};
+use flint_model::SamplerConfig;
 use std::io::Write;
 
 #[derive(clap::Args, Debug)]
@@ -54,6 +55,13 @@ pub struct RunArgs {
     /// chat template renders.
     #[arg(long)]
     pub reasoning_format: Option<flint_answer::ReasoningFormat>,
+    /// The chat template's reasoning control (Muse: `reasoning_strength`; others: `reasoning_effort`).
+    #[arg(long, value_parser = ["low", "medium", "high"])]
+    pub reasoning_effort: Option<String>,
+    #[command(flatten)]
+    pub constrain: crate::constrain::ConstrainArgs,
+    #[command(flatten)]
+    pub escalate: crate::escalate::EscalateArgs,
 }
 
 pub fn run(a: RunArgs, board: Option<&str>) -> anyhow::Result<()> {
@@ -65,242 +73,242 @@ pub fn run(a: RunArgs, board: Option<&str>) -> anyhow::Result<()> {
     if !(a.top_p > 0.0 && a.top_p <= 1.0) {
         bail!("--top-p must be in (0, 1], got {}", a.top_p);
     }
-    let (model, load_s) = load(&a.model, board)?;
-    let text = Text::from_file(model.file())?.with_context(|| {
-        format!(
-            "{} has no tokenizer: use `flint logits --ids`",
-            a.model.model.display()
-        )
-    })?;
-    let reasoning = match (a.think_budget, a.reasoning_format) {
-        (None, None) => None,
-        (_, Some(f)) => Some(f),
-        (Some(_), None) => Some(
-            text.template()
-                .and_then(flint_answer::ReasoningFormat::for_template)
-                .context("--think-budget: the chat template has no reasoning section: pass --reasoning-format")?,
-        ),
-    };
-    if reasoning.is_some() && (!a.chat || agents > 1) {
+    let reasoning = a.think_budget.is_some() || a.reasoning_format.is_some();
+    if reasoning && (!a.chat || agents > 1) {
         bail!("--think-budget and --reasoning-format apply to a --chat turn of one agent");
     }
-    // A budget of 0 skips reasoning: the prompt closes the section before the model writes.
-    let skip = reasoning
-        .filter(|_| a.think_budget == Some(0))
-        .map(|f| f.skip())
-        .unwrap_or("");
-    let render = |content: &str| -> anyhow::Result<Vec<u32>> {
-        let rendered = flint_prompt::render(&text, a.chat, content)? + skip;
-        Ok(text.encode(&rendered, !a.chat)?)
-    };
+    if a.reasoning_effort.is_some() && !a.chat {
+        bail!("--reasoning-effort is passed to the chat template: it needs --chat");
+    }
+    if a.constrain.is_set() && agents > 1 {
+        bail!("--json-schema and --grammar apply to one agent");
+    }
+    a.escalate.check()?;
+    let escalate = a
+        .escalate
+        .escalate
+        .as_ref()
+        .map(|_| a.escalate.escalate_when);
+    if escalate.is_some() && a.constrain.is_set() {
+        bail!("--escalate cannot keep the remote's answer to --json-schema or --grammar: use one or the other");
+    }
+    if escalate == Some(When::AgentsDisagree) && agents < 2 {
+        bail!("--escalate-when agents-disagree needs --agents 2 or more");
+    }
+    if escalate == Some(When::LowConfidence) && agents > 1 {
+        bail!(
+            "--escalate-when low-confidence applies to one agent (with --agents: agents-disagree)"
+        );
+    }
     let files = a.media.files(board)?;
     if a.overlay.is_some() && (files.images.len() != 1 || agents > 1) {
         bail!("--overlay draws onto one --image, with one agent");
     }
-    let mut resized = None;
-    let media_prompt = if a.media.is_empty() {
-        MediaPrompt::text(&model, render(&a.prompt)?)
-    } else {
-        let prepared = flint_prompt::prepare(&model, &files)?;
-        resized = prepared
-            .resized
-            .first()
-            .map(|r| (r.width as u32, r.height as u32));
-        let mut ids = flint_prompt::prompt_ids(&text, a.chat, &prepared, &a.prompt)?;
-        ids.extend(text.encode(skip, false)?);
-        let towers = Towers::load(&model)?;
-        let (mp, st) = MediaPrompt::encode(&model, &towers, model.exec(), ids, &prepared.media)?;
-        for (stage, secs, what) in &prepared.stages {
-            eprintln!("{stage}: {secs:.3} s ({what})");
-        }
-        if st.vision_rows > 0 {
-            eprintln!(
-                "vision encode: {:.3} s ({} tokens)",
-                st.vision_secs, st.vision_rows
-            );
-        }
-        if st.audio_rows > 0 {
-            eprintln!(
-                "audio encode: {:.3} s ({} tokens)",
-                st.audio_secs, st.audio_rows
-            );
-        }
-        mp
-    };
-    let stop = crate::common::stop_ids(&model, &text, a.chat);
+    let grammar = a.constrain.grammar()?;
+    let (model, load_s) = load(&a.model, board)?;
+    let flint = Flint::from_model(model)
+        .with_context(|| format!("{}: use `flint logits --ids`", a.model.model.display()))?;
     let sampler = SamplerConfig {
         temperature,
         top_k: a.top_k,
         top_p: a.top_p,
         seed: a.seed,
     };
-    let threads = model.exec().threads();
-    let isa = model.exec().isa().name();
-    if agents == 1 {
-        let mut session = Session::new(&model, a.model.kv_options());
-        let mut reasoner = reasoning.map(|f| flint_answer::Reasoner::new(f, a.think_budget));
-        let (answer, stats) = stream_turn(
-            &mut session,
-            &text,
-            &media_prompt,
-            a.max_tokens,
-            sampler,
-            &stop,
-            reasoner.as_mut(),
-        )?;
-        if let Some(r) = &reasoner {
-            eprintln!(
-                "reasoning: {} tokens{}{}",
-                r.spent(),
-                a.think_budget
-                    .map_or(String::new(), |b| format!(" (budget {b})")),
-                if r.forced() {
-                    ", closed by the budget"
+    let out = Out {
+        a: &a,
+        flint: &flint,
+        files: &files,
+        temperature,
+    };
+    if escalate == Some(When::Always) {
+        if let Some(answer) = out.remote() {
+            println!("{}", answer.trim());
+            return out.overlay(&answer, None, true);
+        }
+    }
+    if agents > 1 {
+        return crate::run_agents::run(&out, agents, sampler, load_s, escalate);
+    }
+    let kv = a.model.kv_options();
+    let mut chat = if a.chat {
+        flint.chat_with(kv)
+    } else {
+        flint.raw(kv)
+    };
+    let mut turn = chat
+        .turn(&a.prompt)
+        .media(files.clone())
+        .max_tokens(a.max_tokens)
+        .sampling(sampler)
+        .confidence();
+    if let Some(f) = a.reasoning_format {
+        turn = turn.reasoning_format(f);
+    }
+    if let Some(b) = a.think_budget {
+        turn = turn.think_budget(b);
+    }
+    if let Some(e) = &a.reasoning_effort {
+        turn = turn.reasoning_effort(e);
+    }
+    if let Some(g) = grammar {
+        turn = turn.grammar(g);
+    }
+    // The answer is printed at the end when a grammar must first be complete or the remote may replace it.
+    let hold = a.constrain.is_set() || escalate == Some(When::LowConfidence);
+    let reply = out.stream(turn, hold)?;
+    let mut answer = reply.answer.clone();
+    let mut from_remote = false;
+    if a.constrain.is_set() {
+        if !reply.complete {
+            bail!(
+                "the answer is not complete under {} after {} tokens (finish: {}): nothing printed",
+                a.constrain.source(),
+                reply.stats.generated,
+                if reply.stats.generated >= a.max_tokens {
+                    "length; raise -n"
                 } else {
-                    ""
+                    "stop"
                 }
             );
         }
-        if let Some(out) = &a.overlay {
-            let arch = model
-                .file()
-                .meta("general.architecture")
-                .and_then(|v| v.as_str())
-                .unwrap_or("");
-            let format = a
-                .box_format
-                .or_else(|| flint_answer::Format::for_architecture(arch))
-                .with_context(|| {
-                    format!("no box format is known for `{arch}`: pass --box-format")
-                })?;
-            crate::overlay::render(&files.images[0], resized, format, &answer, out)?;
-        }
+        println!("{}", answer.trim_start());
         eprintln!(
-            "load {:.3} s | prompt {} tok, {:.1} tok/s | decode {} tok, {:.1} tok/s | threads {threads}, kernels {isa}",
-            load_s,
-            stats.prompt_tokens,
-            stats.prompt_tok_s(),
-            stats.generated,
-            stats.decode_tok_s(),
+            "constraint: {:.3} ms over {} tokens ({:.1} us per token)",
+            reply.constraint_secs * 1e3,
+            reply.stats.generated,
+            reply.constraint_secs * 1e6 / reply.stats.generated.max(1) as f64
         );
-        return Ok(());
+    } else if hold {
+        let conf = reply.confidence.unwrap_or(0.0);
+        eprintln!(
+            "confidence {conf:.3} (mean token probability; threshold {})",
+            a.escalate.escalate_threshold
+        );
+        if conf < a.escalate.escalate_threshold {
+            if let Some(r) = out.remote() {
+                answer = r;
+                from_remote = true;
+            }
+        }
+        println!("{}", answer.trim());
     }
-    let opts = AgentsOptions {
-        agents,
-        max_new: a.max_tokens,
-        sampler: sampler.clone(),
-        stop: stop.clone(),
-        kv: a.model.kv_options(),
-    };
-    let outcome = run_agents_prompt(&model, &media_prompt, &opts)?;
-    let answers: Vec<String> = outcome
-        .answers
-        .iter()
-        .map(|ids| {
-            let ids: Vec<u32> = ids.iter().copied().filter(|t| !stop.contains(t)).collect();
-            text.decode(&ids, true)
-        })
-        .collect::<Result<_, _>>()?;
-    if a.verbose {
-        for (i, ans) in answers.iter().enumerate() {
-            eprintln!(
-                "--- agent {i} (seed {}):\n{}",
-                a.seed + i as u64,
-                ans.trim()
-            );
-        }
+    if reasoning {
+        eprintln!(
+            "reasoning: {} tokens{}{}",
+            reply.reasoning_tokens,
+            a.think_budget
+                .map_or(String::new(), |b| format!(" (budget {b})")),
+            if reply.budget_closed {
+                ", closed by the budget"
+            } else {
+                ""
+            }
+        );
     }
-    let how = match majority(&answers) {
-        Some(i) => {
-            println!("{}", answers[i].trim());
-            format!("majority vote (agent {i})")
-        }
-        None => {
-            // No vote possible: the model reads the candidates and writes one answer, greedily.
-            let p = render(&synthesis_prompt(&a.prompt, &answers))?;
-            let mut session = Session::new(&model, a.model.kv_options());
-            let greedy = SamplerConfig {
-                temperature: 0.0,
-                ..sampler
-            };
-            let p = MediaPrompt::text(&model, p);
-            stream_turn(&mut session, &text, &p, a.max_tokens, greedy, &stop, None)?;
-            "a last pass over the answers".to_string()
-        }
-    };
+    out.overlay(&answer, reply.frames.first(), from_remote)?;
+    let stats = &reply.stats;
     eprintln!(
-        "load {:.3} s | {agents} agents, prompt {} tok prefilled once in {:.3} s | decode {} tok in {} steps, {:.3} s | aggregated by {how} | threads {threads}, kernels {isa}",
+        "load {:.3} s | prompt {} tok, {:.1} tok/s | decode {} tok, {:.1} tok/s | threads {}, kernels {}",
         load_s,
-        outcome.prompt_tokens,
-        outcome.prefill_time.as_secs_f64(),
-        outcome.generated,
-        outcome.steps,
-        outcome.decode_time.as_secs_f64(),
+        stats.prompt_tokens,
+        stats.prompt_tok_s(),
+        stats.generated,
+        stats.decode_tok_s(),
+        flint.model().exec().threads(),
+        flint.model().exec().isa().name(),
     );
     Ok(())
 }
 
-/// Generates one turn, streaming whole UTF-8 pieces to stdout; returns the answer's text too. With a
-/// `reasoner`, reasoning goes to stderr and only the answer to stdout, and at its budget the reasoner's closing
-/// text is fed to the model.
-fn stream_turn(
-    session: &mut Session<'_>,
-    text: &Text,
-    prompt: &MediaPrompt,
-    max_new: usize,
-    sampler: SamplerConfig,
-    stop: &[u32],
-    mut reasoner: Option<&mut flint_answer::Reasoner>,
-) -> anyhow::Result<(String, flint_model::GenStats)> {
-    let mut sampler = Sampler::new(sampler);
-    let mut stream = TextStream::new(text);
-    let mut out = std::io::stdout().lock();
-    let mut answer = String::new();
-    let mut io_err = None;
-    let mut write = |answer_piece: &str, reasoning: &str| -> std::io::Result<()> {
-        if !reasoning.is_empty() {
-            eprint!("{reasoning}");
+/// What one run prints and draws, and where its remote is.
+pub struct Out<'r> {
+    pub a: &'r RunArgs,
+    pub flint: &'r Flint,
+    pub files: &'r flint_prompt::MediaFiles,
+    pub temperature: f32,
+}
+
+impl Out<'_> {
+    /// Runs a turn: the answer streams to stdout (unless `hold`), reasoning to stderr; the stages' timings
+    /// follow on stderr.
+    pub fn stream(
+        &self,
+        turn: flint_engine::Turn<'_, '_>,
+        hold: bool,
+    ) -> anyhow::Result<flint_engine::Reply> {
+        let mut stdout = std::io::stdout().lock();
+        let mut err = None;
+        let reply = turn.run(|e| match e {
+            Event::Answer(t) if !hold && err.is_none() => {
+                err = stdout
+                    .write_all(t.as_bytes())
+                    .and_then(|_| stdout.flush())
+                    .err();
+            }
+            Event::Reasoning(t) => eprint!("{t}"),
+            _ => {}
+        })?;
+        if let Some(e) = err {
+            return Err(anyhow::Error::from(e).context("writing the answer"));
         }
-        answer.push_str(answer_piece);
-        out.write_all(answer_piece.as_bytes())?;
-        out.flush()
-    };
-    let (_, stats, _) = session.generate_with(prompt, max_new, &mut sampler, stop, |id| {
-        let piece = match stream.push(id) {
-            Ok(p) => p,
+        if !hold {
+            writeln!(stdout)?;
+        }
+        for (stage, secs, what) in &reply.stages {
+            eprintln!("{stage}: {secs:.3} s ({what})");
+        }
+        Ok(reply)
+    }
+
+    /// The remote's answer, or `None` (said on stderr) when it has none in time.
+    pub fn remote(&self) -> Option<String> {
+        let ask = crate::escalate::Ask {
+            prompt: &self.a.prompt,
+            images: &self.files.images,
+            audio: &self.files.audio,
+            max_tokens: self.a.max_tokens,
+            temperature: self.temperature,
+            seed: self.a.seed,
+        };
+        match self.a.escalate.ask(&ask) {
+            Ok(t) => {
+                eprintln!(
+                    "escalated: the answer comes from {}",
+                    self.a.escalate.escalate.as_deref().unwrap_or("")
+                );
+                Some(t)
+            }
             Err(e) => {
-                io_err = Some(anyhow::Error::from(e));
-                return Step::Stop;
-            }
-        };
-        let (split, force) = match reasoner.as_deref_mut() {
-            Some(r) => {
-                let s = r.push(&piece);
-                let force = s.force.map(|f| text.encode(f, false));
-                ((s.answer, s.reasoning), force)
-            }
-            None => ((piece, String::new()), None),
-        };
-        if let Err(e) = write(&split.0, &split.1) {
-            io_err = Some(e.into());
-            return Step::Stop;
-        }
-        match force {
-            None => Step::Continue,
-            Some(Ok(ids)) => Step::Force(ids),
-            Some(Err(e)) => {
-                io_err = Some(e.into());
-                Step::Stop
+                eprintln!("escalation failed ({e:#}): the local answer stands");
+                None
             }
         }
-    })?;
-    if let Some(r) = reasoner {
-        let s = r.finish();
-        write(&s.answer, &s.reasoning)?;
     }
-    if let Some(e) = io_err {
-        return Err(e.context("writing the answer"));
+
+    /// Draws the answer's boxes onto the (one) image with `--overlay`; a remote answer says so on the image.
+    pub fn overlay(
+        &self,
+        answer: &str,
+        frame: Option<&flint_engine::Frame>,
+        from_remote: bool,
+    ) -> anyhow::Result<()> {
+        let Some(out) = &self.a.overlay else {
+            return Ok(());
+        };
+        let arch = self
+            .flint
+            .model()
+            .file()
+            .meta("general.architecture")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
+        let format = self
+            .a
+            .box_format
+            .or_else(|| flint_answer::Format::for_architecture(arch))
+            .with_context(|| format!("no box format is known for `{arch}`: pass --box-format"))?;
+        let resized = frame.map(|f| (f.resized_width, f.resized_height));
+        let note = from_remote.then_some("answer: remote");
+        crate::overlay::render(&self.files.images[0], resized, format, answer, note, out)
     }
-    writeln!(out)?;
-    Ok((answer, stats))
 }

@@ -1,6 +1,6 @@
 //! `flint serve`: the OpenAI-compatible HTTP server (the flint-serve crate) over a loaded model.
 
-use crate::common::{load, stop_ids, ModelArgs};
+use crate::common::{load, ModelArgs};
 use anyhow::Context;
 use flint_model::Text;
 use std::net::IpAddr;
@@ -50,7 +50,7 @@ pub fn run(a: ServeArgs, board: Option<&str>) -> anyhow::Result<()> {
     let (model, _) = load(&a.model, board)?;
     let text = Text::from_file(model.file())?
         .with_context(|| format!("{} has no tokenizer", a.model.model.display()))?;
-    let stop = stop_ids(&model, &text, true);
+    let stop = flint_model::stop_ids(&model, &text, true);
     let id = a
         .model
         .model

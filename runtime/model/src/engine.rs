@@ -142,7 +142,7 @@ impl<'m> Session<'m> {
         let limit = self.model.config.max_position_embeddings;
         let mut out = Vec::new();
         while out.len() < max_new {
-            let id = sampler.sample(&logits);
+            let id = sampler.sample(&logits)?;
             out.push(id);
             stats.generated += 1;
             if stop.contains(&id) {
@@ -152,7 +152,10 @@ impl<'m> Session<'m> {
             match on_token(id) {
                 Step::Stop => break,
                 Step::Continue => {}
-                Step::Force(ids) => feed.extend(ids),
+                Step::Force(ids) => {
+                    sampler.observe(&ids)?;
+                    feed.extend(ids)
+                }
             }
             if out.len() == max_new || self.tokens.len() + feed.len() > limit {
                 break;
@@ -189,6 +192,8 @@ struct Req {
     max_new: usize,
     out: Vec<u32>,
     done: bool,
+    /// Why the request ended early (its constraint left no token).
+    error: Option<String>,
 }
 
 /// Many sequences in one cache, decoded together (see the module doc). A request's slot is reused once it is
@@ -330,11 +335,19 @@ impl<'m> Engine<'m> {
             sampler: Sampler::new(Default::default()),
             stop,
             max_new,
+            error: None,
         };
         if !r.done {
-            let id = sampler.sample(logits);
-            r.out.push(id);
-            r.done = r.stop.contains(&id) || r.max_new == 1;
+            match sampler.sample(logits) {
+                Ok(id) => {
+                    r.out.push(id);
+                    r.done = r.stop.contains(&id) || r.max_new == 1;
+                }
+                Err(e) => {
+                    r.done = true;
+                    r.error = Some(e.to_string());
+                }
+            }
         }
         r.sampler = sampler;
         match self.reqs.iter().position(Option::is_none) {
@@ -362,6 +375,16 @@ impl<'m> Engine<'m> {
     /// Whether a request has finished (a released or unknown one has).
     pub fn finished(&self, id: ReqId) -> bool {
         self.req(id).is_none_or(|r| r.done)
+    }
+
+    /// Why a finished request ended early, if it did (its constraint left no token to draw).
+    pub fn error(&self, id: ReqId) -> Option<&str> {
+        self.req(id).and_then(|r| r.error.as_deref())
+    }
+
+    /// The request's sampler (its constraint's state, its confidence).
+    pub fn sampler(&self, id: ReqId) -> Option<&Sampler> {
+        self.req(id).map(|r| &r.sampler)
     }
 
     /// The tokens a request has generated so far.
@@ -416,10 +439,17 @@ impl<'m> Engine<'m> {
         let mut news = Vec::with_capacity(live.len());
         for (j, &i) in live.iter().enumerate() {
             let r = self.reqs[i].as_mut().expect("live above");
-            let id = r.sampler.sample(&logits[j * v..(j + 1) * v]);
-            r.out.push(id);
-            r.done = r.stop.contains(&id) || r.out.len() >= r.max_new;
-            news.push((ReqId(i), id));
+            match r.sampler.sample(&logits[j * v..(j + 1) * v]) {
+                Ok(id) => {
+                    r.out.push(id);
+                    r.done = r.stop.contains(&id) || r.out.len() >= r.max_new;
+                    news.push((ReqId(i), id));
+                }
+                Err(e) => {
+                    r.done = true;
+                    r.error = Some(e.to_string());
+                }
+            }
         }
         Ok(news)
     }

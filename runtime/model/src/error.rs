@@ -33,4 +33,7 @@ pub enum ModelError {
     },
     #[error("{0}")]
     Invalid(String),
+    /// The grammar of constrained decoding refused a token, or left none.
+    #[error("constrained decoding: {0}")]
+    Constraint(String),
 }

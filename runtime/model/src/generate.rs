@@ -41,6 +41,20 @@ pub fn generate(
     Ok((out, stats))
 }
 
+/// The tokens that end generation: the config's eos, and with `chat` the end-of-turn tokens of the usual chat
+/// formats (which may differ from the config's eos).
+pub fn stop_ids(model: &Model, text: &Text, chat: bool) -> Vec<u32> {
+    let mut stop = model.config.eos_token_ids.clone();
+    if chat {
+        stop.extend(
+            ["<|im_end|>", "<|eot_id|>", "<|endoftext|>", "<|eot|>"]
+                .iter()
+                .filter_map(|t| text.token_id(t)),
+        );
+    }
+    stop
+}
+
 /// Turns a stream of token ids into text pieces, holding back incomplete UTF-8 so that multi-token characters come
 /// out whole.
 #[derive(Debug)]

@@ -27,8 +27,8 @@ pub use config::{
 pub use decoder::{KvCache, Model, Trace};
 pub use engine::{Engine, ReqId, Session, Step};
 pub use error::ModelError;
-pub use generate::{generate, GenStats, TextStream};
+pub use generate::{generate, stop_ids, GenStats, TextStream};
 pub use kv::{KvDtype, KvOptions, KvStore, SeqId};
 pub use sampler::{Sampler, SamplerConfig};
-pub use text::{Message, Text};
+pub use text::{ChatOptions, Message, Text};
 pub use weights::{Vector, Weight};

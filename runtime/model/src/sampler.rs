@@ -1,5 +1,9 @@
 //! Token sampling: greedy, or temperature with top-k and top-p (nucleus) filtering, from a seeded generator so runs
-//! repeat exactly.
+//! repeat exactly; optionally under a grammar ([`flint_constrain::Constraint`]: every other token's logit is
+//! masked before the draw), and keeping the mean probability of what it drew (a confidence for escalation).
+
+use crate::ModelError;
+use flint_constrain::Constraint;
 
 /// Sampling settings. `temperature == 0` means greedy.
 #[derive(Clone, Debug, PartialEq)]
@@ -23,17 +27,101 @@ impl Default for SamplerConfig {
     }
 }
 
-/// A sampler with its own random state.
+/// A sampler with its own random state (cloning it forks the state, the constraint's too).
 #[derive(Debug, Clone)]
 pub struct Sampler {
     cfg: SamplerConfig,
     state: u64,
+    constraint: Option<Constraint>,
+    /// Sum of the drawn tokens' probabilities (softmax of the raw logits) and their count, when tracked.
+    confidence: Option<(f64, usize)>,
+    masked: Vec<f32>,
+    /// Time spent in the constraint (masking and advancing).
+    constraint_time: std::time::Duration,
 }
 
 impl Sampler {
     pub fn new(cfg: SamplerConfig) -> Sampler {
         let state = cfg.seed ^ 0x9E37_79B9_7F4A_7C15;
-        Sampler { cfg, state }
+        Sampler {
+            cfg,
+            state,
+            constraint: None,
+            confidence: None,
+            masked: Vec::new(),
+            constraint_time: Default::default(),
+        }
+    }
+
+    /// Draws only tokens `c` allows, and tells it each one drawn.
+    pub fn with_constraint(mut self, c: Constraint) -> Sampler {
+        self.constraint = Some(c);
+        self
+    }
+
+    pub fn constraint(&self) -> Option<&Constraint> {
+        self.constraint.as_ref()
+    }
+
+    /// Time the constraint took so far (masking the logits and advancing its state).
+    pub fn constraint_time(&self) -> std::time::Duration {
+        self.constraint_time
+    }
+
+    /// Keeps the mean probability the model gave the tokens drawn (see [`Sampler::mean_prob`]).
+    pub fn track_confidence(mut self) -> Sampler {
+        self.confidence = Some((0.0, 0));
+        self
+    }
+
+    /// The mean probability of the tokens drawn so far, under the model's own distribution (temperature 1, no
+    /// filters or mask), if tracked and anything was drawn.
+    pub fn mean_prob(&self) -> Option<f64> {
+        self.confidence
+            .filter(|c| c.1 > 0)
+            .map(|(sum, n)| sum / n as f64)
+    }
+
+    /// Tokens that entered the sequence without a draw (forced text): the constraint must accept them too.
+    pub fn observe(&mut self, ids: &[u32]) -> Result<(), ModelError> {
+        if let Some(c) = &mut self.constraint {
+            for &id in ids {
+                c.accept(id)
+                    .map_err(|e| ModelError::Constraint(e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Picks the next token from one row of logits: under the constraint, if any (an error when the grammar leaves
+    /// no token), then tells the constraint.
+    pub fn sample(&mut self, logits: &[f32]) -> Result<u32, ModelError> {
+        let t = self.constraint.is_some().then(std::time::Instant::now);
+        let id = match &mut self.constraint {
+            Some(c) if c.is_active() => {
+                let mut masked = std::mem::take(&mut self.masked);
+                masked.clear();
+                masked.extend_from_slice(logits);
+                c.mask(&mut masked)
+                    .map_err(|e| ModelError::Constraint(e.to_string()))?;
+                let id = self.draw(&masked);
+                self.masked = masked;
+                id
+            }
+            _ => self.draw(logits),
+        };
+        if let Some(c) = &mut self.constraint {
+            c.accept(id)
+                .map_err(|e| ModelError::Constraint(e.to_string()))?;
+        }
+        if let Some(t) = t {
+            self.constraint_time += t.elapsed();
+        }
+        if let Some((sum, n)) = &mut self.confidence {
+            *sum += prob_of(logits, id as usize);
+            *n += 1;
+        }
+        Ok(id)
     }
 
     /// SplitMix64: small, fast, and good enough to draw one token at a time.
@@ -46,8 +134,7 @@ impl Sampler {
         (z >> 40) as f32 / (1u64 << 24) as f32
     }
 
-    /// Picks the next token from one row of logits.
-    pub fn sample(&mut self, logits: &[f32]) -> u32 {
+    fn draw(&mut self, logits: &[f32]) -> u32 {
         if self.cfg.temperature <= 0.0 {
             return argmax(logits);
         }
@@ -111,6 +198,16 @@ impl Sampler {
     }
 }
 
+/// softmax(logits)[i], computed stably.
+fn prob_of(logits: &[f32], i: usize) -> f64 {
+    let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if !m.is_finite() {
+        return 0.0;
+    }
+    let sum: f64 = logits.iter().map(|&l| ((l - m) as f64).exp()).sum();
+    logits.get(i).map_or(0.0, |&l| ((l - m) as f64).exp() / sum)
+}
+
 /// Index of the largest value (the first on ties).
 pub fn argmax(x: &[f32]) -> u32 {
     let mut best = 0;
@@ -129,7 +226,12 @@ mod tests {
     #[test]
     fn greedy_and_filters() {
         let logits = [0.1, 3.0, 2.9, -1.0];
-        assert_eq!(Sampler::new(SamplerConfig::default()).sample(&logits), 1);
+        assert_eq!(
+            Sampler::new(SamplerConfig::default())
+                .sample(&logits)
+                .unwrap(),
+            1
+        );
         // top_k = 1 at any temperature is greedy.
         let mut s = Sampler::new(SamplerConfig {
             temperature: 5.0,
@@ -137,7 +239,7 @@ mod tests {
             top_p: 1.0,
             seed: 3,
         });
-        assert!((0..50).all(|_| s.sample(&logits) == 1));
+        assert!((0..50).all(|_| s.sample(&logits).unwrap() == 1));
         // top_p small keeps only the best.
         let mut s = Sampler::new(SamplerConfig {
             temperature: 1.0,
@@ -145,7 +247,7 @@ mod tests {
             top_p: 0.01,
             seed: 3,
         });
-        assert!((0..50).all(|_| s.sample(&logits) == 1));
+        assert!((0..50).all(|_| s.sample(&logits).unwrap() == 1));
         // A warm sampler visits both likely tokens, and the same seed repeats.
         let cfg = SamplerConfig {
             temperature: 1.0,
@@ -155,11 +257,11 @@ mod tests {
         };
         let a: Vec<u32> = {
             let mut s = Sampler::new(cfg.clone());
-            (0..200).map(|_| s.sample(&logits)).collect()
+            (0..200).map(|_| s.sample(&logits).unwrap()).collect()
         };
         let b: Vec<u32> = {
             let mut s = Sampler::new(cfg);
-            (0..200).map(|_| s.sample(&logits)).collect()
+            (0..200).map(|_| s.sample(&logits).unwrap()).collect()
         };
         assert_eq!(a, b);
         assert!(a.contains(&1) && a.contains(&2) && !a.contains(&0) && !a.contains(&3));

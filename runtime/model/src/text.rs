@@ -33,11 +33,40 @@ impl std::fmt::Debug for Text {
     }
 }
 
-/// One chat message.
-#[derive(Debug, Clone, serde::Serialize)]
+/// One chat message, as chat templates read it (the OpenAI message shape).
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Message {
     pub role: String,
     pub content: String,
+    /// An assistant turn's tool calls: `[{"id", "type": "function", "function": {"name", "arguments": {..}}}]`
+    /// (arguments as a mapping, which templates iterate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<serde_json::Value>,
+    /// A tool result's call id and tool name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl Message {
+    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Message {
+        Message {
+            role: role.into(),
+            content: content.into(),
+            ..Default::default()
+        }
+    }
+}
+
+/// What a chat template may take besides the messages.
+#[derive(Debug, Clone, Default)]
+pub struct ChatOptions {
+    /// OpenAI-format tool definitions (`[{"type": "function", "function": {..}}]`), as `tools`.
+    pub tools: Option<serde_json::Value>,
+    /// `low`, `medium` or `high`: passed as `reasoning_strength` (Muse's template) and `reasoning_effort` (the name
+    /// other templates use).
+    pub reasoning_effort: Option<String>,
 }
 
 impl Text {
@@ -114,6 +143,51 @@ impl Text {
         self.tok.token_to_id(token)
     }
 
+    /// The bytes each token id stands for, for constrained decoding: `None` for special tokens (they never appear
+    /// inside constrained output), except those whose text is in `keep` (markers such as `<tool_call>` that a
+    /// constraint waits for). Byte-level BPE vocabularies (GPT-2's byte-to-character table) and SentencePiece ones
+    /// (`▁` for a space, `<0xNN>` byte fallback) are read; the list covers every id up to the largest.
+    pub fn vocab_bytes(&self, keep: &[&str]) -> Vec<Option<Vec<u8>>> {
+        use tokenizers::DecoderWrapper as D;
+        fn byte_level(d: &D) -> bool {
+            match d {
+                D::ByteLevel(_) => true,
+                D::Sequence(s) => s.get_decoders().iter().any(byte_level),
+                _ => false,
+            }
+        }
+        let bl = self.tok.get_decoder().is_some_and(byte_level);
+        let unbyte = gpt2_unicode_to_byte();
+        let n = self.tok.get_vocab_size(true);
+        let added = self.tok.get_added_tokens_decoder();
+        let mut out: Vec<Option<Vec<u8>>> = vec![None; n];
+        for (id, slot) in out.iter_mut().enumerate() {
+            let id = id as u32;
+            if let Some(a) = added.get(&id) {
+                if !a.special || keep.contains(&a.content.as_str()) {
+                    *slot = Some(a.content.as_bytes().to_vec());
+                }
+                continue;
+            }
+            let Some(t) = self.tok.id_to_token(id) else {
+                continue;
+            };
+            *slot = if bl {
+                t.chars().map(|c| unbyte.get(&c).copied()).collect()
+            } else if let Some(b) = t
+                .strip_prefix("<0x")
+                .and_then(|h| h.strip_suffix('>'))
+                .filter(|h| h.len() == 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                Some(vec![b])
+            } else {
+                Some(t.replace('\u{2581}', " ").into_bytes())
+            };
+        }
+        out
+    }
+
     /// The chat template's source.
     pub fn template(&self) -> Option<&str> {
         self.template.as_deref()
@@ -127,19 +201,55 @@ impl Text {
     /// model file, so it runs with [`TEMPLATE_FUEL`] and its output is capped at [`MAX_TEMPLATE_OUTPUT`] bytes: a
     /// template that loops forever or writes without end is an error naming the file, not a hang.
     pub fn apply_chat_template(&self, messages: &[Message]) -> Result<String, ModelError> {
+        self.apply_chat_template_with(messages, &ChatOptions::default())
+    }
+
+    /// [`Text::apply_chat_template`] with tools and a reasoning effort for the template.
+    pub fn apply_chat_template_with(
+        &self,
+        messages: &[Message],
+        opts: &ChatOptions,
+    ) -> Result<String, ModelError> {
         let tpl = self.template.as_deref().ok_or_else(|| {
             ModelError::Template(format!("{}: the model has no chat template", self.source))
         })?;
-        render_template(tpl, messages, &self.bos, &self.eos).map_err(|e| {
+        render_template_with(tpl, messages, opts, &self.bos, &self.eos).map_err(|e| {
             ModelError::Template(format!("{}: `{KEY_CHAT_TEMPLATE}`: {e}", self.source))
         })
     }
+}
+
+/// GPT-2's byte-level BPE alphabet, reversed: the character each byte is written as, back to the byte.
+fn gpt2_unicode_to_byte() -> std::collections::HashMap<char, u8> {
+    let mut m = std::collections::HashMap::with_capacity(256);
+    let mut extra = 0u32;
+    for b in 0..=255u8 {
+        let printable = matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
+        let c = if printable {
+            b as u32
+        } else {
+            extra += 1;
+            255 + extra
+        };
+        m.insert(char::from_u32(c).unwrap_or('\0'), b);
+    }
+    m
 }
 
 /// Renders a chat template with the limits of [`Text::apply_chat_template`] (also the fuzzing entry point).
 pub fn render_template(
     tpl: &str,
     messages: &[Message],
+    bos: &str,
+    eos: &str,
+) -> Result<String, minijinja::Error> {
+    render_template_with(tpl, messages, &ChatOptions::default(), bos, eos)
+}
+
+fn render_template_with(
+    tpl: &str,
+    messages: &[Message],
+    opts: &ChatOptions,
     bos: &str,
     eos: &str,
 ) -> Result<String, minijinja::Error> {
@@ -166,6 +276,9 @@ pub fn render_template(
                 add_generation_prompt => true,
                 bos_token => bos,
                 eos_token => eos,
+                tools => opts.tools,
+                reasoning_strength => opts.reasoning_effort,
+                reasoning_effort => opts.reasoning_effort,
             },
             &mut out,
         )
@@ -217,10 +330,7 @@ mod muse_template_tests {
 
     #[test]
     fn the_bundled_muse_template_renders_a_user_turn_with_an_image() {
-        let m = [Message {
-            role: "user".into(),
-            content: "<|patch|>What does the sign say?".into(),
-        }];
+        let m = [Message::new("user", "<|patch|>What does the sign say?")];
         let out = render_template(MUSE_TEMPLATE, &m, "<|begin_of_text|>", "<|eot|>").unwrap();
         assert!(out.contains("<|patch|>What does the sign say?"), "{out}");
     }

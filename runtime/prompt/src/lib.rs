@@ -13,7 +13,7 @@ use anyhow::{bail, Context};
 use flint_media::{GlimmerImageConfig, GlimmerVideoConfig, RgbImage, SparkAudioConfig};
 use flint_model::multimodal::placeholders::{expand, Kind};
 use flint_model::multimodal::{Clip, Media, Pixels, KEY_PROCESSOR};
-use flint_model::{Message, Model, Text};
+use flint_model::{ChatOptions, Message, Model, Text};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -80,6 +80,8 @@ pub struct Prepared {
     pub stages: Vec<(&'static str, f64, String)>,
     /// Each image as the processor resized it, in order.
     pub resized: Vec<RgbImage>,
+    /// Each image's own (width, height), before the processor resized it.
+    pub sizes: Vec<(u32, u32)>,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -132,18 +134,36 @@ impl Prepared {
 /// `chat`) renders it, the placeholders expand as the processor does, and the tokenizer reads the result (adding
 /// its own special tokens for a raw prompt).
 pub fn prompt_ids(text: &Text, chat: bool, p: &Prepared, prompt: &str) -> anyhow::Result<Vec<u32>> {
-    let rendered = render(text, chat, &p.content(prompt))?;
+    prompt_ids_with(text, chat, p, prompt, &ChatOptions::default())
+}
+
+/// [`prompt_ids`] with the chat template's options (tools, reasoning effort).
+pub fn prompt_ids_with(
+    text: &Text,
+    chat: bool,
+    p: &Prepared,
+    prompt: &str,
+    opts: &ChatOptions,
+) -> anyhow::Result<Vec<u32>> {
+    let rendered = render_with(text, chat, &p.content(prompt), opts)?;
     Ok(text.encode(&p.expand(&rendered)?, !chat)?)
 }
 
 /// `content` as the prompt text: one user turn of the chat template with `chat`, else as is.
 pub fn render(text: &Text, chat: bool, content: &str) -> anyhow::Result<String> {
+    render_with(text, chat, content, &ChatOptions::default())
+}
+
+/// [`render`] with the chat template's options.
+pub fn render_with(
+    text: &Text,
+    chat: bool,
+    content: &str,
+    opts: &ChatOptions,
+) -> anyhow::Result<String> {
     Ok(if chat {
-        let msgs = [Message {
-            role: "user".into(),
-            content: content.to_string(),
-        }];
-        text.apply_chat_template(&msgs)?
+        let msgs = [Message::new("user", content)];
+        text.apply_chat_template_with(&msgs, opts)?
     } else {
         content.to_string()
     })
@@ -169,6 +189,7 @@ pub fn prepare(model: &Model, a: &MediaFiles) -> anyhow::Result<Prepared> {
         audio: Vec::new(),
         stages: Vec::new(),
         resized: Vec::new(),
+        sizes: Vec::new(),
     };
     let vision = c.vision.as_ref();
     if (!a.images.is_empty() || a.video.is_some()) && vision.is_none() {
@@ -232,6 +253,7 @@ pub fn prepare(model: &Model, a: &MediaFiles) -> anyhow::Result<Prepared> {
             px.grids.push(g.grid_thw);
             tokens += g.tokens;
             p.resized.push(g.resized);
+            p.sizes.push((img.width as u32, img.height as u32));
         }
         p.stages
             .push(("decode image", dec, format!("{} files", a.images.len())));

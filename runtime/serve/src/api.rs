@@ -1,6 +1,6 @@
 //! The OpenAI chat-completions request as Flint reads it, and the checks that turn a request into a [`Job`]'s
 //! parameters. Fields this server cannot honour are refused (400, naming the field), never silently ignored: a
-//! client that asks for JSON output or tools must not get free text it takes for them.
+//! client that asks for something the engine cannot enforce must not get output it takes for it.
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -68,6 +68,28 @@ pub struct ChatMessage {
     pub role: String,
     #[serde(default)]
     pub content: Option<Content>,
+    /// An assistant turn's calls.
+    #[serde(default)]
+    pub tool_calls: Option<Vec<ReqToolCall>>,
+    /// A tool result's call.
+    #[serde(default)]
+    pub tool_call_id: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReqToolCall {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub function: ReqFunction,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReqFunction {
+    pub name: String,
+    /// A JSON object, as a string (OpenAI's form) or inline.
+    pub arguments: Value,
 }
 
 #[derive(Debug, Deserialize)]
@@ -213,11 +235,39 @@ impl ApiError {
     }
 }
 
+/// One message of the conversation, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Msg {
+    pub role: String,
+    pub content: Vec<Segment>,
+    /// An assistant turn's calls: `[{"id", "type": "function", "function": {"name", "arguments": {..}}}]`, the
+    /// arguments as an object (templates iterate them).
+    pub tool_calls: Option<Value>,
+    pub tool_call_id: Option<String>,
+    pub name: Option<String>,
+}
+
+/// `response_format`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResponseFormat {
+    Text,
+    /// Any JSON object.
+    JsonObject,
+    /// A value of this schema.
+    JsonSchema(Value),
+}
+
 /// What a request asks the engine for, checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Params {
-    /// The conversation, as (role, content) in order.
-    pub messages: Vec<(String, Vec<Segment>)>,
+    /// The conversation, in order.
+    pub messages: Vec<Msg>,
+    pub response_format: ResponseFormat,
+    /// The tools the model may call (none: empty), and how.
+    pub tools: Vec<flint_answer::Tool>,
+    pub tool_choice: flint_answer::ToolChoice,
+    /// `low`, `medium` or `high`, for the chat template.
+    pub reasoning_effort: Option<String>,
     /// At most this many tokens per choice (`None`: up to the context).
     pub max_tokens: Option<usize>,
     pub temperature: f32,
@@ -243,40 +293,72 @@ pub fn parse(body: &[u8]) -> Result<Params, ApiError> {
 }
 
 fn check(r: ChatRequest) -> Result<Params, ApiError> {
-    // Fail closed on what the engine cannot enforce yet.
-    if let Some(f) = &r.response_format {
-        let kind = f.get("type").and_then(Value::as_str).unwrap_or("");
-        if kind != "text" {
-            return Err(ApiError::bad(
-                "response_format",
-                format!("response_format `{kind}` is not supported by this server (only `text`): constrained decoding is not built yet, and unconstrained output would not be valid"),
-            ));
-        }
-    }
-    if r.tools
-        .as_ref()
-        .is_some_and(|t| !t.is_null() && t.as_array().is_none_or(|a| !a.is_empty()))
-    {
-        return Err(ApiError::bad(
-            "tools",
-            "tools are not supported by this server yet",
-        ));
-    }
-    if r.tool_choice
-        .as_ref()
-        .is_some_and(|t| !t.is_null() && t != "none")
+    let response_format = match &r.response_format {
+        None | Some(Value::Null) => ResponseFormat::Text,
+        Some(f) => match f.get("type").and_then(Value::as_str).unwrap_or("") {
+            "text" => ResponseFormat::Text,
+            "json_object" => ResponseFormat::JsonObject,
+            "json_schema" => match f.pointer("/json_schema/schema") {
+                Some(v) if v.is_object() || v.is_boolean() => ResponseFormat::JsonSchema(v.clone()),
+                _ => {
+                    return Err(ApiError::bad(
+                        "response_format.json_schema.schema",
+                        "a json_schema response_format needs `json_schema.schema` (a JSON Schema object)",
+                    ))
+                }
+            },
+            k => {
+                return Err(ApiError::bad(
+                    "response_format.type",
+                    format!("response_format `{k}` is not text, json_object or json_schema"),
+                ))
+            }
+        },
+    };
+    let tools = match &r.tools {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) if a.is_empty() => Vec::new(),
+        Some(t) => flint_answer::tools::parse_tools(t).map_err(|(at, m)| ApiError::bad(&at, m))?,
+    };
+    let tool_choice = flint_answer::tools::parse_choice(r.tool_choice.as_ref(), &tools)
+        .map_err(|m| ApiError::bad("tool_choice", m))?;
+    if tools.is_empty()
+        && !matches!(
+            tool_choice,
+            flint_answer::ToolChoice::Auto | flint_answer::ToolChoice::None
+        )
     {
         return Err(ApiError::bad(
             "tool_choice",
-            "tools are not supported by this server yet",
+            "asks for a call, but there are no tools",
         ));
     }
-    if r.reasoning_effort.as_ref().is_some_and(|v| !v.is_null()) {
+    let calls = !tools.is_empty() && tool_choice != flint_answer::ToolChoice::None;
+    if calls && response_format != ResponseFormat::Text {
         return Err(ApiError::bad(
-            "reasoning_effort",
-            "reasoning_effort is not supported by this server yet",
+            "response_format",
+            "a JSON response_format and tool calls cannot be enforced together: pick one",
         ));
     }
+    let constrained = calls || response_format != ResponseFormat::Text;
+    if constrained && r.ignore_eos == Some(true) {
+        return Err(ApiError::bad(
+            "ignore_eos",
+            "ignore_eos cannot be used with response_format or tools: the grammar ends the answer",
+        ));
+    }
+    let reasoning_effort = match &r.reasoning_effort {
+        None | Some(Value::Null) => None,
+        Some(Value::String(e)) if ["low", "medium", "high"].contains(&e.as_str()) => {
+            Some(e.clone())
+        }
+        Some(_) => {
+            return Err(ApiError::bad(
+                "reasoning_effort",
+                "reasoning_effort must be low, medium or high",
+            ))
+        }
+    };
     if r.logprobs == Some(true) || r.top_logprobs.as_ref().is_some_and(|v| !v.is_null()) {
         return Err(ApiError::bad(
             "logprobs",
@@ -318,16 +400,45 @@ fn check(r: ChatRequest) -> Result<Params, ApiError> {
         let param = format!("messages[{i}]");
         if !matches!(
             m.role.as_str(),
-            "system" | "developer" | "user" | "assistant"
+            "system" | "developer" | "user" | "assistant" | "tool"
         ) {
             return Err(ApiError::bad(
                 &format!("{param}.role"),
                 format!(
-                    "role `{}` is not supported (system, developer, user, assistant)",
+                    "role `{}` is not supported (system, developer, user, assistant, tool)",
                     m.role
                 ),
             ));
         }
+        let tool_calls = match m.tool_calls {
+            Some(calls) if !calls.is_empty() => {
+                if m.role != "assistant" {
+                    return Err(ApiError::bad(
+                        &format!("{param}.tool_calls"),
+                        "only an assistant turn makes calls",
+                    ));
+                }
+                let mut v = Vec::with_capacity(calls.len());
+                for (k, c) in calls.into_iter().enumerate() {
+                    let at = format!("{param}.tool_calls[{k}].function.arguments");
+                    let args = match c.function.arguments {
+                        Value::String(s) => serde_json::from_str::<Value>(&s)
+                            .map_err(|e| ApiError::bad(&at, format!("not a JSON object: {e}")))?,
+                        v => v,
+                    };
+                    if !args.is_object() {
+                        return Err(ApiError::bad(&at, "must be a JSON object"));
+                    }
+                    v.push(serde_json::json!({
+                        "id": c.id.unwrap_or_else(|| format!("call_{i}_{k}")),
+                        "type": "function",
+                        "function": {"name": c.function.name, "arguments": args},
+                    }));
+                }
+                Some(Value::Array(v))
+            }
+            _ => None,
+        };
         let role = if m.role == "developer" {
             "system".to_string()
         } else {
@@ -382,7 +493,13 @@ fn check(r: ChatRequest) -> Result<Params, ApiError> {
                 format!("more than {MAX_MEDIA} images and clips in one request"),
             ));
         }
-        messages.push((role, content));
+        messages.push(Msg {
+            role,
+            content,
+            tool_calls,
+            tool_call_id: m.tool_call_id,
+            name: m.name,
+        });
     }
     let max_tokens = match r.max_completion_tokens.or(r.max_tokens) {
         None => None,
@@ -432,6 +549,10 @@ fn check(r: ChatRequest) -> Result<Params, ApiError> {
     }
     Ok(Params {
         messages,
+        response_format,
+        tools,
+        tool_choice,
+        reasoning_effort,
         max_tokens,
         temperature,
         top_p,
@@ -462,9 +583,10 @@ mod tests {
     #[test]
     fn defaults_and_fields() {
         let p = req("").unwrap();
+        assert_eq!(p.messages.len(), 1);
         assert_eq!(
-            p.messages,
-            vec![("user".to_string(), vec![Segment::Text("hi".into())])]
+            (p.messages[0].role.as_str(), &p.messages[0].content),
+            ("user", &vec![Segment::Text("hi".into())])
         );
         assert_eq!(
             (p.n, p.temperature, p.top_p, p.stream),
@@ -479,21 +601,21 @@ mod tests {
         assert_eq!(p.stop, vec!["\n".to_string()]);
         let p = parse(br#"{"messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}]}"#)
             .unwrap();
-        assert_eq!(text_of(&p.messages[0].1).unwrap(), "ab");
+        assert_eq!(text_of(&p.messages[0].content).unwrap(), "ab");
         let p = parse(br#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,aGk="}},{"type":"text","text":"what?"},{"type":"input_audio","input_audio":{"data":"aGk=","format":"wav"}}]}]}"#)
             .unwrap();
         assert_eq!(
-            p.messages[0].1,
+            p.messages[0].content,
             vec![
                 Segment::Image(Source::Data(b"hi".to_vec())),
                 Segment::Text("what?".into()),
                 Segment::Audio(Source::Data(b"hi".to_vec()))
             ]
         );
-        assert_eq!(text_of(&p.messages[0].1), None);
+        assert_eq!(text_of(&p.messages[0].content), None);
         let p = parse(br#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"file:///srv/a.jpg"}}]}]}"#).unwrap();
         assert_eq!(
-            p.messages[0].1,
+            p.messages[0].content,
             vec![Segment::Image(Source::Path("/srv/a.jpg".into()))]
         );
     }
@@ -503,14 +625,31 @@ mod tests {
         for (extra, param) in [
             (
                 r#","response_format":{"type":"json_schema","json_schema":{}}"#,
-                "response_format",
+                "response_format.json_schema.schema",
             ),
             (
-                r#","response_format":{"type":"json_object"}"#,
+                r#","response_format":{"type":"regex"}"#,
+                "response_format.type",
+            ),
+            (r#","tools":[{"type":"function"}]"#, "tools[0].function"),
+            (
+                r#","tools":[{"type":"function","function":{"name":"a b"}}]"#,
+                "tools[0].function.name",
+            ),
+            (
+                r#","tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":{"type":"function","function":{"name":"g"}}"#,
+                "tool_choice",
+            ),
+            (
+                r#","tools":[{"type":"function","function":{"name":"f"}}],"response_format":{"type":"json_object"}"#,
                 "response_format",
             ),
-            (r#","tools":[{"type":"function"}]"#, "tools"),
-            (r#","reasoning_effort":"low""#, "reasoning_effort"),
+            (r#","tool_choice":"required""#, "tool_choice"),
+            (
+                r#","response_format":{"type":"json_object"},"ignore_eos":true"#,
+                "ignore_eos",
+            ),
+            (r#","reasoning_effort":"extreme""#, "reasoning_effort"),
             (r#","logprobs":true"#, "logprobs"),
             (r#","n":0"#, "n"),
             (r#","n":17"#, "n"),
@@ -566,7 +705,12 @@ mod tests {
             parse(b"{not json").unwrap_err().param.as_deref(),
             Some("body")
         );
-        let e = parse(br#"{"messages":[{"role":"tool","content":"x"}]}"#).unwrap_err();
+        let e = parse(br#"{"messages":[{"role":"robot","content":"x"}]}"#).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("messages[0].role"));
+        let e = parse(br#"{"messages":[{"role":"assistant","tool_calls":[{"id":"a","type":"function","function":{"name":"f","arguments":"[1"}}]}]}"#).unwrap_err();
+        assert_eq!(
+            e.param.as_deref(),
+            Some("messages[0].tool_calls[0].function.arguments")
+        );
     }
 }

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use flint_model::multimodal::Media;
-use flint_model::{Message, Model, SamplerConfig, Text};
+use flint_model::{ChatOptions, Message, Model, SamplerConfig, Text};
 use futures_util::stream::{self, Stream};
 use serde_json::{json, Value};
 use std::convert::Infallible;
@@ -40,6 +40,8 @@ pub struct AppState {
     pub model: Arc<Model>,
     /// Files under this directory (canonical) may be named in content parts.
     pub allow_path: Option<PathBuf>,
+    /// Tools, grammars and answers in the model's chat format.
+    pub shaper: crate::shape::Shaper,
 }
 
 impl IntoResponse for ApiError {
@@ -135,16 +137,19 @@ async fn chat(State(s): State<Arc<AppState>>, _h: HeaderMap, body: Bytes) -> Res
 /// Checks the request, renders and tokenizes its prompt (processing its images and audio), and queues it.
 fn start(s: &AppState, body: &[u8]) -> Result<(Params, UnboundedReceiver<Event>, usize), ApiError> {
     let p = api::parse(body)?;
-    let (prompt, media) = if p.messages.iter().all(|(_, c)| api::text_of(c).is_some()) {
-        let messages: Vec<Message> = p
+    let constraint = s.shaper.constraint(&s.text, &p)?;
+    let (prompt, media) = if p
+        .messages
+        .iter()
+        .all(|m| api::text_of(&m.content).is_some())
+    {
+        let contents = p
             .messages
             .iter()
-            .map(|(role, c)| Message {
-                role: role.clone(),
-                content: api::text_of(c).unwrap_or_default(),
-            })
+            .map(|m| api::text_of(&m.content).unwrap_or_default())
             .collect();
-        let rendered = render(s, &messages)?;
+        let (messages, opts) = s.shaper.messages(&p, contents);
+        let rendered = render(s, &messages, &opts)?;
         (encode(s, &rendered)?, None)
     } else {
         let (ids, media) = with_media(s, &p)?;
@@ -177,14 +182,15 @@ fn start(s: &AppState, body: &[u8]) -> Result<(Params, UnboundedReceiver<Event>,
         media,
         stop: p.stop.clone(),
         ignore_eos: p.ignore_eos,
+        constraint,
         events: tx,
     })?;
     Ok((p, rx, n_prompt))
 }
 
-fn render(s: &AppState, messages: &[Message]) -> Result<String, ApiError> {
+fn render(s: &AppState, messages: &[Message], opts: &ChatOptions) -> Result<String, ApiError> {
     s.text
-        .apply_chat_template(messages)
+        .apply_chat_template_with(messages, opts)
         .map_err(|e| ApiError::bad("messages", format!("the chat template failed: {e}")))
 }
 
@@ -203,8 +209,9 @@ fn with_media(s: &AppState, p: &Params) -> Result<(Vec<u32>, Media), ApiError> {
     let dir = tempfile::tempdir()
         .map_err(|e| ApiError::status(500, "server_error", format!("a temporary folder: {e}")))?;
     let mut files = flint_prompt::MediaFiles::default();
-    let mut messages = Vec::with_capacity(p.messages.len());
-    for (i, (role, segments)) in p.messages.iter().enumerate() {
+    let mut contents = Vec::with_capacity(p.messages.len());
+    for (i, m) in p.messages.iter().enumerate() {
+        let segments = &m.content;
         let mut content = String::new();
         for (j, seg) in segments.iter().enumerate() {
             let at = format!("messages[{i}].content[{j}]");
@@ -232,16 +239,14 @@ fn with_media(s: &AppState, p: &Params) -> Result<(Vec<u32>, Media), ApiError> {
                 }
             }
         }
-        messages.push(Message {
-            role: role.clone(),
-            content,
-        });
+        contents.push(content);
     }
+    let (messages, opts) = s.shaper.messages(p, contents);
     // Errors name a medium by its place in the request, not by the temporary folder.
     let tmp = format!("{}/", dir.path().display());
     let prepared = flint_prompt::prepare(&s.model, &files)
         .map_err(|e| ApiError::bad("messages", format!("{e:#}").replace(&tmp, "")))?;
-    let rendered = render(s, &messages)?;
+    let rendered = render(s, &messages, &opts)?;
     let expanded = prepared
         .expand(&rendered)
         .map_err(|e| ApiError::bad("messages", format!("{e:#}")))?;
@@ -313,10 +318,11 @@ async fn whole_response(
         .zip(finish)
         .enumerate()
         .map(|(i, (t, f))| {
+            let (message, called) = s.shaper.message(p, &t, &format!("{id}_{i}"));
             json!({
                 "index": i,
-                "message": {"role": "assistant", "content": t},
-                "finish_reason": f.map(Finish::as_str),
+                "message": message,
+                "finish_reason": if called { "tool_calls" } else { f.map_or("stop", Finish::as_str) },
                 "logprobs": null,
             })
         })
@@ -351,16 +357,19 @@ struct Streaming {
     /// Lines ready to send.
     out: std::collections::VecDeque<String>,
     ended: bool,
+    /// With tools, each choice's text is held until it ends, then sent as content and calls.
+    calls: Option<(Arc<AppState>, Params)>,
+    held: Vec<String>,
 }
 
 impl Streaming {
-    fn chunk(&self, choice: usize, delta: Value, finish: Option<Finish>) -> String {
+    fn chunk(&self, choice: usize, delta: Value, finish: Option<&str>) -> String {
         json!({
             "id": self.id,
             "object": "chat.completion.chunk",
             "created": self.created,
             "model": self.model,
-            "choices": [{"index": choice, "delta": delta, "finish_reason": finish.map(Finish::as_str), "logprobs": null}],
+            "choices": [{"index": choice, "delta": delta, "finish_reason": finish, "logprobs": null}],
         })
         .to_string()
     }
@@ -382,8 +391,12 @@ impl Streaming {
             Some(Event::Started { prompt_tokens }) => self.prompt_tokens = prompt_tokens,
             Some(Event::Text { choice, text }) => {
                 self.role(choice);
-                let c = self.chunk(choice, json!({"content": text}), None);
-                self.out.push_back(c);
+                if self.calls.is_some() {
+                    self.held[choice].push_str(&text);
+                } else {
+                    let c = self.chunk(choice, json!({"content": text}), None);
+                    self.out.push_back(c);
+                }
             }
             Some(Event::Done {
                 choice,
@@ -392,7 +405,19 @@ impl Streaming {
             }) => {
                 self.role(choice);
                 self.completion += tokens;
-                let c = self.chunk(choice, json!({}), Some(finish));
+                let mut reason = finish.as_str();
+                if let Some((s, p)) = &self.calls {
+                    let text = std::mem::take(&mut self.held[choice]);
+                    let (m, called) = s.shaper.message(p, &text, &format!("{}_{choice}", self.id));
+                    let mut delta = json!({"content": m["content"]});
+                    if called {
+                        delta["tool_calls"] = m["tool_calls"].clone();
+                        reason = "tool_calls";
+                    }
+                    let c = self.chunk(choice, delta, None);
+                    self.out.push_back(c);
+                }
+                let c = self.chunk(choice, json!({}), Some(reason));
                 self.out.push_back(c);
                 self.left -= 1;
                 if self.left == 0 {
@@ -444,6 +469,8 @@ fn stream_response(
         started: vec![false; p.n],
         out: Default::default(),
         ended: false,
+        held: vec![String::new(); p.n],
+        calls: crate::shape::Shaper::calls(&p).then(|| (s.clone(), p)),
     };
     let events = stream::unfold(st, |mut st| async move {
         loop {

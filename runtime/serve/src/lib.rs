@@ -3,8 +3,10 @@
 //! - `http`: routes (`/v1/models`, `/v1/chat/completions` streaming and not, `/health`, `/metrics`), the API key,
 //!   the body cap; a request becomes a [`scheduler::Job`] with one sampler per choice (`n`).
 //! - `scheduler`: one engine thread owns the model and steps every live choice of every request in one batch.
-//! - `api`: the request as read, and what is refused (fail closed: no silent fallback for `response_format`,
-//!   `tools` or `reasoning_effort`, which the engine cannot enforce yet).
+//! - `api`: the request as read, and what is refused (fail closed: what the engine cannot enforce is a 400 naming
+//!   the field, never a silent fallback).
+//! - `shape`: tools and reasoning effort into the chat template, `response_format` and `tools` into a grammar
+//!   (flint-constrain) every choice keeps to, and the answer back into content and `tool_calls`.
 //! - `prefix`: finished prompts and answers kept in the KV cache, so a request that starts the same way prefills
 //!   only what is new.
 //! - `metrics`: counters shared by both sides, as Prometheus text.
@@ -14,6 +16,7 @@ pub mod http;
 pub mod metrics;
 pub mod prefix;
 pub mod scheduler;
+pub mod shape;
 
 use anyhow::{bail, Context};
 use flint_model::{KvOptions, Model, Text};
@@ -79,6 +82,7 @@ pub fn serve(
         kv: opts.kv,
         prefix_cache: opts.prefix_cache,
     };
+    let shaper = shape::Shaper::new(&text, stop_ids.clone());
     let scheduler = scheduler::Scheduler::spawn(
         model.clone(),
         text.clone(),
@@ -98,6 +102,7 @@ pub fn serve(
         next_id: AtomicU64::new(0),
         model,
         allow_path,
+        shaper,
     });
     // The engine thread does the arithmetic; one thread is plenty for sockets and JSON.
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -43,6 +43,8 @@ pub struct Job {
     pub stop: Vec<String>,
     /// Generate past the end-of-turn tokens (benchmarks; llama-server and vLLM take `ignore_eos` too).
     pub ignore_eos: bool,
+    /// The grammar every choice keeps to (each choice forks its own state).
+    pub constraint: Option<flint_constrain::Constraint>,
     pub events: UnboundedSender<Event>,
 }
 
@@ -307,15 +309,23 @@ impl<'m, 't> Core<'m, 't> {
                 self.on_token(j, c, id);
             }
         }
-        // Choices the engine ended without a token (the context is full).
-        let ended: Vec<(usize, usize)> = self
+        // Choices the engine ended without a token (the context is full, or the grammar left no token).
+        let ended: Vec<(usize, usize, Option<String>)> = self
             .owner
             .iter()
             .filter(|(r, _)| self.eng.finished(**r))
-            .map(|(_, o)| *o)
+            .map(|(r, o)| (o.0, o.1, self.eng.error(*r).map(str::to_string)))
             .collect();
-        for (j, c) in ended {
-            self.finish(j, c, Finish::Length);
+        for (j, c, err) in ended {
+            match err {
+                Some(e) => {
+                    if let Some(a) = &self.jobs[j] {
+                        let _ = a.events.send(Event::Failed(e));
+                    }
+                    self.end_job(j);
+                }
+                None => self.finish(j, c, Finish::Length),
+            }
         }
     }
 
@@ -429,9 +439,11 @@ impl<'m, 't> Core<'m, 't> {
         };
         let mut firsts = Vec::with_capacity(n);
         for (c, (s, cfg)) in seqs.into_iter().zip(job.samplers).enumerate() {
-            let r = self
-                .eng
-                .start(s, logits, Sampler::new(cfg), ids.clone(), max_new);
+            let mut sampler = Sampler::new(cfg);
+            if let Some(k) = &job.constraint {
+                sampler = sampler.with_constraint(k.clone());
+            }
+            let r = self.eng.start(s, logits, sampler, ids.clone(), max_new);
             self.owner.insert(r, (j, c));
             active.choices.push(Choice {
                 req: Some(r),
