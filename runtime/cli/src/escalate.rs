@@ -83,8 +83,25 @@ impl EscalateArgs {
         }
     }
 
-    /// Asks the remote; its answer, or why there is none (the caller keeps the local answer then).
-    pub fn ask(&self, a: &Ask<'_>) -> anyhow::Result<String> {
+    /// The remote's answer, or `None` (said on stderr, with why) when it has none in time.
+    pub fn answer(&self, a: &Ask<'_>) -> Option<String> {
+        match self.ask(a) {
+            Ok(t) => {
+                eprintln!(
+                    "escalated: the answer comes from {}",
+                    self.escalate.as_deref().unwrap_or("")
+                );
+                Some(t)
+            }
+            Err(e) => {
+                eprintln!("escalation failed ({e:#}): the local answer stands");
+                None
+            }
+        }
+    }
+
+    /// Asks the remote; its answer, or why there is none.
+    fn ask(&self, a: &Ask<'_>) -> anyhow::Result<String> {
         let deadline = Instant::now() + Duration::from_secs_f64(self.escalate_timeout);
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs_f64(self.escalate_timeout)))

@@ -105,6 +105,18 @@ pub fn run(a: RunArgs, board: Option<&str>) -> anyhow::Result<()> {
         bail!("--overlay draws onto one --image, with one agent");
     }
     let grammar = a.constrain.grammar()?;
+    // Always: the remote first, before the local model is even loaded (it is needed only if the remote fails,
+    // or to find the box format of an overlay).
+    let mut remote_first = None;
+    if escalate == Some(When::Always) {
+        remote_first = a.escalate.answer(&ask(&a, &files, temperature));
+        if let Some(answer) = &remote_first {
+            println!("{}", answer.trim());
+            if a.overlay.is_none() {
+                return Ok(());
+            }
+        }
+    }
     let (model, load_s) = load(&a.model, board)?;
     let flint = Flint::from_model(model)
         .with_context(|| format!("{}: use `flint logits --ids`", a.model.model.display()))?;
@@ -120,11 +132,8 @@ pub fn run(a: RunArgs, board: Option<&str>) -> anyhow::Result<()> {
         files: &files,
         temperature,
     };
-    if escalate == Some(When::Always) {
-        if let Some(answer) = out.remote() {
-            println!("{}", answer.trim());
-            return out.overlay(&answer, None, true);
-        }
+    if let Some(answer) = remote_first {
+        return out.overlay(&answer, None, true);
     }
     if agents > 1 {
         return crate::run_agents::run(&out, agents, sampler, load_s, escalate);
@@ -220,6 +229,22 @@ pub fn run(a: RunArgs, board: Option<&str>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the remote is asked: the run's prompt, media and sampling.
+fn ask<'r>(
+    a: &'r RunArgs,
+    files: &'r flint_prompt::MediaFiles,
+    temperature: f32,
+) -> crate::escalate::Ask<'r> {
+    crate::escalate::Ask {
+        prompt: &a.prompt,
+        images: &files.images,
+        audio: &files.audio,
+        max_tokens: a.max_tokens,
+        temperature,
+        seed: a.seed,
+    }
+}
+
 /// What one run prints and draws, and where its remote is.
 pub struct Out<'r> {
     pub a: &'r RunArgs,
@@ -262,27 +287,9 @@ impl Out<'_> {
 
     /// The remote's answer, or `None` (said on stderr) when it has none in time.
     pub fn remote(&self) -> Option<String> {
-        let ask = crate::escalate::Ask {
-            prompt: &self.a.prompt,
-            images: &self.files.images,
-            audio: &self.files.audio,
-            max_tokens: self.a.max_tokens,
-            temperature: self.temperature,
-            seed: self.a.seed,
-        };
-        match self.a.escalate.ask(&ask) {
-            Ok(t) => {
-                eprintln!(
-                    "escalated: the answer comes from {}",
-                    self.a.escalate.escalate.as_deref().unwrap_or("")
-                );
-                Some(t)
-            }
-            Err(e) => {
-                eprintln!("escalation failed ({e:#}): the local answer stands");
-                None
-            }
-        }
+        self.a
+            .escalate
+            .answer(&ask(self.a, self.files, self.temperature))
     }
 
     /// Draws the answer's boxes onto the (one) image with `--overlay`; a remote answer says so on the image.

@@ -360,6 +360,8 @@ struct Streaming {
     /// With tools, each choice's text is held until it ends, then sent as content and calls.
     calls: Option<(Arc<AppState>, Params)>,
     held: Vec<String>,
+    /// Per choice, with a reasoning template: reasoning goes out as `reasoning_content` deltas.
+    reasoners: Vec<Option<flint_answer::Reasoner>>,
 }
 
 impl Streaming {
@@ -382,6 +384,20 @@ impl Streaming {
         }
     }
 
+    /// A choice's new answer text and reasoning: reasoning is sent, the answer too unless it is held for tools.
+    fn text(&mut self, choice: usize, (answer, reasoning): (String, String)) {
+        if !reasoning.is_empty() {
+            let c = self.chunk(choice, json!({"reasoning_content": reasoning}), None);
+            self.out.push_back(c);
+        }
+        if self.calls.is_some() {
+            self.held[choice].push_str(&answer);
+        } else if !answer.is_empty() {
+            let c = self.chunk(choice, json!({"content": answer}), None);
+            self.out.push_back(c);
+        }
+    }
+
     /// Turns the next engine event into lines; `false` at the end.
     async fn next(&mut self) -> bool {
         if self.ended {
@@ -391,12 +407,11 @@ impl Streaming {
             Some(Event::Started { prompt_tokens }) => self.prompt_tokens = prompt_tokens,
             Some(Event::Text { choice, text }) => {
                 self.role(choice);
-                if self.calls.is_some() {
-                    self.held[choice].push_str(&text);
-                } else {
-                    let c = self.chunk(choice, json!({"content": text}), None);
-                    self.out.push_back(c);
-                }
+                let split = self.reasoners[choice].as_mut().map(|r| r.push(&text));
+                self.text(
+                    choice,
+                    split.map_or((text, String::new()), |s| (s.answer, s.reasoning)),
+                );
             }
             Some(Event::Done {
                 choice,
@@ -405,6 +420,9 @@ impl Streaming {
             }) => {
                 self.role(choice);
                 self.completion += tokens;
+                if let Some(s) = self.reasoners[choice].as_mut().map(|r| r.finish()) {
+                    self.text(choice, (s.answer, s.reasoning));
+                }
                 let mut reason = finish.as_str();
                 if let Some((s, p)) = &self.calls {
                     let text = std::mem::take(&mut self.held[choice]);
@@ -470,6 +488,7 @@ fn stream_response(
         out: Default::default(),
         ended: false,
         held: vec![String::new(); p.n],
+        reasoners: (0..p.n).map(|_| s.shaper.reasoner()).collect(),
         calls: crate::shape::Shaper::calls(&p).then(|| (s.clone(), p)),
     };
     let events = stream::unfold(st, |mut st| async move {
