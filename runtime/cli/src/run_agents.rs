@@ -17,15 +17,19 @@ pub fn run(
 ) -> anyhow::Result<()> {
     let (a, flint) = (out.a, out.flint);
     let (model, text) = (flint.model(), flint.text());
+    let opts = flint_model::ChatOptions {
+        reasoning_effort: a.reasoning_effort.clone(),
+        ..Default::default()
+    };
     let render = |content: &str| -> anyhow::Result<Vec<u32>> {
-        let rendered = flint_prompt::render(text, a.chat, content)?;
+        let rendered = flint_prompt::render_with(text, a.chat, content, &opts)?;
         Ok(text.encode(&rendered, !a.chat)?)
     };
     let prompt = if out.files.is_empty() {
         MediaPrompt::text(model, render(&a.prompt)?)
     } else {
         let prepared = flint_prompt::prepare(model, out.files)?;
-        let ids = flint_prompt::prompt_ids(text, a.chat, &prepared, &a.prompt)?;
+        let ids = flint_prompt::prompt_ids_with(text, a.chat, &prepared, &a.prompt, &opts)?;
         let towers = flint_model::multimodal::Towers::load(model)?;
         let (mp, st) = MediaPrompt::encode(model, &towers, model.exec(), ids, &prepared.media)?;
         for (stage, secs, what) in &prepared.stages {
@@ -94,10 +98,13 @@ pub fn run(
                     temperature: 0.0,
                     ..sampler
                 };
-                let turn = chat
+                let mut turn = chat
                     .turn(&synthesis_prompt(&a.prompt, &answers))
                     .max_tokens(a.max_tokens)
                     .sampling(greedy);
+                if let Some(e) = &a.reasoning_effort {
+                    turn = turn.reasoning_effort(e);
+                }
                 out.stream(turn, false)?;
                 "a last pass over the answers".to_string()
             }

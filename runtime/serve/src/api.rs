@@ -341,6 +341,17 @@ fn check(r: ChatRequest) -> Result<Params, ApiError> {
         ));
     }
     let constrained = calls || response_format != ResponseFormat::Text;
+    let has_stop = match &r.stop {
+        None => false,
+        Some(Stop::One(_)) => true,
+        Some(Stop::Many(v)) => !v.is_empty(),
+    };
+    if constrained && has_stop {
+        return Err(ApiError::bad(
+            "stop",
+            "stop strings cannot be used with response_format or tools: one could cut the value short",
+        ));
+    }
     if constrained && r.ignore_eos == Some(true) {
         return Err(ApiError::bad(
             "ignore_eos",
@@ -648,6 +659,10 @@ mod tests {
             (
                 r#","response_format":{"type":"json_object"},"ignore_eos":true"#,
                 "ignore_eos",
+            ),
+            (
+                r#","response_format":{"type":"json_object"},"stop":"}""#,
+                "stop",
             ),
             (r#","reasoning_effort":"extreme""#, "reasoning_effort"),
             (r#","logprobs":true"#, "logprobs"),
