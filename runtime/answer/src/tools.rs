@@ -484,7 +484,7 @@ pub fn parse_calls(
                 let tool = tools.iter().find(|t| t.name == name).ok_or_else(|| {
                     format!("a call names `{name}`, which is not among the tools")
                 })?;
-                let end = body
+                let end = q + body[q..]
                     .find("</atem:invoke>")
                     .ok_or("an invoke is not closed")?;
                 let mut args = Map::new();
@@ -493,9 +493,11 @@ pub fn parse_calls(
                     let b = &p[ps + "<atem:parameter name=\"".len()..];
                     let kq = b.find("\">").ok_or("a parameter's name is not closed")?;
                     let key = &b[..kq];
-                    let ve = b
-                        .find("</atem:parameter>")
-                        .ok_or("a parameter is not closed")?;
+                    let ve = kq
+                        + 2
+                        + b[kq + 2..]
+                            .find("</atem:parameter>")
+                            .ok_or("a parameter is not closed")?;
                     let raw = &b[kq + 2..ve];
                     let is_string = tool
                         .parameters
@@ -621,6 +623,17 @@ mod tests {
             &t
         )
         .is_err());
+        // Markup out of order is an error, never a panic.
+        for bad in [
+            "<atem:function_calls><atem:invoke name=\"get_weather\"><atem:parameter name=\"k</atem:parameter>\">",
+            "<atem:function_calls></atem:invoke><atem:invoke name=\"get_weather\">",
+            "<atem:function_calls><atem:invoke name=\"get_weather",
+            "<tool_call></tool_call",
+        ] {
+            for syntax in [ToolSyntax::Atem, ToolSyntax::Hermes] {
+                let _ = parse_calls(syntax, bad, &t);
+            }
+        }
         assert_eq!(
             parse_calls(ToolSyntax::Atem, " to=user Hello", &t).unwrap(),
             ("Hello".into(), vec![])
