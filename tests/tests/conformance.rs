@@ -107,10 +107,11 @@ fn greedy(
     cache
 }
 
-/// qwen2 and qwen3 (dense): logits and hidden states, and their greedy generation references.
+/// qwen2, qwen3 and gemma3_text (dense): logits and hidden states, and their greedy generation references
+/// (gemma3_text's is longer than its sliding window, with a theta per layer type and the logit soft cap).
 #[test]
-fn qwen2_and_qwen3() {
-    for case in ["qwen2", "qwen3"] {
+fn qwen2_qwen3_and_gemma3() {
+    for case in ["qwen2", "qwen3", "gemma3_text"] {
         check(case, "model");
         let dir = fixtures().join("hf").join(case);
         let tmp = tempfile::tempdir().unwrap();

@@ -4,7 +4,7 @@
 //! (`mlp.experts.{e}.{gate,up,down}_proj.weight`, Mixtral's `block_sparse_moe.experts.{e}.w1/w3/w2`) and fused
 //! 3-D tensors (`mlp.experts.gate_up_proj` `[E, 2I, H]` gate rows first, `mlp.experts.down_proj` `[E, H, I]`).
 
-use super::plan::{Fetch, Plan};
+use super::plan::{Fetch, Plan, Transform};
 use super::source::TensorSource;
 use crate::ImportError;
 use flint_model::config::names::{blk, expert, OUTPUT, OUTPUT_NORM, TOK_EMBD};
@@ -13,7 +13,7 @@ use serde_json::Value;
 use std::path::Path;
 
 pub const SUPPORTED: &str =
-    "llama, qwen2, qwen3, qwen2_moe, qwen3_moe, olmoe, mixtral, muse_spark, muse_glimmer";
+    "llama, qwen2, qwen3, gemma3_text, qwen2_moe, qwen3_moe, olmoe, mixtral, muse_spark, muse_glimmer";
 
 pub(super) struct Cfg<'a> {
     pub(super) v: &'a Value,
@@ -163,7 +163,7 @@ pub fn config_from_json(v: &Value, path: &Path) -> Result<ModelConfig, ImportErr
         }
         _ => None,
     };
-    let cfg = ModelConfig {
+    let mut cfg = ModelConfig {
         arch: arch.to_string(),
         vocab_size: c.usize("vocab_size")?,
         hidden_size: hidden,
@@ -184,6 +184,9 @@ pub fn config_from_json(v: &Value, path: &Path) -> Result<ModelConfig, ImportErr
         eos_token_ids: c.ids("eos_token_id"),
         ..Default::default()
     };
+    if arch == super::gemma3::MODEL_TYPE {
+        super::gemma3::extend(&c, &mut cfg)?;
+    }
     cfg.validate().map_err(|m| c.err("(config)", &m))?;
     Ok(cfg)
 }
@@ -194,6 +197,15 @@ pub fn plan(c: &ModelConfig, src: &dyn TensorSource) -> Plan {
     let (h, hd) = (c.hidden_size, c.head_dim);
     let (qd, kvd) = (c.num_heads * hd, c.num_kv_heads * hd);
     let w = |s: String| Fetch::Whole(s);
+    // Gemma's norms are `1 + w` (folded here), and it has two more per layer (the Glimmer sandwich's).
+    let gemma = c.arch == super::gemma3::MODEL_TYPE;
+    let norm = |p: &mut Plan, ours: String, len: usize, theirs: String| {
+        if gemma {
+            p.vector_with(ours, len, w(theirs), Transform::OnePlus)
+        } else {
+            p.vector(ours, len, w(theirs))
+        }
+    };
     p.matrix(
         TOK_EMBD.into(),
         [c.vocab_size, h],
@@ -201,10 +213,11 @@ pub fn plan(c: &ModelConfig, src: &dyn TensorSource) -> Plan {
     );
     for l in 0..c.num_layers {
         let pre = format!("model.layers.{l}");
-        p.vector(
+        norm(
+            &mut p,
             blk(l, "attn_norm"),
             h,
-            w(format!("{pre}.input_layernorm.weight")),
+            format!("{pre}.input_layernorm.weight"),
         );
         for (ours, theirs, rows) in [
             ("attn_q", "q_proj", qd),
@@ -242,28 +255,40 @@ pub fn plan(c: &ModelConfig, src: &dyn TensorSource) -> Plan {
             QkNorm::Full => (qd, kvd),
         };
         if qn > 0 {
-            p.vector(
+            norm(
+                &mut p,
                 blk(l, "attn_q_norm"),
                 qn,
-                w(format!("{pre}.self_attn.q_norm.weight")),
+                format!("{pre}.self_attn.q_norm.weight"),
             );
-            p.vector(
+            norm(
+                &mut p,
                 blk(l, "attn_k_norm"),
                 kn,
-                w(format!("{pre}.self_attn.k_norm.weight")),
+                format!("{pre}.self_attn.k_norm.weight"),
             );
         }
-        p.vector(
-            blk(l, "ffn_norm"),
-            h,
-            w(format!("{pre}.post_attention_layernorm.weight")),
-        );
+        if gemma {
+            for (ours, theirs) in [
+                ("post_attn_norm", "post_attention_layernorm"),
+                ("ffn_norm", "pre_feedforward_layernorm"),
+                ("post_ffn_norm", "post_feedforward_layernorm"),
+            ] {
+                norm(&mut p, blk(l, ours), h, format!("{pre}.{theirs}.weight"));
+            }
+        } else {
+            p.vector(
+                blk(l, "ffn_norm"),
+                h,
+                w(format!("{pre}.post_attention_layernorm.weight")),
+            );
+        }
         match &c.moe {
             Some(m) if c.is_moe_layer(l) => moe_plan(&mut p, c, m, l, src),
             _ => dense_plan(&mut p, c, l, &pre),
         }
     }
-    p.vector(OUTPUT_NORM.into(), h, w("model.norm.weight".into()));
+    norm(&mut p, OUTPUT_NORM.into(), h, "model.norm.weight".into());
     if !c.tie_word_embeddings {
         p.matrix(OUTPUT.into(), [c.vocab_size, h], w("lm_head.weight".into()));
     }

@@ -1,5 +1,6 @@
 //! Importers: a checkpoint in, one `.flint` file out.
 
+mod gemma3;
 pub mod gguf;
 mod gguf_file;
 pub mod hf;

@@ -52,7 +52,7 @@ const TEMPERATURE_KEY: &str = "residual_gate_temperature";
 
 impl Cfg<'_> {
     /// A float with transformers' default when absent; present but not a number is an error.
-    fn num(&self, key: &str, default: f64) -> Result<f64, ImportError> {
+    pub(super) fn num(&self, key: &str, default: f64) -> Result<f64, ImportError> {
         match self.v.get(key) {
             None => Ok(default),
             Some(x) => x.as_f64().ok_or_else(|| self.err(key, "not a number")),
@@ -60,7 +60,7 @@ impl Cfg<'_> {
     }
 
     /// A list of one entry per layer, `default(l)` when absent; the length must be `layers`.
-    fn per_layer<T>(
+    pub(super) fn per_layer<T>(
         &self,
         key: &str,
         layers: usize,
@@ -257,6 +257,7 @@ pub fn config_from_json(v: &Value, path: &Path) -> Result<ModelConfig, ImportErr
         logit_softcap: Some(c.num("final_logit_softcapping", 20.0)? as f32),
         vision: super::muse_vision::config(v, path)?,
         audio: super::muse_audio::config(v, path)?,
+        ..Default::default()
     };
     cfg.validate().map_err(|m| c.err("(config)", &m))?;
     Ok(cfg)

@@ -106,6 +106,7 @@ impl Flint {
             history: Vec::new(),
             images: Vec::new(),
             audio: Vec::new(),
+            video: None,
             raw: false,
         }
     }
@@ -134,6 +135,8 @@ pub struct Chat<'f> {
     /// Every image and clip of the conversation so far, in order (the template renders them all each turn).
     images: Vec<PathBuf>,
     audio: Vec<PathBuf>,
+    /// The conversation's video, if a turn had one (the processors take one per prompt).
+    video: Option<PathBuf>,
     raw: bool,
 }
 
@@ -321,6 +324,10 @@ impl Turn<'_, '_> {
         let mut files = mine.clone();
         files.images = [self.chat.images.as_slice(), &mine.images].concat();
         files.audio = [self.chat.audio.as_slice(), &mine.audio].concat();
+        if self.chat.video.is_some() && mine.video.is_some() {
+            bail!("a conversation holds one video: this turn's would be its second");
+        }
+        files.video = mine.video.clone().or_else(|| self.chat.video.clone());
         let prepared = (!files.is_empty())
             .then(|| flint_prompt::prepare(model, &files))
             .transpose()?;
@@ -447,6 +454,7 @@ impl Turn<'_, '_> {
                 .push(Message::new("assistant", gen.answer.trim()));
             self.chat.images.extend(self.files.images);
             self.chat.audio.extend(self.files.audio);
+            self.chat.video = self.chat.video.take().or(self.files.video);
         }
         Ok(Reply {
             answer: gen.answer,

@@ -47,6 +47,17 @@ pub enum Router {
     Sigmoid,
 }
 
+/// The activation of a dense feed-forward layer's gate branch: `down(act(gate(x)) * up(x))`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FfnAct {
+    /// SwiGLU (Llama, Qwen, Muse).
+    #[default]
+    Silu,
+    /// GeGLU with tanh GELU (Gemma's `gelu_pytorch_tanh`).
+    GeluTanh,
+}
+
 /// Muse-style blocks: `x = alpha * x + beta * post_norm(sublayer(pre_norm(x)))` around attention and feed-forward.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -165,6 +176,15 @@ pub struct ModelConfig {
     /// Logits become cap * tanh(logits / cap).
     #[serde(default, skip_serializing_if = "is_default")]
     pub logit_softcap: Option<f32>,
+    /// Token embeddings are multiplied by this (Gemma: sqrt(hidden_size)).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub embed_scale: Option<f32>,
+    /// The activation of the dense feed-forward layers.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub ffn_act: FfnAct,
+    /// RoPE theta of the `Sliding` layers when it differs from `rope_theta` (Gemma 3: 1e4 local, 1e6 global).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub rope_theta_sliding: Option<f32>,
     /// The vision tower, adapter and projection whose output rows replace image/video placeholders
     /// (`config/vision.rs`); None: a text-only model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -237,6 +257,8 @@ impl ModelConfig {
             ("qk_scale", self.qk_scale),
             ("logit_scale", self.logit_scale),
             ("logit_softcap", self.logit_softcap),
+            ("embed_scale", self.embed_scale),
+            ("rope_theta_sliding", self.rope_theta_sliding),
             (
                 "sandwich.post_norm_eps",
                 self.sandwich.as_ref().map(|s| s.post_norm_eps),

@@ -76,6 +76,8 @@ pub struct Model {
     norm: Vector,
     output: Weight,
     rope: Rope,
+    /// The sliding layers' own RoPE, when their theta differs (Gemma 3).
+    rope_sliding: Option<Rope>,
     exec: Exec,
 }
 
@@ -177,7 +179,9 @@ impl Model {
             let ffn = if c.is_moe_layer(l) {
                 Ffn::Moe(Box::new(Moe::load(&ld, c, l)?))
             } else {
-                Ffn::Dense(Mlp::load(&ld, &blk(l, "ffn"), h, c.intermediate_size)?)
+                Ffn::Dense(
+                    Mlp::load(&ld, &blk(l, "ffn"), h, c.intermediate_size)?.with_act(c.ffn_act),
+                )
             };
             let sandwich = match &c.sandwich {
                 Some(sc) => {
@@ -214,12 +218,16 @@ impl Model {
         }
         let norm = ld.vector(OUTPUT_NORM, h)?;
         let rope = Rope::new(RopeKind::Plain, hd, c.rope_theta);
+        let rope_sliding = c
+            .rope_theta_sliding
+            .map(|t| Rope::new(RopeKind::Plain, hd, t));
         Ok(Model {
             embd,
             blocks,
             norm,
             output,
             rope,
+            rope_sliding,
             file,
             config,
             exec: Exec::global(),
@@ -320,6 +328,9 @@ impl Model {
             match row.input {
                 Input::Token(id) => {
                     self.embd.row_to_f32(id as usize, xr);
+                    if let Some(s) = c.embed_scale {
+                        xr.iter_mut().for_each(|v| *v *= s);
+                    }
                     if c.sandwich.as_ref().is_some_and(|s| s.embed_norm) {
                         ops::rms_norm_scaleless(xr, h, c.rms_norm_eps);
                     }
@@ -334,7 +345,7 @@ impl Model {
             tr.hidden_states.push(x.clone());
         }
         let ex = &self.exec;
-        // Every RoPE layer shares one theta: the rows' angles are computed once per forward.
+        // The rows' angles are computed once per forward for each theta (one, or one for the sliding layers).
         let pos: Vec<i32> = batch
             .rows
             .iter()
@@ -346,10 +357,19 @@ impl Model {
         let half = c.head_dim / 2;
         let (mut cos, mut sin) = (vec![0f32; n * half], vec![0f32; n * half]);
         self.rope.table(&pos, &mut cos, &mut sin);
+        let sliding = self.rope_sliding.as_ref().map(|r| {
+            let (mut cos, mut sin) = (vec![0f32; n * half], vec![0f32; n * half]);
+            r.table(&pos, &mut cos, &mut sin);
+            (cos, sin)
+        });
         let mut hn = vec![0f32; n * h];
         for (l, b) in self.blocks.iter().enumerate() {
             ops::rms_norm(&x, b.attn_norm.get(), c.rms_norm_eps, &mut hn);
-            let mut a = self.attention(l, b, &hn, batch, &seqs, kv, (&cos, &sin))?;
+            let table = match (&sliding, b.window) {
+                (Some((cs, sn)), Some(_)) => (cs.as_slice(), sn.as_slice()),
+                _ => (cos.as_slice(), sin.as_slice()),
+            };
+            let mut a = self.attention(l, b, &hn, batch, &seqs, kv, table)?;
             if let Some(sw) = &b.sandwich {
                 match &sw.post_attn_norm {
                     Some(w) => ops::rms_norm_inplace(&mut a, w.get(), sw.post_eps),

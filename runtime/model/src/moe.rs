@@ -17,12 +17,13 @@ use crate::weights::{Loader, Vector, Weight};
 use crate::ModelError;
 use flint_kernels::Exec;
 
-/// A SwiGLU: `down(silu(gate(x)) * up(x))`.
+/// A gated feed-forward: `down(act(gate(x)) * up(x))`, SwiGLU unless [`Mlp::with_act`] says otherwise.
 #[derive(Debug)]
 pub struct Mlp {
     gate: Weight,
     up: Weight,
     down: Weight,
+    act: crate::config::FfnAct,
 }
 
 impl Mlp {
@@ -38,7 +39,13 @@ impl Mlp {
             gate: ld.matrix(&format!("{prefix}{sep}gate"), width, hidden)?,
             up: ld.matrix(&format!("{prefix}{sep}up"), width, hidden)?,
             down: ld.matrix(&format!("{prefix}{sep}down"), hidden, width)?,
+            act: Default::default(),
         })
+    }
+
+    /// The same layer with another gate activation (GeGLU for Gemma).
+    pub fn with_act(self, act: crate::config::FfnAct) -> Mlp {
+        Mlp { act, ..self }
     }
 
     /// Runs `n` rows of `x`.
@@ -72,7 +79,7 @@ impl Mlp {
     }
 
     fn finish(&self, ex: &Exec, mut g: Vec<f32>, u: &[f32], n: usize) -> Vec<f32> {
-        ops::swiglu(&mut g, u);
+        ops::glu(&mut g, u, self.act);
         let mut out = vec![0f32; n * self.down.rows];
         ex.matmul(self.down.view(), &g, n, &mut out);
         out

@@ -33,7 +33,15 @@ pub fn softmax(x: &mut [f32]) {
 
 /// `a = silu(a) * b`, elementwise (SwiGLU).
 pub fn swiglu(a: &mut [f32], b: &[f32]) {
-    k::silu(a);
+    glu(a, b, crate::config::FfnAct::Silu)
+}
+
+/// `a = act(a) * b`, elementwise (SwiGLU, GeGLU).
+pub fn glu(a: &mut [f32], b: &[f32], act: crate::config::FfnAct) {
+    match act {
+        crate::config::FfnAct::Silu => k::silu(a),
+        crate::config::FfnAct::GeluTanh => k::gelu_tanh(a),
+    }
     a.iter_mut().zip(b).for_each(|(x, y)| *x *= y);
 }
 

@@ -60,6 +60,7 @@ pub const ARCHITECTURES: &[&str] = &[
     "llama",
     "qwen2",
     "qwen3",
+    "gemma3_text",
     "qwen2_moe",
     "qwen3_moe",
     "olmoe",
