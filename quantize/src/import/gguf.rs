@@ -1,5 +1,7 @@
-//! GGUF checkpoints (llama architecture): config from the `llama.*` keys, tensors under llama.cpp's names with the
-//! q/k row permutation undone, and a `tokenizers` tokenizer built from the gpt2 BPE vocabulary and merges.
+//! GGUF checkpoints (llama, qwen2, qwen3): config from the `{arch}.*` keys, tensors under llama.cpp's names (for
+//! llama with the q/k row permutation undone: llama.cpp's converter permutes only llama's), qwen2's q/k/v biases
+//! and qwen3's per-head q/k norms, and a `tokenizers` tokenizer built from the gpt2 BPE vocabulary and merges with
+//! the pre-tokenizer `tokenizer.ggml.pre` names (Qwen2's splits digits one by one).
 
 pub use super::gguf_file::{GValue, GgufFile};
 use super::plan::{Fetch, Plan};
@@ -26,6 +28,20 @@ impl TensorSource for GgufFile {
     }
 }
 
+/// Dequantizes whole blocks of ggml type `ggml_type` (its id in GGUF), as the importer does; `None` for a type it
+/// does not read or bytes that are not whole blocks.
+pub fn dequantize(ggml_type: u32, bytes: &[u8]) -> Option<Vec<f32>> {
+    let &(_, _, elems, block) = super::gguf_quants::TYPES
+        .iter()
+        .find(|t| t.0 == ggml_type)?;
+    if bytes.len() % block != 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() / block * elems);
+    super::gguf_quants::dequantize(ggml_type, bytes, &mut out);
+    Some(out)
+}
+
 /// Opens a GGUF file as a checkpoint.
 pub fn open(path: &Path) -> Result<Checkpoint, ImportError> {
     from_file(GgufFile::open(path)?)
@@ -40,11 +56,11 @@ pub fn from_file(g: GgufFile) -> Result<Checkpoint, ImportError> {
             .and_then(GValue::as_str)
             .unwrap_or("")
             .to_string();
-    if arch != "llama" {
+    if !["llama", "qwen2", "qwen3"].contains(&arch.as_str()) {
         return Err(ImportError::UnknownArch {
             path: path.display().to_string(),
             arch,
-            supported: "llama (GGUF)",
+            supported: "llama, qwen2, qwen3 (GGUF)",
         });
     }
     let key_err = |key: &str, msg: &str| ImportError::Config {
@@ -53,14 +69,14 @@ pub fn from_file(g: GgufFile) -> Result<Checkpoint, ImportError> {
         msg: msg.into(),
     };
     let num = |k: &str| -> Result<usize, ImportError> {
-        let key = format!("llama.{k}");
+        let key = format!("{arch}.{k}");
         g.kv.get(&key)
             .and_then(GValue::as_u64)
             .map(|v| usize::try_from(v).unwrap_or(usize::MAX))
             .ok_or_else(|| key_err(&key, "missing or not an integer"))
     };
     let float = |k: &str, d: f64| -> Result<f32, ImportError> {
-        let key = format!("llama.{k}");
+        let key = format!("{arch}.{k}");
         match g.kv.get(&key) {
             None => Ok(d as f32),
             Some(v) => v
@@ -70,7 +86,7 @@ pub fn from_file(g: GgufFile) -> Result<Checkpoint, ImportError> {
         }
     };
     precheck::gguf_counts(
-        |k| g.kv.get(&format!("llama.{k}")).and_then(GValue::as_u64),
+        |k| g.kv.get(&format!("{arch}.{k}")).and_then(GValue::as_u64),
         path,
     )?;
     let tokens: Vec<String> = match g.kv.get("tokenizer.ggml.tokens") {
@@ -83,13 +99,20 @@ pub fn from_file(g: GgufFile) -> Result<Checkpoint, ImportError> {
     let hidden = num("embedding_length")?;
     let heads = num("attention.head_count")?;
     if heads == 0 {
-        return Err(key_err("llama.attention.head_count", "must be positive"));
+        return Err(key_err(
+            &format!("{arch}.attention.head_count"),
+            "must be positive",
+        ));
     }
     let kv_heads = num("attention.head_count_kv").unwrap_or(heads);
+    // The vocabulary's size: the key, else the token list, else the embedding's rows.
+    let embd_rows = g
+        .shape("token_embd.weight")
+        .and_then(|s| s.first().copied());
     let vocab = match num("vocab_size") {
         Ok(v) => v,
         Err(_) if !tokens.is_empty() => tokens.len(),
-        Err(e) => return Err(e),
+        Err(e) => embd_rows.ok_or(e)?,
     };
     if !tokens.is_empty() && tokens.len() != vocab {
         return Err(key_err(
@@ -108,27 +131,35 @@ pub fn from_file(g: GgufFile) -> Result<Checkpoint, ImportError> {
         }
     };
     let config = ModelConfig {
-        arch: "llama".into(),
+        arch: arch.clone(),
         vocab_size: vocab,
         hidden_size: hidden,
         num_layers: num("block_count")?,
         num_heads: heads,
         num_kv_heads: kv_heads,
-        head_dim: num("rope.dimension_count").unwrap_or(hidden / heads),
+        head_dim: num("attention.key_length")
+            .or_else(|_| num("rope.dimension_count"))
+            .unwrap_or(hidden / heads),
         intermediate_size: num("feed_forward_length")?,
         rope_theta: float("rope.freq_base", 10000.0)?,
         rms_norm_eps: float("attention.layer_norm_rms_epsilon", 1e-5)?,
         max_position_embeddings: num("context_length").unwrap_or(4096),
         tie_word_embeddings: !g.tensors.contains_key("output.weight"),
-        qkv_bias: false,
+        qkv_bias: arch == "qwen2",
         o_bias: false,
-        qk_norm: QkNorm::None,
+        qk_norm: if arch == "qwen3" {
+            QkNorm::PerHead
+        } else {
+            QkNorm::None
+        },
         moe: None,
         bos_token_id: id("tokenizer.ggml.bos_token_id")?,
         eos_token_ids: id("tokenizer.ggml.eos_token_id")?.into_iter().collect(),
         ..Default::default()
     };
-    config.validate().map_err(|m| key_err("llama.*", &m))?;
+    config
+        .validate()
+        .map_err(|m| key_err(&format!("{arch}.*"), &m))?;
     let plan = plan(&config);
     let tok_name = |i: Option<u32>| i.and_then(|i| tokens.get(i as usize).cloned());
     let tokenizer_json = if tokens.is_empty() {
@@ -167,26 +198,33 @@ fn plan(c: &ModelConfig) -> Plan {
         [c.vocab_size, h],
         w("token_embd.weight".into()),
     );
+    // llama.cpp's converter permutes q/k rows for llama's RoPE layout only.
+    let qk = |key: String, heads: usize| {
+        if c.arch == "llama" {
+            Fetch::Unpermute { key, heads }
+        } else {
+            Fetch::Whole(key)
+        }
+    };
     for l in 0..c.num_layers {
         let g = |s: &str| format!("blk.{l}.{s}.weight");
         p.vector(blk(l, "attn_norm"), h, w(g("attn_norm")));
-        p.matrix(
-            blk(l, "attn_q"),
-            [qd, h],
-            Fetch::Unpermute {
-                key: g("attn_q"),
-                heads: c.num_heads,
-            },
-        );
-        p.matrix(
-            blk(l, "attn_k"),
-            [kvd, h],
-            Fetch::Unpermute {
-                key: g("attn_k"),
-                heads: c.num_kv_heads,
-            },
-        );
+        p.matrix(blk(l, "attn_q"), [qd, h], qk(g("attn_q"), c.num_heads));
+        p.matrix(blk(l, "attn_k"), [kvd, h], qk(g("attn_k"), c.num_kv_heads));
         p.matrix(blk(l, "attn_v"), [kvd, h], w(g("attn_v")));
+        if c.qkv_bias {
+            for (t, rows) in [("attn_q", qd), ("attn_k", kvd), ("attn_v", kvd)] {
+                p.vector(
+                    blk(l, &format!("{t}.bias")),
+                    rows,
+                    w(format!("blk.{l}.{t}.bias")),
+                );
+            }
+        }
+        if c.qk_norm == QkNorm::PerHead {
+            p.vector(blk(l, "attn_q_norm"), hd, w(g("attn_q_norm")));
+            p.vector(blk(l, "attn_k_norm"), hd, w(g("attn_k_norm")));
+        }
         p.matrix(blk(l, "attn_o"), [h, qd], w(g("attn_output")));
         p.vector(blk(l, "ffn_norm"), h, w(g("ffn_norm")));
         p.matrix(blk(l, "ffn_gate"), [i, h], w(g("ffn_gate")));
@@ -199,6 +237,9 @@ fn plan(c: &ModelConfig) -> Plan {
     }
     p
 }
+
+/// Qwen2's pre-tokenizer split pattern, as its tokenizer.json writes it.
+const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 /// Builds a byte-level BPE tokenizer.json (the gpt2 model llama.cpp names `tokenizer.ggml.model = gpt2`) from the
 /// vocabulary and merges. Control and user-defined tokens (types 3 and 4) become special added tokens.
@@ -244,13 +285,20 @@ fn tokenizer_json(g: &GgufFile, tokens: &[String]) -> Result<String, ImportError
         })
         .collect();
     let byte_level = |prefix: bool| serde_json::json!({"type": "ByteLevel", "add_prefix_space": prefix, "trim_offsets": true, "use_regex": true});
+    // Qwen2's pre-tokenizer (its tokenizer.json): its own split, digits one by one, then bytes without GPT-2's.
+    let pre = match g.kv.get("tokenizer.ggml.pre").and_then(GValue::as_str) {
+        Some("qwen2") => serde_json::json!({"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": QWEN2_SPLIT}, "behavior": "Isolated", "invert": false},
+            {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false}]}),
+        _ => byte_level(false),
+    };
     let j = serde_json::json!({
         "version": "1.0",
         "truncation": null,
         "padding": null,
         "added_tokens": added,
         "normalizer": null,
-        "pre_tokenizer": byte_level(false),
+        "pre_tokenizer": pre,
         "post_processor": byte_level(false),
         "decoder": byte_level(true),
         "model": {

@@ -1,12 +1,11 @@
-//! A bounds-checked GGUF (v2/v3) reader: metadata key/values, tensor infos, and dequantization of the tensor types
-//! SmolLM2's GGUF uses (F32, F16, Q4_0, Q4_1, Q8_0). Every count and length is checked against the file size before
+//! A bounds-checked GGUF (v2/v3) reader: metadata key/values, tensor infos, and dequantization (`gguf_quants.rs`:
+//! F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K). Every count and length is checked against the file size before
 //! anything is allocated.
 
 // Sizes here come from outside the process: no unchecked arithmetic or indexing.
 #![warn(clippy::arithmetic_side_effects, clippy::indexing_slicing)]
 
 use crate::ImportError;
-use half::f16;
 use memmap2::Mmap;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -60,15 +59,7 @@ pub struct GTensor {
     pub offset: u64,
 }
 
-/// The ggml type ids this reader dequantizes: (id, name, block elems, block bytes).
-const TYPES: &[(u32, &str, usize, usize)] = &[
-    (0, "F32", 1, 4),
-    (1, "F16", 1, 2),
-    (2, "Q4_0", 32, 18),
-    (3, "Q4_1", 32, 20),
-    (8, "Q8_0", 32, 34),
-    (30, "BF16", 1, 2),
-];
+use super::gguf_quants::TYPES;
 
 pub fn type_name(t: u32) -> String {
     TYPES
@@ -332,45 +323,11 @@ impl GgufFile {
     }
 
     /// The tensor dequantized to f32.
-    // The indexing below is into fixed-size `chunks_exact` blocks (4, 2, 18, 20 or 34 bytes) of a range that
-    // `byte_range` checked against the file: it cannot go out of bounds.
-    #[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
     pub fn load_f32(&self, name: &str) -> Result<Vec<f32>, ImportError> {
         let (r, ty, n) = self.byte_range(name)?;
         let b = self.map.get(r).unwrap_or_default();
         let mut out = Vec::with_capacity(n as usize);
-        let h = |c: &[u8], i: usize| f16::from_le_bytes([c[i], c[i + 1]]).to_f32();
-        match ty {
-            0 => out.extend(
-                b.chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-            ),
-            1 => out.extend(b.chunks_exact(2).map(|c| h(c, 0))),
-            30 => out.extend(
-                b.chunks_exact(2)
-                    .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()),
-            ),
-            2 | 3 => {
-                let bb = if ty == 2 { 18 } else { 20 };
-                for c in b.chunks_exact(bb) {
-                    let d = h(c, 0);
-                    let (m, qs) = if ty == 2 {
-                        (-8.0 * d, &c[2..18])
-                    } else {
-                        (h(c, 2), &c[4..20])
-                    };
-                    out.extend(qs.iter().map(|q| (q & 0x0f) as f32 * d + m));
-                    out.extend(qs.iter().map(|q| (q >> 4) as f32 * d + m));
-                }
-            }
-            8 => {
-                for c in b.chunks_exact(34) {
-                    let d = h(c, 0);
-                    out.extend(c[2..34].iter().map(|&q| q as i8 as f32 * d));
-                }
-            }
-            _ => unreachable!("byte_range accepts only the types above"),
-        }
+        super::gguf_quants::dequantize(ty, b, &mut out);
         Ok(out)
     }
 }
