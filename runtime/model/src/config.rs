@@ -377,6 +377,11 @@ mod tests {
             "sliding_window",
         );
         bad(&|c| c.sliding_window = Some(4), "sliding_window");
+        bad(&|c| c.embed_scale = Some(-8.0), "embed_scale");
+        bad(
+            &|c| c.rope_theta_sliding = Some(f32::NAN),
+            "rope_theta_sliding",
+        );
         bad(
             &|c| {
                 c.layer_types = vec![AttnKind::Sliding; 2];
