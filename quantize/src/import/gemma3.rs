@@ -77,23 +77,7 @@ pub(super) fn extend(c: &Cfg<'_>, cfg: &mut ModelConfig) -> Result<(), ImportErr
         .or(c.opt_usize("_sliding_window_pattern")?)
         .unwrap_or(6)
         .max(1);
-    cfg.layer_types = c.per_layer(
-        "layer_types",
-        layers,
-        |x| match x.as_str()? {
-            "full_attention" => Some(AttnKind::Full),
-            "sliding_attention" => Some(AttnKind::Sliding),
-            _ => None,
-        },
-        |l| {
-            if (l + 1) % pattern == 0 {
-                AttnKind::Full
-            } else {
-                AttnKind::Sliding
-            }
-        },
-        "`full_attention` or `sliding_attention`",
-    )?;
+    cfg.layer_types = c.layer_types(layers, |l| (l + 1) % pattern == 0)?;
     cfg.sliding_window = cfg
         .layer_types
         .contains(&AttnKind::Sliding)

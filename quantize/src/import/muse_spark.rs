@@ -59,6 +59,32 @@ impl Cfg<'_> {
         }
     }
 
+    /// `layer_types` (`full_attention` / `sliding_attention` per layer); when absent, layer `l` is full where
+    /// `full(l)` says so and sliding elsewhere.
+    pub(super) fn layer_types(
+        &self,
+        layers: usize,
+        full: impl Fn(usize) -> bool,
+    ) -> Result<Vec<AttnKind>, ImportError> {
+        self.per_layer(
+            "layer_types",
+            layers,
+            |x| match x.as_str()? {
+                "full_attention" => Some(AttnKind::Full),
+                "sliding_attention" => Some(AttnKind::Sliding),
+                _ => None,
+            },
+            |l| {
+                if full(l) {
+                    AttnKind::Full
+                } else {
+                    AttnKind::Sliding
+                }
+            },
+            "`full_attention` or `sliding_attention`",
+        )
+    }
+
     /// A list of one entry per layer, `default(l)` when absent; the length must be `layers`.
     pub(super) fn per_layer<T>(
         &self,
@@ -142,23 +168,7 @@ pub fn config_from_json(v: &Value, path: &Path) -> Result<ModelConfig, ImportErr
     };
     // transformers' defaults: the last layer and every 4th before it full attention and NoPE, the rest sliding.
     let every_4th = |l: usize| (layers - 1 - l) % 4 == 0;
-    let layer_types = c.per_layer(
-        "layer_types",
-        layers,
-        |x| match x.as_str()? {
-            "full_attention" => Some(AttnKind::Full),
-            "sliding_attention" => Some(AttnKind::Sliding),
-            _ => None,
-        },
-        |l| {
-            if every_4th(l) {
-                AttnKind::Full
-            } else {
-                AttnKind::Sliding
-            }
-        },
-        "`full_attention` or `sliding_attention`",
-    )?;
+    let layer_types = c.layer_types(layers, every_4th)?;
     // Only zero matters: it switches RoPE off; other values are ignored by transformers (the global theta is used).
     let nope_layers = c.per_layer(
         "layer_rope_theta",

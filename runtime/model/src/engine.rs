@@ -241,29 +241,6 @@ impl<'m> Engine<'m> {
         }
     }
 
-    /// Prefills several text prompts in one forward pass (each weight read once for all of them), each into a new
-    /// sequence; returns the sequences and the logits of each prompt's last token, in order. On an error no
-    /// sequence is left behind.
-    pub fn prefill_many(
-        &mut self,
-        prompts: &[&[u32]],
-    ) -> Result<Vec<(SeqId, Vec<f32>)>, ModelError> {
-        let ps: Vec<MediaPrompt> = prompts
-            .iter()
-            .map(|p| MediaPrompt::text(self.model, p.to_vec()))
-            .collect();
-        let seqs: Vec<SeqId> = ps.iter().map(|_| self.kv.new_seq()).collect();
-        let items: Vec<(SeqId, &MediaPrompt, usize)> =
-            seqs.iter().zip(&ps).map(|(&s, p)| (s, p, 0)).collect();
-        match self.extend_many(&items) {
-            Ok(l) => Ok(seqs.into_iter().zip(l).collect()),
-            Err(e) => {
-                seqs.into_iter().for_each(|s| self.kv.free(s));
-                Err(e)
-            }
-        }
-    }
-
     /// Runs rows `from ..` of each prompt into its sequence, which must hold exactly its first `from` rows, all in
     /// one forward pass; returns the logits of each prompt's last row, in order. Sequences must be distinct; on
     /// an error their contents are unspecified (free them).
