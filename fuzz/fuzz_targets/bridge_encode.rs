@@ -1,5 +1,5 @@
 //! `cargo fuzz run bridge_encode`: the body is `flint_tests::fuzz_targets::bridge_encode`, which `cargo test` also runs over the kept
-//! corpus (tests/tests/fuzz_corpus.rs).
+//! corpus (tests/tests/e2e/fuzz_corpus.rs).
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {

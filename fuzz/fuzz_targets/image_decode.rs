@@ -1,5 +1,5 @@
 //! `cargo fuzz run image_decode`: the body is `flint_tests::fuzz_targets::image_decode`, which `cargo test` also runs
-//! over the kept corpus (tests/tests/fuzz_corpus.rs).
+//! over the kept corpus (tests/tests/e2e/fuzz_corpus.rs).
 //!
 //! libjpeg reports errors by unwinding (mozjpeg's error manager) and flint-media catches them; libfuzzer-sys's
 //! panic hook would abort on those first, so the hook is wrapped once to let exactly those pass

@@ -1,6 +1,6 @@
 """flint serve against the official `openai` Python client (PyPI), as a real client sees it.
 
-Run by tests/tests/serve_openai.rs with FLINT_URL (an open server) and FLINT_URL_KEYED + FLINT_KEY (one started
+Run by tests/tests/e2e/serve_openai.rs with FLINT_URL (an open server) and FLINT_URL_KEYED + FLINT_KEY (one started
 with --api-key). Every check raises on failure; the last line printed is "ok".
 """
 import asyncio

@@ -1,5 +1,5 @@
 //! The bodies of the `cargo fuzz` targets in fuzz/ (each a thin `fuzz_target!` over one of these), kept here so
-//! that `cargo test` (tests/tests/fuzz_corpus.rs) replays every corpus file and kept crash input through exactly
+//! that `cargo test` (tests/tests/e2e/fuzz_corpus.rs) replays every corpus file and kept crash input through exactly
 //! the code the fuzzer ran, on stable and in seconds. Each returns whether the input was accepted; none may panic,
 //! hang or allocate without bound whatever the bytes.
 

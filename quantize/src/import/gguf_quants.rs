@@ -1,7 +1,7 @@
 //! ggml's block types, dequantized to f32 at import, as ggml's reference `dequantize_row_*` functions define them:
 //! the 32-element types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) and the 256-element K-quants of Q4_K_M / Q5_K_M files
 //! (Q4_K, Q5_K, Q6_K). Each block's layout is fixed, so a block is a fixed-size array and nothing is indexed out of
-//! it; tests/tests/gguf_quants.rs checks every type against the `gguf` Python package's numpy dequantizer.
+//! it; tests/tests/e2e/gguf_quants.rs checks every type against the `gguf` Python package's numpy dequantizer.
 
 use half::f16;
 

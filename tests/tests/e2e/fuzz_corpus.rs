@@ -1,6 +1,6 @@
 //! Replays every kept fuzz input (fuzz/corpus/<target>/ and the crash inputs in fuzz/regressions/<target>/)
 //! through the same functions the `cargo fuzz` targets call, so CI checks them on stable in seconds.
-//! `cargo test -p flint-tests --test fuzz_corpus -- --ignored write_seeds` rewrites the seed files.
+//! `cargo test -p flint-tests --test e2e -- --ignored fuzz_corpus::write_seeds` rewrites the seed files.
 
 use flint_tests::fuzz_targets::{fuzz_dir, write_seeds, TARGETS};
 

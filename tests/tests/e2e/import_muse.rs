@@ -4,7 +4,7 @@
 //! the runtime would not honour being refused with an error naming the field.
 //!
 //! Needs the `flint-quantize` binary beside the test executable: run `cargo build -p flint-quantize` before
-//! `cargo test -p flint-tests --test import_muse` (a workspace test run builds it).
+//! `cargo test -p flint-tests --test e2e import_muse::` (a workspace test run builds it).
 
 use flint_format::{DType, FlintFile};
 use flint_tests::{fixtures, read_safetensors, run_bin, Ref};
@@ -167,7 +167,7 @@ fn config_is_translated() {
 fn tensors_names_shapes_types_and_groups() {
     for dtype in ["f32", "f16"] {
         let (_t, f) = imported(dtype);
-        // The towers' tensors (`v.*`, `audio.*`) are checked by tests/tests/muse_vision.rs and muse_audio*.rs.
+        // The towers' tensors (`v.*`, `audio.*`) are checked by tests/tests/e2e/muse_vision.rs and muse_audio*.rs.
         let tower = |n: &str| {
             n.starts_with(flint_model::config::vision::names::PREFIX) || n.starts_with("audio.")
         };

@@ -9,7 +9,7 @@
 //! dependable one. The calibration text is cut to 384 bytes (3 chunks of 128) to keep the runs short.
 //!
 //! Needs the `flint-quantize` binary beside the test executable: `cargo test --workspace` builds it, or run
-//! `cargo build -p flint-quantize` before `cargo test -p flint-tests --test quantize`.
+//! `cargo build -p flint-quantize` before `cargo test -p flint-tests --test e2e quantize::`.
 
 use flint_format::{DType, FlintFile};
 use flint_model::Model;

@@ -1,0 +1,26 @@
+//! All end-to-end and conformance tests of flint-tests, linked into one test binary: one link per target
+//! instead of one per file, and a tenth of the disk (CI cross-builds all of it for aarch64 as well).
+//! Run one file's tests with `cargo test -p flint-tests --test e2e <module>::`.
+
+mod bad_input;
+mod cli_escalate;
+mod cli_info;
+mod cli_logits;
+mod cli_multimodal;
+mod cli_overlay;
+mod conformance;
+mod constrained;
+mod engine_examples;
+mod fuzz_corpus;
+mod gguf_quants;
+mod hostile;
+mod import_muse;
+mod kv_paging;
+mod muse_audio;
+mod muse_audio_files;
+mod muse_vision;
+mod quantize;
+mod quantize_calib;
+mod real_qwen;
+mod real_smollm2;
+mod serve_openai;
