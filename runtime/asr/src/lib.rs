@@ -5,10 +5,12 @@
 //! - [`reader`] parses CTranslate2's `model.bin` strictly (bounded, memory-mapped, every field checked before it
 //!   is used); [`Whisper::open`] copies the tensors out (matrices in their stored fp16, the rest widened to f32)
 //!   and drops the map.
-//! - `model` holds the weights and the encoder, `decode` the decoder with its KV cache, the once-per-clip
-//!   cross-attention keys/values and greedy search. Matrices go through `flint_kernels::matmul` (AVX2/NEON, f16
-//!   widened on the fly), attention through `flint_kernels::attention`, norms / GELU / conv through
-//!   `flint_kernels::ops`. Threads: whatever `flint_kernels::set_threads` set for the process.
+//! - `model` holds the weights and the encoder, `decode` the decoder with its KV cache, the cross-attention over
+//!   the encoder output and greedy search, `gemm` the f32 GEMM path. Products over many rows (the encoder's
+//!   layers and its two convolutions as GEMMs over the padded input, encoder attention as `Q K^T` and `P V` GEMMs
+//!   per head and block of 256 query rows) run on `matrixmultiply`'s cache-blocked SGEMM, split by rows across
+//!   the pool; single-row decoder steps stay on `flint_kernels::matmul` (AVX2/NEON, f16 widened on the fly) and
+//!   `flint_kernels::attention`. Threads: whatever `flint_kernels::set_threads` set for the process.
 //! - Audio to features is `flint_media::whisper::log_mel` (transformers' WhisperFeatureExtractor); the folder's
 //!   `preprocessor_config.json` is used if there is one, Whisper's defaults (80 mels, 16 kHz, 30 s) otherwise.
 //! - Search settings come from `config.json` as CTranslate2 writes it for Whisper (`suppress_ids`,
@@ -23,6 +25,7 @@ pub mod error;
 pub mod reader;
 
 mod decode;
+mod gemm;
 mod model;
 
 pub use error::AsrError;

@@ -13,21 +13,26 @@
 //!
 //! The maths is f32 throughout; fp16 values widen exactly. Matrices applied to one row at a time (the decoder's,
 //! the tied embedding) stay in their stored type and `flint_kernels::matmul` widens them on the fly (half the
-//! bytes to stream per token); matrices applied to 1500 rows at once (encoder layers, cross-attention K/V) are
-//! widened to f32 at load, as the f32 tiles are much faster there. Norms, biases, positions and the conv
-//! kernels are widened once at load too.
+//! bytes to stream per token); matrices applied to 1500 rows at once (encoder layers) or read as f32 by the
+//! decoder's cross-attention (its fused K|V, see `decode::Cross`) are widened to f32 at load, for the SGEMM of
+//! `gemm`. Norms, biases, positions and the conv kernels (reordered tap-major for `gemm::conv3`) are widened once
+//! at load too.
 //!
 //! Encoder (transformers' `WhisperEncoder`): `gelu(conv1(mel))`, `gelu(conv2(.))` with stride 2 (3000 frames →
 //! 1500), transpose to `[1500, d]`, add the positions, then pre-LN layers `x += out(attn(ln(x)))`,
 //! `x += fc2(gelu(fc1(ln(x))))`, and a final layer norm.
 
 use crate::error::AsrError;
+use crate::gemm;
 use crate::reader::{Matrix, ModelBin};
-use flint_kernels::ops::{self, Conv1d};
-use flint_kernels::{AttnShape, Exec, KvChunk, KvRows, Mask};
+use flint_kernels::ops;
+use flint_kernels::Exec;
 
 /// Layer norm epsilon of Whisper (`nn.LayerNorm` default).
 pub(crate) const LN_EPS: f32 = 1e-5;
+/// From this many rows an f32 linear layer runs as a blocked GEMM ([`gemm::linear`]); fewer (decoder steps, the
+/// prompt) stay on `flint_kernels::matmul`.
+const GEMM_MIN_ROWS: usize = 16;
 /// More layers than any Whisper has; bounds the probe for `layer_N`.
 const MAX_LAYERS: usize = 128;
 
@@ -40,8 +45,8 @@ pub(crate) struct Linear {
 }
 
 impl Linear {
-    /// `wide`: widen the matrix to f32 at load (for layers applied to many rows at once, where the kernels'
-    /// f32 tiles are faster than widening f16 per tile); otherwise keep the stored type (matvec is memory-bound).
+    /// `wide`: widen the matrix to f32 at load (for layers applied to many rows at once, which run as an f32
+    /// GEMM); otherwise keep the stored type (matvec is memory-bound).
     fn load(
         m: &ModelBin,
         prefix: &str,
@@ -67,13 +72,63 @@ impl Linear {
     /// `x` `[n, cols]` → `[n, rows]`.
     pub fn forward(&self, exec: &Exec, x: &[f32], n: usize) -> Vec<f32> {
         let mut out = vec![0f32; n * self.rows];
-        exec.matmul(self.w.view(), x, n, &mut out);
-        if let Some(b) = &self.b {
-            for row in out.chunks_exact_mut(self.rows) {
-                row.iter_mut().zip(b).for_each(|(o, b)| *o += b);
+        self.apply(exec, x, n, &mut out, false);
+        out
+    }
+
+    /// The matrix as f32, for a layer loaded `wide`.
+    ///
+    /// # Panics
+    /// If it was not (a bug: only `wide` layers are asked).
+    pub fn f32s(&self) -> &[f32] {
+        match &self.w {
+            Matrix::F32(w) => w,
+            _ => panic!("a linear layer loaded narrow was used as f32"),
+        }
+    }
+
+    /// `out += x W^T + b` for `x` `[n, cols]`, `out` `[n, rows]` (a residual added in place).
+    pub fn add_to(&self, exec: &Exec, x: &[f32], n: usize, out: &mut [f32]) {
+        self.apply(exec, x, n, out, true);
+    }
+
+    fn apply(&self, exec: &Exec, x: &[f32], n: usize, out: &mut [f32], accumulate: bool) {
+        if let (Matrix::F32(w), true) = (&self.w, n >= GEMM_MIN_ROWS) {
+            let cols = x.len() / n;
+            gemm::linear(
+                exec,
+                x,
+                n,
+                w,
+                self.rows,
+                cols,
+                self.b.as_deref(),
+                out,
+                accumulate,
+            );
+            return;
+        }
+        let mut y = vec![0f32; n * self.rows];
+        exec.matmul(self.w.view(), x, n, &mut y);
+        for (o, y) in out
+            .chunks_exact_mut(self.rows)
+            .zip(y.chunks_exact(self.rows))
+        {
+            match (&self.b, accumulate) {
+                (Some(b), true) => o
+                    .iter_mut()
+                    .zip(y)
+                    .zip(b)
+                    .for_each(|((o, y), b)| *o += y + b),
+                (Some(b), false) => o
+                    .iter_mut()
+                    .zip(y)
+                    .zip(b)
+                    .for_each(|((o, y), b)| *o = y + b),
+                (None, true) => o.iter_mut().zip(y).for_each(|(o, y)| *o += y),
+                (None, false) => o.copy_from_slice(y),
             }
         }
-        out
     }
 }
 
@@ -121,9 +176,8 @@ impl Ffn {
     pub fn residual(&self, exec: &Exec, x: &mut [f32], n: usize) {
         let h = self.ln.apply(x);
         let mut mid = self.fc1.forward(exec, &h, n);
-        ops::gelu_erf(&mut mid);
-        let y = self.fc2.forward(exec, &mid, n);
-        x.iter_mut().zip(&y).for_each(|(a, b)| *a += b);
+        gemm::gelu(&mut mid);
+        self.fc2.add_to(exec, &mid, n, x);
     }
 }
 
@@ -168,8 +222,10 @@ pub(crate) struct Dims {
 #[derive(Debug)]
 pub(crate) struct Weights {
     pub dims: Dims,
+    /// `[d, 3, mels]` (kernel tap before channel, for [`gemm::conv3`]).
     pub conv1_w: Vec<f32>,
     pub conv1_b: Vec<f32>,
+    /// `[d, 3, d]`, as `conv1_w`.
     pub conv2_w: Vec<f32>,
     pub conv2_b: Vec<f32>,
     pub enc_pos: Vec<f32>,
@@ -323,9 +379,17 @@ impl Weights {
         }
         Ok(Weights {
             dims,
-            conv1_w: m.floats("encoder/conv1/weight", &[d, mels, 3])?,
+            conv1_w: gemm::conv_weights_k_major(
+                &m.floats("encoder/conv1/weight", &[d, mels, 3])?,
+                d,
+                mels,
+            ),
             conv1_b: m.floats("encoder/conv1/bias", &[d])?,
-            conv2_w: m.floats("encoder/conv2/weight", &[d, d, 3])?,
+            conv2_w: gemm::conv_weights_k_major(
+                &m.floats("encoder/conv2/weight", &[d, d, 3])?,
+                d,
+                d,
+            ),
             conv2_b: m.floats("encoder/conv2/bias", &[d])?,
             enc_pos: m.floats("encoder/position_encodings/encodings", &[ctx, d])?,
             enc,
@@ -347,67 +411,26 @@ impl Weights {
             ..
         } = self.dims;
         let frames = 2 * ctx;
-        let c1 = Conv1d {
-            c_in: mels,
-            c_out: d,
-            kernel: 3,
-            stride: 1,
-            pad_left: 1,
-            pad_right: 1,
-            dilation: 1,
-            groups: 1,
-        };
-        let mut h1 = vec![0f32; d * frames];
-        ops::conv1d(
-            &c1,
-            mel,
-            frames,
-            &self.conv1_w,
-            Some(&self.conv1_b),
-            &mut h1,
-        );
-        ops::gelu_erf(&mut h1);
-        let c2 = Conv1d {
-            c_in: d,
-            stride: 2,
-            ..c1
-        };
-        let mut h2 = vec![0f32; d * ctx];
-        ops::conv1d(
-            &c2,
-            &h1,
-            frames,
-            &self.conv2_w,
-            Some(&self.conv2_b),
-            &mut h2,
-        );
-        ops::gelu_erf(&mut h2);
-        // [d, ctx] → [ctx, d], plus the positions.
-        let mut x = vec![0f32; ctx * d];
-        for t in 0..ctx {
-            for c in 0..d {
-                x[t * d + c] = h2[c * ctx + t] + self.enc_pos[t * d + c];
+        // Time-major from here: mel [mels, frames] → [frames, mels].
+        let mut mt = vec![0f32; frames * mels];
+        for (c, row) in mel.chunks_exact(frames).enumerate() {
+            for (t, &v) in row.iter().enumerate() {
+                mt[t * mels + c] = v;
             }
         }
-        let shape = AttnShape {
-            heads,
-            kv_heads: heads,
-            head_dim: d / heads,
-        };
+        let mut h1 = gemm::conv3(exec, &mt, frames, mels, &self.conv1_w, &self.conv1_b, d, 1);
+        gemm::gelu(&mut h1);
+        let mut x = gemm::conv3(exec, &h1, frames, d, &self.conv2_w, &self.conv2_b, d, 2);
+        debug_assert_eq!(x.len(), ctx * d);
+        gemm::gelu(&mut x);
+        x.iter_mut().zip(&self.enc_pos).for_each(|(a, p)| *a += p);
+        let scale = 1.0 / ((d / heads) as f32).sqrt();
+        let mut a = vec![0f32; ctx * d];
         for l in &self.enc {
             let h = l.ln.apply(&x);
             let qkv = l.qkv.forward(exec, &h, ctx);
-            let [q, k, v] = split3(&qkv, ctx, d);
-            let mut a = vec![0f32; ctx * d];
-            let chunk = KvChunk {
-                start: 0,
-                k: KvRows::F32(&k),
-                v: KvRows::F32(&v),
-            };
-            let scale = 1.0 / ((d / heads) as f32).sqrt();
-            flint_kernels::attention(exec, shape, &q, 0, ctx, &[chunk], Mask::Full, scale, &mut a);
-            let y = l.out.forward(exec, &a, ctx);
-            x.iter_mut().zip(&y).for_each(|(a, b)| *a += b);
+            gemm::self_attention(exec, &qkv, ctx, d, heads, scale, &mut a);
+            l.out.add_to(exec, &a, ctx, &mut x);
             l.ffn.residual(exec, &mut x, ctx);
         }
         self.enc_ln.apply(&x)

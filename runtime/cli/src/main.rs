@@ -9,6 +9,7 @@ mod common;
 mod constrain;
 mod escalate;
 mod experts;
+mod glasses_cmd;
 mod info_cmd;
 mod inputs;
 mod logits_cmd;
@@ -57,6 +58,8 @@ enum Cmd {
     Boards(boards_cmd::BoardsArgs),
     /// Firmware bridge tools: decode, encode, simulate.
     Bridge(bridge_cmd::BridgeArgs),
+    /// The glasses loop: camera and microphone (or a recording) in, the answer on the display.
+    Glasses(glasses_cmd::GlassesArgs),
 }
 
 /// Parses the command line. Every option accepts a leading `-` as part of its value, so `--threads -1` is refused
@@ -91,6 +94,7 @@ fn main() -> ExitCode {
         Cmd::Bench(a) => bench_cmd::run(a, board),
         Cmd::Boards(a) => boards_cmd::run(a),
         Cmd::Bridge(a) => bridge_cmd::run(a),
+        Cmd::Glasses(a) => glasses_cmd::run(a, board),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -13,6 +13,7 @@ mod constrained;
 mod engine_examples;
 mod fuzz_corpus;
 mod gguf_quants;
+mod glasses;
 mod hostile;
 mod import_muse;
 mod kv_paging;

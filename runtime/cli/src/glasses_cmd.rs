@@ -1,0 +1,183 @@
+//! `flint glasses`: the main job (flint-glasses; docs/GLASSES.md). Parses the options, applies the board profile
+//! (display geometry, bridge device, threads) and runs the loop.
+
+use crate::common::{board_profile, check_threads};
+use anyhow::{bail, Result};
+use flint_glasses::{Geometry, ModelPaths, Options, Reporter, Source, Target};
+use std::path::PathBuf;
+
+/// Arguments of `flint glasses`.
+#[derive(clap::Args, Debug)]
+pub struct GlassesArgs {
+    /// The answer model (.flint). Default: the bundled one, `MODELS/answer.flint`.
+    #[arg(short, long)]
+    model: Option<PathBuf>,
+    /// Where the bundled models are (what scripts/setup.sh installed).
+    #[arg(long, env = "FLINT_MODELS", default_value = "models")]
+    models: PathBuf,
+    /// The speech recogniser: a CTranslate2 Whisper folder. Default: `MODELS/whisper-tiny-en`.
+    #[arg(long)]
+    asr: Option<PathBuf>,
+    /// Run on a recording (DIR/audio.wav + DIR/frames/<ms>.jpg|png) instead of the camera and microphone.
+    #[arg(long)]
+    recording: Option<PathBuf>,
+    /// Playback speed of a recording: `real` (its own pace) or `max` (as fast as the loop takes it).
+    #[arg(long, default_value = "real", value_parser = ["real", "max"])]
+    speed: String,
+    /// The camera (a V4L2 device; default: the board profile's, else /dev/video0); `none` for audio only.
+    #[arg(long)]
+    camera: Option<String>,
+    /// Camera size and rate, WxH@FPS.
+    #[arg(long, default_value = "640x480@15")]
+    camera_mode: String,
+    /// The microphone (an ALSA PCM name; default: the board profile's, else `default`).
+    #[arg(long)]
+    mic: Option<String>,
+    /// Play the recording again and again.
+    #[arg(long = "loop")]
+    looped: bool,
+    /// serial:DEV[@BAUD], sim[:DIR] or png:DIR. Default: png:glasses-frames.
+    #[arg(long)]
+    display: Option<Target>,
+    /// Display size, WxH (default: the board profile's, else 640x480).
+    #[arg(long)]
+    display_size: Option<String>,
+    /// Do not read text in view (no OCR models).
+    #[arg(long)]
+    no_ocr: bool,
+    /// One JSON object per line and event on stdout.
+    #[arg(long)]
+    json: bool,
+    /// A timing line per turn.
+    #[arg(long)]
+    timings: bool,
+    /// Longest answer, tokens.
+    #[arg(short = 'n', long, default_value_t = 64)]
+    max_tokens: usize,
+    /// Worker threads (default: the board profile's, else 2).
+    #[arg(short, long)]
+    threads: Option<usize>,
+    /// Stop after this many turns.
+    #[arg(long)]
+    turns: Option<u64>,
+    /// Write what was captured into DIR, in the recording layout (nothing is written without it).
+    #[arg(long)]
+    record: Option<PathBuf>,
+}
+
+fn parse_size(s: &str) -> Result<Geometry> {
+    let bad = || anyhow::anyhow!("--display-size {s:?}: expected WxH, e.g. 640x480");
+    let (w, h) = s.split_once('x').ok_or_else(bad)?;
+    Ok(Geometry {
+        width: w.parse().map_err(|_| bad())?,
+        height: h.parse().map_err(|_| bad())?,
+    })
+}
+
+fn parse_mode(s: &str) -> Result<(u32, u32, f64)> {
+    let bad = || anyhow::anyhow!("--camera-mode {s:?}: expected WxH@FPS, e.g. 640x480@15");
+    let (size, fps) = s.split_once('@').ok_or_else(bad)?;
+    let (w, h) = size.split_once('x').ok_or_else(bad)?;
+    let (w, h, fps): (u32, u32, f64) = (
+        w.parse().map_err(|_| bad())?,
+        h.parse().map_err(|_| bad())?,
+        fps.parse().map_err(|_| bad())?,
+    );
+    if w == 0 || h == 0 || w > 8192 || h > 8192 || !(fps > 0.0 && fps <= 240.0) {
+        bail!("--camera-mode {s:?}: sizes 1..8192 and rates up to 240 fps");
+    }
+    Ok((w, h, fps))
+}
+
+/// Runs `flint glasses`.
+pub fn run(a: GlassesArgs, board: Option<&str>) -> Result<()> {
+    let profile = board_profile(board)?;
+    let threads = match (a.threads, profile.as_ref()) {
+        (Some(t), _) => check_threads(t, "--threads")?,
+        (None, Some(p)) => check_threads(p.threads(), "board profile `threads`")?,
+        (None, None) => 2,
+    };
+    let geometry = match (&a.display_size, profile.as_ref()) {
+        (Some(s), _) => parse_size(s)?,
+        (None, Some(p)) => Geometry {
+            width: u16::try_from(p.display.width)
+                .map_err(|_| anyhow::anyhow!("board profile `display.width` is too large"))?,
+            height: u16::try_from(p.display.height)
+                .map_err(|_| anyhow::anyhow!("board profile `display.height` is too large"))?,
+        },
+        (None, None) => Geometry {
+            width: 640,
+            height: 480,
+        },
+    };
+    let display = match (a.display, profile.as_ref()) {
+        (Some(t), _) => t,
+        (None, Some(p)) if a.recording.is_none() => Target::Serial {
+            device: p.bridge.port.clone().into(),
+            baud: p.bridge.baud,
+        },
+        _ => Target::Png {
+            dir: "glasses-frames".into(),
+        },
+    };
+    let speed = if a.speed == "max" {
+        flint_sensors::Speed::Max
+    } else {
+        flint_sensors::Speed::RealTime
+    };
+    let source = match a.recording {
+        Some(dir) => Source::Recording {
+            dir,
+            speed,
+            looped: a.looped,
+        },
+        None => {
+            let camera = a
+                .camera
+                .or_else(|| profile.as_ref().map(|p| p.camera.device.clone()))
+                .unwrap_or_else(|| "/dev/video0".into());
+            let mic = a
+                .mic
+                .or_else(|| profile.as_ref().map(|p| p.microphone.device.clone()))
+                .unwrap_or_else(|| "default".into());
+            let (w, h, fps) = parse_mode(&a.camera_mode)?;
+            let camera = (camera != "none").then(|| {
+                let cfg = flint_sensors::CameraConfig {
+                    width: w,
+                    height: h,
+                    fps,
+                    ..Default::default()
+                };
+                (camera, cfg)
+            });
+            Source::Devices {
+                camera,
+                mic: (mic, flint_sensors::MicConfig::default()),
+            }
+        }
+    };
+    let mut models = ModelPaths::bundled(&a.models);
+    if let Some(m) = a.model {
+        models.answer = m;
+    }
+    if let Some(w) = a.asr {
+        models.asr = w;
+    }
+    if a.no_ocr {
+        models.ocr = None;
+    }
+    let opts = Options {
+        models,
+        source,
+        display,
+        geometry,
+        max_tokens: a.max_tokens,
+        threads,
+        max_turns: a.turns,
+        record: a.record,
+        vad: flint_onnx::VadConfig::default(),
+    };
+    let mut report = Reporter::new(Box::new(std::io::stdout()), a.json, a.timings);
+    flint_glasses::run(&opts, &mut report)?;
+    Ok(())
+}

@@ -1,0 +1,368 @@
+//! The loop: inputs in, turns out.
+//!
+//! Audio goes through the voice-activity detector as it arrives; frames go into a ring of the last seconds.
+//! Speech start opens a turn (the audio from the detector's pre-roll on is kept); speech end closes it and runs
+//! [`crate::turn::run`] on the utterance and the frames in view while the wearer spoke. Nothing queues: while a
+//! turn is answered, a recording waits (it is read again afterwards), and devices keep only their latest frame
+//! and a bounded ring of audio.
+
+use crate::display::{Display, Target};
+use crate::events::Reporter;
+use crate::inputs::Inputs;
+use crate::layout::Geometry;
+use crate::turn::{self, Budget, Memory};
+use anyhow::{bail, Context, Result};
+use flint_bridge::message::Message;
+use flint_sensors::select::FrameRing;
+use flint_sensors::{Input, Speed};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The model files of the loop.
+#[derive(Debug, Clone)]
+pub struct ModelPaths {
+    /// The answer model (`.flint`).
+    pub answer: PathBuf,
+    /// A CTranslate2 Whisper folder.
+    pub asr: PathBuf,
+    /// Silero VAD (ONNX).
+    pub vad: PathBuf,
+    /// PP-OCRv4 detection and recognition (ONNX); none: no text reading.
+    pub ocr: Option<(PathBuf, PathBuf)>,
+}
+
+impl ModelPaths {
+    /// The bundled models as the README's setup command lays them out in `dir` (`models/`):
+    /// `answer.flint`, `whisper-tiny-en/`, `silero_vad_16k.onnx`, `ppocr/det.onnx` + `ppocr/rec.onnx`.
+    pub fn bundled(dir: &Path) -> ModelPaths {
+        ModelPaths {
+            answer: dir.join("answer.flint"),
+            asr: dir.join("whisper-tiny-en"),
+            vad: dir.join("silero_vad_16k.onnx"),
+            ocr: Some((dir.join("ppocr/det.onnx"), dir.join("ppocr/rec.onnx"))),
+        }
+    }
+
+    /// Checks that every file is there, naming the first missing one.
+    pub fn check(&self) -> Result<()> {
+        let mut all = vec![
+            ("answer model", &self.answer),
+            ("speech recogniser", &self.asr),
+            ("voice activity model", &self.vad),
+        ];
+        if let Some((d, r)) = &self.ocr {
+            all.push(("text detector", d));
+            all.push(("text recogniser", r));
+        }
+        for (what, p) in all {
+            if !p.exists() {
+                bail!(
+                    "the {what} {} does not exist (scripts/setup.sh installs the bundled models into models/)",
+                    p.display()
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where the inputs come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A recording folder (`audio.wav` + `frames/<ms>.jpg|png`).
+    Recording {
+        dir: PathBuf,
+        speed: Speed,
+        looped: bool,
+    },
+    /// The camera (V4L2; none: audio only) and the microphone (ALSA).
+    Devices {
+        camera: Option<(String, flint_sensors::CameraConfig)>,
+        mic: (String, flint_sensors::MicConfig),
+    },
+}
+
+impl Source {
+    fn describe(&self) -> String {
+        match self {
+            Source::Recording { dir, .. } => format!("recording {}", dir.display()),
+            Source::Devices { camera, mic } => format!(
+                "camera {}, microphone {}",
+                camera.as_ref().map_or("(none)", |c| c.0.as_str()),
+                mic.0
+            ),
+        }
+    }
+}
+
+/// Everything `flint glasses` was asked for.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub models: ModelPaths,
+    pub source: Source,
+    pub display: Target,
+    pub geometry: Geometry,
+    pub max_tokens: usize,
+    pub threads: usize,
+    /// Stop after this many turns.
+    pub max_turns: Option<u64>,
+    /// Write what was captured here, in the recording layout.
+    pub record: Option<PathBuf>,
+    /// Voice-activity settings.
+    pub vad: flint_onnx::VadConfig,
+}
+
+/// How many seconds of frames the loop keeps: a turn looks at the frames since speech start (at most this).
+const FRAME_SECONDS: u64 = 12;
+/// Audio kept before speech start, for the detector's pre-roll (it reports starts this far back at most).
+const PRE_ROLL_SAMPLES: usize = 16_000;
+/// Longest utterance kept (Whisper reads 30 s).
+const MAX_UTTERANCE: usize = 30 * 16_000;
+
+/// What the loop did.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub turns: u64,
+    pub display_frames: u64,
+}
+
+/// Lowers the load on the bridge's heat and battery reports, and says so.
+fn adjust(budget: &mut Budget, base: &Budget, ev: &Message<'static>, report: &mut Reporter) {
+    let (low, why) = match *ev {
+        Message::Thermal { centi_celsius, .. } => (
+            centi_celsius >= 7000,
+            format!("temperature {:.1} C", centi_celsius as f32 / 100.0),
+        ),
+        Message::Battery {
+            percent, charging, ..
+        } => (!charging && percent <= 15, format!("battery {percent}%")),
+        _ => return,
+    };
+    let lowered = budget.max_tokens < base.max_tokens;
+    if low && !lowered {
+        budget.max_tokens = (base.max_tokens / 2).max(16);
+        budget.threads = 1;
+        budget.status = " | low power: short answers".into();
+        report.event(
+            "power",
+            json!({"message": format!("{why}: shorter answers, 1 thread"), "max_tokens": budget.max_tokens}),
+        );
+    } else if !low && lowered {
+        *budget = base.clone();
+        report.event(
+            "power",
+            json!({"message": format!("{why}: full load again")}),
+        );
+    }
+}
+
+/// Runs the loop until the source ends (or `max_turns`).
+pub fn run(opts: &Options, report: &mut Reporter) -> Result<Summary> {
+    opts.models.check()?;
+    crate::display::check_target(&opts.display)?;
+    flint_engine::set_threads(opts.threads);
+    let t_load = Instant::now();
+    let flint = flint_engine::Flint::open(&opts.models.answer)
+        .with_context(|| format!("loading the answer model {}", opts.models.answer.display()))?;
+    let asr = flint_asr::Whisper::open(&opts.models.asr)
+        .with_context(|| format!("loading Whisper from {}", opts.models.asr.display()))?;
+    let mut vad = flint_onnx::Vad::open(&opts.models.vad, opts.vad)
+        .with_context(|| format!("loading voice activity from {}", opts.models.vad.display()))?;
+    let ocr = match &opts.models.ocr {
+        Some((det, rec)) => Some(
+            flint_onnx::Ocr::open_with(det, rec, ocr_config()).with_context(|| {
+                format!("loading OCR from {} and {}", det.display(), rec.display())
+            })?,
+        ),
+        None => None,
+    };
+    let mut display = Display::open(&opts.display, opts.geometry)?;
+    let mut inputs = match &opts.source {
+        Source::Recording { dir, speed, looped } => {
+            let recording = flint_sensors::Recording::open(dir)
+                .with_context(|| format!("opening the recording {}", dir.display()))?;
+            Inputs::Recording(recording.player(*speed, *looped))
+        }
+        Source::Devices { camera, mic } => Inputs::devices(
+            camera.as_ref().map(|(d, c)| (d.as_str(), *c)),
+            (mic.0.as_str(), mic.1),
+        )?,
+    };
+    let mut recorder = match &opts.record {
+        Some(d) => Some(flint_sensors::Recorder::create(d)?),
+        None => None,
+    };
+    report.event(
+        "start",
+        json!({"source": opts.source.describe(), "display": format!("{:?}", opts.display),
+               "answer_model": opts.models.answer, "load_ms": t_load.elapsed().as_secs_f64() * 1e3,
+               "threads": opts.threads}),
+    );
+
+    let base = Budget {
+        max_tokens: opts.max_tokens,
+        threads: opts.threads,
+        status: String::new(),
+    };
+    let mut budget = base.clone();
+    let models = turn::Models {
+        flint: &flint,
+        asr: &asr,
+        ocr: ocr.as_ref(),
+    };
+    let mut memory = Memory::default();
+    let mut frames = FrameRing::new(FRAME_SECONDS as usize * 30, FRAME_SECONDS * 1000);
+    // Audio: `heard` holds the samples from `heard_from` (absolute sample index) on.
+    let mut heard: Vec<f32> = Vec::new();
+    let mut heard_from: u64 = 0;
+    let mut speech_from: Option<(u64, u64)> = None; // (sample index, t_ms)
+    let mut summary = Summary::default();
+    // Time (ms) of the first audio sample: sample indices of the detector count from it.
+    let mut audio_origin: Option<u64> = None;
+    let mut notes = Vec::new();
+    let mut ended = false;
+    let mut now_ms = 0;
+    while !ended {
+        let next = inputs.next(&mut |n| notes.push(n));
+        for n in notes.drain(..) {
+            report.event("device", json!({"message": n}));
+        }
+        for ev in display.events() {
+            adjust(&mut budget, &base, &ev, report);
+        }
+        let events = match next {
+            // The source ended: close speech still open.
+            None => {
+                ended = true;
+                vad.finish().into_iter().collect()
+            }
+            // A frame that does not decode is reported and skipped; anything else ends the run.
+            Some(Err(e)) if is_bad_frame(&e) => {
+                report.event("device", json!({"message": format!("{e:#}")}));
+                continue;
+            }
+            Some(Err(e)) => return Err(e.context("reading the inputs")),
+            Some(Ok(Input::Frame { t_ms, image })) => {
+                if let Some(r) = &mut recorder {
+                    r.frame(t_ms, &image)?;
+                }
+                frames.push(t_ms, image);
+                continue;
+            }
+            Some(Ok(Input::Audio { t_ms, samples })) => {
+                if let Some(r) = &mut recorder {
+                    r.audio(&samples)?;
+                }
+                audio_origin.get_or_insert(t_ms);
+                now_ms = t_ms + samples.len() as u64 / 16;
+                heard.extend_from_slice(&samples);
+                vad.push(&samples)?
+            }
+        };
+        let origin = audio_origin.unwrap_or(0);
+        for ev in events {
+            match ev {
+                flint_onnx::VadEvent::SpeechStart { at_sample } => {
+                    let at = at_sample.max(heard_from);
+                    let start_ms = origin + at / 16;
+                    speech_from = Some((at, start_ms));
+                    report.event("speech_start", json!({"t_ms": start_ms}));
+                }
+                flint_onnx::VadEvent::SpeechEnd { at_sample } => {
+                    let Some((from, start_ms)) = speech_from.take() else {
+                        continue;
+                    };
+                    let speech_end = Instant::now();
+                    let lo = (from.saturating_sub(heard_from) as usize).min(heard.len());
+                    let hi = (at_sample.saturating_sub(heard_from) as usize).clamp(lo, heard.len());
+                    let utterance = heard[lo..hi].to_vec();
+                    summary.turns += 1;
+                    let n = summary.turns;
+                    let end_ms = origin + at_sample / 16;
+                    report.event(
+                        "turn",
+                        json!({"turn": n, "speech_start_ms": start_ms, "speech_end_ms": end_ms,
+                               "detected_at_ms": now_ms}),
+                    );
+                    // The frames in view while the wearer spoke (from a second before), else the latest.
+                    let mut window: Vec<(u64, &flint_media::RgbImage)> = frames
+                        .iter()
+                        .filter(|(t, _)| *t + 1000 >= start_ms && *t <= end_ms + 200)
+                        .collect();
+                    if window.is_empty() {
+                        window.extend(frames.latest());
+                    }
+                    turn::run(
+                        n,
+                        &utterance,
+                        &window,
+                        speech_end,
+                        &models,
+                        &budget,
+                        &mut memory,
+                        &mut display,
+                        report,
+                    )?;
+                    if opts.max_turns.is_some_and(|m| n >= m) {
+                        return finish(summary, &display, opts, report, recorder);
+                    }
+                }
+            }
+        }
+        // Keep the audio bounded: the open utterance (capped) or the pre-roll.
+        let keep = match speech_from {
+            Some((from, _)) => {
+                let open = (heard_from + heard.len() as u64).saturating_sub(from) as usize;
+                open.min(MAX_UTTERANCE) + PRE_ROLL_SAMPLES
+            }
+            None => PRE_ROLL_SAMPLES,
+        };
+        if heard.len() > keep + 16_000 {
+            let drop = heard.len() - keep;
+            heard.drain(..drop);
+            heard_from += drop as u64;
+        }
+    }
+    finish(summary, &display, opts, report, recorder)
+}
+
+fn finish(
+    mut summary: Summary,
+    display: &Display,
+    opts: &Options,
+    report: &mut Reporter,
+    recorder: Option<flint_sensors::Recorder>,
+) -> Result<Summary> {
+    if let Some(r) = recorder {
+        r.finish()?;
+    }
+    summary.display_frames = display.presents;
+    let frames_at = match &opts.display {
+        Target::Png { dir } => Some(dir.display().to_string()),
+        Target::Sim { dir: Some(d) } => Some(d.join("sim.png").display().to_string()),
+        _ => None,
+    };
+    report.event(
+        "end",
+        json!({"turns": summary.turns, "display_frames": summary.display_frames, "frames_at": frames_at}),
+    );
+    Ok(summary)
+}
+
+/// A recording's frame that does not decode (reported and skipped; the loop goes on).
+fn is_bad_frame(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<flint_sensors::SensorError>(),
+        Some(flint_sensors::SensorError::Media(_))
+    )
+}
+
+/// OCR settings of the loop: RapidOCR's, but camera frames are not scaled up for the detector (a 640x480 frame
+/// goes in at its size rather than at 981x736: about 2.4 times fewer pixels).
+pub fn ocr_config() -> flint_onnx::OcrConfig {
+    flint_onnx::OcrConfig {
+        min_det_side: 480,
+        ..Default::default()
+    }
+}

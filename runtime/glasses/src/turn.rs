@@ -1,0 +1,278 @@
+//! One turn: from the end of speech to the answer on the display.
+//!
+//! 1. The utterance is transcribed by Whisper, while (on a second thread)
+//! 2. the sharpest frame of those in view while the wearer spoke is chosen; when it is a near-duplicate of the
+//!    frame read last turn, that turn's text is reused. PP-OCRv4 reads the text in it.
+//! 3. The answer model gets the transcript and the words in view (with their positions, top to bottom), and its
+//!    answer streams into the display's panel, redrawn at each word; the words read are boxed on the display.
+//!
+//! Times are measured from the moment the voice-activity detector declared the end of speech.
+
+use crate::layout::{self, FrameBox, Geometry, Scene};
+use anyhow::{Context, Result};
+use flint_media::RgbImage;
+use flint_onnx::OcrWord;
+use serde_json::json;
+use std::time::Instant;
+
+/// The system message of every turn.
+pub const SYSTEM: &str = "You are the voice of a pair of camera glasses. The wearer asks about what they see and \
+hear. Answer in one or two short sentences. When the question is about text in view, quote that text.";
+
+/// Most characters of OCR text put into the prompt.
+const MAX_OCR_CHARS: usize = 600;
+
+/// What the loop keeps between turns.
+#[derive(Debug, Default)]
+pub struct Memory {
+    last_thumb: Option<flint_sensors::select::Thumbnail>,
+    last_words: Vec<OcrWord>,
+    last_frame_size: Option<(u32, u32)>,
+}
+
+/// The user message: the question, and the text the camera sees when there is any.
+pub fn prompt(transcript: &str, words: &[OcrWord]) -> String {
+    if words.is_empty() {
+        return transcript.trim().to_string();
+    }
+    let mut seen = String::new();
+    for w in words {
+        if seen.len() + w.text.len() + 3 > MAX_OCR_CHARS {
+            break;
+        }
+        if !seen.is_empty() {
+            seen.push_str(" / ");
+        }
+        seen.push_str(w.text.trim());
+    }
+    format!(
+        "The camera sees this text (read by OCR, top to bottom): \"{seen}\"\nQuestion: {}",
+        transcript.trim()
+    )
+}
+
+/// Words in reading order: by line (top edge, within half a line height), then left to right.
+pub fn reading_order(mut words: Vec<OcrWord>) -> Vec<OcrWord> {
+    let top = |w: &OcrWord| w.quad.iter().map(|p| p[1]).fold(f32::INFINITY, f32::min);
+    let left = |w: &OcrWord| w.quad.iter().map(|p| p[0]).fold(f32::INFINITY, f32::min);
+    let height = |w: &OcrWord| {
+        let ys = w.quad.iter().map(|p| p[1]);
+        ys.clone().fold(f32::NEG_INFINITY, f32::max) - ys.fold(f32::INFINITY, f32::min)
+    };
+    words.sort_by(|a, b| top(a).total_cmp(&top(b)));
+    let mut lines: Vec<Vec<OcrWord>> = Vec::new();
+    for w in words {
+        match lines.last_mut() {
+            Some(line) if (top(&w) - top(&line[0])).abs() < 0.5 * height(&line[0]).max(1.0) => {
+                line.push(w)
+            }
+            _ => lines.push(vec![w]),
+        }
+    }
+    lines
+        .into_iter()
+        .flat_map(|mut l| {
+            l.sort_by(|a, b| left(a).total_cmp(&left(b)));
+            l
+        })
+        .collect()
+}
+
+fn bounds(w: &OcrWord) -> [f32; 4] {
+    let xs = w.quad.iter().map(|p| p[0]);
+    let ys = w.quad.iter().map(|p| p[1]);
+    [
+        xs.clone().fold(f32::INFINITY, f32::min),
+        ys.clone().fold(f32::INFINITY, f32::min),
+        xs.fold(f32::NEG_INFINITY, f32::max),
+        ys.fold(f32::NEG_INFINITY, f32::max),
+    ]
+}
+
+/// The models a turn uses.
+pub struct Models<'a> {
+    pub flint: &'a flint_engine::Flint,
+    pub asr: &'a flint_asr::Whisper,
+    pub ocr: Option<&'a flint_onnx::Ocr>,
+}
+
+impl std::fmt::Debug for Models<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Models")
+            .field("ocr", &self.ocr.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a turn answers (the loop lowers these under heat or a low battery).
+#[derive(Debug, Clone)]
+pub struct Budget {
+    pub max_tokens: usize,
+    pub threads: usize,
+    /// Said on the display's status line.
+    pub status: String,
+}
+
+/// Runs one turn and reports its events. `frames`: the frames in view while the wearer spoke (time, image).
+pub fn run(
+    n: u64,
+    utterance: &[f32],
+    frames: &[(u64, &RgbImage)],
+    speech_end: Instant,
+    models: &Models<'_>,
+    budget: &Budget,
+    memory: &mut Memory,
+    display: &mut crate::display::Display,
+    report: &mut crate::events::Reporter,
+) -> Result<()> {
+    let ms = |t: Instant| t.duration_since(speech_end).as_secs_f64() * 1e3;
+    flint_engine::set_threads(budget.threads);
+
+    // 1 and 2 at once, on their own threads: speech to text (Whisper takes at most 30 s: the end of a longer
+    // utterance), and the frame with the text in it.
+    let clip = &utterance[utterance.len().saturating_sub(30 * 16_000)..];
+    let best = models.ocr.and(flint_sensors::select::pick_sharpest(
+        frames.iter().map(|(_, f)| *f),
+    ));
+    let mut frame_t = None;
+    let mut fresh = None;
+    if let Some(best) = best {
+        let (t, img) = frames[best];
+        frame_t = Some(t);
+        let thumb = flint_sensors::select::Thumbnail::of(img);
+        let duplicate = memory.last_thumb.as_ref().is_some_and(|last| {
+            last.difference(&thumb) < flint_sensors::select::DEFAULT_DUPLICATE_THRESHOLD
+        });
+        if !duplicate {
+            fresh = Some((img, thumb));
+        }
+    }
+    let (heard, read) = std::thread::scope(|s| {
+        let ocr_job = fresh.as_ref().zip(models.ocr).map(|((img, _), ocr)| {
+            s.spawn(move || {
+                let t0 = Instant::now();
+                let words = ocr.read(&img.data, img.width as u32, img.height as u32);
+                (words, t0.elapsed().as_secs_f64() * 1e3, Instant::now())
+            })
+        });
+        let heard = models.asr.transcribe(clip).map(|h| (h, Instant::now()));
+        let read = ocr_job.map(|j| {
+            j.join()
+                .unwrap_or_else(|_| (Ok(Vec::new()), 0.0, Instant::now()))
+        });
+        (heard, read)
+    });
+    let (heard, asr_done) = heard
+        .with_context(|| format!("turn {n}: transcribing {} ms of speech", clip.len() / 16))?;
+    report.event(
+        "transcript",
+        json!({"turn": n, "text": heard.text.trim(), "speech_ms": utterance.len() / 16,
+               "encode_ms": heard.encode_ms, "decode_ms": heard.decode_ms}),
+    );
+    let mut ocr_ms = 0.0;
+    let mut ocr_done = asr_done;
+    if let (Some((words, ms_, at)), Some((img, thumb)), Some(t)) = (read, fresh, frame_t) {
+        let words =
+            words.with_context(|| format!("turn {n}: reading text in the frame at {t} ms"))?;
+        ocr_ms = ms_;
+        ocr_done = at;
+        memory.last_words = reading_order(words);
+        memory.last_frame_size = Some((img.width as u32, img.height as u32));
+        memory.last_thumb = Some(thumb);
+    }
+    if let Some(t) = frame_t {
+        report.event(
+            "ocr",
+            json!({"turn": n, "frame_t_ms": t, "reused": ocr_ms == 0.0, "ms": ocr_ms,
+                   "words": memory.last_words.iter().map(|w| json!({
+                       "text": w.text, "score": w.score, "box": bounds(w)})).collect::<Vec<_>>()}),
+        );
+    }
+    let words: &[OcrWord] = if frame_t.is_some() {
+        &memory.last_words
+    } else {
+        &[]
+    };
+    let encode_done = asr_done.max(ocr_done);
+
+    // 3. The answer, streamed onto the display.
+    let mut scene = Scene {
+        status: format!("turn {n}{}", budget.status),
+        question: heard.text.trim().to_string(),
+        boxes: words
+            .iter()
+            .map(|w| FrameBox {
+                label: String::new(),
+                rect: bounds(w),
+            })
+            .collect(),
+        frame: memory.last_frame_size.filter(|_| !words.is_empty()),
+        ..Default::default()
+    };
+    let geometry: Geometry = display.geometry;
+    let mut chat = models.flint.chat();
+    chat.system(SYSTEM);
+    let mut first_token = None;
+    let mut first_pixel = None;
+    let mut shown_words = 0usize;
+    let mut display_err = None;
+    let user = prompt(&heard.text, words);
+    let reply = chat
+        .turn(&user)
+        .max_tokens(budget.max_tokens)
+        .run(|e| {
+            if let flint_engine::Event::Answer(t) = e {
+                first_token.get_or_insert_with(Instant::now);
+                report.stream(t);
+                scene.answer.push_str(t);
+                // Redraw when a word is complete (or at the first token, so the panel appears at once).
+                let words_now = scene.answer.split_whitespace().count();
+                let boundary = t.contains(char::is_whitespace) || t.ends_with(['.', ',', '!', '?']);
+                if display_err.is_none()
+                    && (first_pixel.is_none() || (boundary && words_now != shown_words))
+                {
+                    shown_words = words_now;
+                    match display.show(&layout::draw(&scene, geometry).0) {
+                        Ok(at) => {
+                            first_pixel.get_or_insert(at);
+                        }
+                        Err(e) => display_err = Some(e),
+                    }
+                }
+            }
+        })
+        .with_context(|| format!("turn {n}: answering"))?;
+    if display_err.is_none() {
+        scene.answer = reply.answer.clone();
+        if let Err(e) = display.show(&layout::draw(&scene, geometry).0) {
+            display_err = Some(e);
+        }
+    }
+    let done = Instant::now();
+    for note in display.take_notes() {
+        report.event("device", json!({"device": "display", "message": note}));
+    }
+    if let Some(e) = display_err {
+        report.event(
+            "device",
+            json!({"device": "display", "message": format!("{e:#}")}),
+        );
+    }
+    report.event("answer", json!({"turn": n, "text": reply.answer.trim()}));
+    report.event(
+        "timings",
+        json!({
+            "turn": n,
+            "asr_ms": ms(asr_done),
+            "ocr_ms": ocr_ms,
+            "encode_done_ms": ms(encode_done),
+            "first_token_ms": first_token.map(ms),
+            "first_pixel_ms": first_pixel.map(ms),
+            "answer_done_ms": ms(done),
+            "prompt_tokens": reply.stats.prompt_tokens,
+            "tokens": reply.stats.generated,
+            "decode_tok_s": reply.stats.decode_tok_s(),
+        }),
+    );
+    Ok(())
+}

@@ -1,0 +1,202 @@
+//! `flint glasses` end to end, as the README's setup command runs it: the bundled demo recording
+//! (scripts/make-demo-recording.sh: scikit-image photos, espeak-ng questions) through the bundled real models
+//! (scripts/bundle-models.sh: Qwen2.5-Coder-0.5B q8, Whisper tiny.en, Silero VAD, PP-OCRv4), with the display's
+//! frames written as PNG. Each answer must contain the words `questions.json` gives for its question; the OCR
+//! question's answer the words of the photographed page. Also: bad recordings get clear errors.
+//!
+//! x86_64 only (real weights; CI runs the aarch64 suite under qemu, where this would take too long).
+#![cfg(target_arch = "x86_64")]
+
+use flint_tests::{bin, bin_command, root};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+fn script(name: &str, args: &[&Path]) {
+    let out = Command::new("bash")
+        .arg(root().join("scripts").join(name))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {name}: {e}"));
+    assert!(
+        out.status.success(),
+        "{name} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The bundled models and the demo recording, made once per test binary.
+fn setup() -> &'static (PathBuf, PathBuf) {
+    static ONCE: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let models = tmp.join("glasses-models");
+        let bin_dir = bin("flint").parent().unwrap().to_path_buf();
+        script("bundle-models.sh", &[&bin_dir, &models]);
+        let rec = root().join(".cache/demo-recording");
+        script("make-demo-recording.sh", &[&rec]);
+        (models, rec)
+    })
+}
+
+fn glasses(args: &[&str]) -> std::process::Output {
+    let (models, _) = setup();
+    let mut cmd = bin_command("flint", &["glasses"]);
+    cmd.arg("--models").arg(models).args(args);
+    cmd.output().expect("running flint glasses")
+}
+
+fn events(stdout: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+fn answers_the_demo_recording_on_the_display() {
+    let (_, rec) = setup();
+    let frames = tempfile::tempdir().unwrap();
+    let display = format!("png:{}", frames.path().display());
+    let out = glasses(&[
+        "--recording",
+        rec.to_str().unwrap(),
+        "--speed",
+        "max",
+        "--display",
+        &display,
+        "--json",
+        "-t",
+        "2",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "flint glasses failed: {stderr}");
+    let ev = events(&out.stdout);
+    let of = |kind: &str| -> Vec<&Value> { ev.iter().filter(|e| e["event"] == kind).collect() };
+    let questions: Value =
+        serde_json::from_slice(&std::fs::read(rec.join("questions.json")).unwrap()).unwrap();
+    let questions = questions["questions"].as_array().unwrap();
+    let (transcripts, answers, timings) = (of("transcript"), of("answer"), of("timings"));
+    for (e, t) in transcripts.iter().zip(&answers) {
+        println!("heard {:?} -> answered {:?}", e["text"], t["text"]);
+    }
+    for t in &timings {
+        println!("timings {t}");
+    }
+    assert_eq!(
+        answers.len(),
+        questions.len(),
+        "one turn per question: {ev:?}"
+    );
+    for (i, q) in questions.iter().enumerate() {
+        let answer = answers[i]["text"].as_str().unwrap();
+        for any_of in q["expect"].as_array().unwrap() {
+            let words: Vec<&str> = any_of
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|w| w.as_str().unwrap())
+                .collect();
+            assert!(
+                words.iter().any(|w| answer.contains(w)),
+                "question {:?}: the answer {answer:?} has none of {words:?}",
+                q["question"]
+            );
+        }
+        // Timings are there and in order.
+        let t = timings[i];
+        let ms = |k: &str| t[k].as_f64().unwrap_or_else(|| panic!("{k} missing: {t}"));
+        assert!(ms("asr_ms") <= ms("encode_done_ms"));
+        assert!(ms("encode_done_ms") <= ms("first_token_ms"));
+        assert!(ms("first_token_ms") <= ms("first_pixel_ms"));
+        assert!(ms("first_pixel_ms") <= ms("answer_done_ms"));
+    }
+    // The OCR turn read the page's words, with boxes.
+    let ocr = of("ocr");
+    let page = ocr
+        .iter()
+        .find(|e| e["turn"] == 2)
+        .expect("an ocr event for the page question");
+    let words = page["words"].as_array().unwrap();
+    assert!(
+        words
+            .iter()
+            .any(|w| w["text"].as_str().unwrap().contains("segmentation")),
+        "{words:?}"
+    );
+    assert!(words
+        .iter()
+        .all(|w| w["box"].as_array().unwrap().len() == 4));
+
+    // The display's frames: one PNG per present, the last one not blank.
+    let mut pngs: Vec<_> = std::fs::read_dir(frames.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "png"))
+        .collect();
+    pngs.sort();
+    let end = of("end");
+    assert_eq!(
+        end[0]["display_frames"].as_u64().unwrap() as usize,
+        pngs.len()
+    );
+    let last = image::open(pngs.last().expect("display frames"))
+        .unwrap()
+        .to_rgb8();
+    assert_eq!(last.dimensions(), (640, 480));
+    let lit = last
+        .pixels()
+        .filter(|p| p.0.iter().any(|&c| c > 128))
+        .count();
+    assert!(
+        lit > 500,
+        "the last frame shows the answer ({lit} bright pixels)"
+    );
+}
+
+#[test]
+fn bad_recordings_get_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path();
+    // No audio.wav.
+    std::fs::create_dir_all(rec.join("frames")).unwrap();
+    let out = glasses(&["--recording", rec.to_str().unwrap(), "--speed", "max"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("audio.wav"), "{err}");
+    // A truncated WAV.
+    let (_, demo) = setup();
+    let wav = std::fs::read(demo.join("audio.wav")).unwrap();
+    std::fs::write(rec.join("audio.wav"), &wav[..30]).unwrap();
+    let out = glasses(&["--recording", rec.to_str().unwrap(), "--speed", "max"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("audio.wav"), "{err}");
+    // A frame that is not a JPEG is reported and skipped; the run goes on to the end.
+    std::fs::write(rec.join("audio.wav"), &wav[..44 + 22050 * 2]).unwrap();
+    std::fs::write(rec.join("frames/0.jpg"), b"not a jpeg at all").unwrap();
+    let out = glasses(&[
+        "--recording",
+        rec.to_str().unwrap(),
+        "--speed",
+        "max",
+        "--json",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let ev = events(&out.stdout);
+    assert!(
+        ev.iter().any(
+            |e| e["event"] == "device" && e["message"].as_str().unwrap_or("").contains("0.jpg")
+        ),
+        "{ev:?}"
+    );
+    // A frame name that is not a time.
+    std::fs::write(rec.join("frames/soon.jpg"), b"x").unwrap();
+    let out = glasses(&["--recording", rec.to_str().unwrap(), "--speed", "max"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("soon.jpg"), "{err}");
+}
