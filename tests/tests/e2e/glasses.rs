@@ -175,7 +175,17 @@ fn bad_recordings_get_clear_errors() {
     assert!(!out.status.success());
     assert!(err.contains("audio.wav"), "{err}");
     // A frame that is not a JPEG is reported and skipped; the run goes on to the end.
-    std::fs::write(rec.join("audio.wav"), &wav[..44 + 22050 * 2]).unwrap();
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(rec.join("audio.wav"), spec).unwrap();
+    for _ in 0..16_000 {
+        w.write_sample(0i16).unwrap();
+    }
+    w.finalize().unwrap();
     std::fs::write(rec.join("frames/0.jpg"), b"not a jpeg at all").unwrap();
     let out = glasses(&[
         "--recording",
