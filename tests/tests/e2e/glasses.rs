@@ -210,3 +210,40 @@ fn bad_recordings_get_clear_errors() {
     assert!(!out.status.success());
     assert!(err.contains("soon.jpg"), "{err}");
 }
+
+#[test]
+fn drives_the_bridge_simulator_over_a_pty() {
+    let (_, rec) = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let display = format!("sim:{}", dir.path().display());
+    let out = glasses(&[
+        "--recording",
+        rec.to_str().unwrap(),
+        "--speed",
+        "max",
+        "--display",
+        &display,
+        "--json",
+        "--turns",
+        "1",
+        "-n",
+        "12",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ev = events(&out.stdout);
+    // No display faults: every frame was acknowledged by the simulated microcontroller.
+    assert!(!ev.iter().any(|e| e["event"] == "device"), "{ev:?}");
+    let end = ev.iter().find(|e| e["event"] == "end").unwrap();
+    assert!(end["display_frames"].as_u64().unwrap() >= 2, "{end}");
+    let png = image::open(dir.path().join("sim.png")).unwrap().to_rgb8();
+    assert!(
+        png.pixels()
+            .filter(|p| p.0.iter().any(|&c| c > 128))
+            .count()
+            > 200
+    );
+}
