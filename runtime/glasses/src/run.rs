@@ -221,110 +221,119 @@ pub fn run(opts: &Options, report: &mut Reporter) -> Result<Summary> {
     // Time (ms) of the first audio sample: sample indices of the detector count from it.
     let mut audio_origin: Option<u64> = None;
     let mut notes = Vec::new();
-    let mut ended = false;
-    let mut now_ms = 0;
-    while !ended {
-        let next = inputs.next(&mut |n| notes.push(n));
-        for n in notes.drain(..) {
-            report.event("device", json!({"message": n}));
-        }
-        for ev in display.events() {
-            adjust(&mut budget, &base, &ev, report);
-        }
-        let events = match next {
-            // The source ended: close speech still open.
-            None => {
-                ended = true;
-                vad.finish().into_iter().collect()
+    // A scope for the OCR started at speech start (its thread borrows the OCR models).
+    std::thread::scope(|scope| -> Result<Summary> {
+        let mut ended = false;
+        let mut early = None;
+        let mut now_ms = 0;
+        while !ended {
+            let next = inputs.next(&mut |n| notes.push(n));
+            for n in notes.drain(..) {
+                report.event("device", json!({"message": n}));
             }
-            // A frame that does not decode is reported and skipped; anything else ends the run.
-            Some(Err(e)) if is_bad_frame(&e) => {
-                report.event("device", json!({"message": format!("{e:#}")}));
-                continue;
+            for ev in display.events() {
+                adjust(&mut budget, &base, &ev, report);
             }
-            Some(Err(e)) => return Err(e.context("reading the inputs")),
-            Some(Ok(Input::Frame { t_ms, image })) => {
-                if let Some(r) = &mut recorder {
-                    r.frame(t_ms, &image)?;
+            let events = match next {
+                // The source ended: close speech still open.
+                None => {
+                    ended = true;
+                    vad.finish().into_iter().collect()
                 }
-                frames.push(t_ms, image);
-                continue;
-            }
-            Some(Ok(Input::Audio { t_ms, samples })) => {
-                if let Some(r) = &mut recorder {
-                    r.audio(&samples)?;
+                // A frame that does not decode is reported and skipped; anything else ends the run.
+                Some(Err(e)) if is_bad_frame(&e) => {
+                    report.event("device", json!({"message": format!("{e:#}")}));
+                    continue;
                 }
-                audio_origin.get_or_insert(t_ms);
-                now_ms = t_ms + samples.len() as u64 / 16;
-                heard.extend_from_slice(&samples);
-                vad.push(&samples)?
-            }
-        };
-        let origin = audio_origin.unwrap_or(0);
-        for ev in events {
-            match ev {
-                flint_onnx::VadEvent::SpeechStart { at_sample } => {
-                    let at = at_sample.max(heard_from);
-                    let start_ms = origin + at / 16;
-                    speech_from = Some((at, start_ms));
-                    report.event("speech_start", json!({"t_ms": start_ms}));
-                }
-                flint_onnx::VadEvent::SpeechEnd { at_sample } => {
-                    let Some((from, start_ms)) = speech_from.take() else {
-                        continue;
-                    };
-                    let speech_end = Instant::now();
-                    let lo = (from.saturating_sub(heard_from) as usize).min(heard.len());
-                    let hi = (at_sample.saturating_sub(heard_from) as usize).clamp(lo, heard.len());
-                    let utterance = heard[lo..hi].to_vec();
-                    summary.turns += 1;
-                    let n = summary.turns;
-                    let end_ms = origin + at_sample / 16;
-                    report.event(
-                        "turn",
-                        json!({"turn": n, "speech_start_ms": start_ms, "speech_end_ms": end_ms,
-                               "detected_at_ms": now_ms}),
-                    );
-                    // The frames in view while the wearer spoke (from a second before), else the latest.
-                    let mut window: Vec<(u64, &flint_media::RgbImage)> = frames
-                        .iter()
-                        .filter(|(t, _)| *t + 1000 >= start_ms && *t <= end_ms + 200)
-                        .collect();
-                    if window.is_empty() {
-                        window.extend(frames.latest());
+                Some(Err(e)) => return Err(e.context("reading the inputs")),
+                Some(Ok(Input::Frame { t_ms, image })) => {
+                    if let Some(r) = &mut recorder {
+                        r.frame(t_ms, &image)?;
                     }
-                    turn::run(
-                        n,
-                        &utterance,
-                        &window,
-                        speech_end,
-                        &models,
-                        &budget,
-                        &mut memory,
-                        &mut display,
-                        report,
-                    )?;
-                    if opts.max_turns.is_some_and(|m| n >= m) {
-                        return finish(summary, &display, opts, report, recorder);
+                    frames.push(t_ms, image);
+                    continue;
+                }
+                Some(Ok(Input::Audio { t_ms, samples })) => {
+                    if let Some(r) = &mut recorder {
+                        r.audio(&samples)?;
+                    }
+                    audio_origin.get_or_insert(t_ms);
+                    now_ms = t_ms + samples.len() as u64 / 16;
+                    heard.extend_from_slice(&samples);
+                    vad.push(&samples)?
+                }
+            };
+            let origin = audio_origin.unwrap_or(0);
+            for ev in events {
+                match ev {
+                    flint_onnx::VadEvent::SpeechStart { at_sample } => {
+                        let at = at_sample.max(heard_from);
+                        let start_ms = origin + at / 16;
+                        speech_from = Some((at, start_ms));
+                        report.event("speech_start", json!({"t_ms": start_ms}));
+                        let recent: Vec<(u64, &flint_media::RgbImage)> =
+                            frames.iter().filter(|(t, _)| *t + 1000 >= now_ms).collect();
+                        early = turn::start_ocr(scope, ocr.as_ref(), &recent, &memory);
+                    }
+                    flint_onnx::VadEvent::SpeechEnd { at_sample } => {
+                        let Some((from, start_ms)) = speech_from.take() else {
+                            continue;
+                        };
+                        let speech_end = Instant::now();
+                        let lo = (from.saturating_sub(heard_from) as usize).min(heard.len());
+                        let hi =
+                            (at_sample.saturating_sub(heard_from) as usize).clamp(lo, heard.len());
+                        let utterance = heard[lo..hi].to_vec();
+                        summary.turns += 1;
+                        let n = summary.turns;
+                        let end_ms = origin + at_sample / 16;
+                        report.event(
+                            "turn",
+                            json!({"turn": n, "speech_start_ms": start_ms, "speech_end_ms": end_ms,
+                                   "detected_at_ms": now_ms}),
+                        );
+                        // The frames in view while the wearer spoke (from a second before), else the latest.
+                        let mut window: Vec<(u64, &flint_media::RgbImage)> = frames
+                            .iter()
+                            .filter(|(t, _)| *t + 1000 >= start_ms && *t <= end_ms + 200)
+                            .collect();
+                        if window.is_empty() {
+                            window.extend(frames.latest());
+                        }
+                        turn::run(
+                            n,
+                            &utterance,
+                            &window,
+                            early.take(),
+                            speech_end,
+                            &models,
+                            &budget,
+                            &mut memory,
+                            &mut display,
+                            report,
+                        )?;
+                        if opts.max_turns.is_some_and(|m| n >= m) {
+                            return finish(summary, &display, opts, report, recorder);
+                        }
                     }
                 }
             }
-        }
-        // Keep the audio bounded: the open utterance (capped) or the pre-roll.
-        let keep = match speech_from {
-            Some((from, _)) => {
-                let open = (heard_from + heard.len() as u64).saturating_sub(from) as usize;
-                open.min(MAX_UTTERANCE) + PRE_ROLL_SAMPLES
+            // Keep the audio bounded: the open utterance (capped) or the pre-roll.
+            let keep = match speech_from {
+                Some((from, _)) => {
+                    let open = (heard_from + heard.len() as u64).saturating_sub(from) as usize;
+                    open.min(MAX_UTTERANCE) + PRE_ROLL_SAMPLES
+                }
+                None => PRE_ROLL_SAMPLES,
+            };
+            if heard.len() > keep + 16_000 {
+                let drop = heard.len() - keep;
+                heard.drain(..drop);
+                heard_from += drop as u64;
             }
-            None => PRE_ROLL_SAMPLES,
-        };
-        if heard.len() > keep + 16_000 {
-            let drop = heard.len() - keep;
-            heard.drain(..drop);
-            heard_from += drop as u64;
         }
-    }
-    finish(summary, &display, opts, report, recorder)
+        finish(summary, &display, opts, report, recorder)
+    })
 }
 
 fn finish(

@@ -113,11 +113,59 @@ pub struct Budget {
     pub status: String,
 }
 
-/// Runs one turn and reports its events. `frames`: the frames in view while the wearer spoke (time, image).
+/// What OCR returns on its thread: the words, the milliseconds it took, when it finished.
+pub type OcrOutcome = (Result<Vec<OcrWord>, flint_onnx::OnnxError>, f64, Instant);
+
+/// OCR started at speech start on the sharpest frame then, on its own thread (the frame is in view while the
+/// wearer speaks, so its text is read by the time they stop).
+#[derive(Debug)]
+pub struct EarlyOcr<'s> {
+    pub t_ms: u64,
+    /// The frame's width and height.
+    pub size: (usize, usize),
+    pub thumb: flint_sensors::select::Thumbnail,
+    pub job: std::thread::ScopedJoinHandle<'s, OcrOutcome>,
+}
+
+/// Starts [`EarlyOcr`] on the sharpest of `frames`, unless there is no OCR, no frame, or the frame shows what
+/// the last turn's did (its words are reused then).
+pub fn start_ocr<'s>(
+    scope: &'s std::thread::Scope<'s, '_>,
+    ocr: Option<&'s flint_onnx::Ocr>,
+    frames: &[(u64, &RgbImage)],
+    memory: &Memory,
+) -> Option<EarlyOcr<'s>> {
+    let ocr = ocr?;
+    let best = flint_sensors::select::pick_sharpest(frames.iter().map(|(_, f)| *f))?;
+    let (t_ms, img) = frames[best];
+    let thumb = flint_sensors::select::Thumbnail::of(img);
+    if memory.last_thumb.as_ref().is_some_and(|last| {
+        last.difference(&thumb) < flint_sensors::select::DEFAULT_DUPLICATE_THRESHOLD
+    }) {
+        return None;
+    }
+    let img = img.clone();
+    let size = (img.width, img.height);
+    let job = scope.spawn(move || {
+        let t0 = Instant::now();
+        let words = ocr.read(&img.data, img.width as u32, img.height as u32);
+        (words, t0.elapsed().as_secs_f64() * 1e3, Instant::now())
+    });
+    Some(EarlyOcr {
+        t_ms,
+        size,
+        thumb,
+        job,
+    })
+}
+
+/// Runs one turn and reports its events. `frames`: the frames in view while the wearer spoke (time, image);
+/// `early`: OCR started at speech start, if any.
 pub fn run(
     n: u64,
     utterance: &[f32],
     frames: &[(u64, &RgbImage)],
+    early: Option<EarlyOcr<'_>>,
     speech_end: Instant,
     models: &Models<'_>,
     budget: &Budget,
@@ -129,22 +177,29 @@ pub fn run(
     flint_engine::set_threads(budget.threads);
 
     // 1 and 2 at once, on their own threads: speech to text (Whisper takes at most 30 s: the end of a longer
-    // utterance), and the frame with the text in it.
+    // utterance), and the frame with the text in it. OCR started at speech start is used when the sharpest frame
+    // now still shows the same scene; otherwise (or without it) OCR runs now, beside Whisper.
     let clip = &utterance[utterance.len().saturating_sub(30 * 16_000)..];
     let best = models.ocr.and(flint_sensors::select::pick_sharpest(
         frames.iter().map(|(_, f)| *f),
     ));
     let mut frame_t = None;
     let mut fresh = None;
+    let mut early_job = None;
     if let Some(best) = best {
         let (t, img) = frames[best];
         frame_t = Some(t);
         let thumb = flint_sensors::select::Thumbnail::of(img);
-        let duplicate = memory.last_thumb.as_ref().is_some_and(|last| {
-            last.difference(&thumb) < flint_sensors::select::DEFAULT_DUPLICATE_THRESHOLD
-        });
-        if !duplicate {
-            fresh = Some((img, thumb));
+        let same = |a: &flint_sensors::select::Thumbnail| {
+            a.difference(&thumb) < flint_sensors::select::DEFAULT_DUPLICATE_THRESHOLD
+        };
+        match early {
+            Some(e) if same(&e.thumb) => {
+                frame_t = Some(e.t_ms);
+                early_job = Some(e);
+            }
+            _ if memory.last_thumb.as_ref().is_some_and(same) => {}
+            _ => fresh = Some((img, thumb)),
         }
     }
     let (heard, read) = std::thread::scope(|s| {
@@ -157,10 +212,25 @@ pub fn run(
         });
         let heard = models.asr.transcribe(clip).map(|h| (h, Instant::now()));
         let read = ocr_job.map(|j| {
-            j.join()
-                .unwrap_or_else(|_| (Ok(Vec::new()), 0.0, Instant::now()))
+            let (w, ms, at) = j
+                .join()
+                .unwrap_or_else(|_| (Ok(Vec::new()), 0.0, Instant::now()));
+            let (img, thumb) = fresh
+                .as_ref()
+                .map(|(i, t)| ((i.width, i.height), t.clone()))
+                .unwrap();
+            (w, ms, at, img, thumb)
         });
         (heard, read)
+    });
+    let read = read.or_else(|| {
+        early_job.map(|e| {
+            let (w, ms, at) = e
+                .job
+                .join()
+                .unwrap_or_else(|_| (Ok(Vec::new()), 0.0, Instant::now()));
+            (w, ms, at, e.size, e.thumb)
+        })
     });
     let (heard, asr_done) = heard
         .with_context(|| format!("turn {n}: transcribing {} ms of speech", clip.len() / 16))?;
@@ -171,13 +241,14 @@ pub fn run(
     );
     let mut ocr_ms = 0.0;
     let mut ocr_done = asr_done;
-    if let (Some((words, ms_, at)), Some((img, thumb)), Some(t)) = (read, fresh, frame_t) {
+    if let (Some((words, ms_, at, (w, h), thumb)), Some(t)) = (read, frame_t) {
         let words =
             words.with_context(|| format!("turn {n}: reading text in the frame at {t} ms"))?;
         ocr_ms = ms_;
-        ocr_done = at;
+        // OCR finished before the end of speech counts as done then.
+        ocr_done = at.max(speech_end);
         memory.last_words = reading_order(words);
-        memory.last_frame_size = Some((img.width as u32, img.height as u32));
+        memory.last_frame_size = Some((w as u32, h as u32));
         memory.last_thumb = Some(thumb);
     }
     if let Some(t) = frame_t {
