@@ -45,6 +45,25 @@ impl Inputs {
         })))
     }
 
+    /// Devices behind their seams (tests and demos script them: `ScriptedDevice`, `ScriptedPcm`).
+    pub fn devices_with(
+        camera: Option<(Box<dyn flint_sensors::CaptureDevice>, CameraConfig)>,
+        mic: (Box<dyn flint_sensors::PcmSource>, MicConfig),
+    ) -> Result<Inputs> {
+        let camera = match camera {
+            Some((dev, cfg)) => Some(Camera::start_with(dev, cfg).context("starting the camera")?),
+            None => None,
+        };
+        let mic = Mic::start_with(mic.0, mic.1).context("starting the microphone")?;
+        Ok(Inputs::Devices(Box::new(Devices {
+            camera,
+            mic,
+            last_seq: 0,
+            buf: Vec::new(),
+            samples: 0,
+        })))
+    }
+
     /// The next input; device events seen meanwhile go to `note`. `None`: a recording ended.
     pub fn next(&mut self, note: &mut dyn FnMut(String)) -> Option<Result<Input>> {
         match self {

@@ -16,5 +16,6 @@ pub mod turn;
 
 pub use display::Target;
 pub use events::Reporter;
+pub use inputs::Inputs;
 pub use layout::Geometry;
-pub use run::{run, ModelPaths, Options, Source, Summary};
+pub use run::{run, run_with, ModelPaths, Options, Source, Summary};

@@ -159,6 +159,11 @@ fn adjust(budget: &mut Budget, base: &Budget, ev: &Message<'static>, report: &mu
 
 /// Runs the loop until the source ends (or `max_turns`).
 pub fn run(opts: &Options, report: &mut Reporter) -> Result<Summary> {
+    run_with(opts, None, report)
+}
+
+/// [`run`] with the inputs given (devices behind scripted seams, in tests) instead of `opts.source`.
+pub fn run_with(opts: &Options, inputs: Option<Inputs>, report: &mut Reporter) -> Result<Summary> {
     opts.models.check()?;
     crate::display::check_target(&opts.display)?;
     flint_engine::set_threads(opts.threads);
@@ -178,16 +183,9 @@ pub fn run(opts: &Options, report: &mut Reporter) -> Result<Summary> {
         None => None,
     };
     let mut display = Display::open(&opts.display, opts.geometry)?;
-    let mut inputs = match &opts.source {
-        Source::Recording { dir, speed, looped } => {
-            let recording = flint_sensors::Recording::open(dir)
-                .with_context(|| format!("opening the recording {}", dir.display()))?;
-            Inputs::Recording(recording.player(*speed, *looped))
-        }
-        Source::Devices { camera, mic } => Inputs::devices(
-            camera.as_ref().map(|(d, c)| (d.as_str(), *c)),
-            (mic.0.as_str(), mic.1),
-        )?,
+    let mut inputs = match inputs {
+        Some(i) => i,
+        None => open_source(&opts.source)?,
     };
     let mut recorder = match &opts.record {
         Some(d) => Some(flint_sensors::Recorder::create(d)?),
@@ -199,7 +197,6 @@ pub fn run(opts: &Options, report: &mut Reporter) -> Result<Summary> {
                "answer_model": opts.models.answer, "load_ms": t_load.elapsed().as_secs_f64() * 1e3,
                "threads": opts.threads}),
     );
-
     let base = Budget {
         max_tokens: opts.max_tokens,
         threads: opts.threads,
@@ -374,4 +371,18 @@ pub fn ocr_config() -> flint_onnx::OcrConfig {
         min_det_side: 480,
         ..Default::default()
     }
+}
+
+fn open_source(source: &Source) -> Result<Inputs> {
+    Ok(match source {
+        Source::Recording { dir, speed, looped } => {
+            let recording = flint_sensors::Recording::open(dir)
+                .with_context(|| format!("opening the recording {}", dir.display()))?;
+            Inputs::Recording(recording.player(*speed, *looped))
+        }
+        Source::Devices { camera, mic } => Inputs::devices(
+            camera.as_ref().map(|(d, c)| (d.as_str(), *c)),
+            (mic.0.as_str(), mic.1),
+        )?,
+    })
 }

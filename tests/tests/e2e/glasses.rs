@@ -247,3 +247,111 @@ fn drives_the_bridge_simulator_over_a_pty() {
             > 200
     );
 }
+
+/// The loop on devices behind their seams, scripted with the faults real ones show: the camera unplugged
+/// (ENODEV, two failed reopens, then frames again) and a microphone overrun (EPIPE) before the question. The
+/// loop says what happened, recovers, and answers.
+#[test]
+fn recovers_from_an_unplugged_camera_and_a_microphone_overrun() {
+    use flint_sensors::{
+        CameraConfig, Mode, PcmStep, PixelFormat, ScriptedDevice, ScriptedPcm, Step,
+    };
+    let (models, rec) = setup();
+    // Camera: MJPEG frames of the demo's coffee photo; unplugged after three.
+    let jpeg = std::fs::read(rec.join("frames/0.jpg")).unwrap();
+    let mode = Mode {
+        pixel: PixelFormat::Mjpeg,
+        width: 640,
+        height: 480,
+        fps: vec![15.0],
+    };
+    let mut cam = ScriptedDevice::new("/dev/video-scripted", vec![mode]);
+    cam.interval = std::time::Duration::from_millis(66);
+    for _ in 0..3 {
+        cam.steps.push_back(Step::Frame(jpeg.clone()));
+    }
+    cam.steps.push_back(Step::Unplug {
+        errno: libc::ENODEV,
+        reopen_failures: 2,
+    });
+    cam.repeat = vec![jpeg];
+    // Microphone: 1 s of silence, an overrun, the first question of the demo (16 kHz), 2 s of silence, paced
+    // at 20 ms per 320 samples like a real device.
+    let clip = flint_media::read_wav_file(&rec.join("audio.wav")).unwrap();
+    let speech = flint_media::resample::resample(
+        Path::new("audio.wav"),
+        &clip.samples,
+        clip.sample_rate,
+        16_000,
+    )
+    .unwrap();
+    let question = &speech[16_000 * 9 / 10..16_000 * 33 / 10];
+    let mut mic = ScriptedPcm::new("scripted-mic", 16_000, 1);
+    mic.interval = std::time::Duration::from_millis(20);
+    let chunks = |s: &[f32]| -> Vec<PcmStep> {
+        s.chunks(320)
+            .map(|c| PcmStep::Samples(c.iter().map(|&x| (x * 32767.0) as i16).collect()))
+            .collect()
+    };
+    mic.steps.extend(chunks(&vec![0.0; 16_000]));
+    mic.steps.push_back(PcmStep::Error(libc::EPIPE));
+    mic.steps.extend(chunks(question));
+    mic.steps.extend(chunks(&vec![0.0; 32_000]));
+
+    let inputs = flint_glasses::Inputs::devices_with(
+        Some((Box::new(cam), CameraConfig::default())),
+        (Box::new(mic), flint_sensors::MicConfig::default()),
+    )
+    .unwrap();
+    let frames = tempfile::tempdir().unwrap();
+    let mut opts_models = flint_glasses::ModelPaths::bundled(models);
+    opts_models.answer = models.join("answer.flint");
+    let opts = flint_glasses::Options {
+        models: opts_models,
+        source: flint_glasses::Source::Devices {
+            camera: None,
+            mic: ("scripted-mic".into(), flint_sensors::MicConfig::default()),
+        },
+        display: flint_glasses::Target::Png {
+            dir: frames.path().to_path_buf(),
+        },
+        geometry: flint_glasses::Geometry {
+            width: 640,
+            height: 480,
+        },
+        max_tokens: 24,
+        threads: 2,
+        max_turns: Some(1),
+        record: None,
+        vad: flint_onnx::VadConfig::default(),
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut report =
+            flint_glasses::Reporter::new(Box::new(std::io::sink()), true, false).keep();
+        let r = flint_glasses::run_with(&opts, Some(inputs), &mut report);
+        let _ = tx.send((r.map_err(|e| format!("{e:#}")), report.kept.take().unwrap()));
+    });
+    let (r, ev) = rx
+        .recv_timeout(std::time::Duration::from_secs(180))
+        .expect("the loop answered within 3 minutes");
+    r.unwrap();
+    let messages: Vec<String> = ev
+        .iter()
+        .filter(|e| e["event"] == "device")
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .collect();
+    println!("{messages:#?}");
+    let has = |s: &str| messages.iter().any(|m| m.contains(s));
+    assert!(has("camera /dev/video-scripted lost"), "{messages:?}");
+    assert!(has("camera /dev/video-scripted is back"), "{messages:?}");
+    assert!(has("overrun, recovered"), "{messages:?}");
+    let answer = ev
+        .iter()
+        .find(|e| e["event"] == "answer")
+        .expect("an answer");
+    assert!(
+        answer["text"].as_str().unwrap().contains("Paris"),
+        "{answer}"
+    );
+}
