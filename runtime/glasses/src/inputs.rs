@@ -26,23 +26,17 @@ pub struct Devices {
 }
 
 impl Inputs {
-    /// Starts the devices.
+    /// Starts the devices: a V4L2 camera and an ALSA microphone.
     pub fn devices(camera: Option<(&str, CameraConfig)>, mic: (&str, MicConfig)) -> Result<Inputs> {
-        let camera = match camera {
-            Some((dev, cfg)) => Some(
-                Camera::start(dev, cfg).with_context(|| format!("starting the camera {dev}"))?,
-            ),
-            None => None,
-        };
-        let mic = Mic::start(mic.0, mic.1)
-            .with_context(|| format!("starting the microphone {}", mic.0))?;
-        Ok(Inputs::Devices(Box::new(Devices {
-            camera,
-            mic,
-            last_seq: 0,
-            buf: Vec::new(),
-            samples: 0,
-        })))
+        let camera = camera.map(|(dev, cfg)| {
+            (
+                Box::new(flint_sensors::V4lCapture::new(std::path::Path::new(dev)))
+                    as Box<dyn flint_sensors::CaptureDevice>,
+                cfg,
+            )
+        });
+        let pcm = Box::new(flint_sensors::AlsaPcm::new(mic.0)) as Box<dyn flint_sensors::PcmSource>;
+        Self::devices_with(camera, (pcm, mic.1))
     }
 
     /// Devices behind their seams (tests and demos script them: `ScriptedDevice`, `ScriptedPcm`).
@@ -51,10 +45,18 @@ impl Inputs {
         mic: (Box<dyn flint_sensors::PcmSource>, MicConfig),
     ) -> Result<Inputs> {
         let camera = match camera {
-            Some((dev, cfg)) => Some(Camera::start_with(dev, cfg).context("starting the camera")?),
+            Some((dev, cfg)) => {
+                let name = dev.name().to_string();
+                Some(
+                    Camera::start_with(dev, cfg)
+                        .with_context(|| format!("starting the camera {name}"))?,
+                )
+            }
             None => None,
         };
-        let mic = Mic::start_with(mic.0, mic.1).context("starting the microphone")?;
+        let name = mic.0.name().to_string();
+        let mic = Mic::start_with(mic.0, mic.1)
+            .with_context(|| format!("starting the microphone {name}"))?;
         Ok(Inputs::Devices(Box::new(Devices {
             camera,
             mic,
