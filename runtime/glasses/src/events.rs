@@ -92,10 +92,13 @@ impl Reporter {
                 // The answer already streamed; end its line.
                 "\n".to_string()
             }
-            "timings" if self.timings => format!(
-                "[turn {turn}] speech end -> asr {} ms, ocr {} ms, first token {} ms, first pixel {} ms, done {} ms",
-                v["asr_ms"], v["ocr_ms"], v["first_token_ms"], v["first_pixel_ms"], v["answer_done_ms"]
-            ),
+            "timings" if self.timings => {
+                let ms = |k: &str| v[k].as_f64().map_or("-".to_string(), |x| format!("{x:.0}"));
+                format!(
+                    "[turn {turn}] speech end -> asr {} ms, ocr {} ms, first token {} ms, first pixel {} ms, done {} ms",
+                    ms("asr_ms"), ms("ocr_ms"), ms("first_token_ms"), ms("first_pixel_ms"), ms("answer_done_ms")
+                )
+            }
             "device" | "power" => format!("[{event}] {}", v["message"].as_str().unwrap_or("")),
             "end" => format!(
                 "flint glasses: {} turns; display frames: {}",
