@@ -8,16 +8,15 @@ use flint_tests::{fixtures, import, read_safetensors, rel_err, run_bin, smollm2_
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-/// Imports the GGUF once per test binary (f32, so the comparison is with the dequantized weights themselves).
+/// Imports the GGUF once per test binary (f32, so the comparison is with the dequantized weights themselves). The
+/// 540 MB file has one fixed path under the target directory, overwritten by each run, so runs leave nothing behind.
 fn model_path() -> PathBuf {
     static P: OnceLock<PathBuf> = OnceLock::new();
     P.get_or_init(|| {
         let gguf = smollm2_gguf().expect(
             "SmolLM2 GGUF missing: run bench/fetch_models.sh (the README's setup does) or set FLINT_SMOLLM2_GGUF",
         );
-        let dir = std::env::temp_dir().join(format!("flint-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let out = dir.join("smollm2.f32.flint");
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("smollm2.f32.flint");
         import(&gguf, &out, DType::F32);
         out
     })
