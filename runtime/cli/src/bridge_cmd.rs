@@ -12,7 +12,7 @@
 use anyhow::{bail, Context, Result};
 use flint_bridge::host::{self, Host, HostConfig};
 use flint_bridge::json::{self, JsonFrame, JsonMsg};
-use flint_bridge::sim::pty::{self, PtyConfig};
+use flint_bridge::sim::pty::{self, PtyConfig, ScheduledEvent};
 use flint_bridge::sim::SimConfig;
 use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -68,6 +68,12 @@ enum BridgeCmd {
         /// Exit after this many presented frames.
         #[arg(long)]
         exit_after: Option<u64>,
+        /// Send a device event after N presented frames, as the glasses would when the wearer presses the
+        /// button or the battery runs low: N:JSON in the JSON-lines format without `seq`, e.g.
+        /// '2:{"type":"button","id":0,"action":"press","t_ms":0}' or '0:{"type":"thermal","sensor":0,"centi_celsius":7500}'.
+        /// Repeatable.
+        #[arg(long = "event", value_name = "N:JSON", value_parser = parse_event)]
+        events: Vec<ScheduledEvent>,
     },
     /// Send JSON lines to a device (or the simulator) over a serial link.
     Send {
@@ -79,6 +85,27 @@ enum BridgeCmd {
         /// JSON lines to send; stdin if absent or `-`.
         file: Option<PathBuf>,
     },
+}
+
+/// Parses `--event N:JSON`.
+fn parse_event(s: &str) -> Result<ScheduledEvent, String> {
+    let (n, text) = s
+        .split_once(':')
+        .ok_or_else(|| format!("--event {s:?}: expected N:JSON"))?;
+    let after: u64 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("--event {s:?}: {n:?} is not a number of presents"))?;
+    let msg: JsonMsg = serde_json::from_str(text).map_err(|e| format!("--event {s:?}: {e}"))?;
+    let mut scratch = Vec::new();
+    let message = msg
+        .with_message(&mut scratch, |m| m.to_static())
+        .map_err(|e| format!("--event {s:?}: {e}"))?;
+    message
+        .and_then(|m| ScheduledEvent::new(after, m))
+        .ok_or_else(|| {
+            format!("--event {s:?}: only device events (button, battery, thermal, imu) can be scheduled")
+        })
 }
 
 fn open_input(file: &Option<PathBuf>) -> Result<Box<dyn Read>> {
@@ -165,6 +192,7 @@ pub fn run(a: BridgeArgs) -> Result<()> {
             window,
             drop_after,
             exit_after,
+            events,
         } => {
             let cfg = PtyConfig {
                 sim: SimConfig {
@@ -176,6 +204,7 @@ pub fn run(a: BridgeArgs) -> Result<()> {
                 link,
                 drop_after,
                 exit_after_presents: exit_after,
+                events,
             };
             cfg.sim
                 .validate()

@@ -1,5 +1,6 @@
 //! `flint glasses`: the main job (flint-glasses; docs/GLASSES.md). Parses the options, applies the board profile
-//! (display geometry, bridge device, threads) and runs the loop.
+//! (display geometry, bridge device, camera mode, microphone periods, the encoder/decoder thread split, the
+//! memory budget) and runs the loop.
 
 use crate::common::{board_profile, check_threads};
 use anyhow::{bail, Result};
@@ -27,9 +28,12 @@ pub struct GlassesArgs {
     /// The camera (a V4L2 device; default: the board profile's, else /dev/video0); `none` for audio only.
     #[arg(long)]
     camera: Option<String>,
-    /// Camera size and rate, WxH@FPS.
-    #[arg(long, default_value = "640x480@15")]
-    camera_mode: String,
+    /// Camera size and rate, WxH@FPS (default: the board profile's, else 640x480@15).
+    #[arg(long)]
+    camera_mode: Option<String>,
+    /// The camera pixel format to ask for first (default: the board profile's, else mjpeg).
+    #[arg(long, value_parser = ["mjpeg", "yuyv"])]
+    camera_format: Option<String>,
     /// The microphone (an ALSA PCM name; default: the board profile's, else `default`).
     #[arg(long)]
     mic: Option<String>,
@@ -42,6 +46,17 @@ pub struct GlassesArgs {
     /// Display size, WxH (default: the board profile's, else 640x480).
     #[arg(long)]
     display_size: Option<String>,
+    /// The engine of the ONNX models (voice activity, OCR): tract (built in) or ort (ONNX Runtime, loaded from
+    /// --ort-lib, else ORT_DYLIB_PATH, else MODELS/onnxruntime/libonnxruntime.so).
+    #[arg(long, default_value = "tract", value_parser = ["tract", "ort"])]
+    onnx: String,
+    /// With --onnx ort: the execution provider (cpu, xnnpack, qnn, rknpu, nnapi, acl, cuda; the loaded library
+    /// must offer it).
+    #[arg(long, default_value = "cpu")]
+    ep: String,
+    /// With --onnx ort: the ONNX Runtime shared library.
+    #[arg(long)]
+    ort_lib: Option<PathBuf>,
     /// Do not read text in view (no OCR models).
     #[arg(long)]
     no_ocr: bool,
@@ -54,9 +69,14 @@ pub struct GlassesArgs {
     /// Longest answer, tokens.
     #[arg(short = 'n', long, default_value_t = 64)]
     max_tokens: usize,
-    /// Worker threads (default: the board profile's, else 2).
+    /// Worker threads of the answer model and of speech recognition (default: the board profile's
+    /// `cpu.decoder_threads` and `cpu.encoder_threads`, else 2).
     #[arg(short, long)]
     threads: Option<usize>,
+    /// Refuse to start when the model files exceed this many MiB (default: the board profile's
+    /// `memory.budget_mib`).
+    #[arg(long, value_name = "MIB")]
+    mem_budget: Option<u64>,
     /// Stop after this many turns.
     #[arg(long)]
     turns: Option<u64>,
@@ -92,10 +112,31 @@ fn parse_mode(s: &str) -> Result<(u32, u32, f64)> {
 /// Runs `flint glasses`.
 pub fn run(a: GlassesArgs, board: Option<&str>) -> Result<()> {
     let profile = board_profile(board)?;
-    let threads = match (a.threads, profile.as_ref()) {
-        (Some(t), _) => check_threads(t, "--threads")?,
-        (None, Some(p)) => check_threads(p.threads(), "board profile `threads`")?,
-        (None, None) => 2,
+    let (encoder_threads, threads) = match (a.threads, profile.as_ref()) {
+        (Some(t), _) => {
+            let t = check_threads(t, "--threads")?;
+            (t, t)
+        }
+        (None, Some(p)) => {
+            let (e, d) = p.glasses_threads();
+            (
+                check_threads(e, "board profile `cpu.encoder_threads`")?,
+                check_threads(d, "board profile `cpu.decoder_threads`")?,
+            )
+        }
+        (None, None) => (2, 2),
+    };
+    let mem_budget = match (a.mem_budget, profile.as_ref()) {
+        (Some(0), _) => bail!("--mem-budget 0: give a size in MiB"),
+        (Some(m), _) => Some((m.saturating_mul(1 << 20), format!("--mem-budget {m}"))),
+        (None, Some(p)) => Some((
+            p.memory_budget_bytes(),
+            format!(
+                "board profile `memory.budget_mib` = {}",
+                p.memory.budget_mib
+            ),
+        )),
+        (None, None) => None,
     };
     let geometry = match (&a.display_size, profile.as_ref()) {
         (Some(s), _) => parse_size(s)?,
@@ -140,21 +181,55 @@ pub fn run(a: GlassesArgs, board: Option<&str>) -> Result<()> {
                 .mic
                 .or_else(|| profile.as_ref().map(|p| p.microphone.device.clone()))
                 .unwrap_or_else(|| "default".into());
-            let (w, h, fps) = parse_mode(&a.camera_mode)?;
+            let (w, h, fps) = match (&a.camera_mode, profile.as_ref()) {
+                (Some(m), _) => parse_mode(m)?,
+                (None, Some(p)) => (p.camera.width, p.camera.height, f64::from(p.camera.fps)),
+                (None, None) => (640, 480, 15.0),
+            };
+            let format = a
+                .camera_format
+                .or_else(|| profile.as_ref().map(|p| p.camera.format.clone()));
             let camera = (camera != "none").then(|| {
                 let cfg = flint_sensors::CameraConfig {
                     width: w,
                     height: h,
                     fps,
+                    format_pref: match format.as_deref() {
+                        Some("yuyv") => flint_sensors::PixelFormat::Yuyv,
+                        _ => flint_sensors::PixelFormat::Mjpeg,
+                    },
                     ..Default::default()
                 };
                 (camera, cfg)
             });
+            let mut mic_cfg = flint_sensors::MicConfig::default();
+            if let Some(p) = &profile {
+                mic_cfg.rate = p.microphone.rate;
+                mic_cfg.period_frames = p.microphone.period_frames;
+                mic_cfg.buffer_frames = p.microphone.buffer_frames;
+            }
             Source::Devices {
                 camera,
-                mic: (mic, flint_sensors::MicConfig::default()),
+                mic: (mic, mic_cfg),
             }
         }
+    };
+    let onnx = match a.onnx.as_str() {
+        "ort" => {
+            let bundled = a.models.join("onnxruntime/libonnxruntime.so");
+            let library = a.ort_lib.clone().or_else(|| {
+                (std::env::var_os("ORT_DYLIB_PATH").is_none() && bundled.is_file())
+                    .then_some(bundled)
+            });
+            flint_onnx::Backend::Ort(flint_onnx::OrtOptions {
+                library,
+                provider: a.ep.clone(),
+            })
+        }
+        _ if a.ort_lib.is_some() || a.ep != "cpu" => {
+            bail!("--ep and --ort-lib choose ONNX Runtime's provider and library: add --onnx ort")
+        }
+        _ => flint_onnx::Backend::Tract,
     };
     let mut models = ModelPaths::bundled(&a.models);
     if let Some(m) = a.model {
@@ -173,9 +248,12 @@ pub fn run(a: GlassesArgs, board: Option<&str>) -> Result<()> {
         geometry,
         max_tokens: a.max_tokens,
         threads,
+        encoder_threads,
+        mem_budget,
         max_turns: a.turns,
         record: a.record,
         vad: flint_onnx::VadConfig::default(),
+        onnx,
     };
     let mut report = Reporter::new(Box::new(std::io::stdout()), a.json, a.timings);
     flint_glasses::run(&opts, &mut report)?;

@@ -33,6 +33,7 @@ use flint_constrain::{Constraint, Vocab};
 use flint_model::multimodal::{MediaPrompt, Towers};
 use flint_model::{ChatOptions, Message, Model, Sampler, Session, Step, Text, TextStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 pub use flint_answer::{Format as BoxFormat, Frame, Overlay, ReasoningFormat, Shape};
@@ -167,6 +168,7 @@ impl<'f> Chat<'f> {
             effort: None,
             boxes: None,
             confidence: false,
+            stop: None,
         }
     }
 }
@@ -203,6 +205,8 @@ pub struct Reply {
     pub frames: Vec<Frame>,
     /// Seconds per preprocessing and encoding stage, for reports.
     pub stages: Vec<(String, f64, String)>,
+    /// The answer was ended by [`Turn::stop_on`]'s flag.
+    pub stopped: bool,
 }
 
 /// One user turn and how to answer it.
@@ -220,6 +224,7 @@ pub struct Turn<'c, 'f> {
     effort: Option<String>,
     boxes: Option<BoxFormat>,
     confidence: bool,
+    stop: Option<Arc<AtomicBool>>,
 }
 
 impl Turn<'_, '_> {
@@ -293,6 +298,13 @@ impl Turn<'_, '_> {
     /// Keeps the mean token probability ([`Reply::confidence`]).
     pub fn confidence(mut self) -> Self {
         self.confidence = true;
+        self
+    }
+
+    /// Ends the answer at the next token once `flag` is set (a button press, a client that went away); the
+    /// reply then says [`Reply::stopped`]. The flag may be set from the streaming callback or another thread.
+    pub fn stop_on(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.stop = Some(flag);
         self
     }
 
@@ -431,12 +443,23 @@ impl Turn<'_, '_> {
             overlays: Vec::new(),
             error: None,
         };
+        let stop_flag = self.stop.take();
+        let mut stopped = false;
         let (_, stats, _) = self.chat.session.generate_with(
             &prompt,
             self.max_tokens,
             &mut sampler,
             &stop,
-            |id| gen.token(id, &mut on),
+            |id| {
+                let step = gen.token(id, &mut on);
+                match &stop_flag {
+                    Some(f) if f.load(Ordering::Relaxed) => {
+                        stopped = true;
+                        Step::Stop
+                    }
+                    _ => step,
+                }
+            },
         )?;
         gen.finish(&mut on);
         if let Some(e) = gen.error {
@@ -468,6 +491,7 @@ impl Turn<'_, '_> {
             constraint_secs: sampler.constraint_time().as_secs_f64(),
             frames: resized,
             stages,
+            stopped,
         })
     }
 }

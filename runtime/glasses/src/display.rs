@@ -16,6 +16,7 @@ use flint_bridge::message::Message;
 use flint_bridge::sim::pty::{self, PtyConfig};
 use flint_bridge::sim::Framebuffer;
 use flint_bridge::sim::SimConfig;
+use flint_bridge::types::ButtonAction;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -95,6 +96,10 @@ pub struct Display {
     pub presents: u64,
     /// What the link reported and the loop has not said yet (drops, reconnections).
     notes: Vec<String>,
+    /// Device events received and not yet taken.
+    pending: Vec<Message<'static>>,
+    /// Reconnections of the link already reported.
+    reconnects: u64,
 }
 
 impl std::fmt::Debug for Display {
@@ -155,6 +160,7 @@ impl Display {
                     link: None,
                     drop_after: None,
                     exit_after_presents: None,
+                    events: Vec::new(),
                 };
                 let stop = Arc::new(AtomicBool::new(false));
                 let (tx, rx) = mpsc::channel();
@@ -190,6 +196,8 @@ impl Display {
             frame: 0,
             presents: 0,
             notes: Vec::new(),
+            pending: Vec::new(),
+            reconnects: 0,
         })
     }
 
@@ -225,12 +233,26 @@ impl Display {
             }
         }
         self.presents += 1;
+        self.note_reconnects();
         Ok(Instant::now())
     }
 
-    /// Events from the microcontroller (buttons, battery, temperature) since the last call.
-    pub fn events(&mut self) -> Vec<Message<'static>> {
-        let mut out = Vec::new();
+    /// Notes a link that dropped and came back since the last look (the host transport reconnects by itself).
+    fn note_reconnects(&mut self) {
+        if let Sink::Link { host, .. } = &self.sink {
+            let n = host.stats.reconnects;
+            if n > self.reconnects {
+                self.notes.push(format!(
+                    "display link dropped and reconnected ({n} time{} so far)",
+                    if n == 1 { "" } else { "s" }
+                ));
+                self.reconnects = n;
+            }
+        }
+    }
+
+    /// Reads what the microcontroller sent into `pending` (buttons, battery, temperature).
+    fn poll(&mut self) {
         if let Sink::Link { host, .. } = &mut self.sink {
             if let Err(e) = host.poll() {
                 self.notes.push(format!("display link: {e}"));
@@ -240,11 +262,33 @@ impl Display {
                     m,
                     Message::Button { .. } | Message::Battery { .. } | Message::Thermal { .. }
                 ) {
-                    out.push(m);
+                    self.pending.push(m);
                 }
             }
         }
-        out
+        self.note_reconnects();
+    }
+
+    /// Events from the microcontroller (buttons, battery, temperature) not yet taken.
+    pub fn events(&mut self) -> Vec<Message<'static>> {
+        self.poll();
+        std::mem::take(&mut self.pending)
+    }
+
+    /// Takes the first button press received (if any), leaving the other events for [`Display::events`]. Cheap
+    /// enough to call at every token: it reads only what the link already holds.
+    pub fn take_press(&mut self) -> Option<Message<'static>> {
+        self.poll();
+        let i = self.pending.iter().position(|m| {
+            matches!(
+                m,
+                Message::Button {
+                    action: ButtonAction::Press | ButtonAction::LongPress,
+                    ..
+                }
+            )
+        })?;
+        Some(self.pending.remove(i))
     }
 
     /// What happened on the link since the last call, for the log.

@@ -5,12 +5,14 @@
 //! - [`turn`]: one turn: Whisper, frame choice and OCR, the answer model, the display;
 //! - [`layout`]: the overlay as the firmware bridge's drawing commands, ASCII-only;
 //! - [`display`]: where the commands go: a serial device, the bridge simulator on a pty, or PNG files;
-//! - [`events`]: what is reported (`--json` lines, or text for a person).
+//! - [`events`]: what is reported (`--json` lines, or text for a person);
+//! - [`memory`]: the model files against the board's memory budget, and the resident set per turn.
 
 pub mod display;
 pub mod events;
 pub mod inputs;
 pub mod layout;
+pub mod memory;
 pub mod run;
 pub mod turn;
 

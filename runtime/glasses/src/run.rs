@@ -104,13 +104,20 @@ pub struct Options {
     pub display: Target,
     pub geometry: Geometry,
     pub max_tokens: usize,
+    /// Threads of the answer model.
     pub threads: usize,
+    /// Threads of the speech recogniser (board profile `cpu.encoder_threads`).
+    pub encoder_threads: usize,
+    /// The memory budget, bytes, and where it came from (board profile `memory.budget_mib`, `--mem-budget`).
+    pub mem_budget: Option<(u64, String)>,
     /// Stop after this many turns.
     pub max_turns: Option<u64>,
     /// Write what was captured here, in the recording layout.
     pub record: Option<PathBuf>,
     /// Voice-activity settings.
     pub vad: flint_onnx::VadConfig,
+    /// The engine of the ONNX models (voice activity, OCR): tract, or ONNX Runtime on a chosen execution provider.
+    pub onnx: flint_onnx::Backend,
 }
 
 /// How many seconds of frames the loop keeps: a turn looks at the frames since speech start (at most this).
@@ -127,32 +134,55 @@ pub struct Summary {
     pub display_frames: u64,
 }
 
-/// Lowers the load on the bridge's heat and battery reports, and says so.
-fn adjust(budget: &mut Budget, base: &Budget, ev: &Message<'static>, report: &mut Reporter) {
-    let (low, why) = match *ev {
-        Message::Thermal { centi_celsius, .. } => (
-            centi_celsius >= 7000,
-            format!("temperature {:.1} C", centi_celsius as f32 / 100.0),
-        ),
+/// What the bridge last said about heat and battery.
+#[derive(Debug, Default)]
+struct Power {
+    hot: Option<String>,
+    low_battery: Option<String>,
+}
+
+/// Lowers the load while the bridge reports heat (70 C and up) or a low battery (15% or less, not charging),
+/// restores it when neither holds, and says so.
+fn adjust(
+    power: &mut Power,
+    budget: &mut Budget,
+    base: &Budget,
+    ev: &Message<'static>,
+    report: &mut Reporter,
+) {
+    match *ev {
+        Message::Thermal { centi_celsius, .. } => {
+            power.hot = (centi_celsius >= 7000)
+                .then(|| format!("temperature {:.1} C", centi_celsius as f32 / 100.0));
+        }
         Message::Battery {
             percent, charging, ..
-        } => (!charging && percent <= 15, format!("battery {percent}%")),
+        } => {
+            power.low_battery = (!charging && percent <= 15).then(|| format!("battery {percent}%"))
+        }
         _ => return,
-    };
+    }
+    let why: Vec<&str> = [&power.hot, &power.low_battery]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
     let lowered = budget.max_tokens < base.max_tokens;
-    if low && !lowered {
+    if !why.is_empty() && !lowered {
         budget.max_tokens = (base.max_tokens / 2).max(16);
         budget.threads = 1;
+        budget.encoder_threads = 1;
         budget.status = " | low power: short answers".into();
         report.event(
             "power",
-            json!({"message": format!("{why}: shorter answers, 1 thread"), "max_tokens": budget.max_tokens}),
+            json!({"message": format!("{}: shorter answers, 1 thread", why.join(", ")),
+                   "max_tokens": budget.max_tokens}),
         );
-    } else if !low && lowered {
+    } else if why.is_empty() && lowered {
         *budget = base.clone();
         report.event(
             "power",
-            json!({"message": format!("{why}: full load again")}),
+            json!({"message": "temperature and battery normal: full load again", "max_tokens": budget.max_tokens}),
         );
     }
 }
@@ -165,6 +195,9 @@ pub fn run(opts: &Options, report: &mut Reporter) -> Result<Summary> {
 /// [`run`] with the inputs given (devices behind scripted seams, in tests) instead of `opts.source`.
 pub fn run_with(opts: &Options, inputs: Option<Inputs>, report: &mut Reporter) -> Result<Summary> {
     opts.models.check()?;
+    if let Some((bytes, what)) = &opts.mem_budget {
+        crate::memory::check_budget(&opts.models, *bytes, what)?;
+    }
     crate::display::check_target(&opts.display)?;
     flint_engine::set_threads(opts.threads);
     let t_load = Instant::now();
@@ -172,11 +205,15 @@ pub fn run_with(opts: &Options, inputs: Option<Inputs>, report: &mut Reporter) -
         .with_context(|| format!("loading the answer model {}", opts.models.answer.display()))?;
     let asr = flint_asr::Whisper::open(&opts.models.asr)
         .with_context(|| format!("loading Whisper from {}", opts.models.asr.display()))?;
-    let mut vad = flint_onnx::Vad::open(&opts.models.vad, opts.vad)
+    let vad_cfg = flint_onnx::VadConfig {
+        backend: opts.onnx.clone(),
+        ..opts.vad.clone()
+    };
+    let mut vad = flint_onnx::Vad::open(&opts.models.vad, vad_cfg)
         .with_context(|| format!("loading voice activity from {}", opts.models.vad.display()))?;
     let ocr = match &opts.models.ocr {
         Some((det, rec)) => Some(
-            flint_onnx::Ocr::open_with(det, rec, ocr_config()).with_context(|| {
+            flint_onnx::Ocr::open_with(det, rec, ocr_config(&opts.onnx)).with_context(|| {
                 format!("loading OCR from {} and {}", det.display(), rec.display())
             })?,
         ),
@@ -195,14 +232,17 @@ pub fn run_with(opts: &Options, inputs: Option<Inputs>, report: &mut Reporter) -
         "start",
         json!({"source": opts.source.describe(), "display": format!("{:?}", opts.display),
                "answer_model": opts.models.answer, "load_ms": t_load.elapsed().as_secs_f64() * 1e3,
-               "threads": opts.threads}),
+               "threads": opts.threads, "encoder_threads": opts.encoder_threads, "onnx": opts.onnx.to_string(),
+               "model_mib": crate::memory::model_bytes(&opts.models) >> 20}),
     );
     let base = Budget {
         max_tokens: opts.max_tokens,
         threads: opts.threads,
+        encoder_threads: opts.encoder_threads,
         status: String::new(),
     };
     let mut budget = base.clone();
+    let mut power = Power::default();
     let models = turn::Models {
         flint: &flint,
         asr: &asr,
@@ -229,7 +269,7 @@ pub fn run_with(opts: &Options, inputs: Option<Inputs>, report: &mut Reporter) -
                 report.event("device", json!({"message": n}));
             }
             for ev in display.events() {
-                adjust(&mut budget, &base, &ev, report);
+                adjust(&mut power, &mut budget, &base, &ev, report);
             }
             let events = match next {
                 // The source ended: close speech still open.
@@ -366,9 +406,10 @@ fn is_bad_frame(e: &anyhow::Error) -> bool {
 
 /// OCR settings of the loop: RapidOCR's, but camera frames are not scaled up for the detector (a 640x480 frame
 /// goes in at its size rather than at 981x736: about 2.4 times fewer pixels).
-pub fn ocr_config() -> flint_onnx::OcrConfig {
+pub fn ocr_config(backend: &flint_onnx::Backend) -> flint_onnx::OcrConfig {
     flint_onnx::OcrConfig {
         min_det_side: 480,
+        backend: backend.clone(),
         ..Default::default()
     }
 }

@@ -13,6 +13,8 @@ use anyhow::{Context, Result};
 use flint_media::RgbImage;
 use flint_onnx::OcrWord;
 use serde_json::json;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The system message of every turn.
@@ -108,7 +110,10 @@ impl std::fmt::Debug for Models<'_> {
 #[derive(Debug, Clone)]
 pub struct Budget {
     pub max_tokens: usize,
+    /// Threads of the answer model.
     pub threads: usize,
+    /// Threads of the speech recogniser (the OCR runs beside it on its own thread).
+    pub encoder_threads: usize,
     /// Said on the display's status line.
     pub status: String,
 }
@@ -174,7 +179,7 @@ pub fn run(
     report: &mut crate::events::Reporter,
 ) -> Result<()> {
     let ms = |t: Instant| t.duration_since(speech_end).as_secs_f64() * 1e3;
-    flint_engine::set_threads(budget.threads);
+    flint_engine::set_threads(budget.encoder_threads);
 
     // 1 and 2 at once, on their own threads: speech to text (Whisper takes at most 30 s: the end of a longer
     // utterance), and the frame with the text in it. OCR started at speech start is used when the sharpest frame
@@ -281,6 +286,9 @@ pub fn run(
         ..Default::default()
     };
     let geometry: Geometry = display.geometry;
+    flint_engine::set_threads(budget.threads);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut pressed = None;
     let mut chat = models.flint.chat();
     chat.system(SYSTEM);
     let mut first_token = None;
@@ -291,7 +299,15 @@ pub fn run(
     let reply = chat
         .turn(&user)
         .max_tokens(budget.max_tokens)
+        .stop_on(stop.clone())
         .run(|e| {
+            // A button press on the glasses ends the answer at this token.
+            if pressed.is_none() {
+                if let Some(b) = display.take_press() {
+                    pressed = Some((b, Instant::now()));
+                    stop.store(true, Ordering::Relaxed);
+                }
+            }
             if let flint_engine::Event::Answer(t) = e {
                 first_token.get_or_insert_with(Instant::now);
                 report.stream(t);
@@ -313,6 +329,13 @@ pub fn run(
             }
         })
         .with_context(|| format!("turn {n}: answering"))?;
+    if let Some((b, at)) = &pressed {
+        report.event(
+            "button",
+            json!({"turn": n, "message": format!("{b:?}: answer stopped"), "at_ms": ms(*at)}),
+        );
+        scene.status.push_str(" | stopped");
+    }
     if display_err.is_none() {
         scene.answer = reply.answer.clone();
         if let Err(e) = display.show(&layout::draw(&scene, geometry).0) {
@@ -329,7 +352,10 @@ pub fn run(
             json!({"device": "display", "message": format!("{e:#}")}),
         );
     }
-    report.event("answer", json!({"turn": n, "text": reply.answer.trim()}));
+    report.event(
+        "answer",
+        json!({"turn": n, "text": reply.answer.trim(), "stopped": reply.stopped}),
+    );
     report.event(
         "timings",
         json!({
@@ -343,6 +369,7 @@ pub fn run(
             "prompt_tokens": reply.stats.prompt_tokens,
             "tokens": reply.stats.generated,
             "decode_tok_s": reply.stats.decode_tok_s(),
+            "rss_mib": crate::memory::rss_mib(),
         }),
     );
     Ok(())

@@ -14,12 +14,12 @@ pub enum OnnxError {
         /// What the file system said.
         detail: String,
     },
-    /// The file exists but is not an ONNX model the backend can load.
+    /// The file exists but is not an ONNX model the engine can load.
     #[error("model file {path} is not a usable ONNX model: {detail}")]
     NotOnnx {
         /// The file.
         path: PathBuf,
-        /// The backend's reason.
+        /// The engine's reason.
         detail: String,
     },
     /// The model loads but its inputs, outputs or metadata are not the ones this crate was written for.
@@ -37,7 +37,15 @@ pub enum OnnxError {
     Run {
         /// The file.
         path: PathBuf,
-        /// The backend's reason.
+        /// The engine's reason.
+        detail: String,
+    },
+    /// The inference engine cannot be used: ONNX Runtime's library is not named, missing or not loadable, another
+    /// library is already loaded in this process, or the execution provider asked for is not in it. The detail
+    /// names the library file.
+    #[error("ONNX Runtime: {detail}")]
+    Backend {
+        /// What is wrong, naming the library and how to get one.
         detail: String,
     },
     /// The caller's input is wrong (image buffer size, pixel cap, non-finite samples...).

@@ -1,5 +1,5 @@
 //! Streaming voice activity detection with Silero VAD (the `silero_vad_openvino_16k.onnx` export of
-//! silero-vad 6.2.3: the `If`-free graph, which tract runs).
+//! silero-vad 6.2.3: the `If`-free graph, which tract runs), on the engine named by [`VadConfig::backend`].
 //!
 //! # Model protocol (from silero-vad's `utils_vad.py`, `OnnxWrapper`)
 //! Each call takes `input` `[1, 576]` = the last 64 samples of the previous call's input (zeros after a reset)
@@ -20,7 +20,7 @@
 //!
 //! Sample positions count from [`Vad::open`] / [`Vad::reset`]; `samples[start..end]` is the utterance.
 
-use crate::backend::{Dim, F32Tensor, Session};
+use crate::backend::{Backend, Dim, F32Tensor, Session};
 use crate::error::OnnxError;
 use std::path::Path;
 
@@ -32,8 +32,8 @@ pub const CHUNK: usize = 512;
 pub const CONTEXT: usize = 64;
 const STATE_LEN: usize = 2 * 128;
 
-/// Thresholds and timings of the event state machine.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// Thresholds and timings of the event state machine, and the engine running the model.
+#[derive(Clone, Debug, PartialEq)]
 pub struct VadConfig {
     /// A chunk at or above this probability is speech (silero's default 0.5).
     pub threshold: f32,
@@ -45,6 +45,8 @@ pub struct VadConfig {
     pub hangover_ms: u32,
     /// Audio kept before the first speech chunk in `SpeechStart::at_sample`.
     pub pre_roll_ms: u32,
+    /// The inference engine (default tract).
+    pub backend: Backend,
 }
 
 impl Default for VadConfig {
@@ -55,6 +57,7 @@ impl Default for VadConfig {
             min_speech_ms: 250,
             hangover_ms: 500,
             pre_roll_ms: 300,
+            backend: Backend::Tract,
         }
     }
 }
@@ -96,7 +99,7 @@ fn ms_to_samples(ms: u32) -> u64 {
 }
 
 impl Vad {
-    /// Loads the Silero model at `model` and checks `cfg`.
+    /// Loads the Silero model at `model` on `cfg.backend` and checks `cfg`.
     pub fn open(model: &Path, cfg: VadConfig) -> Result<Vad, OnnxError> {
         let ok = |x: f32| x.is_finite() && (0.0..=1.0).contains(&x);
         if !ok(cfg.threshold) || !ok(cfg.neg_threshold) || cfg.neg_threshold > cfg.threshold {
@@ -105,7 +108,8 @@ impl Vad {
                 cfg.neg_threshold, cfg.threshold
             )));
         }
-        let session = Session::load(
+        let session = Session::load_on(
+            &cfg.backend,
             model,
             "Silero VAD 16 kHz (silero_vad_openvino_16k.onnx)",
             &[

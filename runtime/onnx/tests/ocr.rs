@@ -7,18 +7,12 @@
 
 mod common;
 
-use flint_onnx::{Ocr, OcrWord, OnnxError};
+use flint_onnx::{Backend, Ocr, OcrWord, OnnxError};
 use std::sync::OnceLock;
 
 fn ocr() -> &'static Ocr {
     static OCR: OnceLock<Ocr> = OnceLock::new();
-    OCR.get_or_init(|| {
-        Ocr::open(
-            &common::model("ppocr/det.onnx"),
-            &common::model("ppocr/rec.onnx"),
-        )
-        .expect("open OCR")
-    })
+    OCR.get_or_init(|| common::open_ocr(Backend::Tract))
 }
 
 struct Ref {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use flint_onnx::vad::{CHUNK, SAMPLE_RATE};
+use flint_onnx::vad::CHUNK;
 use flint_onnx::{OnnxError, Vad, VadConfig, VadEvent};
 use std::time::Instant;
 
@@ -11,27 +11,12 @@ fn open() -> Vad {
     Vad::open(&common::model("silero_vad_16k.onnx"), VadConfig::default()).expect("open VAD")
 }
 
-fn clip(name: &str) -> Vec<f32> {
-    let path = std::path::Path::new("/work/shared/fixtures/processors/audio").join(name);
-    let c = flint_media::read_wav_file(&path).expect("speech fixture");
-    assert_eq!(c.sample_rate, SAMPLE_RATE);
-    c.samples
-}
-
-fn samples_for(name: &str, r: &serde_json::Value) -> Vec<f32> {
-    if name.ends_with(".wav") {
-        clip(name)
-    } else {
-        vec![0.0; r["samples"].as_u64().unwrap() as usize]
-    }
-}
-
 #[test]
 fn probabilities_match_onnxruntime() {
     let refs = common::json("vad_refs.json");
     let mut vad = open();
     for (name, r) in refs["clips"].as_object().unwrap() {
-        let x = samples_for(name, r);
+        let x = common::samples_for(name, r);
         let want: Vec<f64> = r["probs"]
             .as_array()
             .unwrap()
@@ -61,15 +46,6 @@ fn probabilities_match_onnxruntime() {
     }
 }
 
-fn events(vad: &mut Vad, x: &[f32], step: usize) -> Vec<VadEvent> {
-    let mut ev = Vec::new();
-    for part in x.chunks(step) {
-        ev.extend(vad.push(part).unwrap());
-    }
-    ev.extend(vad.finish());
-    ev
-}
-
 #[test]
 fn speech_clips_give_one_utterance_around_the_speech() {
     let refs = common::json("vad_refs.json");
@@ -78,10 +54,10 @@ fn speech_clips_give_one_utterance_around_the_speech() {
         let r = &refs["clips"][name];
         let lead = 16_000usize;
         let mut x = vec![0.0f32; lead];
-        x.extend(clip(name));
+        x.extend(common::clip(name));
         x.extend(vec![0.0f32; 24_000]);
         vad.reset();
-        let ev = events(&mut vad, &x, 1000);
+        let ev = common::events(&mut vad, &x, 1000);
         println!("vad events {name} (speech padded by {lead} zeros): {ev:?}");
         let first = (lead as u64) + r["first_voiced_sample"].as_u64().unwrap();
         let last = (lead as u64) + r["last_voiced_sample"].as_u64().unwrap();
@@ -111,10 +87,10 @@ fn speech_clips_give_one_utterance_around_the_speech() {
 #[test]
 fn silence_gives_no_events_and_pre_roll_clamps_at_zero() {
     let mut vad = open();
-    assert!(events(&mut vad, &vec![0.0; 3 * 16_000], 777).is_empty());
+    assert!(common::events(&mut vad, &vec![0.0; 3 * 16_000], 777).is_empty());
     // Speech from the first sample: the pre-roll cannot go below 0.
     vad.reset();
-    let ev = events(&mut vad, &clip("sign_question_16k.wav"), 4096);
+    let ev = common::events(&mut vad, &common::clip("sign_question_16k.wav"), 4096);
     assert!(
         matches!(ev.first(), Some(VadEvent::SpeechStart { at_sample: 0 })),
         "{ev:?}"
@@ -128,12 +104,12 @@ fn silence_gives_no_events_and_pre_roll_clamps_at_zero() {
 #[test]
 fn push_size_does_not_matter_and_reset_restarts() {
     let mut vad = open();
-    let x = clip("speech_22k_16k.wav");
-    let a = events(&mut vad, &x, 512);
+    let x = common::clip("speech_22k_16k.wav");
+    let a = common::events(&mut vad, &x, 512);
     vad.reset();
-    let b = events(&mut vad, &x, 1);
+    let b = common::events(&mut vad, &x, 1);
     vad.reset();
-    let c = events(&mut vad, &x, x.len());
+    let c = common::events(&mut vad, &x, x.len());
     assert_eq!(a, b);
     assert_eq!(a, c);
     assert_eq!(vad.samples_seen(), x.len() as u64);

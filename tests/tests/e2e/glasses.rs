@@ -48,6 +48,21 @@ fn glasses(args: &[&str]) -> std::process::Output {
     cmd.output().expect("running flint glasses")
 }
 
+/// `flint glasses` on the demo recording as fast as it goes, with JSON events, onto `display`, plus `extra`.
+fn on_demo(display: &str, extra: &[&str]) -> std::process::Output {
+    let (_, rec) = setup();
+    let base = [
+        "--recording",
+        rec.to_str().unwrap(),
+        "--speed",
+        "max",
+        "--display",
+        display,
+        "--json",
+    ];
+    glasses(&[&base[..], extra].concat())
+}
+
 fn events(stdout: &[u8]) -> Vec<Value> {
     String::from_utf8_lossy(stdout)
         .lines()
@@ -213,22 +228,11 @@ fn bad_recordings_get_clear_errors() {
 
 #[test]
 fn drives_the_bridge_simulator_over_a_pty() {
-    let (_, rec) = setup();
     let dir = tempfile::tempdir().unwrap();
-    let display = format!("sim:{}", dir.path().display());
-    let out = glasses(&[
-        "--recording",
-        rec.to_str().unwrap(),
-        "--speed",
-        "max",
-        "--display",
-        &display,
-        "--json",
-        "--turns",
-        "1",
-        "-n",
-        "12",
-    ]);
+    let out = on_demo(
+        &format!("sim:{}", dir.path().display()),
+        &["--turns", "1", "-n", "12"],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -321,9 +325,12 @@ fn recovers_from_an_unplugged_camera_and_a_microphone_overrun() {
         },
         max_tokens: 24,
         threads: 2,
+        encoder_threads: 2,
+        mem_budget: None,
         max_turns: Some(1),
         record: None,
         vad: flint_onnx::VadConfig::default(),
+        onnx: flint_onnx::Backend::Tract,
     };
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -352,6 +359,147 @@ fn recovers_from_an_unplugged_camera_and_a_microphone_overrun() {
         .expect("an answer");
     assert!(
         answer["text"].as_str().unwrap().contains("Paris"),
+        "{answer}"
+    );
+}
+
+/// The glasses' own events through the bridge, from the simulator as a separate process on a pty (`flint bridge
+/// sim --event`): the case heats to 75 C while the first answer streams, the wearer presses the button at its
+/// third frame, and the cable drops once. The press ends that answer at once; the heat shortens the next answers
+/// and says so (the simulator keeps reporting 75 C after the reconnection); the link comes back and the loop
+/// keeps answering.
+#[test]
+fn a_button_stops_the_answer_heat_shortens_the_next_and_a_dropped_link_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let tty = dir.path().join("tty");
+    let mut sim = bin_command(
+        "flint",
+        &[
+            "bridge",
+            "sim",
+            "--pty",
+            "--event",
+            r#"1:{"type":"thermal","sensor":0,"centi_celsius":7500}"#,
+            "--event",
+            r#"3:{"type":"button","id":0,"action":"press","t_ms":0}"#,
+            "--drop-after",
+            "60",
+        ],
+    );
+    sim.arg("--link").arg(&tty);
+    sim.stdout(std::process::Stdio::null());
+    let mut sim = sim.spawn().expect("starting flint bridge sim");
+    let t0 = std::time::Instant::now();
+    while !tty.exists() && t0.elapsed().as_secs() < 20 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = on_demo(
+        &format!("serial:{}", tty.display()),
+        &["--turns", "3", "-n", "40"],
+    );
+    let _ = sim.kill();
+    let _ = sim.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ev = events(&out.stdout);
+    let of = |kind: &str, turn: u64| {
+        ev.iter()
+            .find(|e| e["event"] == kind && e["turn"] == turn)
+            .unwrap_or_else(|| panic!("no {kind} event for turn {turn}: {ev:?}"))
+    };
+    // The press: turn 1's answer ends a few tokens in.
+    assert!(of("button", 1)["message"]
+        .as_str()
+        .unwrap()
+        .contains("stopped"));
+    assert_eq!(of("answer", 1)["stopped"], true, "{ev:?}");
+    let t1 = of("timings", 1)["tokens"].as_u64().unwrap();
+    assert!(t1 < 12, "turn 1 went on for {t1} tokens after the press");
+    // The heat: reported, and the answers after it get half the tokens (40 -> 20) and one thread.
+    let power: Vec<&Value> = ev.iter().filter(|e| e["event"] == "power").collect();
+    assert_eq!(power.len(), 1, "{power:?}");
+    assert_eq!(power[0]["max_tokens"], 20, "{power:?}");
+    assert!(power[0]["message"].as_str().unwrap().contains("75.0 C"));
+    for turn in [2, 3] {
+        assert_eq!(of("answer", turn)["stopped"], false);
+        let t = of("timings", turn)["tokens"].as_u64().unwrap();
+        assert!((1..=20).contains(&t), "turn {turn}: {t} tokens");
+    }
+    // The dropped cable is reported, and the loop kept answering afterwards.
+    let notes: Vec<&str> = ev
+        .iter()
+        .filter(|e| e["event"] == "device")
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    assert!(
+        notes.iter().any(|n| n.contains("reconnected")),
+        "the dropped link went unreported: {notes:?}"
+    );
+    let days = of("answer", 3)["text"].as_str().unwrap().to_lowercase();
+    assert!(days.contains("seven") || days.contains('7'), "{days}");
+}
+
+/// `--onnx ort`: voice activity and OCR through ONNX Runtime (the PyPI wheel's library, bundled by the setup)
+/// give the same turn as tract: the page's title read and quoted. A provider the library lacks is an error that
+/// lists what it has.
+#[test]
+fn onnx_runtime_runs_the_loop_and_names_missing_providers() {
+    let (models, _) = setup();
+    let lib = models.join("onnxruntime/libonnxruntime.so");
+    assert!(
+        lib.is_file(),
+        "{} missing: bench/fetch_models.sh fetches it",
+        lib.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let display = format!("png:{}", dir.path().display());
+    let bad = on_demo(
+        &display,
+        &["--onnx", "ort", "--ep", "rknpu", "--turns", "1"],
+    );
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("RknpuExecutionProvider") && err.contains("CPUExecutionProvider"),
+        "{err}"
+    );
+    let out = on_demo(&display, &["--onnx", "ort", "--turns", "2", "-n", "24"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ev = events(&out.stdout);
+    let start = ev.iter().find(|e| e["event"] == "start").unwrap();
+    assert_eq!(start["onnx"], "onnxruntime (cpu)", "{start}");
+    let ocr = ev
+        .iter()
+        .find(|e| e["event"] == "ocr" && e["turn"] == 2)
+        .expect("turn 2 read the page");
+    let words: Vec<&str> = ocr["words"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w["text"].as_str())
+        .collect();
+    assert_eq!(
+        words.first(),
+        Some(&"Region-based segmentation"),
+        "{words:?}"
+    );
+    let answer = ev
+        .iter()
+        .find(|e| e["event"] == "answer" && e["turn"] == 2)
+        .unwrap();
+    assert!(
+        answer["text"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("segmentation"),
         "{answer}"
     );
 }

@@ -13,6 +13,8 @@
 //!    320), padded with 0 after the same normalisation; CTC greedy decoding ([`ctc`]);
 //! 6. words scoring below `text_score` (0.5) are dropped; boxes are mapped back to input pixels.
 //!
+//! Both models run on the engine named by [`OcrConfig::backend`] (tract by default).
+//!
 //! RapidOCR also runs an angle classifier by default (it flips crops it finds upside down); it is skipped here:
 //! for upright text it changes nothing (the fixtures' results are identical with and without it).
 //!
@@ -25,7 +27,7 @@ pub mod db;
 pub mod geom;
 pub mod image;
 
-use crate::backend::{Dim, F32Tensor, Session};
+use crate::backend::{Backend, Dim, F32Tensor, Session};
 use crate::error::OnnxError;
 use ctc::Alphabet;
 use db::{boxes_from_map, round_half_even, DbParams};
@@ -51,8 +53,8 @@ pub struct OcrWord {
     pub quad: [[f32; 2]; 4],
 }
 
-/// Thresholds and caps; [`Default`] is RapidOCR's configuration plus the caps.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// Thresholds, caps and engine; [`Default`] is RapidOCR's configuration plus the caps, on tract.
+#[derive(Clone, Debug, PartialEq)]
 pub struct OcrConfig {
     /// Detector pixel threshold (0.3).
     pub det_thresh: f32,
@@ -74,6 +76,8 @@ pub struct OcrConfig {
     /// Images whose short side is below this are scaled up to it for the detector (RapidOCR: 736). Lower is
     /// faster: the glasses loop uses 480, so camera frames of 640x480 go in at their own size.
     pub min_det_side: usize,
+    /// The inference engine of both models (default tract).
+    pub backend: Backend,
 }
 
 impl Default for OcrConfig {
@@ -88,6 +92,7 @@ impl Default for OcrConfig {
             max_rec_width: REC_H * 64,
             max_det_side: 4096,
             min_det_side: 736,
+            backend: Backend::Tract,
         }
     }
 }
@@ -125,9 +130,10 @@ impl Ocr {
         Self::open_with(det, rec, OcrConfig::default())
     }
 
-    /// Loads the detector and recogniser with `cfg`.
+    /// Loads the detector and recogniser with `cfg`, on `cfg.backend`.
     pub fn open_with(det: &Path, rec: &Path, cfg: OcrConfig) -> Result<Ocr, OnnxError> {
-        let det_s = Session::load(
+        let det_s = Session::load_on(
+            &cfg.backend,
             det,
             DET_NAME,
             &[vec![
@@ -137,7 +143,8 @@ impl Ocr {
                 Dim::Multiple("W", 32),
             ]],
         )?;
-        let rec_s = Session::load(
+        let rec_s = Session::load_on(
+            &cfg.backend,
             rec,
             REC_NAME,
             &[vec![
