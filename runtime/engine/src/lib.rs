@@ -154,6 +154,42 @@ impl<'f> Chat<'f> {
         &self.history
     }
 
+    /// Forgets the turns (and their media), keeping the system message and the KV cache: the next turn starts a
+    /// new conversation but reuses the cached system prompt, as the common prefix.
+    pub fn forget_turns(&mut self) {
+        self.history.retain(|m| m.role == "system");
+        self.images.clear();
+        self.audio.clear();
+        self.video = None;
+    }
+
+    /// Prefills what the next turn's prompt will start with, before the rest of it is known: the history and a
+    /// user message beginning with `start` (the glasses loop does it with the text in view while the wearer is
+    /// still speaking). Nothing joins the conversation; the next turn whose message begins with `start` reuses
+    /// those tokens as the common prefix. Returns the tokens prefilled (those not already cached).
+    pub fn prefill_start(&mut self, start: &str) -> anyhow::Result<usize> {
+        let text = &self.flint.text;
+        let rendered = if self.raw {
+            start.to_string()
+        } else {
+            // A marker after `start` shows where the user's text ends in the rendered template.
+            const MARK: &str = "\u{1}flint-prefill-end\u{1}";
+            let mut msgs = self.history.clone();
+            msgs.push(Message::new("user", format!("{start}{MARK}")));
+            let r = text.apply_chat_template_with(&msgs, &ChatOptions::default())?;
+            let end = r
+                .find(MARK)
+                .context("the chat template dropped the user's message")?;
+            r[..end].to_string()
+        };
+        let ids = text.encode(&rendered, self.raw)?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let (_, reused) = self.session.prefill(&ids)?;
+        Ok(ids.len() - reused)
+    }
+
     /// A new user turn.
     pub fn turn<'c>(&'c mut self, text: &str) -> Turn<'c, 'f> {
         Turn {

@@ -259,6 +259,10 @@ pub fn run_with(opts: &Options, inputs: Option<Inputs>, report: &mut Reporter) -
     let mut audio_origin: Option<u64> = None;
     let mut notes = Vec::new();
     // A scope for the OCR started at speech start (its thread borrows the OCR models).
+    let mut chat = flint.chat();
+    chat.system(turn::SYSTEM);
+    // The conversation: here between turns, on the speech-start thread while the wearer speaks.
+    let mut chat_slot = Some(chat);
     std::thread::scope(|scope| -> Result<Summary> {
         let mut ended = false;
         let mut early = None;
@@ -310,7 +314,20 @@ pub fn run_with(opts: &Options, inputs: Option<Inputs>, report: &mut Reporter) -
                         report.event("speech_start", json!({"t_ms": start_ms}));
                         let recent: Vec<(u64, &flint_media::RgbImage)> =
                             frames.iter().filter(|(t, _)| *t + 1000 >= now_ms).collect();
-                        early = turn::start_ocr(scope, ocr.as_ref(), &recent, &memory);
+                        // The conversation goes to the speech-start thread (OCR, then the prompt's start).
+                        let chat = match (chat_slot.take(), early.take()) {
+                            (Some(c), _) => c,
+                            (None, Some(e)) => turn::Early::join(e)?.1,
+                            (None, None) => bail!("internal: the conversation was lost"),
+                        };
+                        early = Some(turn::start(
+                            scope,
+                            ocr.as_ref(),
+                            &recent,
+                            &memory,
+                            chat,
+                            budget.threads,
+                        ));
                     }
                     flint_onnx::VadEvent::SpeechEnd { at_sample } => {
                         let Some((from, start_ms)) = speech_from.take() else {
@@ -337,18 +354,26 @@ pub fn run_with(opts: &Options, inputs: Option<Inputs>, report: &mut Reporter) -
                         if window.is_empty() {
                             window.extend(frames.latest());
                         }
-                        turn::run(
+                        let source = match early.take() {
+                            Some(e) => turn::ChatSource::Early(e),
+                            None => turn::ChatSource::Ready(
+                                chat_slot
+                                    .take()
+                                    .context("internal: the conversation was lost")?,
+                            ),
+                        };
+                        chat_slot = Some(turn::run(
                             n,
                             &utterance,
                             &window,
-                            early.take(),
+                            source,
                             speech_end,
                             &models,
                             &budget,
                             &mut memory,
                             &mut display,
                             report,
-                        )?;
+                        )?);
                         if opts.max_turns.is_some_and(|m| n >= m) {
                             return finish(summary, &display, opts, report, recorder);
                         }

@@ -121,63 +121,123 @@ pub struct Budget {
 /// What OCR returns on its thread: the words, the milliseconds it took, when it finished.
 pub type OcrOutcome = (Result<Vec<OcrWord>, flint_onnx::OnnxError>, f64, Instant);
 
-/// OCR started at speech start on the sharpest frame then, on its own thread (the frame is in view while the
-/// wearer speaks, so its text is read by the time they stop).
-#[derive(Debug)]
-pub struct EarlyOcr<'s> {
-    pub t_ms: u64,
-    /// The frame's width and height.
-    pub size: (usize, usize),
-    pub thumb: flint_sensors::select::Thumbnail,
-    pub job: std::thread::ScopedJoinHandle<'s, OcrOutcome>,
+/// What the speech-start thread did before the prompt was known: how many tokens of it it prefilled, in how
+/// long, and when it finished.
+#[derive(Debug, Clone, Copy)]
+pub struct Prefilled {
+    pub tokens: usize,
+    pub ms: f64,
+    pub at: Instant,
 }
 
-/// Starts [`EarlyOcr`] on the sharpest of `frames`, unless there is no OCR, no frame, or the frame shows what
-/// the last turn's did (its words are reused then).
-pub fn start_ocr<'s>(
+/// What the speech-start thread hands back: its OCR (if it ran), the conversation, the prefill.
+pub type EarlyOutcome<'f> = (
+    Option<OcrOutcome>,
+    flint_engine::Chat<'f>,
+    Result<Prefilled>,
+);
+
+/// Work started at speech start on its own thread, while the wearer speaks: PP-OCRv4 on the sharpest frame of the
+/// last second (its text is in view while they speak, so it is read by the time they stop), then the answer
+/// model's prefill of everything the prompt holds before the question (the system message and the text in view:
+/// [`prompt_prefix`]). At speech end only the transcript is left to prefill.
+#[derive(Debug)]
+pub struct Early<'s, 'f> {
+    /// The frame OCR reads: its time, size and thumbnail (none: no OCR ran, the last turn's words stand).
+    pub frame: Option<(u64, (usize, usize), flint_sensors::select::Thumbnail)>,
+    pub job: std::thread::ScopedJoinHandle<'s, EarlyOutcome<'f>>,
+}
+
+impl<'f> Early<'_, 'f> {
+    /// Waits for the thread; a panic on it becomes an error (the conversation is lost with it).
+    pub fn join(self) -> Result<EarlyOutcome<'f>> {
+        self.job
+            .join()
+            .map_err(|_| anyhow::anyhow!("the speech-start thread (OCR, prefill) panicked"))
+    }
+}
+
+/// The prompt's text before the transcript (see [`prompt`]).
+pub fn prompt_prefix(words: &[OcrWord]) -> String {
+    let p = prompt("\u{0}", words);
+    p[..p.find('\u{0}').unwrap_or(p.len())].to_string()
+}
+
+/// Starts [`Early`] work: OCR on the sharpest of `frames`, unless there is no OCR, no frame, or the frame shows
+/// what the last turn's did (its words stand then), and the prefill of the prompt's start in `chat`.
+pub fn start<'s, 'f: 's>(
     scope: &'s std::thread::Scope<'s, '_>,
     ocr: Option<&'s flint_onnx::Ocr>,
     frames: &[(u64, &RgbImage)],
     memory: &Memory,
-) -> Option<EarlyOcr<'s>> {
-    let ocr = ocr?;
-    let best = flint_sensors::select::pick_sharpest(frames.iter().map(|(_, f)| *f))?;
-    let (t_ms, img) = frames[best];
-    let thumb = flint_sensors::select::Thumbnail::of(img);
-    if memory.last_thumb.as_ref().is_some_and(|last| {
-        last.difference(&thumb) < flint_sensors::select::DEFAULT_DUPLICATE_THRESHOLD
-    }) {
-        return None;
+    mut chat: flint_engine::Chat<'f>,
+    threads: usize,
+) -> Early<'s, 'f> {
+    let best = ocr.and(flint_sensors::select::pick_sharpest(
+        frames.iter().map(|(_, f)| *f),
+    ));
+    let mut frame = None;
+    let mut img = None;
+    let mut standing = Vec::new();
+    if let Some(best) = best {
+        let (t_ms, f) = frames[best];
+        let thumb = flint_sensors::select::Thumbnail::of(f);
+        if memory.last_thumb.as_ref().is_some_and(|last| {
+            last.difference(&thumb) < flint_sensors::select::DEFAULT_DUPLICATE_THRESHOLD
+        }) {
+            standing = memory.last_words.clone();
+        } else {
+            frame = Some((t_ms, (f.width, f.height), thumb));
+            img = Some(f.clone());
+        }
     }
-    let img = img.clone();
-    let size = (img.width, img.height);
     let job = scope.spawn(move || {
+        let read = img.zip(ocr).map(|(img, ocr)| {
+            let t0 = Instant::now();
+            let words = ocr.read(&img.data, img.width as u32, img.height as u32);
+            (words, t0.elapsed().as_secs_f64() * 1e3, Instant::now())
+        });
+        let words = match &read {
+            Some((Ok(w), _, _)) => reading_order(w.clone()),
+            _ => standing,
+        };
+        chat.forget_turns();
+        flint_engine::set_threads(threads);
         let t0 = Instant::now();
-        let words = ocr.read(&img.data, img.width as u32, img.height as u32);
-        (words, t0.elapsed().as_secs_f64() * 1e3, Instant::now())
+        let pre = chat
+            .prefill_start(&prompt_prefix(&words))
+            .map(|tokens| Prefilled {
+                tokens,
+                ms: t0.elapsed().as_secs_f64() * 1e3,
+                at: Instant::now(),
+            });
+        (read, chat, pre)
     });
-    Some(EarlyOcr {
-        t_ms,
-        size,
-        thumb,
-        job,
-    })
+    Early { frame, job }
+}
+
+/// Where a turn's conversation is: at hand, or on the speech-start thread.
+#[derive(Debug)]
+pub enum ChatSource<'s, 'f> {
+    Ready(flint_engine::Chat<'f>),
+    Early(Early<'s, 'f>),
 }
 
 /// Runs one turn and reports its events. `frames`: the frames in view while the wearer spoke (time, image);
-/// `early`: OCR started at speech start, if any.
-pub fn run(
+/// `chat`: the conversation, or the speech-start work holding it. Returns the conversation for the next turn.
+#[allow(clippy::too_many_arguments)]
+pub fn run<'f>(
     n: u64,
     utterance: &[f32],
     frames: &[(u64, &RgbImage)],
-    early: Option<EarlyOcr<'_>>,
+    chat: ChatSource<'_, 'f>,
     speech_end: Instant,
     models: &Models<'_>,
     budget: &Budget,
     memory: &mut Memory,
     display: &mut crate::display::Display,
     report: &mut crate::events::Reporter,
-) -> Result<()> {
+) -> Result<flint_engine::Chat<'f>> {
     let ms = |t: Instant| t.duration_since(speech_end).as_secs_f64() * 1e3;
     flint_engine::set_threads(budget.encoder_threads);
 
@@ -190,7 +250,11 @@ pub fn run(
     ));
     let mut frame_t = None;
     let mut fresh = None;
-    let mut early_job = None;
+    let mut use_early = false;
+    let early_frame = match &chat {
+        ChatSource::Early(e) => e.frame.as_ref(),
+        ChatSource::Ready(_) => None,
+    };
     if let Some(best) = best {
         let (t, img) = frames[best];
         frame_t = Some(t);
@@ -198,10 +262,10 @@ pub fn run(
         let same = |a: &flint_sensors::select::Thumbnail| {
             a.difference(&thumb) < flint_sensors::select::DEFAULT_DUPLICATE_THRESHOLD
         };
-        match early {
-            Some(e) if same(&e.thumb) => {
-                frame_t = Some(e.t_ms);
-                early_job = Some(e);
+        match early_frame {
+            Some((t_ms, _, thumb)) if same(thumb) => {
+                frame_t = Some(*t_ms);
+                use_early = true;
             }
             _ if memory.last_thumb.as_ref().is_some_and(same) => {}
             _ => fresh = Some((img, thumb)),
@@ -228,15 +292,21 @@ pub fn run(
         });
         (heard, read)
     });
-    let read = read.or_else(|| {
-        early_job.map(|e| {
-            let (w, ms, at) = e
-                .job
-                .join()
-                .unwrap_or_else(|_| (Ok(Vec::new()), 0.0, Instant::now()));
-            (w, ms, at, e.size, e.thumb)
-        })
-    });
+    // The speech-start thread gives the conversation back (with the prompt's start prefilled) and its OCR.
+    let (mut chat, early_read, prefilled) = match chat {
+        ChatSource::Ready(c) => (c, None, None),
+        ChatSource::Early(e) => {
+            let meta = e.frame.clone();
+            let (read, chat, pre) = e.join()?;
+            let pre = pre.with_context(|| format!("turn {n}: prefilling the prompt's start"))?;
+            let read = read
+                .zip(meta)
+                .filter(|_| use_early)
+                .map(|((w, ms, at), (_, size, thumb))| (w, ms, at, size, thumb));
+            (chat, read, Some(pre))
+        }
+    };
+    let read = read.or(early_read);
     let (heard, asr_done) = heard
         .with_context(|| format!("turn {n}: transcribing {} ms of speech", clip.len() / 16))?;
     report.event(
@@ -289,8 +359,7 @@ pub fn run(
     flint_engine::set_threads(budget.threads);
     let stop = Arc::new(AtomicBool::new(false));
     let mut pressed = None;
-    let mut chat = models.flint.chat();
-    chat.system(SYSTEM);
+    chat.forget_turns();
     let mut first_token = None;
     let mut first_pixel = None;
     let mut shown_words = 0usize;
@@ -370,7 +439,10 @@ pub fn run(
             "tokens": reply.stats.generated,
             "decode_tok_s": reply.stats.decode_tok_s(),
             "rss_mib": crate::memory::rss_mib(),
+            "prefilled_early": prefilled.map(|p| p.tokens),
+            "early_prefill_ms": prefilled.map(|p| p.ms),
+            "early_prefill_done_ms": prefilled.map(|p| ms(p.at)),
         }),
     );
-    Ok(())
+    Ok(chat)
 }
