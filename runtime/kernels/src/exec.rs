@@ -24,10 +24,15 @@ thread_local! {
 }
 
 /// Sets the number of threads (caller included) used by [`matvec`], [`matmul`] and [`Exec::global`].
-/// `0` means one per available core. The default is 1. Rebuilds the worker pool; cheap to call once at start-up,
-/// not meant for per-token use.
+/// `0` means one per available core. The default is 1. Rebuilds the worker pool when the count changes (a no-op
+/// otherwise); not meant for per-token use.
 pub fn set_threads(n: usize) {
     let n = resolve_threads(n);
+    // Callers that switch counts per stage (the glasses loop: encoder, then decoder) keep the pool when the
+    // count does not change.
+    if threads() == n {
+        return;
+    }
     let new = (n > 1).then(|| Arc::new(Pool::new(n)));
     let mut g = POOL.write().unwrap_or_else(|e| e.into_inner());
     *g = new;
