@@ -60,6 +60,24 @@ pub fn char_of(id: u32) -> char {
 pub fn muse_spark_with_processors(
     dir: &Path,
 ) -> (PathBuf, serde_json::Map<String, serde_json::Value>) {
+    muse_spark_edited(dir, |_| {})
+}
+
+/// [`muse_spark_with_processors`] with a context of `positions` (the fixture's 256 hold a fifth of a second of
+/// audio at its 24 samples per token; the weights do not depend on it).
+pub fn muse_spark_long(
+    dir: &Path,
+    positions: usize,
+) -> (PathBuf, serde_json::Map<String, serde_json::Value>) {
+    muse_spark_edited(dir, |c| {
+        c["text_config"]["max_position_embeddings"] = positions.into();
+    })
+}
+
+fn muse_spark_edited(
+    dir: &Path,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> (PathBuf, serde_json::Map<String, serde_json::Value>) {
     let fx = fixtures();
     let man: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(fx.join("hf/muse_spark/manifest.json")).unwrap(),
@@ -71,9 +89,17 @@ pub fn muse_spark_with_processors(
         .clone();
     let ck = dir.join("ckpt");
     std::fs::create_dir(&ck).unwrap();
-    for f in ["config.json", "model.safetensors"] {
-        std::fs::copy(fx.join("hf/muse_spark/model").join(f), ck.join(f)).unwrap();
-    }
+    std::fs::copy(
+        fx.join("hf/muse_spark/model/model.safetensors"),
+        ck.join("model.safetensors"),
+    )
+    .unwrap();
+    let mut config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fx.join("hf/muse_spark/model/config.json")).unwrap(),
+    )
+    .unwrap();
+    edit(&mut config);
+    std::fs::write(ck.join("config.json"), config.to_string()).unwrap();
     std::fs::write(ck.join("tokenizer.json"), standin_tokenizer(&specials, 512)).unwrap();
     std::fs::write(
         ck.join("processor_config.json"),

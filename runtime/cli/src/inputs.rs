@@ -145,6 +145,7 @@ pub fn read(path: &Path) -> anyhow::Result<(Vec<u32>, Media)> {
             images,
             videos,
             audio,
+            encoded_audio: Vec::new(),
         },
     ))
 }

@@ -36,6 +36,7 @@ impl MediaArgs {
             image_tokens: self.image_tokens,
             auto_ceiling: crate::common::board_profile(board)?
                 .and_then(|p| p.camera.image_tokens_max),
+            ..Default::default()
         })
     }
 }

@@ -38,8 +38,9 @@ use std::sync::{Arc, OnceLock};
 
 pub use flint_answer::{Format as BoxFormat, Frame, Overlay, ReasoningFormat, Shape};
 pub use flint_constrain::Grammar;
+pub use flint_media::RgbImage;
 pub use flint_model::{GenStats, KvDtype, KvOptions, SamplerConfig};
-pub use flint_prompt::MediaFiles;
+pub use flint_prompt::{EncodedAudio, Frames, ImageTokens, MediaFiles, Picture};
 
 /// A loaded model.
 #[derive(Debug)]
@@ -94,6 +95,41 @@ impl Flint {
         Ok(self.towers.get_or_init(|| t))
     }
 
+    /// Whether the model has a vision tower (it takes images and video).
+    pub fn sees(&self) -> bool {
+        self.model.config.vision.is_some()
+    }
+
+    /// Whether the model has an audio tower (it takes speech itself, without a recogniser).
+    pub fn hears(&self) -> bool {
+        self.model.config.audio.is_some()
+    }
+
+    /// Audio arriving at `rate` Hz (a microphone), encoded by the audio tower as it comes: resampled to the
+    /// tower's rate and run through its causal stream on `threads` threads of its own, so that at the end only the
+    /// last token is left. Equal to [`Turn::audio`] of the same samples; [`Listener::finish`] gives the clip for
+    /// [`Turn::encoded_audio`].
+    pub fn listen(&self, rate: u32, threads: usize) -> anyhow::Result<Listener<'_>> {
+        let cfg = flint_prompt::audio_config(&self.model)?;
+        if cfg.pad_left || cfg.padding_value != 0.0 {
+            bail!(
+                "{}: the feature extractor pads {} with {}: a stream pads the right with zeros",
+                self.model.file().path().display(),
+                if cfg.pad_left { "left" } else { "right" },
+                cfg.padding_value
+            );
+        }
+        let tower = self.towers()?.audio.as_ref().context("no audio tower")?;
+        let name = Path::new("microphone");
+        Ok(Listener {
+            resampler: flint_media::resample::Stream::new(name, rate, cfg.sampling_rate)?,
+            stream: tower.stream(&flint_kernels::Exec::with_threads(threads.max(1))),
+            rows: Vec::new(),
+            valid: 0,
+            secs: 0.0,
+        })
+    }
+
     /// A conversation in the model's chat template.
     pub fn chat(&self) -> Chat<'_> {
         self.chat_with(KvOptions::default())
@@ -105,9 +141,7 @@ impl Flint {
             flint: self,
             session: Session::new(&self.model, kv),
             history: Vec::new(),
-            images: Vec::new(),
-            audio: Vec::new(),
-            video: None,
+            media: MediaFiles::default(),
             raw: false,
         }
     }
@@ -133,11 +167,9 @@ pub struct Chat<'f> {
     flint: &'f Flint,
     session: Session<'f>,
     history: Vec<Message>,
-    /// Every image and clip of the conversation so far, in order (the template renders them all each turn).
-    images: Vec<PathBuf>,
-    audio: Vec<PathBuf>,
-    /// The conversation's video, if a turn had one (the processors take one per prompt).
-    video: Option<PathBuf>,
+    /// Every medium of the conversation so far, in order (the template renders them all each turn; the
+    /// processors take one video per prompt).
+    media: MediaFiles,
     raw: bool,
 }
 
@@ -158,9 +190,7 @@ impl<'f> Chat<'f> {
     /// new conversation but reuses the cached system prompt, as the common prefix.
     pub fn forget_turns(&mut self) {
         self.history.retain(|m| m.role == "system");
-        self.images.clear();
-        self.audio.clear();
-        self.video = None;
+        self.media = MediaFiles::default();
     }
 
     /// Prefills what the next turn's prompt will start with, before the rest of it is known: the history and a
@@ -206,6 +236,57 @@ impl<'f> Chat<'f> {
             confidence: false,
             stop: None,
         }
+    }
+}
+
+/// Audio encoded as it arrives ([`Flint::listen`]).
+#[derive(Debug)]
+pub struct Listener<'f> {
+    resampler: flint_media::resample::Stream,
+    stream: flint_model::AudioStream<'f>,
+    rows: Vec<f32>,
+    /// Samples at the tower's rate.
+    valid: usize,
+    secs: f64,
+}
+
+impl Listener<'_> {
+    /// Adds samples (mono, at the rate given to [`Flint::listen`]) and encodes the tokens they complete.
+    pub fn push(&mut self, samples: &[f32]) -> anyhow::Result<()> {
+        let t = std::time::Instant::now();
+        let x = self.resampler.push(samples)?;
+        self.valid += x.len();
+        self.rows.extend(self.stream.push(&x)?);
+        self.secs += t.elapsed().as_secs_f64();
+        Ok(())
+    }
+
+    /// Tokens encoded so far.
+    pub fn tokens(&self) -> usize {
+        self.stream.tokens()
+    }
+
+    /// Seconds spent encoding so far.
+    pub fn secs(&self) -> f64 {
+        self.secs
+    }
+
+    /// Ends the clip: the resampler's tail and the last token are encoded.
+    pub fn finish(mut self) -> anyhow::Result<EncodedAudio> {
+        let t = std::time::Instant::now();
+        let x = self.resampler.finish()?;
+        self.valid += x.len();
+        if self.valid == 0 {
+            bail!("microphone: no audio to encode");
+        }
+        self.rows.extend(self.stream.push(&x)?);
+        self.rows.extend(self.stream.finish(self.valid)?);
+        self.secs += t.elapsed().as_secs_f64();
+        Ok(EncodedAudio {
+            valid: self.valid,
+            rows: Arc::new(self.rows),
+            secs: self.secs,
+        })
     }
 }
 
@@ -273,6 +354,33 @@ impl Turn<'_, '_> {
     /// A WAV clip for this turn.
     pub fn audio(mut self, path: impl Into<PathBuf>) -> Self {
         self.files.audio.push(path.into());
+        self
+    }
+
+    /// A decoded image (a camera frame) for this turn, after its image files; `name` names it in errors.
+    pub fn picture(mut self, name: &str, image: Arc<RgbImage>) -> Self {
+        self.files.pictures.push(Picture {
+            name: name.to_string(),
+            image,
+        });
+        self
+    }
+
+    /// Decoded camera frames as this turn's video.
+    pub fn frames(mut self, frames: Frames) -> Self {
+        self.files.frames = Some(frames);
+        self
+    }
+
+    /// A clip the audio tower already encoded ([`Flint::listen`]).
+    pub fn encoded_audio(mut self, clip: EncodedAudio) -> Self {
+        self.files.encoded_audio.push(clip);
+        self
+    }
+
+    /// Image tokens at most per image (or `auto`), as `--image-tokens`.
+    pub fn image_tokens(mut self, t: ImageTokens) -> Self {
+        self.files.image_tokens = Some(t);
         self
     }
 
@@ -369,13 +477,14 @@ impl Turn<'_, '_> {
             .map_or("", |r| r.skip());
         // The conversation's media so far plus this turn's; each medium is a placeholder in its message.
         let mine = &self.files;
-        let mut files = mine.clone();
-        files.images = [self.chat.images.as_slice(), &mine.images].concat();
-        files.audio = [self.chat.audio.as_slice(), &mine.audio].concat();
-        if self.chat.video.is_some() && mine.video.is_some() {
-            bail!("a conversation holds one video: this turn's would be its second");
-        }
-        files.video = mine.video.clone().or_else(|| self.chat.video.clone());
+        let mut files = MediaFiles {
+            image_tokens: mine.image_tokens,
+            auto_ceiling: mine.auto_ceiling,
+            ..self.chat.media.clone()
+        };
+        files
+            .extend(mine)
+            .context("a conversation holds one video")?;
         let prepared = (!files.is_empty())
             .then(|| flint_prompt::prepare(model, &files))
             .transpose()?;
@@ -384,9 +493,7 @@ impl Turn<'_, '_> {
             flint_prompt::VIDEO_TOKEN,
             flint_prompt::AUDIO_TOKEN,
         );
-        let mut placeholders = img.repeat(mine.images.len());
-        placeholders += &vid.repeat(usize::from(mine.video.is_some()));
-        placeholders += &aud.repeat(mine.audio.len());
+        let placeholders = mine.placeholders();
         let has_own = [img, vid, aud].iter().any(|p| self.content.contains(p));
         let content = if has_own {
             self.content.clone()
@@ -433,7 +540,7 @@ impl Turn<'_, '_> {
                         format!("{} tokens", st.audio_rows),
                     ));
                 }
-                let earlier = self.chat.images.len();
+                let earlier = self.chat.media.images();
                 let resized: Vec<Frame> = p
                     .resized
                     .iter()
@@ -511,9 +618,7 @@ impl Turn<'_, '_> {
             self.chat
                 .history
                 .push(Message::new("assistant", gen.answer.trim()));
-            self.chat.images.extend(self.files.images);
-            self.chat.audio.extend(self.files.audio);
-            self.chat.video = self.chat.video.take().or(self.files.video);
+            self.chat.media.extend(&self.files)?;
         }
         Ok(Reply {
             answer: gen.answer,

@@ -86,3 +86,55 @@ fn same_rate_is_untouched_and_other_rates_have_the_right_length() {
     assert!(resample(p, &[], 22050, 24000).is_err());
     assert!(resample(p, &x, 0, 24000).is_err());
 }
+
+#[test]
+fn a_stream_in_pieces_equals_the_whole_clip() {
+    // A real recording, fed as a microphone would give it (uneven pieces, some shorter than a chunk).
+    let src = processors().join("audio");
+    let wav = std::fs::read_dir(&src)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.extension().is_some_and(|x| x == "wav") && !p.to_string_lossy().contains("_24k")
+        })
+        .unwrap();
+    let x = read_wav_file(&wav).unwrap();
+    for (from, to) in [
+        (x.sample_rate, 24000),
+        (x.sample_rate, 16000),
+        (16000, 24000),
+    ] {
+        let whole = resample(&wav, &x.samples, from, to).unwrap();
+        let mut s = flint_media::resample::Stream::new(&wav, from, to).unwrap();
+        let mut got = Vec::new();
+        let mut pos = 0;
+        for (i, n) in [512usize, 1, 7000, 4096, 333, 20000]
+            .iter()
+            .cycle()
+            .enumerate()
+        {
+            if pos >= x.samples.len() || i > 10_000 {
+                break;
+            }
+            let end = (pos + n).min(x.samples.len());
+            got.extend(s.push(&x.samples[pos..end]).unwrap());
+            pos = end;
+        }
+        let before_end = got.len();
+        got.extend(s.finish().unwrap());
+        assert_eq!(got.len(), whole.len(), "{from} -> {to}: length");
+        assert!(
+            got.iter()
+                .zip(&whole)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{from} -> {to}: the stream's samples are the whole clip's"
+        );
+        // Most of it came out while the audio arrived: the end leaves at most two chunks and the filter's tail.
+        assert!(
+            whole.len() - before_end <= 2 * 4096 * to as usize / from as usize + 4096,
+            "{from} -> {to}: {} of {} samples waited for the end",
+            whole.len() - before_end,
+            whole.len()
+        );
+    }
+}

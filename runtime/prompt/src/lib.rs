@@ -15,6 +15,7 @@ use flint_model::multimodal::placeholders::{expand, Kind};
 use flint_model::multimodal::{Clip, Media, Pixels, KEY_PROCESSOR};
 use flint_model::{ChatOptions, Message, Model, Text};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The media files of a prompt.
@@ -31,11 +32,78 @@ pub struct MediaFiles {
     /// The most `auto` may give an image (a board profile's `camera.image_tokens_max`); `None`: what the
     /// processor would give it.
     pub auto_ceiling: Option<usize>,
+    /// Images already decoded (camera frames, kept in memory), after `images` in prompt order.
+    pub pictures: Vec<Picture>,
+    /// Camera frames already decoded, as the video (instead of `video`).
+    pub frames: Option<Frames>,
+    /// Clips the audio tower encoded as they arrived ([`Listener`]), after `audio` in prompt order.
+    pub encoded_audio: Vec<EncodedAudio>,
+}
+
+/// A decoded image and the name its errors and reports use.
+#[derive(Clone, Debug)]
+pub struct Picture {
+    pub name: String,
+    pub image: Arc<RgbImage>,
+}
+
+/// Decoded camera frames as one video: each frame and its time in milliseconds, in order.
+#[derive(Clone, Debug)]
+pub struct Frames {
+    pub name: String,
+    pub times: Vec<u64>,
+    pub images: Arc<Vec<RgbImage>>,
+}
+
+/// A clip the audio tower encoded while it arrived: `valid` samples at the tower's rate, the rows of its
+/// `ceil(valid / samples_per_token)` tokens, and the seconds spent encoding.
+#[derive(Clone, Debug, Default)]
+pub struct EncodedAudio {
+    pub valid: usize,
+    pub rows: Arc<Vec<f32>>,
+    pub secs: f64,
 }
 
 impl MediaFiles {
     pub fn is_empty(&self) -> bool {
-        self.images.is_empty() && self.audio.is_empty() && self.video.is_none()
+        self.images() == 0 && self.audios() == 0 && !self.has_video()
+    }
+
+    /// Images, from files and decoded.
+    pub fn images(&self) -> usize {
+        self.images.len() + self.pictures.len()
+    }
+
+    /// Clips, from files and encoded.
+    pub fn audios(&self) -> usize {
+        self.audio.len() + self.encoded_audio.len()
+    }
+
+    pub fn has_video(&self) -> bool {
+        self.video.is_some() || self.frames.is_some()
+    }
+
+    /// Adds `later`'s media after these (a conversation's, turn after turn); a prompt holds one video.
+    pub fn extend(&mut self, later: &MediaFiles) -> anyhow::Result<()> {
+        if self.has_video() && later.has_video() {
+            bail!("a prompt holds one video: this would be its second");
+        }
+        self.images.extend_from_slice(&later.images);
+        self.pictures.extend_from_slice(&later.pictures);
+        self.audio.extend_from_slice(&later.audio);
+        self.encoded_audio.extend_from_slice(&later.encoded_audio);
+        if later.has_video() {
+            self.video.clone_from(&later.video);
+            self.frames.clone_from(&later.frames);
+        }
+        Ok(())
+    }
+
+    /// Placeholders for these media, in the order [`prepare`] processes them (images, the video, audio).
+    pub fn placeholders(&self) -> String {
+        let mut s = IMAGE.repeat(self.images());
+        s += &VIDEO.repeat(usize::from(self.has_video()));
+        s + &AUDIO.repeat(self.audios())
     }
 }
 
@@ -192,7 +260,7 @@ pub fn prepare(model: &Model, a: &MediaFiles) -> anyhow::Result<Prepared> {
         sizes: Vec::new(),
     };
     let vision = c.vision.as_ref();
-    if (!a.images.is_empty() || a.video.is_some()) && vision.is_none() {
+    if (a.images() > 0 || a.has_video()) && vision.is_none() {
         bail!(
             "{} has no vision tower: it cannot take --image or --video",
             model.file().path().display()
@@ -207,7 +275,7 @@ pub fn prepare(model: &Model, a: &MediaFiles) -> anyhow::Result<Prepared> {
         }
         g
     };
-    if !a.images.is_empty() {
+    if a.images() > 0 {
         let mut cfg = match processor(model, "image_processor") {
             Some((name, json)) => GlimmerImageConfig::from_json(&name, &json)?,
             None => tower_sizes(GlimmerImageConfig::default_image()),
@@ -218,10 +286,7 @@ pub fn prepare(model: &Model, a: &MediaFiles) -> anyhow::Result<Prepared> {
         let (mut dec, mut pre) = (0f64, 0f64);
         let mut px = Pixels::default();
         let mut tokens = 0;
-        for path in &a.images {
-            let t = Instant::now();
-            let img = flint_media::decode_image_file(path)?;
-            dec += t.elapsed().as_secs_f64();
+        let mut one = |path: &Path, img: &RgbImage| -> anyhow::Result<()> {
             let t = Instant::now();
             let mut cfg = cfg.clone();
             if a.image_tokens == Some(ImageTokens::Auto) {
@@ -230,7 +295,7 @@ pub fn prepare(model: &Model, a: &MediaFiles) -> anyhow::Result<Prepared> {
                 let side = cfg.patch_size * cfg.merge_size;
                 let native = (th / side) * (tw / side);
                 let ceiling = a.auto_ceiling.map_or(native, |c| c.min(native)).max(1);
-                let b = flint_media::budget::auto_tokens(&img, AUTO_FLOOR, ceiling);
+                let b = flint_media::budget::auto_tokens(img, AUTO_FLOOR, ceiling);
                 let board = match a.auto_ceiling {
                     Some(c) if c < native => format!(" (board ceiling {c})"),
                     _ => String::new(),
@@ -243,7 +308,7 @@ pub fn prepare(model: &Model, a: &MediaFiles) -> anyhow::Result<Prepared> {
                 );
                 cfg.max_tokens = b.tokens;
             }
-            let g = flint_media::preprocess_image(&cfg, path, &img)?;
+            let g = flint_media::preprocess_image(&cfg, path, img)?;
             pre += t.elapsed().as_secs_f64();
             p.images.push(flint_media::prompt::image_prompt(
                 g.grid_thw,
@@ -254,6 +319,16 @@ pub fn prepare(model: &Model, a: &MediaFiles) -> anyhow::Result<Prepared> {
             tokens += g.tokens;
             p.resized.push(g.resized);
             p.sizes.push((img.width as u32, img.height as u32));
+            Ok(())
+        };
+        for path in &a.images {
+            let t = Instant::now();
+            let img = flint_media::decode_image_file(path)?;
+            dec += t.elapsed().as_secs_f64();
+            one(path, &img)?;
+        }
+        for pic in &a.pictures {
+            one(Path::new(&pic.name), &pic.image)?;
         }
         p.stages
             .push(("decode image", dec, format!("{} files", a.images.len())));
@@ -261,7 +336,7 @@ pub fn prepare(model: &Model, a: &MediaFiles) -> anyhow::Result<Prepared> {
             .push(("preprocess", pre, format!("{tokens} image tokens")));
         p.media.images = Some(px);
     }
-    if let Some(dir) = &a.video {
+    if a.has_video() {
         let cfg = match processor(model, "video_processor") {
             Some((name, json)) => GlimmerVideoConfig::from_json(&name, &json)?,
             None => {
@@ -271,17 +346,37 @@ pub fn prepare(model: &Model, a: &MediaFiles) -> anyhow::Result<Prepared> {
             }
         };
         let t = Instant::now();
-        let (frames, fps) = read_frames(dir)?;
+        let (name, read);
+        let (frames, fps): (&[RgbImage], Option<f64>) = match (&a.frames, &a.video) {
+            (Some(f), _) => {
+                name = PathBuf::from(&f.name);
+                if f.times.len() != f.images.len() {
+                    bail!(
+                        "{}: {} frames but {} times",
+                        f.name,
+                        f.images.len(),
+                        f.times.len()
+                    );
+                }
+                (&f.images, fps_of(&f.times))
+            }
+            (None, Some(dir)) => {
+                name = dir.clone();
+                read = read_frames(dir)?;
+                (&read.0, read.1)
+            }
+            (None, None) => bail!("internal: a video without frames"),
+        };
         let dec = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let v = flint_media::preprocess_video(&cfg, dir, &frames, fps)?;
+        let v = flint_media::preprocess_video(&cfg, &name, frames, fps)?;
         let text = flint_media::prompt::video_prompt(
             v.grid_thw,
             cfg.image.merge_size,
             &v.group_timestamps,
             &cfg.frame_timestamp_format,
         )
-        .map_err(|e| anyhow::anyhow!("{}: frame_timestamp_format: {e}", dir.display()))?;
+        .map_err(|e| anyhow::anyhow!("{}: frame_timestamp_format: {e}", name.display()))?;
         p.videos.push(text);
         p.stages
             .push(("decode video", dec, format!("{} frames", frames.len())));
@@ -295,28 +390,8 @@ pub fn prepare(model: &Model, a: &MediaFiles) -> anyhow::Result<Prepared> {
             grids: vec![v.grid_thw],
         });
     }
-    if !a.audio.is_empty() {
-        let Some(ac) = c.audio.as_ref() else {
-            bail!(
-                "{} has no audio tower: it cannot take --audio",
-                model.file().path().display()
-            );
-        };
-        let cfg = match processor(model, "feature_extractor") {
-            Some((name, json)) => SparkAudioConfig::from_json(&name, &json)?,
-            None => SparkAudioConfig {
-                samples_per_token: ac.samples_per_token(),
-                ..SparkAudioConfig::default()
-            },
-        };
-        if cfg.samples_per_token != ac.samples_per_token() {
-            bail!(
-                "{}: the feature extractor's samples_per_token ({}) is not the audio tower's ({})",
-                model.file().path().display(),
-                cfg.samples_per_token,
-                ac.samples_per_token()
-            );
-        }
+    if a.audios() > 0 {
+        let cfg = audio_config(model)?;
         let t = Instant::now();
         for path in &a.audio {
             let clip = flint_media::read_wav_file(path)?;
@@ -336,15 +411,65 @@ pub fn prepare(model: &Model, a: &MediaFiles) -> anyhow::Result<Prepared> {
                 valid: x.len(),
             });
         }
-        let secs: f64 =
+        let mut secs: f64 =
             p.media.audio.iter().map(|c| c.valid as f64).sum::<f64>() / cfg.sampling_rate as f64;
+        let mut encoding = 0.0;
+        for e in &a.encoded_audio {
+            p.audio.push(flint_media::prompt::audio_prompt(
+                e.valid,
+                cfg.samples_per_token,
+            ));
+            p.media.encoded_audio.push(e.rows.to_vec());
+            secs += e.valid as f64 / cfg.sampling_rate as f64;
+            encoding += e.secs;
+        }
         p.stages.push((
             "read audio",
             t.elapsed().as_secs_f64(),
             format!("{secs:.2} s of audio"),
         ));
+        if !a.encoded_audio.is_empty() {
+            p.stages.push((
+                "audio encoded while it arrived",
+                encoding,
+                format!("{} clips", a.encoded_audio.len()),
+            ));
+        }
     }
     Ok(p)
+}
+
+/// The feature extractor's settings of `model`'s audio tower (its `processor` metadata, else the defaults at the
+/// tower's token size); an error for a model without one.
+pub fn audio_config(model: &Model) -> anyhow::Result<SparkAudioConfig> {
+    let Some(ac) = model.config.audio.as_ref() else {
+        bail!(
+            "{} has no audio tower: it cannot take --audio",
+            model.file().path().display()
+        );
+    };
+    let cfg = match processor(model, "feature_extractor") {
+        Some((name, json)) => SparkAudioConfig::from_json(&name, &json)?,
+        None => SparkAudioConfig {
+            samples_per_token: ac.samples_per_token(),
+            ..SparkAudioConfig::default()
+        },
+    };
+    if cfg.samples_per_token != ac.samples_per_token() {
+        bail!(
+            "{}: the feature extractor's samples_per_token ({}) is not the audio tower's ({})",
+            model.file().path().display(),
+            cfg.samples_per_token,
+            ac.samples_per_token()
+        );
+    }
+    Ok(cfg)
+}
+
+/// The frame rate of frames at `times` (ms, in order): from the first and last; None for one frame.
+fn fps_of(times: &[u64]) -> Option<f64> {
+    let span = (times.last()? - times.first()?) as f64 / 1000.0;
+    (times.len() > 1 && span > 0.0).then(|| (times.len() - 1) as f64 / span)
 }
 
 /// The frames of a recording, `DIR/frames/<ms>.jpg|png`, in time order, and their rate (from the first and last
@@ -383,8 +508,7 @@ fn read_frames(dir: &Path) -> anyhow::Result<(Vec<RgbImage>, Option<f64>)> {
         bail!("{}: no frames (<ms>.jpg or .png)", fdir.display());
     }
     named.sort();
-    let span = (named[named.len() - 1].0 - named[0].0) as f64 / 1000.0;
-    let fps = (named.len() > 1 && span > 0.0).then(|| (named.len() - 1) as f64 / span);
+    let fps = fps_of(&named.iter().map(|(t, _)| *t).collect::<Vec<_>>());
     let frames = named
         .iter()
         .map(|(_, p)| flint_media::decode_image_file(p).map_err(anyhow::Error::from))

@@ -11,6 +11,7 @@ mod cli_overlay;
 mod conformance;
 mod constrained;
 mod engine_examples;
+mod engine_live;
 mod fuzz_corpus;
 mod gguf_quants;
 mod glasses;

@@ -42,11 +42,17 @@ pub struct Media {
     pub images: Option<Pixels>,
     pub videos: Option<Pixels>,
     pub audio: Vec<Clip>,
+    /// Clips the audio tower already encoded as they arrived (an [`crate::audio::AudioStream`]'s rows,
+    /// `[tokens, hidden]` each), after `audio` in prompt order.
+    pub encoded_audio: Vec<Vec<f32>>,
 }
 
 impl Media {
     pub fn is_empty(&self) -> bool {
-        self.images.is_none() && self.videos.is_none() && self.audio.is_empty()
+        self.images.is_none()
+            && self.videos.is_none()
+            && self.audio.is_empty()
+            && self.encoded_audio.is_empty()
     }
 }
 
@@ -124,7 +130,7 @@ impl MediaPrompt {
             stats.vision_rows += r.len() / hidden;
             rows.push((id, r));
         }
-        if !media.audio.is_empty() {
+        if !media.audio.is_empty() || !media.encoded_audio.is_empty() {
             let a = towers.audio.as_ref().ok_or_else(|| {
                 ModelError::Invalid("the prompt has audio but the model has no audio tower".into())
             })?;
@@ -135,6 +141,15 @@ impl MediaPrompt {
             }
             stats.audio_secs = t.elapsed().as_secs_f64();
             stats.audio_rows = all.len() / hidden;
+            for rows in &media.encoded_audio {
+                if rows.len() % hidden != 0 {
+                    return Err(ModelError::Invalid(format!(
+                        "encoded audio: {} values are not rows of {hidden}",
+                        rows.len()
+                    )));
+                }
+                all.extend_from_slice(rows);
+            }
             rows.push((a.config().token_id, all));
         }
         for (id, r) in &rows {
