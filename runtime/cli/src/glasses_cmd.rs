@@ -60,6 +60,14 @@ pub struct GlassesArgs {
     /// Do not read text in view (no OCR models).
     #[arg(long)]
     no_ocr: bool,
+    /// With an answer model that has a vision tower: send the last second of camera as video frames instead of
+    /// the sharpest frame.
+    #[arg(long)]
+    video: bool,
+    /// With a vision tower: image tokens at most per frame (default: the board profile's
+    /// `camera.image_tokens_max`, else the model's processor's); heat and a low battery halve it.
+    #[arg(long)]
+    image_tokens: Option<usize>,
     /// One JSON object per line and event on stdout.
     #[arg(long)]
     json: bool,
@@ -126,6 +134,10 @@ pub fn run(a: GlassesArgs, board: Option<&str>) -> Result<()> {
         }
         (None, None) => (2, 2),
     };
+    let image_tokens_max = profile.as_ref().and_then(|p| p.camera.image_tokens_max);
+    if a.image_tokens == Some(0) {
+        bail!("--image-tokens 0: a frame needs at least one token");
+    }
     let mem_budget = match (a.mem_budget, profile.as_ref()) {
         (Some(0), _) => bail!("--mem-budget 0: give a size in MiB"),
         (Some(m), _) => Some((m.saturating_mul(1 << 20), format!("--mem-budget {m}"))),
@@ -236,7 +248,7 @@ pub fn run(a: GlassesArgs, board: Option<&str>) -> Result<()> {
         models.answer = m;
     }
     if let Some(w) = a.asr {
-        models.asr = w;
+        models.asr = Some(w);
     }
     if a.no_ocr {
         models.ocr = None;
@@ -252,6 +264,8 @@ pub fn run(a: GlassesArgs, board: Option<&str>) -> Result<()> {
         mem_budget,
         max_turns: a.turns,
         record: a.record,
+        video: a.video,
+        image_tokens: a.image_tokens.or(image_tokens_max),
         vad: flint_onnx::VadConfig::default(),
         onnx,
     };

@@ -100,6 +100,14 @@ impl Flint {
         self.model.config.vision.is_some()
     }
 
+    /// The most tokens the image processor gives an image (its `max_image_tokens`), for a model that sees.
+    pub fn image_token_cap(&self) -> Option<usize> {
+        self.sees()
+            .then(|| flint_prompt::image_config(&self.model).ok())
+            .flatten()
+            .map(|c| c.max_tokens)
+    }
+
     /// Whether the model has an audio tower (it takes speech itself, without a recogniser).
     pub fn hears(&self) -> bool {
         self.model.config.audio.is_some()
@@ -198,26 +206,44 @@ impl<'f> Chat<'f> {
     /// still speaking). Nothing joins the conversation; the next turn whose message begins with `start` reuses
     /// those tokens as the common prefix. Returns the tokens prefilled (those not already cached).
     pub fn prefill_start(&mut self, start: &str) -> anyhow::Result<usize> {
-        let text = &self.flint.text;
+        self.prefill_start_with(start, &MediaFiles::default())
+    }
+
+    /// [`Chat::prefill_start`] with media at the message's start (their placeholders go in front of `start`, as
+    /// a turn puts them): a camera frame is encoded and prefilled while the wearer speaks, and a next turn with
+    /// the same frame first (and more media after it) reuses it.
+    pub fn prefill_start_with(&mut self, start: &str, media: &MediaFiles) -> anyhow::Result<usize> {
+        let f = self.flint;
+        let text = &f.text;
+        let content = media.placeholders() + start;
         let rendered = if self.raw {
-            start.to_string()
+            content
         } else {
             // A marker after `start` shows where the user's text ends in the rendered template.
             const MARK: &str = "\u{1}flint-prefill-end\u{1}";
             let mut msgs = self.history.clone();
-            msgs.push(Message::new("user", format!("{start}{MARK}")));
+            msgs.push(Message::new("user", format!("{content}{MARK}")));
             let r = text.apply_chat_template_with(&msgs, &ChatOptions::default())?;
             let end = r
                 .find(MARK)
                 .context("the chat template dropped the user's message")?;
             r[..end].to_string()
         };
-        let ids = text.encode(&rendered, self.raw)?;
-        if ids.is_empty() {
+        let mut files = self.media.clone();
+        files.extend(media)?;
+        files.image_tokens = media.image_tokens;
+        let prompt = if files.is_empty() {
+            MediaPrompt::text(&f.model, text.encode(&rendered, self.raw)?)
+        } else {
+            let p = flint_prompt::prepare(&f.model, &files)?;
+            let ids = text.encode(&p.expand(&rendered)?, self.raw)?;
+            MediaPrompt::encode(&f.model, f.towers()?, f.model.exec(), ids, &p.media)?.0
+        };
+        if prompt.is_empty() {
             return Ok(0);
         }
-        let (_, reused) = self.session.prefill(&ids)?;
-        Ok(ids.len() - reused)
+        let (_, reused) = self.session.prefill_prompt(&prompt)?;
+        Ok(prompt.len() - reused)
     }
 
     /// A new user turn.

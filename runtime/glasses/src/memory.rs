@@ -27,7 +27,10 @@ fn bytes_of(p: &Path) -> u64 {
 
 /// Bytes of every model file the loop maps or loads.
 pub fn model_bytes(m: &ModelPaths) -> u64 {
-    let mut n = bytes_of(&m.answer) + bytes_of(&m.asr) + bytes_of(&m.vad);
+    let mut n = bytes_of(&m.answer) + bytes_of(&m.vad);
+    if let Some(a) = &m.asr {
+        n += bytes_of(a);
+    }
     if let Some((d, r)) = &m.ocr {
         n += bytes_of(d) + bytes_of(r);
     }
@@ -42,7 +45,7 @@ pub fn check_budget(m: &ModelPaths, budget: u64, what: &str) -> Result<()> {
             "the models take {} MiB of files ({}, {}, ...), over the memory budget of {} MiB ({what})",
             need >> 20,
             m.answer.display(),
-            m.asr.display(),
+            m.vad.display(),
             budget >> 20
         );
     }

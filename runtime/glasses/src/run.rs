@@ -24,8 +24,8 @@ use std::time::Instant;
 pub struct ModelPaths {
     /// The answer model (`.flint`).
     pub answer: PathBuf,
-    /// A CTranslate2 Whisper folder.
-    pub asr: PathBuf,
+    /// A CTranslate2 Whisper folder (none: the answer model hears the speech itself).
+    pub asr: Option<PathBuf>,
     /// Silero VAD (ONNX).
     pub vad: PathBuf,
     /// PP-OCRv4 detection and recognition (ONNX); none: no text reading.
@@ -38,9 +38,19 @@ impl ModelPaths {
     pub fn bundled(dir: &Path) -> ModelPaths {
         ModelPaths {
             answer: dir.join("answer.flint"),
-            asr: dir.join("whisper-tiny-en"),
+            asr: Some(dir.join("whisper-tiny-en")),
             vad: dir.join("silero_vad_16k.onnx"),
             ocr: Some((dir.join("ppocr/det.onnx"), dir.join("ppocr/rec.onnx"))),
+        }
+    }
+
+    /// The files a loop with this answer model uses: no speech recogniser when it has an audio tower (it
+    /// hears the question itself), no OCR when it has a vision tower (it sees the frame itself).
+    pub fn for_model(&self, hears: bool, sees: bool) -> ModelPaths {
+        ModelPaths {
+            asr: self.asr.clone().filter(|_| !hears),
+            ocr: self.ocr.clone().filter(|_| !sees),
+            ..self.clone()
         }
     }
 
@@ -48,9 +58,11 @@ impl ModelPaths {
     pub fn check(&self) -> Result<()> {
         let mut all = vec![
             ("answer model", &self.answer),
-            ("speech recogniser", &self.asr),
             ("voice activity model", &self.vad),
         ];
+        if let Some(a) = &self.asr {
+            all.push(("speech recogniser", a));
+        }
         if let Some((d, r)) = &self.ocr {
             all.push(("text detector", d));
             all.push(("text recogniser", r));
@@ -114,6 +126,10 @@ pub struct Options {
     pub max_turns: Option<u64>,
     /// Write what was captured here, in the recording layout.
     pub record: Option<PathBuf>,
+    /// With a vision tower: the last second of camera as video frames, not the sharpest frame.
+    pub video: bool,
+    /// With a vision tower: image tokens at most per frame (none: the processor's cap).
+    pub image_tokens: Option<usize>,
     /// Voice-activity settings.
     pub vad: flint_onnx::VadConfig,
     /// The engine of the ONNX models (voice activity, OCR): tract, or ONNX Runtime on a chosen execution provider.
@@ -126,6 +142,8 @@ const FRAME_SECONDS: u64 = 12;
 const PRE_ROLL_SAMPLES: usize = 16_000;
 /// Longest utterance kept (Whisper reads 30 s).
 const MAX_UTTERANCE: usize = 30 * 16_000;
+/// A turn the button opened closes after this long without speech (ms of input).
+const PUSH_TO_TALK_MS: u64 = 8_000;
 
 /// What the loop did.
 #[derive(Debug, Clone, Default)]
@@ -172,17 +190,23 @@ fn adjust(
         budget.max_tokens = (base.max_tokens / 2).max(16);
         budget.threads = 1;
         budget.encoder_threads = 1;
+        budget.image_tokens = base.image_tokens.map(|n| (n / 2).max(1));
         budget.status = " | low power: short answers".into();
+        let fewer = match budget.image_tokens {
+            Some(n) => format!(", {n} image tokens"),
+            None => String::new(),
+        };
         report.event(
             "power",
-            json!({"message": format!("{}: shorter answers, 1 thread", why.join(", ")),
-                   "max_tokens": budget.max_tokens}),
+            json!({"message": format!("{}: shorter answers{fewer}, 1 thread", why.join(", ")),
+                   "max_tokens": budget.max_tokens, "image_tokens": budget.image_tokens}),
         );
     } else if why.is_empty() && lowered {
         *budget = base.clone();
         report.event(
             "power",
-            json!({"message": "temperature and battery normal: full load again", "max_tokens": budget.max_tokens}),
+            json!({"message": "temperature and battery normal: full load again", "max_tokens": budget.max_tokens,
+                   "image_tokens": budget.image_tokens}),
         );
     }
 }
@@ -194,24 +218,41 @@ pub fn run(opts: &Options, report: &mut Reporter) -> Result<Summary> {
 
 /// [`run`] with the inputs given (devices behind scripted seams, in tests) instead of `opts.source`.
 pub fn run_with(opts: &Options, inputs: Option<Inputs>, report: &mut Reporter) -> Result<Summary> {
-    opts.models.check()?;
-    if let Some((bytes, what)) = &opts.mem_budget {
-        crate::memory::check_budget(&opts.models, *bytes, what)?;
+    if !opts.models.answer.exists() {
+        opts.models.check()?;
     }
     crate::display::check_target(&opts.display)?;
     flint_engine::set_threads(opts.threads);
     let t_load = Instant::now();
     let flint = flint_engine::Flint::open(&opts.models.answer)
         .with_context(|| format!("loading the answer model {}", opts.models.answer.display()))?;
-    let asr = flint_asr::Whisper::open(&opts.models.asr)
-        .with_context(|| format!("loading Whisper from {}", opts.models.asr.display()))?;
+    // A model with towers takes the speech and the frame itself: no Whisper, no OCR.
+    let (hears, sees) = (flint.hears(), flint.sees());
+    if opts.video && !sees {
+        bail!(
+            "--video: the answer model {} has no vision tower",
+            opts.models.answer.display()
+        );
+    }
+    let used = opts.models.for_model(hears, sees);
+    used.check()?;
+    if let Some((bytes, what)) = &opts.mem_budget {
+        crate::memory::check_budget(&used, *bytes, what)?;
+    }
+    let asr = match &used.asr {
+        Some(dir) => Some(
+            flint_asr::Whisper::open(dir)
+                .with_context(|| format!("loading Whisper from {}", dir.display()))?,
+        ),
+        None => None,
+    };
     let vad_cfg = flint_onnx::VadConfig {
         backend: opts.onnx.clone(),
         ..opts.vad.clone()
     };
     let mut vad = flint_onnx::Vad::open(&opts.models.vad, vad_cfg)
         .with_context(|| format!("loading voice activity from {}", opts.models.vad.display()))?;
-    let ocr = match &opts.models.ocr {
+    let ocr = match &used.ocr {
         Some((det, rec)) => Some(
             flint_onnx::Ocr::open_with(det, rec, ocr_config(&opts.onnx)).with_context(|| {
                 format!("loading OCR from {} and {}", det.display(), rec.display())
@@ -233,27 +274,33 @@ pub fn run_with(opts: &Options, inputs: Option<Inputs>, report: &mut Reporter) -
         json!({"source": opts.source.describe(), "display": format!("{:?}", opts.display),
                "answer_model": opts.models.answer, "load_ms": t_load.elapsed().as_secs_f64() * 1e3,
                "threads": opts.threads, "encoder_threads": opts.encoder_threads, "onnx": opts.onnx.to_string(),
-               "model_mib": crate::memory::model_bytes(&opts.models) >> 20}),
+               "model_mib": crate::memory::model_bytes(&used) >> 20,
+               "answer_model_hears": hears, "answer_model_sees": sees, "video": opts.video}),
     );
     let base = Budget {
         max_tokens: opts.max_tokens,
         threads: opts.threads,
         encoder_threads: opts.encoder_threads,
+        image_tokens: flint
+            .image_token_cap()
+            .map(|cap| opts.image_tokens.map_or(cap, |n| n.min(cap))),
         status: String::new(),
     };
     let mut budget = base.clone();
     let mut power = Power::default();
     let models = turn::Models {
         flint: &flint,
-        asr: &asr,
+        asr: asr.as_ref(),
         ocr: ocr.as_ref(),
+        sees,
+        video: opts.video,
     };
     let mut memory = Memory::default();
     let mut frames = FrameRing::new(FRAME_SECONDS as usize * 30, FRAME_SECONDS * 1000);
     // Audio: `heard` holds the samples from `heard_from` (absolute sample index) on.
     let mut heard: Vec<f32> = Vec::new();
     let mut heard_from: u64 = 0;
-    let mut speech_from: Option<(u64, u64)> = None; // (sample index, t_ms)
+    let mut speech_from: Option<(u64, u64, bool)> = None; // (sample index, t_ms, opened by the button)
     let mut summary = Summary::default();
     // Time (ms) of the first audio sample: sample indices of the detector count from it.
     let mut audio_origin: Option<u64> = None;
@@ -263,23 +310,49 @@ pub fn run_with(opts: &Options, inputs: Option<Inputs>, report: &mut Reporter) -
     chat.system(turn::SYSTEM);
     // The conversation: here between turns, on the speech-start thread while the wearer speaks.
     let mut chat_slot = Some(chat);
+    // The speech as the answer model's audio tower encodes it while it arrives (a model that hears).
+    let mut listener: Option<flint_engine::Listener<'_>> = None;
     std::thread::scope(|scope| -> Result<Summary> {
         let mut ended = false;
         let mut early = None;
         let mut now_ms = 0;
+        // Whether the detector is inside speech (a turn the button opened waits for it to end).
+        let mut vad_open = false;
         while !ended {
             let next = inputs.next(&mut |n| notes.push(n));
             for n in notes.drain(..) {
                 report.event("device", json!({"message": n}));
             }
+            let mut edges = Vec::new();
             for ev in display.events() {
+                if let Message::Button {
+                    action: flint_bridge::types::ButtonAction::Press,
+                    ..
+                } = ev
+                {
+                    // Push to talk: a press opens a turn; a second press (or the end of the speech) closes it.
+                    let at = heard_from + heard.len() as u64;
+                    let (edge, what) = match speech_from {
+                        None => (Edge::Start { at, button: true }, "turn opened"),
+                        Some((_, _, true)) if !vad_open => (Edge::End { at }, "turn closed"),
+                        Some(_) => continue,
+                    };
+                    report.event("button", json!({"message": format!("press: {what}")}));
+                    edges.push(edge);
+                    continue;
+                }
                 adjust(&mut power, &mut budget, &base, &ev, report);
             }
-            let events = match next {
+            match next {
                 // The source ended: close speech still open.
                 None => {
                     ended = true;
-                    vad.finish().into_iter().collect()
+                    edges.extend(vad.finish().map(Edge::from));
+                    if let (Some((_, _, true)), false) = (speech_from, vad_open) {
+                        edges.push(Edge::End {
+                            at: heard_from + heard.len() as u64,
+                        });
+                    }
                 }
                 // A frame that does not decode is reported and skipped; anything else ends the run.
                 Some(Err(e)) if is_bad_frame(&e) => {
@@ -292,7 +365,6 @@ pub fn run_with(opts: &Options, inputs: Option<Inputs>, report: &mut Reporter) -
                         r.frame(t_ms, &image)?;
                     }
                     frames.push(t_ms, image);
-                    continue;
                 }
                 Some(Ok(Input::Audio { t_ms, samples })) => {
                     if let Some(r) = &mut recorder {
@@ -301,36 +373,71 @@ pub fn run_with(opts: &Options, inputs: Option<Inputs>, report: &mut Reporter) -
                     audio_origin.get_or_insert(t_ms);
                     now_ms = t_ms + samples.len() as u64 / 16;
                     heard.extend_from_slice(&samples);
-                    vad.push(&samples)?
+                    if let (Some(l), Some((from, _, _))) = (&mut listener, speech_from) {
+                        // At most the longest utterance (the rest of a longer one is not heard).
+                        let open = (heard_from + heard.len() as u64).saturating_sub(from);
+                        if open <= MAX_UTTERANCE as u64 {
+                            l.push(&samples)
+                                .context("encoding the speech as it arrives")?;
+                        }
+                    }
+                    edges.extend(vad.push(&samples)?.into_iter().map(Edge::from));
                 }
             };
+            // A turn the button opened and nobody spoke into ends after a while.
+            if let (Some((_, start_ms, true)), false) = (speech_from, vad_open) {
+                if now_ms > start_ms + PUSH_TO_TALK_MS && edges.is_empty() {
+                    report.event(
+                        "button",
+                        json!({"message": "no speech after the press: turn closed"}),
+                    );
+                    edges.push(Edge::End {
+                        at: heard_from + heard.len() as u64,
+                    });
+                }
+            }
             let origin = audio_origin.unwrap_or(0);
-            for ev in events {
-                match ev {
-                    flint_onnx::VadEvent::SpeechStart { at_sample } => {
-                        let at = at_sample.max(heard_from);
+            for edge in edges {
+                match edge {
+                    Edge::Start { at, button } => {
+                        if !button {
+                            vad_open = true;
+                        }
+                        // The detector hears speech in a turn the button opened: the turn goes on.
+                        if speech_from.is_some() {
+                            continue;
+                        }
+                        let at = at.max(heard_from);
                         let start_ms = origin + at / 16;
-                        speech_from = Some((at, start_ms));
-                        report.event("speech_start", json!({"t_ms": start_ms}));
+                        speech_from = Some((at, start_ms, button));
+                        report.event(
+                            "speech_start",
+                            json!({"t_ms": start_ms, "by": if button { "button" } else { "voice" }}),
+                        );
                         let recent: Vec<(u64, &flint_media::RgbImage)> =
                             frames.iter().filter(|(t, _)| *t + 1000 >= now_ms).collect();
-                        // The conversation goes to the speech-start thread (OCR, then the prompt's start).
+                        // The conversation goes to the speech-start thread (OCR or the frame, then the prompt's
+                        // start).
                         let chat = match (chat_slot.take(), early.take()) {
                             (Some(c), _) => c,
                             (None, Some(e)) => turn::Early::join(e)?.1,
                             (None, None) => bail!("internal: the conversation was lost"),
                         };
-                        early = Some(turn::start(
-                            scope,
-                            ocr.as_ref(),
-                            &recent,
-                            &memory,
-                            chat,
-                            budget.threads,
-                        ));
+                        early = Some(turn::start(scope, &models, &recent, &memory, chat, &budget));
+                        if hears {
+                            // The audio since the start (the detector's pre-roll) first, then as it comes.
+                            let mut l = flint
+                                .listen(16_000, budget.encoder_threads)
+                                .context("listening with the answer model's audio tower")?;
+                            let lo = ((at - heard_from) as usize).min(heard.len());
+                            l.push(&heard[lo..])
+                                .context("encoding the speech as it arrives")?;
+                            listener = Some(l);
+                        }
                     }
-                    flint_onnx::VadEvent::SpeechEnd { at_sample } => {
-                        let Some((from, start_ms)) = speech_from.take() else {
+                    Edge::End { at: at_sample } => {
+                        vad_open = false;
+                        let Some((from, start_ms, _)) = speech_from.take() else {
                             continue;
                         };
                         let speech_end = Instant::now();
@@ -367,6 +474,7 @@ pub fn run_with(opts: &Options, inputs: Option<Inputs>, report: &mut Reporter) -
                             &utterance,
                             &window,
                             source,
+                            listener.take(),
                             speech_end,
                             &models,
                             &budget,
@@ -382,7 +490,7 @@ pub fn run_with(opts: &Options, inputs: Option<Inputs>, report: &mut Reporter) -
             }
             // Keep the audio bounded: the open utterance (capped) or the pre-roll.
             let keep = match speech_from {
-                Some((from, _)) => {
+                Some((from, _, _)) => {
                     let open = (heard_from + heard.len() as u64).saturating_sub(from) as usize;
                     open.min(MAX_UTTERANCE) + PRE_ROLL_SAMPLES
                 }
@@ -396,6 +504,25 @@ pub fn run_with(opts: &Options, inputs: Option<Inputs>, report: &mut Reporter) -
         }
         finish(summary, &display, opts, report, recorder)
     })
+}
+
+/// Where a turn opens or closes: the detector's speech start (or a button press) and end, in samples.
+#[derive(Debug, Clone, Copy)]
+enum Edge {
+    Start { at: u64, button: bool },
+    End { at: u64 },
+}
+
+impl From<flint_onnx::VadEvent> for Edge {
+    fn from(e: flint_onnx::VadEvent) -> Edge {
+        match e {
+            flint_onnx::VadEvent::SpeechStart { at_sample } => Edge::Start {
+                at: at_sample,
+                button: false,
+            },
+            flint_onnx::VadEvent::SpeechEnd { at_sample } => Edge::End { at: at_sample },
+        }
+    }
 }
 
 fn finish(

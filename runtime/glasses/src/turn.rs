@@ -6,6 +6,11 @@
 //! 3. The answer model gets the transcript and the words in view (with their positions, top to bottom), and its
 //!    answer streams into the display's panel, redrawn at each word; the words read are boxed on the display.
 //!
+//! With an answer model that has towers, its towers take what Whisper and OCR would: a vision tower gets the
+//! sharpest frame (encoded and prefilled at speech start, while the wearer speaks, and reused at speech end when
+//! the scene has not changed) or, with `--video`, the last second of frames; an audio tower gets the speech
+//! itself, encoded while it arrives ([`flint_engine::Listener`]), so at speech end only its last token is left.
+//!
 //! Times are measured from the moment the voice-activity detector declared the end of speech.
 
 use crate::layout::{self, FrameBox, Geometry, Scene};
@@ -30,6 +35,8 @@ pub struct Memory {
     last_thumb: Option<flint_sensors::select::Thumbnail>,
     last_words: Vec<OcrWord>,
     last_frame_size: Option<(u32, u32)>,
+    /// The frame last sent to a vision tower (a near-duplicate is sent as this one, so its rows stay cached).
+    last_picture: Option<(flint_sensors::select::Thumbnail, Arc<RgbImage>)>,
 }
 
 /// The user message: the question, and the text the camera sees when there is any.
@@ -94,14 +101,22 @@ fn bounds(w: &OcrWord) -> [f32; 4] {
 /// The models a turn uses.
 pub struct Models<'a> {
     pub flint: &'a flint_engine::Flint,
-    pub asr: &'a flint_asr::Whisper,
+    /// None: the answer model hears the question itself (its audio tower).
+    pub asr: Option<&'a flint_asr::Whisper>,
     pub ocr: Option<&'a flint_onnx::Ocr>,
+    /// The answer model sees: frames go to its vision tower.
+    pub sees: bool,
+    /// With `sees`: the last second of frames as a video.
+    pub video: bool,
 }
 
 impl std::fmt::Debug for Models<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Models")
             .field("ocr", &self.ocr.is_some())
+            .field("asr", &self.asr.is_some())
+            .field("sees", &self.sees)
+            .field("video", &self.video)
             .finish_non_exhaustive()
     }
 }
@@ -114,6 +129,8 @@ pub struct Budget {
     pub threads: usize,
     /// Threads of the speech recogniser (the OCR runs beside it on its own thread).
     pub encoder_threads: usize,
+    /// Image tokens at most per frame, for a model that sees.
+    pub image_tokens: Option<usize>,
     /// Said on the display's status line.
     pub status: String,
 }
@@ -143,8 +160,11 @@ pub type EarlyOutcome<'f> = (
 /// [`prompt_prefix`]). At speech end only the transcript is left to prefill.
 #[derive(Debug)]
 pub struct Early<'s, 'f> {
-    /// The frame OCR reads: its time, size and thumbnail (none: no OCR ran, the last turn's words stand).
+    /// The frame OCR reads: its time, size and thumbnail (none: no OCR ran, the last turn's words stand). For
+    /// a model that sees: the frame prefilled.
     pub frame: Option<(u64, (usize, usize), flint_sensors::select::Thumbnail)>,
+    /// For a model that sees: the frame encoded and prefilled.
+    pub picture: Option<Arc<RgbImage>>,
     pub job: std::thread::ScopedJoinHandle<'s, EarlyOutcome<'f>>,
 }
 
@@ -167,12 +187,54 @@ pub fn prompt_prefix(words: &[OcrWord]) -> String {
 /// what the last turn's did (its words stand then), and the prefill of the prompt's start in `chat`.
 pub fn start<'s, 'f: 's>(
     scope: &'s std::thread::Scope<'s, '_>,
-    ocr: Option<&'s flint_onnx::Ocr>,
+    models: &Models<'s>,
     frames: &[(u64, &RgbImage)],
     memory: &Memory,
     mut chat: flint_engine::Chat<'f>,
-    threads: usize,
+    budget: &Budget,
 ) -> Early<'s, 'f> {
+    let threads = budget.threads;
+    if models.sees {
+        // The sharpest recent frame to the vision tower (a video is the last second before speech end: not known
+        // yet, so only the system prompt is prefilled then).
+        let best = flint_sensors::select::pick_sharpest(frames.iter().map(|(_, f)| *f))
+            .filter(|_| !models.video);
+        let (frame, picture) = match best {
+            Some(i) => {
+                let (t, f) = frames[i];
+                let (thumb, pic) = picture_for(f, memory);
+                (Some((t, (f.width, f.height), thumb)), Some(pic))
+            }
+            None => (None, None),
+        };
+        let mut media = flint_engine::MediaFiles {
+            image_tokens: budget.image_tokens.map(flint_engine::ImageTokens::Cap),
+            ..Default::default()
+        };
+        if let (Some(p), Some((t, ..))) = (&picture, &frame) {
+            media.pictures.push(flint_engine::Picture {
+                name: frame_name(*t),
+                image: p.clone(),
+            });
+        }
+        let job = scope.spawn(move || {
+            chat.forget_turns();
+            flint_engine::set_threads(threads);
+            let t0 = Instant::now();
+            let pre = chat.prefill_start_with("", &media).map(|tokens| Prefilled {
+                tokens,
+                ms: t0.elapsed().as_secs_f64() * 1e3,
+                at: Instant::now(),
+            });
+            (None, chat, pre)
+        });
+        return Early {
+            frame,
+            picture,
+            job,
+        };
+    }
+    let ocr = models.ocr;
     let best = ocr.and(flint_sensors::select::pick_sharpest(
         frames.iter().map(|(_, f)| *f),
     ));
@@ -213,24 +275,57 @@ pub fn start<'s, 'f: 's>(
             });
         (read, chat, pre)
     });
-    Early { frame, job }
+    Early {
+        frame,
+        picture: None,
+        job,
+    }
 }
 
-/// Where a turn's conversation is: at hand, or on the speech-start thread.
+/// A camera frame's name in errors and reports.
+fn frame_name(t_ms: u64) -> String {
+    format!("camera frame at {t_ms} ms")
+}
+
+/// The picture to send for `f`: the last one sent when `f` is a near-duplicate of it (the same pixels give the
+/// same rows, which the conversation's cache still holds), else `f`.
+fn picture_for(f: &RgbImage, memory: &Memory) -> (flint_sensors::select::Thumbnail, Arc<RgbImage>) {
+    let thumb = flint_sensors::select::Thumbnail::of(f);
+    match &memory.last_picture {
+        Some((last, pic))
+            if last.difference(&thumb) < flint_sensors::select::DEFAULT_DUPLICATE_THRESHOLD =>
+        {
+            (last.clone(), pic.clone())
+        }
+        _ => (thumb, Arc::new(f.clone())),
+    }
+}
+
+/// Where a turn's conversation is: at hand, or on the speech-start thread (one per turn: its size is no matter).
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum ChatSource<'s, 'f> {
     Ready(flint_engine::Chat<'f>),
     Early(Early<'s, 'f>),
 }
 
+/// What the wearer said: Whisper's text, or the speech itself as the audio tower encoded it (and how many of
+/// its tokens were encoded before speech end).
+enum Heard {
+    Text(flint_asr::Transcript),
+    Audio(flint_engine::EncodedAudio, usize),
+}
+
 /// Runs one turn and reports its events. `frames`: the frames in view while the wearer spoke (time, image);
-/// `chat`: the conversation, or the speech-start work holding it. Returns the conversation for the next turn.
+/// `chat`: the conversation, or the speech-start work holding it; `listener`: the speech as the answer model's
+/// audio tower encoded it while it arrived (for a model that hears). Returns the conversation for the next turn.
 #[allow(clippy::too_many_arguments)]
 pub fn run<'f>(
     n: u64,
     utterance: &[f32],
     frames: &[(u64, &RgbImage)],
     chat: ChatSource<'_, 'f>,
+    listener: Option<flint_engine::Listener<'f>>,
     speech_end: Instant,
     models: &Models<'_>,
     budget: &Budget,
@@ -251,9 +346,9 @@ pub fn run<'f>(
     let mut frame_t = None;
     let mut fresh = None;
     let mut use_early = false;
-    let early_frame = match &chat {
-        ChatSource::Early(e) => e.frame.as_ref(),
-        ChatSource::Ready(_) => None,
+    let (early_frame, early_picture) = match &chat {
+        ChatSource::Early(e) => (e.frame.clone(), e.picture.clone()),
+        ChatSource::Ready(_) => (None, None),
     };
     if let Some(best) = best {
         let (t, img) = frames[best];
@@ -262,7 +357,7 @@ pub fn run<'f>(
         let same = |a: &flint_sensors::select::Thumbnail| {
             a.difference(&thumb) < flint_sensors::select::DEFAULT_DUPLICATE_THRESHOLD
         };
-        match early_frame {
+        match &early_frame {
             Some((t_ms, _, thumb)) if same(thumb) => {
                 frame_t = Some(*t_ms);
                 use_early = true;
@@ -279,7 +374,22 @@ pub fn run<'f>(
                 (words, t0.elapsed().as_secs_f64() * 1e3, Instant::now())
             })
         });
-        let heard = models.asr.transcribe(clip).map(|h| (h, Instant::now()));
+        let streamed = listener.as_ref().map_or(0, |l| l.tokens());
+        let heard = match (models.asr, listener) {
+            (Some(asr), _) => asr
+                .transcribe(clip)
+                .map(|h| (Heard::Text(h), Instant::now()))
+                .with_context(|| {
+                    format!("turn {n}: transcribing {} ms of speech", clip.len() / 16)
+                }),
+            (None, Some(l)) => l
+                .finish()
+                .map(|a| (Heard::Audio(a, streamed), Instant::now()))
+                .with_context(|| format!("turn {n}: encoding the speech")),
+            (None, None) => Err(anyhow::anyhow!(
+                "internal: no speech recogniser and no audio stream"
+            )),
+        };
         let read = ocr_job.map(|j| {
             let (w, ms, at) = j
                 .join()
@@ -307,13 +417,27 @@ pub fn run<'f>(
         }
     };
     let read = read.or(early_read);
-    let (heard, asr_done) = heard
-        .with_context(|| format!("turn {n}: transcribing {} ms of speech", clip.len() / 16))?;
-    report.event(
-        "transcript",
-        json!({"turn": n, "text": heard.text.trim(), "speech_ms": utterance.len() / 16,
-               "encode_ms": heard.encode_ms, "decode_ms": heard.decode_ms}),
-    );
+    let (heard, asr_done) = heard?;
+    let (question, spoken) = match heard {
+        Heard::Text(h) => {
+            report.event(
+                "transcript",
+                json!({"turn": n, "text": h.text.trim(), "speech_ms": utterance.len() / 16,
+                       "encode_ms": h.encode_ms, "decode_ms": h.decode_ms}),
+            );
+            (h.text.trim().to_string(), None)
+        }
+        Heard::Audio(a, streamed) => {
+            let hidden = models.flint.model().config.hidden_size;
+            report.event(
+                "audio",
+                json!({"turn": n, "tokens": a.rows.len() / hidden.max(1), "streamed_tokens": streamed,
+                       "speech_ms": utterance.len() / 16, "encode_ms": a.secs * 1e3,
+                       "finish_ms": ms(asr_done)}),
+            );
+            (String::new(), Some(a))
+        }
+    };
     let mut ocr_ms = 0.0;
     let mut ocr_done = asr_done;
     if let (Some((words, ms_, at, (w, h), thumb)), Some(t)) = (read, frame_t) {
@@ -341,10 +465,66 @@ pub fn run<'f>(
     };
     let encode_done = asr_done.max(ocr_done);
 
+    // For a model that sees: the frame (or the last second of frames) for its vision tower.
+    let mut picture = None;
+    let mut video = None;
+    if models.sees {
+        let same = |a: &flint_sensors::select::Thumbnail, b: &flint_sensors::select::Thumbnail| {
+            a.difference(b) < flint_sensors::select::DEFAULT_DUPLICATE_THRESHOLD
+        };
+        if models.video {
+            let last = frames.iter().map(|(t, _)| *t).max().unwrap_or(0);
+            let recent: Vec<&(u64, &RgbImage)> =
+                frames.iter().filter(|(t, _)| *t + 1000 >= last).collect();
+            if !recent.is_empty() {
+                report.event(
+                    "vision",
+                    json!({"turn": n, "video_frames": recent.len(),
+                           "frames_t_ms": recent.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
+                           "image_tokens": budget.image_tokens}),
+                );
+                video = Some(flint_engine::Frames {
+                    name: format!("the camera's last second (to {last} ms)"),
+                    times: recent.iter().map(|(t, _)| *t).collect(),
+                    images: Arc::new(recent.iter().map(|(_, f)| (*f).clone()).collect()),
+                });
+            }
+        } else if let Some(i) = flint_sensors::select::pick_sharpest(frames.iter().map(|(_, f)| *f))
+        {
+            let (t, f) = frames[i];
+            let thumb = flint_sensors::select::Thumbnail::of(f);
+            // The frame prefilled at speech start when the scene is the same, else this one (or the last sent).
+            let (t, thumb, pic, how) = match (&early_frame, &early_picture) {
+                (Some((et, _, eth)), Some(p)) if same(eth, &thumb) => {
+                    (*et, eth.clone(), p.clone(), "prefilled at speech start")
+                }
+                _ => {
+                    let (th, p) = picture_for(f, memory);
+                    let again = memory
+                        .last_picture
+                        .as_ref()
+                        .is_some_and(|(_, l)| Arc::ptr_eq(l, &p));
+                    (t, th, p, if again { "the last turn's" } else { "new" })
+                }
+            };
+            report.event(
+                "vision",
+                json!({"turn": n, "frame_t_ms": t, "frame": how, "size": [pic.width, pic.height],
+                       "image_tokens": budget.image_tokens}),
+            );
+            memory.last_picture = Some((thumb, pic.clone()));
+            picture = Some((t, pic));
+        }
+    }
+
     // 3. The answer, streamed onto the display.
     let mut scene = Scene {
         status: format!("turn {n}{}", budget.status),
-        question: heard.text.trim().to_string(),
+        question: if question.is_empty() {
+            "(asked aloud)".to_string()
+        } else {
+            question.clone()
+        },
         boxes: words
             .iter()
             .map(|w| FrameBox {
@@ -352,7 +532,10 @@ pub fn run<'f>(
                 rect: bounds(w),
             })
             .collect(),
-        frame: memory.last_frame_size.filter(|_| !words.is_empty()),
+        frame: match &picture {
+            Some((_, p)) => Some((p.width as u32, p.height as u32)),
+            None => memory.last_frame_size.filter(|_| !words.is_empty()),
+        },
         ..Default::default()
     };
     let geometry: Geometry = display.geometry;
@@ -364,11 +547,33 @@ pub fn run<'f>(
     let mut first_pixel = None;
     let mut shown_words = 0usize;
     let mut display_err = None;
-    let user = prompt(&heard.text, words);
-    let reply = chat
+    let user = if question.is_empty() {
+        String::new()
+    } else {
+        prompt(&question, words)
+    };
+    let mut turn = chat
         .turn(&user)
         .max_tokens(budget.max_tokens)
-        .stop_on(stop.clone())
+        .stop_on(stop.clone());
+    if let Some(cap) = budget.image_tokens {
+        turn = turn.image_tokens(flint_engine::ImageTokens::Cap(cap));
+    }
+    if let Some((t, pic)) = &picture {
+        turn = turn.picture(&frame_name(*t), pic.clone());
+        if let Some(f) =
+            flint_engine::BoxFormat::for_architecture(&models.flint.model().config.arch)
+        {
+            turn = turn.boxes(f);
+        }
+    }
+    if let Some(v) = video {
+        turn = turn.frames(v);
+    }
+    if let Some(a) = spoken {
+        turn = turn.encoded_audio(a);
+    }
+    let reply = turn
         .run(|e| {
             // A button press on the glasses ends the answer at this token.
             if pressed.is_none() {
@@ -376,6 +581,17 @@ pub fn run<'f>(
                     pressed = Some((b, Instant::now()));
                     stop.store(true, Ordering::Relaxed);
                 }
+            }
+            // Boxes and points of the answer, in the frame's pixels, drawn with the answer.
+            if let flint_engine::Event::Overlay(o) = e {
+                let rect = match o.shape {
+                    flint_engine::Shape::Box { x1, y1, x2, y2 } => [x1, y1, x2, y2],
+                    flint_engine::Shape::Point { x, y } => [x - 4.0, y - 4.0, x + 4.0, y + 4.0],
+                };
+                scene.boxes.push(FrameBox {
+                    label: o.label.clone().unwrap_or_default(),
+                    rect,
+                });
             }
             if let flint_engine::Event::Answer(t) = e {
                 first_token.get_or_insert_with(Instant::now);
@@ -429,7 +645,8 @@ pub fn run<'f>(
         "timings",
         json!({
             "turn": n,
-            "asr_ms": ms(asr_done),
+            "asr_ms": models.asr.map(|_| ms(asr_done)),
+            "audio_ms": models.asr.is_none().then(|| ms(asr_done)),
             "ocr_ms": ocr_ms,
             "encode_done_ms": ms(encode_done),
             "first_token_ms": first_token.map(ms),

@@ -276,10 +276,7 @@ pub fn prepare(model: &Model, a: &MediaFiles) -> anyhow::Result<Prepared> {
         g
     };
     if a.images() > 0 {
-        let mut cfg = match processor(model, "image_processor") {
-            Some((name, json)) => GlimmerImageConfig::from_json(&name, &json)?,
-            None => tower_sizes(GlimmerImageConfig::default_image()),
-        };
+        let mut cfg = image_config(model)?;
         if let Some(ImageTokens::Cap(n)) = a.image_tokens {
             cfg.max_tokens = n;
         }
@@ -437,6 +434,23 @@ pub fn prepare(model: &Model, a: &MediaFiles) -> anyhow::Result<Prepared> {
         }
     }
     Ok(p)
+}
+
+/// The image processor's settings of `model` (its `processor` metadata, else the processor's defaults at the
+/// vision tower's patch sizes).
+pub fn image_config(model: &Model) -> anyhow::Result<GlimmerImageConfig> {
+    Ok(match processor(model, "image_processor") {
+        Some((name, json)) => GlimmerImageConfig::from_json(&name, &json)?,
+        None => {
+            let mut g = GlimmerImageConfig::default_image();
+            if let Some(v) = model.config.vision.as_ref() {
+                g.patch_size = v.patch_size;
+                g.temporal_patch_size = v.patch_temporal;
+                g.merge_size = v.merge_size;
+            }
+            g
+        }
+    })
 }
 
 /// The feature extractor's settings of `model`'s audio tower (its `processor` metadata, else the defaults at the

@@ -329,6 +329,8 @@ fn recovers_from_an_unplugged_camera_and_a_microphone_overrun() {
         mem_budget: None,
         max_turns: Some(1),
         record: None,
+        video: false,
+        image_tokens: None,
         vad: flint_onnx::VadConfig::default(),
         onnx: flint_onnx::Backend::Tract,
     };
@@ -502,4 +504,144 @@ fn onnx_runtime_runs_the_loop_and_names_missing_providers() {
             .contains("segmentation"),
         "{answer}"
     );
+}
+
+/// The tiny Muse Spark (the fixture's weights with a longer context) as the answer model: it has both towers,
+/// so the loop loads no Whisper and no OCR. Its audio tower encodes each question while it is spoken (most of its
+/// tokens are done at speech end), its vision tower gets the sharpest frame, prefilled at speech start, and with
+/// `--video` the last second of frames. The weights are random: what is checked is what reached the model.
+#[test]
+fn a_model_with_towers_hears_and_sees_in_the_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, _) = flint_tests::muse::muse_spark_long(dir.path(), 16384);
+    let m = model.to_str().unwrap();
+    let (_, rec) = setup();
+    let questions: Value =
+        serde_json::from_slice(&std::fs::read(rec.join("questions.json")).unwrap()).unwrap();
+    let asked = questions["questions"].as_array().unwrap().len();
+    for video in [false, true] {
+        let frames = dir.path().join(format!("frames-{video}"));
+        let display = format!("png:{}", frames.display());
+        let mut extra = vec!["-m", m, "-n", "6"];
+        if video {
+            extra.push("--video");
+        }
+        let out = on_demo(&display, &extra);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ev = events(&out.stdout);
+        let of = |kind: &str| -> Vec<&Value> { ev.iter().filter(|e| e["event"] == kind).collect() };
+        let start = of("start")[0];
+        assert_eq!(start["answer_model_hears"], true, "{start}");
+        assert_eq!(start["answer_model_sees"], true, "{start}");
+        assert!(of("transcript").is_empty(), "no Whisper: {ev:?}");
+        assert!(of("ocr").is_empty(), "no OCR: {ev:?}");
+        assert_eq!(of("answer").len(), asked, "{ev:?}");
+        for a in of("audio") {
+            println!("{a}");
+            let (tokens, streamed) = (
+                a["tokens"].as_u64().unwrap(),
+                a["streamed_tokens"].as_u64().unwrap(),
+            );
+            // 24 samples a token at 24 kHz: a second of speech (and of the detector's hangover) is 1000 tokens;
+            // all but the last few hundred (the resampler's last chunk) were encoded while it was spoken.
+            let speech = a["speech_ms"].as_u64().unwrap();
+            assert!(tokens >= speech && tokens < speech + 1000, "{a}");
+            assert!(tokens - streamed <= 512, "{a}");
+        }
+        assert_eq!(of("audio").len(), asked);
+        let vision = of("vision");
+        assert_eq!(vision.len(), asked, "{ev:?}");
+        for v in &vision {
+            println!("{v}");
+            if video {
+                let n = v["video_frames"].as_u64().unwrap();
+                assert!((2..=6).contains(&n), "a second of 5 fps frames: {v}");
+            } else {
+                assert_eq!(v["size"], serde_json::json!([640, 480]), "{v}");
+            }
+        }
+        if !video {
+            // The frame chosen at speech start is the one answered with when the scene held.
+            assert!(
+                vision
+                    .iter()
+                    .any(|v| v["frame"] == "prefilled at speech start"),
+                "{vision:?}"
+            );
+            for t in of("timings") {
+                assert!(
+                    t["prefilled_early"].as_u64().unwrap() > 15,
+                    "the frame was prefilled early: {t}"
+                );
+                assert!(t["asr_ms"].is_null() && t["audio_ms"].is_number(), "{t}");
+            }
+        }
+        let pngs = std::fs::read_dir(&frames).unwrap().count();
+        assert!(pngs >= asked, "{pngs} display frames");
+    }
+}
+
+/// Push to talk: a button press while nobody speaks opens a turn (the simulator presses after the first answer's
+/// last frame); the speech that follows closes it, and the turn is answered like any other. The case heats up
+/// during the first answer: the next frame gets half the image tokens.
+#[test]
+fn a_button_press_opens_a_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, _) = flint_tests::muse::muse_spark_long(dir.path(), 16384);
+    let tty = dir.path().join("tty");
+    let mut sim = bin_command(
+        "flint",
+        &[
+            "bridge",
+            "sim",
+            "--pty",
+            "--event",
+            r#"1:{"type":"thermal","sensor":0,"centi_celsius":7500}"#,
+            "--event",
+            r#"2:{"type":"button","id":0,"action":"press","t_ms":0}"#,
+        ],
+    );
+    sim.arg("--link").arg(&tty);
+    sim.stdout(std::process::Stdio::null());
+    let mut sim = sim.spawn().expect("starting flint bridge sim");
+    let t0 = std::time::Instant::now();
+    while !tty.exists() && t0.elapsed().as_secs() < 20 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Two tokens: the first answer presents two frames (its first token, then the whole answer).
+    let out = on_demo(
+        &format!("serial:{}", tty.display()),
+        &["-m", model.to_str().unwrap(), "-n", "2", "--turns", "2"],
+    );
+    let _ = sim.kill();
+    let _ = sim.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ev = events(&out.stdout);
+    let starts: Vec<&Value> = ev.iter().filter(|e| e["event"] == "speech_start").collect();
+    assert_eq!(starts.len(), 2, "{ev:?}");
+    assert_eq!(starts[0]["by"], "voice");
+    assert_eq!(starts[1]["by"], "button", "{ev:?}");
+    assert!(ev
+        .iter()
+        .any(|e| e["event"] == "button" && e["message"] == "press: turn opened"));
+    // The press came before the second question: its turn starts earlier than the speech does, and ends
+    // when the speech ends.
+    let turns: Vec<&Value> = ev.iter().filter(|e| e["event"] == "turn").collect();
+    assert_eq!(turns.len(), 2);
+    let answers = ev.iter().filter(|e| e["event"] == "answer").count();
+    assert_eq!(answers, 2, "{ev:?}");
+    let power: Vec<&Value> = ev.iter().filter(|e| e["event"] == "power").collect();
+    assert_eq!(power.len(), 1, "{power:?}");
+    assert_eq!(power[0]["image_tokens"], 7, "the fixture's 15 halved: {power:?}");
+    let vision: Vec<&Value> = ev.iter().filter(|e| e["event"] == "vision").collect();
+    assert_eq!(vision[0]["image_tokens"], 15);
+    assert_eq!(vision[1]["image_tokens"], 7, "{vision:?}");
 }
