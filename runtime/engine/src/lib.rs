@@ -30,7 +30,7 @@
 use anyhow::{bail, Context};
 use flint_answer::{BoxParser, Reasoner};
 use flint_constrain::{Constraint, Vocab};
-use flint_model::multimodal::{MediaPrompt, Towers};
+use flint_model::multimodal::{EncodeCache, MediaPrompt, Towers};
 use flint_model::{ChatOptions, Message, Model, Sampler, Session, Step, Text, TextStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -150,6 +150,7 @@ impl Flint {
             session: Session::new(&self.model, kv),
             history: Vec::new(),
             media: MediaFiles::default(),
+            encoded: EncodeCache::default(),
             raw: false,
         }
     }
@@ -178,6 +179,8 @@ pub struct Chat<'f> {
     /// Every medium of the conversation so far, in order (the template renders them all each turn; the
     /// processors take one video per prompt).
     media: MediaFiles,
+    /// The vision rows of the last frames encoded (a prefilled frame is not encoded twice).
+    encoded: EncodeCache,
     raw: bool,
 }
 
@@ -237,7 +240,15 @@ impl<'f> Chat<'f> {
         } else {
             let p = flint_prompt::prepare(&f.model, &files)?;
             let ids = text.encode(&p.expand(&rendered)?, self.raw)?;
-            MediaPrompt::encode(&f.model, f.towers()?, f.model.exec(), ids, &p.media)?.0
+            MediaPrompt::encode_cached(
+                &f.model,
+                f.towers()?,
+                f.model.exec(),
+                ids,
+                &p.media,
+                &mut self.encoded,
+            )?
+            .0
         };
         if prompt.is_empty() {
             return Ok(0);
@@ -545,8 +556,14 @@ impl Turn<'_, '_> {
             ),
             Some(p) => {
                 let ids = text.encode(&p.expand(&rendered)?, raw)?;
-                let (mp, st) =
-                    MediaPrompt::encode(model, f.towers()?, model.exec(), ids, &p.media)?;
+                let (mp, st) = MediaPrompt::encode_cached(
+                    model,
+                    f.towers()?,
+                    model.exec(),
+                    ids,
+                    &p.media,
+                    &mut self.chat.encoded,
+                )?;
                 let mut stages: Vec<(String, f64, String)> = p
                     .stages
                     .iter()

@@ -640,7 +640,10 @@ fn a_button_press_opens_a_turn() {
     assert_eq!(answers, 2, "{ev:?}");
     let power: Vec<&Value> = ev.iter().filter(|e| e["event"] == "power").collect();
     assert_eq!(power.len(), 1, "{power:?}");
-    assert_eq!(power[0]["image_tokens"], 7, "the fixture's 15 halved: {power:?}");
+    assert_eq!(
+        power[0]["image_tokens"], 7,
+        "the fixture's 15 halved: {power:?}"
+    );
     let vision: Vec<&Value> = ev.iter().filter(|e| e["event"] == "vision").collect();
     assert_eq!(vision[0]["image_tokens"], 15);
     assert_eq!(vision[1]["image_tokens"], 7, "{vision:?}");

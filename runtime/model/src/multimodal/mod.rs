@@ -100,6 +100,50 @@ pub struct EncodeStats {
     pub audio_secs: f64,
 }
 
+/// The vision tower's rows of the last pixels it encoded, by a hash of the pixels and grids: a conversation asks
+/// again for the frame it prefilled (the glasses loop encodes it at speech start and answers with it at speech
+/// end), and gets the rows without a second encode.
+#[derive(Clone, Debug, Default)]
+pub struct EncodeCache {
+    entries: Vec<(u64, Vec<f32>)>,
+    /// Encodes the cache spared.
+    pub hits: usize,
+}
+
+/// Pixel sets an [`EncodeCache`] keeps.
+const CACHED: usize = 2;
+
+impl EncodeCache {
+    fn key(px: &Pixels) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        px.grids.hash(&mut h);
+        px.values.iter().for_each(|v| v.to_bits().hash(&mut h));
+        h.finish()
+    }
+
+    fn get_or_encode(
+        &mut self,
+        px: &Pixels,
+        encode: impl FnOnce() -> Result<Vec<f32>, ModelError>,
+    ) -> Result<Vec<f32>, ModelError> {
+        let k = Self::key(px);
+        if let Some(i) = self.entries.iter().position(|(e, _)| *e == k) {
+            self.hits += 1;
+            let hit = self.entries.remove(i);
+            let rows = hit.1.clone();
+            self.entries.push(hit);
+            return Ok(rows);
+        }
+        let rows = encode()?;
+        if self.entries.len() == CACHED {
+            self.entries.remove(0);
+        }
+        self.entries.push((k, rows.clone()));
+        Ok(rows)
+    }
+}
+
 impl MediaPrompt {
     /// Encodes `media` with `towers` on `exec` and checks that each tower's rows match its placeholders in `ids`.
     pub fn encode(
@@ -108,6 +152,18 @@ impl MediaPrompt {
         exec: &Exec,
         ids: Vec<u32>,
         media: &Media,
+    ) -> Result<(MediaPrompt, EncodeStats), ModelError> {
+        Self::encode_cached(model, towers, exec, ids, media, &mut EncodeCache::default())
+    }
+
+    /// [`MediaPrompt::encode`], taking the vision rows of pixels encoded before from `cache`.
+    pub fn encode_cached(
+        model: &Model,
+        towers: &Towers,
+        exec: &Exec,
+        ids: Vec<u32>,
+        media: &Media,
+        cache: &mut EncodeCache,
     ) -> Result<(MediaPrompt, EncodeStats), ModelError> {
         let hidden = model.config.hidden_size;
         let mut stats = EncodeStats::default();
@@ -125,7 +181,7 @@ impl MediaPrompt {
                 v.config.video_token_id
             };
             let t = std::time::Instant::now();
-            let r = v.encode(exec, &px.values, &px.grids)?;
+            let r = cache.get_or_encode(px, || v.encode(exec, &px.values, &px.grids))?;
             stats.vision_secs += t.elapsed().as_secs_f64();
             stats.vision_rows += r.len() / hidden;
             rows.push((id, r));
