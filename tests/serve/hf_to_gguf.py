@@ -1,6 +1,8 @@
-"""Writes a transformers qwen2 / qwen3 checkpoint folder (config.json + model.safetensors, f32) as a GGUF file with
-the `gguf` package's writer (PyPI; llama.cpp's own), under llama.cpp's key and tensor names for these
-architectures (no tokenizer): `hf_to_gguf.py FOLDER OUT.gguf`. Prints "ok"."""
+"""Writes a transformers qwen2 / qwen3 / qwen3_moe checkpoint folder (config.json + model.safetensors, f32) as a GGUF
+file with the `gguf` package's writer (PyPI; llama.cpp's own), under llama.cpp's key and tensor names for these
+architectures (no tokenizer): `hf_to_gguf.py FOLDER OUT.gguf`. A MoE layer's experts are stacked into one
+`[experts, rows, cols]` tensor per projection, as llama.cpp's converter does (`torch.stack(datas, dim=0)` in its
+Qwen2MoeModel). Prints "ok"."""
 import json
 import struct
 import sys
@@ -11,7 +13,8 @@ from gguf import GGUFWriter
 folder, out = sys.argv[1:3]
 cfg = json.load(open(f"{folder}/config.json"))
 arch = cfg["model_type"]
-assert arch in ("qwen2", "qwen3"), arch
+assert arch in ("qwen2", "qwen3", "qwen3_moe"), arch
+gguf_arch = {"qwen3_moe": "qwen3moe"}.get(arch, arch)
 
 raw = open(f"{folder}/model.safetensors", "rb").read()
 n = struct.unpack("<Q", raw[:8])[0]
@@ -26,7 +29,7 @@ def tensor(name):
     return np.frombuffer(raw[base + a : base + b], dtype="<f4").reshape(h["shape"])
 
 
-w = GGUFWriter(out, arch)
+w = GGUFWriter(out, gguf_arch)
 heads, hidden = cfg["num_attention_heads"], cfg["hidden_size"]
 head_dim = cfg.get("head_dim") or hidden // heads
 w.add_block_count(cfg["num_hidden_layers"])
@@ -39,6 +42,12 @@ w.add_rope_freq_base(float(cfg.get("rope_parameters", {}).get("rope_theta", cfg.
 w.add_layer_norm_rms_eps(float(cfg["rms_norm_eps"]))
 w.add_key_length(head_dim)
 w.add_value_length(head_dim)
+if arch == "qwen3_moe":
+    assert cfg.get("decoder_sparse_step", 1) == 1 and not cfg.get("mlp_only_layers"), "every layer MoE"
+    n_experts = cfg.get("num_experts") or cfg["num_local_experts"]
+    w.add_expert_count(n_experts)
+    w.add_expert_used_count(cfg["num_experts_per_tok"])
+    w.add_expert_feed_forward_length(cfg["moe_intermediate_size"])
 w.add_tensor("token_embd.weight", tensor("model.embed_tokens.weight"))
 w.add_tensor("output_norm.weight", tensor("model.norm.weight"))
 if "lm_head.weight" in header:
@@ -64,6 +73,11 @@ for l in range(cfg["num_hidden_layers"]):
         key = f"model.layers.{l}.{theirs}"
         if key in header:
             w.add_tensor(f"blk.{l}.{ours}", tensor(key))
+    if arch == "qwen3_moe":
+        w.add_tensor(f"blk.{l}.ffn_gate_inp.weight", tensor(f"model.layers.{l}.mlp.gate.weight"))
+        for theirs, ours in [("gate_proj", "ffn_gate_exps"), ("up_proj", "ffn_up_exps"), ("down_proj", "ffn_down_exps")]:
+            stack = [tensor(f"model.layers.{l}.mlp.experts.{e}.{theirs}.weight") for e in range(n_experts)]
+            w.add_tensor(f"blk.{l}.{ours}.weight", np.stack(stack, axis=0))
 w.write_header_to_file()
 w.write_kv_data_to_file()
 w.write_tensors_to_file()

@@ -1,7 +1,8 @@
-//! GGUF checkpoints (llama, qwen2, qwen3): config from the `{arch}.*` keys, tensors under llama.cpp's names (for
-//! llama with the q/k row permutation undone: llama.cpp's converter permutes only llama's), qwen2's q/k/v biases
-//! and qwen3's per-head q/k norms, and a `tokenizers` tokenizer built from the gpt2 BPE vocabulary and merges with
-//! the pre-tokenizer `tokenizer.ggml.pre` names (Qwen2's splits digits one by one).
+//! GGUF checkpoints (llama, qwen2, qwen3, qwen3moe, gemma3): config from the `{arch}.*` keys, tensors under
+//! llama.cpp's names (for llama with the q/k row permutation undone: llama.cpp's converter permutes only llama's),
+//! qwen2's q/k/v biases and qwen3's per-head q/k norms, qwen3moe's experts from the stacked
+//! `ffn_{gate,up,down}_exps` tensors (`[experts, rows, cols]`, one slice per expert) with the router
+//! `ffn_gate_inp`, gemma3's decoder as llama.cpp runs it (see `from_file`), and a tokenizer (gguf_tokenizer.rs).
 
 pub use super::gguf_file::{GValue, GgufFile};
 use super::plan::{Fetch, Plan};
@@ -9,8 +10,9 @@ use super::precheck;
 use super::source::TensorSource;
 use super::Checkpoint;
 use crate::ImportError;
+use flint_model::config::names::expert;
 use flint_model::config::names::{blk, OUTPUT, OUTPUT_NORM, TOK_EMBD};
-use flint_model::{ModelConfig, QkNorm};
+use flint_model::{AttnKind, FfnAct, ModelConfig, MoeConfig, QkNorm, SandwichConfig, SandwichKind};
 use std::path::Path;
 
 impl TensorSource for GgufFile {
@@ -56,11 +58,11 @@ pub fn from_file(g: GgufFile) -> Result<Checkpoint, ImportError> {
             .and_then(GValue::as_str)
             .unwrap_or("")
             .to_string();
-    if !["llama", "qwen2", "qwen3"].contains(&arch.as_str()) {
+    if !["llama", "qwen2", "qwen3", "qwen3moe", "gemma3"].contains(&arch.as_str()) {
         return Err(ImportError::UnknownArch {
             path: path.display().to_string(),
             arch,
-            supported: "llama, qwen2, qwen3 (GGUF)",
+            supported: "llama, qwen2, qwen3, qwen3moe, gemma3 (GGUF)",
         });
     }
     let key_err = |key: &str, msg: &str| ImportError::Config {
@@ -86,6 +88,7 @@ pub fn from_file(g: GgufFile) -> Result<Checkpoint, ImportError> {
         }
     };
     precheck::gguf_counts(
+        &arch,
         |k| g.kv.get(&format!("{arch}.{k}")).and_then(GValue::as_u64),
         path,
     )?;
@@ -130,8 +133,38 @@ pub fn from_file(g: GgufFile) -> Result<Checkpoint, ImportError> {
                 .ok_or_else(|| key_err(k, "is not a token id (0..2^32)")),
         }
     };
-    let config = ModelConfig {
-        arch: arch.clone(),
+    // llama.cpp's qwen3moe graph renormalises the top-k weights unless the file says otherwise
+    // (`expert_weights_norm`), as Qwen3-MoE's released configs do (`norm_topk_prob: true`).
+    let moe = if arch == "qwen3moe" {
+        let layers = num("block_count")?;
+        let norm = match g.kv.get(&format!("{arch}.expert_weights_norm")) {
+            None => true,
+            Some(GValue::Bool(b)) => *b,
+            Some(_) => {
+                return Err(key_err(
+                    &format!("{arch}.expert_weights_norm"),
+                    "is not a boolean",
+                ))
+            }
+        };
+        Some(MoeConfig {
+            num_experts: num("expert_count")?,
+            top_k: num("expert_used_count")?,
+            expert_width: num("expert_feed_forward_length")?,
+            norm_topk_prob: norm,
+            moe_layers: vec![true; layers],
+            ..Default::default()
+        })
+    } else {
+        None
+    };
+    let mut config = ModelConfig {
+        // Flint names the architecture as transformers does.
+        arch: match arch.as_str() {
+            "qwen3moe" => "qwen3_moe".into(),
+            "gemma3" => "gemma3_text".into(),
+            a => a.to_string(),
+        },
         vocab_size: vocab,
         hidden_size: hidden,
         num_layers: num("block_count")?,
@@ -147,16 +180,71 @@ pub fn from_file(g: GgufFile) -> Result<Checkpoint, ImportError> {
         tie_word_embeddings: !g.tensors.contains_key("output.weight"),
         qkv_bias: arch == "qwen2",
         o_bias: false,
-        qk_norm: if arch == "qwen3" {
+        qk_norm: if ["qwen3", "qwen3moe", "gemma3"].contains(&arch.as_str()) {
             QkNorm::PerHead
         } else {
             QkNorm::None
         },
-        moe: None,
+        moe,
         bos_token_id: id("tokenizer.ggml.bos_token_id")?,
         eos_token_ids: id("tokenizer.ggml.eos_token_id")?.into_iter().collect(),
         ..Default::default()
     };
+    if arch == "gemma3" {
+        // llama.cpp's gemma3: a sliding window on every layer but each sixth (or as the pattern key says), the
+        // sliding layers' RoPE base 10000 unless given, queries scaled by 1/sqrt(head_dim) (1/sqrt(hidden/heads)
+        // for the 62-layer 27B), embeddings by sqrt(hidden), GeGLU with tanh GELU, the Glimmer sandwich (the
+        // converter stored every norm's `1 + w` already), the logit soft cap when given.
+        let window = num("attention.sliding_window").ok().filter(|&w| w > 0);
+        let pattern_key = format!("{arch}.attention.sliding_window_pattern");
+        let layers = config.num_layers;
+        let sliding: Vec<bool> = match g.kv.get(&pattern_key) {
+            _ if window.is_none() => vec![false; layers],
+            None => (0..layers).map(|l| l % 6 < 5).collect(),
+            Some(GValue::Array(a)) => {
+                let v: Option<Vec<bool>> = a
+                    .iter()
+                    .map(|x| match x {
+                        GValue::Bool(b) => Some(*b),
+                        _ => None,
+                    })
+                    .collect();
+                match v {
+                    Some(v) if v.len() == layers => v,
+                    _ => {
+                        return Err(key_err(
+                            &pattern_key,
+                            &format!("is not {layers} booleans (one per layer)"),
+                        ))
+                    }
+                }
+            }
+            Some(v) => match v.as_u64() {
+                Some(n) => (0..layers as u64)
+                    .map(|l| n == 0 || l % n < n - 1)
+                    .collect(),
+                None => return Err(key_err(&pattern_key, "is neither a count nor booleans")),
+            },
+        };
+        config.layer_types = sliding
+            .iter()
+            .map(|&s| if s { AttnKind::Sliding } else { AttnKind::Full })
+            .collect();
+        config.sliding_window = window.filter(|_| sliding.contains(&true));
+        config.rope_theta_sliding = Some(float("rope.freq_base_swa", 10_000.0)?);
+        if layers == 62 {
+            let per_head = (hidden / heads) as f64;
+            config.qk_scale = Some((config.head_dim as f64 / per_head).sqrt() as f32);
+        }
+        config.embed_scale = Some((hidden as f64).sqrt() as f32);
+        config.ffn_act = FfnAct::GeluTanh;
+        config.logit_softcap = Some(float("final_logit_softcapping", 0.0)?).filter(|&c| c > 0.0);
+        config.sandwich = Some(SandwichConfig {
+            post_norm_eps: config.rms_norm_eps,
+            embed_norm: false,
+            kind: SandwichKind::Glimmer,
+        });
+    }
     config
         .validate()
         .map_err(|m| key_err(&format!("{arch}.*"), &m))?;
@@ -165,7 +253,7 @@ pub fn from_file(g: GgufFile) -> Result<Checkpoint, ImportError> {
     let tokenizer_json = if tokens.is_empty() {
         None
     } else {
-        Some(tokenizer_json(&g, &tokens)?)
+        Some(super::gguf_tokenizer::tokenizer_json(&g, &tokens)?)
     };
     Ok(Checkpoint {
         plan,
@@ -227,85 +315,42 @@ fn plan(c: &ModelConfig) -> Plan {
         }
         p.matrix(blk(l, "attn_o"), [h, qd], w(g("attn_output")));
         p.vector(blk(l, "ffn_norm"), h, w(g("ffn_norm")));
-        p.matrix(blk(l, "ffn_gate"), [i, h], w(g("ffn_gate")));
-        p.matrix(blk(l, "ffn_up"), [i, h], w(g("ffn_up")));
-        p.matrix(blk(l, "ffn_down"), [h, i], w(g("ffn_down")));
+        if c.sandwich.is_some() {
+            p.vector(blk(l, "post_attn_norm"), h, w(g("post_attention_norm")));
+            p.vector(blk(l, "post_ffn_norm"), h, w(g("post_ffw_norm")));
+        }
+        match &c.moe {
+            Some(m) if c.is_moe_layer(l) => {
+                p.matrix(
+                    blk(l, "ffn_router"),
+                    [m.num_experts, h],
+                    w(g("ffn_gate_inp")),
+                );
+                let (iw, slice) = (m.expert_width, |t: &str, e: usize, rows: usize| {
+                    Fetch::Slice {
+                        key: g(t),
+                        index: e,
+                        rows: 0..rows,
+                    }
+                });
+                for e in 0..m.num_experts {
+                    p.group(|p| {
+                        p.matrix(expert(l, e, "gate"), [iw, h], slice("ffn_gate_exps", e, iw));
+                        p.matrix(expert(l, e, "up"), [iw, h], slice("ffn_up_exps", e, iw));
+                        p.matrix(expert(l, e, "down"), [h, iw], slice("ffn_down_exps", e, h));
+                    });
+                }
+            }
+            _ => {
+                p.matrix(blk(l, "ffn_gate"), [i, h], w(g("ffn_gate")));
+                p.matrix(blk(l, "ffn_up"), [i, h], w(g("ffn_up")));
+                p.matrix(blk(l, "ffn_down"), [h, i], w(g("ffn_down")));
+            }
+        }
     }
     p.vector(OUTPUT_NORM.into(), h, w("output_norm.weight".into()));
     if !c.tie_word_embeddings {
         p.matrix(OUTPUT.into(), [c.vocab_size, h], w("output.weight".into()));
     }
     p
-}
-
-/// Qwen2's pre-tokenizer split pattern, as its tokenizer.json writes it.
-const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-
-/// Builds a byte-level BPE tokenizer.json (the gpt2 model llama.cpp names `tokenizer.ggml.model = gpt2`) from the
-/// vocabulary and merges. Control and user-defined tokens (types 3 and 4) become special added tokens.
-fn tokenizer_json(g: &GgufFile, tokens: &[String]) -> Result<String, ImportError> {
-    let model =
-        g.kv.get("tokenizer.ggml.model")
-            .and_then(GValue::as_str)
-            .unwrap_or("");
-    if model != "gpt2" {
-        return Err(ImportError::Config {
-            path: g.path.display().to_string(),
-            key: "tokenizer.ggml.model".into(),
-            msg: format!("tokenizer model `{model}` is not supported (gpt2 BPE is)"),
-        });
-    }
-    let types: Vec<u64> =
-        g.kv.get("tokenizer.ggml.token_type")
-            .and_then(GValue::as_array)
-            .map(|a| a.iter().map(|v| v.as_u64().unwrap_or(1)).collect())
-            .unwrap_or_default();
-    let merges: Vec<serde_json::Value> =
-        g.kv.get("tokenizer.ggml.merges")
-            .and_then(GValue::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|m| m.as_str())
-                    .filter_map(|m| m.split_once(' ').map(|(x, y)| serde_json::json!([x, y])))
-                    .collect()
-            })
-            .unwrap_or_default();
-    let vocab: serde_json::Map<String, serde_json::Value> = tokens
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.clone(), serde_json::json!(i)))
-        .collect();
-    let added: Vec<serde_json::Value> = tokens
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| matches!(types.get(*i), Some(3) | Some(4)))
-        .map(|(i, t)| {
-            serde_json::json!({"id": i, "content": t, "single_word": false, "lstrip": false, "rstrip": false,
-                               "normalized": false, "special": true})
-        })
-        .collect();
-    let byte_level = |prefix: bool| serde_json::json!({"type": "ByteLevel", "add_prefix_space": prefix, "trim_offsets": true, "use_regex": true});
-    // Qwen2's pre-tokenizer (its tokenizer.json): its own split, digits one by one, then bytes without GPT-2's.
-    let pre = match g.kv.get("tokenizer.ggml.pre").and_then(GValue::as_str) {
-        Some("qwen2") => serde_json::json!({"type": "Sequence", "pretokenizers": [
-            {"type": "Split", "pattern": {"Regex": QWEN2_SPLIT}, "behavior": "Isolated", "invert": false},
-            {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false}]}),
-        _ => byte_level(false),
-    };
-    let j = serde_json::json!({
-        "version": "1.0",
-        "truncation": null,
-        "padding": null,
-        "added_tokens": added,
-        "normalizer": null,
-        "pre_tokenizer": pre,
-        "post_processor": byte_level(false),
-        "decoder": byte_level(true),
-        "model": {
-            "type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": "",
-            "end_of_word_suffix": "", "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
-            "vocab": vocab, "merges": merges,
-        },
-    });
-    Ok(j.to_string())
 }

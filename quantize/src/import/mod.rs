@@ -4,6 +4,7 @@ mod gemma3;
 pub mod gguf;
 mod gguf_file;
 mod gguf_quants;
+mod gguf_tokenizer;
 pub mod hf;
 pub mod muse_audio;
 pub mod muse_spark;

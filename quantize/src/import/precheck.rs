@@ -133,16 +133,23 @@ const GGUF_COUNTS: &[(&str, usize)] = &[
     ("feed_forward_length", limits::MAX_INTERMEDIATE),
     ("vocab_size", limits::MAX_VOCAB),
     ("context_length", limits::MAX_POSITIONS),
+    ("expert_count", limits::MAX_EXPERTS),
+    ("expert_used_count", limits::MAX_TOP_K),
+    ("expert_feed_forward_length", limits::MAX_EXPERT_WIDTH),
 ];
 
-/// Checks the GGUF counts that `get` (a `llama.*` key without its prefix to its integer value) finds.
-pub fn gguf_counts(get: impl Fn(&str) -> Option<u64>, path: &Path) -> Result<(), ImportError> {
+/// Checks the GGUF counts that `get` (an `{arch}.*` key without its prefix to its integer value) finds.
+pub fn gguf_counts(
+    arch: &str,
+    get: impl Fn(&str) -> Option<u64>,
+    path: &Path,
+) -> Result<(), ImportError> {
     for &(k, cap) in GGUF_COUNTS {
         if let Some(n) = get(k) {
             let n = usize::try_from(n).unwrap_or(usize::MAX);
             at_most("", n, cap).map_err(|e| ImportError::Config {
                 path: path.display().to_string(),
-                key: format!("llama.{k}"),
+                key: format!("{arch}.{k}"),
                 msg: e.msg,
             })?;
         }

@@ -87,12 +87,13 @@ fn every_block_type_matches_the_gguf_package() {
     }
 }
 
-/// qwen2 and qwen3 through GGUF: the HF fixtures written as GGUF by the `gguf` package's writer (llama.cpp's key and
-/// tensor names), imported, and run: the logits equal transformers' reference within 1e-4 of its largest.
+/// qwen2, qwen3 and qwen3moe through GGUF: the HF fixtures written as GGUF by the `gguf` package's writer (llama.cpp's
+/// key and tensor names, MoE experts stacked as its converter stacks them), imported, and run: the logits equal
+/// transformers' reference within 1e-4 of its largest.
 #[test]
-fn qwen2_and_qwen3_from_gguf_match_transformers() {
+fn qwen2_qwen3_and_qwen3moe_from_gguf_match_transformers() {
     use flint_model::{KvDtype, KvOptions, Model};
-    for case in ["qwen2", "qwen3"] {
+    for case in ["qwen2", "qwen3", "qwen3_moe"] {
         let dir = tempfile::tempdir().unwrap();
         let fx = flint_tests::fixtures().join("hf").join(case);
         let g = dir.path().join("m.gguf");

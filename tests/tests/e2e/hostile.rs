@@ -227,6 +227,20 @@ fn hostile_ggufs_are_refused() {
         &g().tensor("output_norm.weight", &[64], vec![0.0; 64]),
         &["duplicate tensor name `output_norm.weight`"],
     );
+    // Another architecture's name over llama's keys: its own keys are missing, and the error names one.
+    gguf_refused(
+        t,
+        "arch",
+        &set("general.architecture").str("general.architecture", "qwen3moe"),
+        &["qwen3moe.", "missing"],
+    );
+    // A SentencePiece vocabulary without its scores (the merges are ranked by them).
+    gguf_refused(
+        t,
+        "spm",
+        &set("tokenizer.ggml.model").str("tokenizer.ggml.model", "llama"),
+        &["tokenizer.ggml.scores", "missing"],
+    );
     let short: Vec<String> = (0..16).map(|i| format!("t{i}")).collect();
     gguf_refused(
         t,

@@ -23,6 +23,7 @@ mod muse_audio_files;
 mod muse_vision;
 mod quantize;
 mod quantize_calib;
+mod real_gemma;
 mod real_qwen;
 mod real_smollm2;
 mod serve_openai;
