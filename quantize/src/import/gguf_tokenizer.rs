@@ -6,6 +6,7 @@
 //!   BPE whose merges are every split of every entry into two entries, ranked by the joined entry's score (the
 //!   order transformers' SentencePiece converter gives them), with byte fallback; spaces become `▁` (with a `▁`
 //!   in front when `tokenizer.ggml.add_space_prefix`), and nothing splits the text first.
+//!
 //! Control tokens (type 3) become special added tokens, user-defined ones (type 4) added tokens (special too for
 //! gpt2); for SentencePiece `<bos>` goes in front when `tokenizer.ggml.add_bos_token` says.
 
