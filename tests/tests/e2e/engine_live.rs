@@ -101,7 +101,25 @@ fn decoded_frames_and_streamed_audio_equal_their_files() {
         mem.2
     );
 
-    // A listener on a model without an audio tower, and a clip of nothing, are errors.
+    // A clip of nothing, a sample that is not a number, and frames without their times are errors.
     let empty = flint.listen(16000, 1).unwrap().finish().unwrap_err();
     assert!(format!("{empty:#}").contains("no audio"), "{empty:#}");
+    let mut l = flint.listen(16000, 1).unwrap();
+    l.push(&[0.0; 100]).unwrap();
+    let nan = l.push(&[0.5, f32::NAN]).unwrap_err();
+    assert!(
+        format!("{nan:#}").contains("microphone") && format!("{nan:#}").contains("sample 101"),
+        "{nan:#}"
+    );
+    let mut chat = flint.chat();
+    let bad = chat
+        .turn("?")
+        .frames(Frames {
+            name: "the camera".into(),
+            times: vec![0],
+            images: Arc::new(Vec::new()),
+        })
+        .run(|_| {})
+        .unwrap_err();
+    assert!(format!("{bad:#}").contains("the camera"), "{bad:#}");
 }

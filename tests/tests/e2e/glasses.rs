@@ -224,6 +224,20 @@ fn bad_recordings_get_clear_errors() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("soon.jpg"), "{err}");
+    // Video frames for a model that cannot see them.
+    let out = glasses(&[
+        "--recording",
+        demo.to_str().unwrap(),
+        "--speed",
+        "max",
+        "--video",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("--video") && err.contains("no vision tower"),
+        "{err}"
+    );
 }
 
 #[test]
