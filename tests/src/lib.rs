@@ -203,6 +203,64 @@ pub fn serve(model: &Path, extra: &[&str]) -> Server {
     Server { child, url }
 }
 
+/// llama.cpp's llama-server (built by bench/build_llama.sh) on a GGUF file, on 127.0.0.1, killed when dropped.
+#[derive(Debug)]
+pub struct LlamaServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for LlamaServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl LlamaServer {
+    /// Starts llama-server on `gguf` (2 threads, a 2048-token context) at `port` and waits until it answers;
+    /// `None` when llama.cpp is not built here (the caller skips the comparison; this says so).
+    pub fn start(gguf: &Path, port: u16) -> Option<LlamaServer> {
+        let bin = root().join(".cache/llama.cpp/bin/llama-server");
+        if !bin.exists() {
+            eprintln!(
+                "llama.cpp is not built (bench/build_llama.sh): the comparison with llama-server is skipped"
+            );
+            return None;
+        }
+        let port_s = port.to_string();
+        let child = Command::new(&bin)
+            .args(["-m", gguf.to_str().unwrap(), "-t", "2", "-c", "2048"])
+            .args(["--port", &port_s, "--host", "127.0.0.1"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting llama-server");
+        let srv = LlamaServer { child, port };
+        for _ in 0..300 {
+            let up = Command::new("curl")
+                .args(["-sf", &format!("http://127.0.0.1:{port}/health")])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if up {
+                return Some(srv);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("llama-server did not come up on port {port}");
+    }
+
+    /// POSTs `body` to `route` (e.g. `/completion`) and returns the JSON answer, `None` on any failure.
+    pub fn post(&self, route: &str, body: &serde_json::Value) -> Option<serde_json::Value> {
+        let url = format!("http://127.0.0.1:{}{route}", self.port);
+        let o = Command::new("curl")
+            .args(["-sf", &url, "-d", &body.to_string()])
+            .output()
+            .ok()?;
+        serde_json::from_slice(&o.stdout).ok()
+    }
+}
+
 /// Runs a Python script of tests/serve with the venv's interpreter and `env`; asserts that it succeeded and that
 /// its last line is `ok`.
 pub fn python_script(script: &str, env: &[(&str, &str)]) {

@@ -70,6 +70,21 @@ fn events(stdout: &[u8]) -> Vec<Value> {
         .collect()
 }
 
+/// `flint bridge sim --pty` as a process of its own, with `args` (scheduled `--event`s, `--drop-after`), once its
+/// pty link is there; returns it and the link's path (for `--display serial:PATH`).
+fn sim_on_pty(dir: &Path, args: &[&str]) -> (std::process::Child, PathBuf) {
+    let tty = dir.join("tty");
+    let mut sim = bin_command("flint", &[&["bridge", "sim", "--pty"][..], args].concat());
+    sim.arg("--link").arg(&tty);
+    sim.stdout(std::process::Stdio::null());
+    let sim = sim.spawn().expect("starting flint bridge sim");
+    let t0 = std::time::Instant::now();
+    while !tty.exists() && t0.elapsed().as_secs() < 20 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    (sim, tty)
+}
+
 #[test]
 fn answers_the_demo_recording_on_the_display() {
     let (_, rec) = setup();
@@ -387,13 +402,9 @@ fn recovers_from_an_unplugged_camera_and_a_microphone_overrun() {
 #[test]
 fn a_button_stops_the_answer_heat_shortens_the_next_and_a_dropped_link_recovers() {
     let dir = tempfile::tempdir().unwrap();
-    let tty = dir.path().join("tty");
-    let mut sim = bin_command(
-        "flint",
+    let (mut sim, tty) = sim_on_pty(
+        dir.path(),
         &[
-            "bridge",
-            "sim",
-            "--pty",
             "--event",
             r#"1:{"type":"thermal","sensor":0,"centi_celsius":7500}"#,
             "--event",
@@ -402,13 +413,6 @@ fn a_button_stops_the_answer_heat_shortens_the_next_and_a_dropped_link_recovers(
             "60",
         ],
     );
-    sim.arg("--link").arg(&tty);
-    sim.stdout(std::process::Stdio::null());
-    let mut sim = sim.spawn().expect("starting flint bridge sim");
-    let t0 = std::time::Instant::now();
-    while !tty.exists() && t0.elapsed().as_secs() < 20 {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
     let out = on_demo(
         &format!("serial:{}", tty.display()),
         &["--turns", "3", "-n", "40"],
@@ -606,26 +610,15 @@ fn a_model_with_towers_hears_and_sees_in_the_loop() {
 fn a_button_press_opens_a_turn() {
     let dir = tempfile::tempdir().unwrap();
     let (model, _) = flint_tests::muse::muse_spark_long(dir.path(), 16384);
-    let tty = dir.path().join("tty");
-    let mut sim = bin_command(
-        "flint",
+    let (mut sim, tty) = sim_on_pty(
+        dir.path(),
         &[
-            "bridge",
-            "sim",
-            "--pty",
             "--event",
             r#"1:{"type":"thermal","sensor":0,"centi_celsius":7500}"#,
             "--event",
             r#"2:{"type":"button","id":0,"action":"press","t_ms":0}"#,
         ],
     );
-    sim.arg("--link").arg(&tty);
-    sim.stdout(std::process::Stdio::null());
-    let mut sim = sim.spawn().expect("starting flint bridge sim");
-    let t0 = std::time::Instant::now();
-    while !tty.exists() && t0.elapsed().as_secs() < 20 {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
     // Two tokens: the first answer presents two frames (its first token, then the whole answer).
     let out = on_demo(
         &format!("serial:{}", tty.display()),

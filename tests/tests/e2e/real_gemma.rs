@@ -9,7 +9,7 @@
 
 use flint_format::DType;
 use flint_model::{AttnKind, Model, Text};
-use flint_tests::{import, root, run_bin};
+use flint_tests::{import, root, run_bin, LlamaServer};
 use std::path::{Path, PathBuf};
 
 fn gguf() -> PathBuf {
@@ -79,47 +79,18 @@ fn gemma3_from_a_real_q4_k_m_gguf() {
     assert!(days.contains("Friday, Saturday, Sunday"), "{days}");
     let code = complete(&out, "def add(a, b):\n", "6");
     assert!(code.contains("return a + b"), "{code}");
-    let llama = root().join(".cache/llama.cpp/bin/llama-server");
-    if !llama.exists() {
-        eprintln!("llama.cpp is not built (bench/build_llama.sh): the comparison with llama-server is skipped");
+    let Some(srv) = LlamaServer::start(&gguf(), 18478) else {
         return;
-    }
-    let mut srv = std::process::Command::new(&llama)
-        .args([
-            "-m",
-            gguf().to_str().unwrap(),
-            "-t",
-            "2",
-            "-c",
-            "2048",
-            "--port",
-            "18478",
-        ])
-        .args(["--host", "127.0.0.1"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    };
     let ask = |p: &str| -> Option<String> {
         let body = serde_json::json!({"prompt": p, "n_predict": 12, "temperature": 0, "top_k": 1,
-                                      "cache_prompt": false})
-        .to_string();
-        let o = std::process::Command::new("curl")
-            .args(["-sf", "http://127.0.0.1:18478/completion", "-d", &body])
-            .output()
-            .ok()?;
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
-        Some(v["content"].as_str()?.to_string())
+                                      "cache_prompt": false});
+        Some(
+            srv.post("/completion", &body)?["content"]
+                .as_str()?
+                .to_string(),
+        )
     };
-    let mut ready = None;
-    for _ in 0..300 {
-        if let Some(a) = ask("Hi") {
-            ready = Some(a);
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert!(ready.is_some(), "llama-server did not answer");
     // 12 tokens: f16 weights dequantized from Q4_K against llama.cpp's quantized products part at a close call
     // (" and" against "." as the 16th token of the first).
     for p in [
@@ -131,6 +102,4 @@ fn gemma3_from_a_real_q4_k_m_gguf() {
         println!("{p:?}\n  flint: {ours:?}\n  llama: {theirs:?}");
         assert_eq!(ours.trim_end(), theirs.trim_end(), "{p:?}");
     }
-    let _ = srv.kill();
-    let _ = srv.wait();
 }

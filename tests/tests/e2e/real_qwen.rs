@@ -7,7 +7,7 @@
 
 use flint_format::DType;
 use flint_model::{Model, Text};
-use flint_tests::{import, root, run_bin};
+use flint_tests::{import, root, run_bin, LlamaServer};
 use std::path::{Path, PathBuf};
 
 fn gguf() -> PathBuf {
@@ -67,43 +67,13 @@ fn qwen2_from_a_real_q4_k_m_gguf() {
     );
     let a = answer(&out, "What is the capital of France?", "16");
     assert!(a.contains("Paris"), "{a}");
-    let llama = root().join(".cache/llama.cpp/bin/llama-server");
-    if !llama.exists() {
-        eprintln!("llama.cpp is not built (bench/build_llama.sh): the comparison with llama-server is skipped");
+    let Some(srv) = LlamaServer::start(&gguf(), 18477) else {
         return;
-    }
-    let mut srv = std::process::Command::new(&llama)
-        .args([
-            "-m",
-            gguf().to_str().unwrap(),
-            "-t",
-            "2",
-            "-c",
-            "2048",
-            "--port",
-            "18477",
-            "--host",
-            "127.0.0.1",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    };
     let ask = |q: &str| -> Option<String> {
-        let body =
-            serde_json::json!({"messages": [{"role": "user", "content": q}], "max_tokens": 16,
-            "temperature": 0})
-            .to_string();
-        let o = std::process::Command::new("curl")
-            .args([
-                "-sf",
-                "http://127.0.0.1:18477/v1/chat/completions",
-                "-d",
-                &body,
-            ])
-            .output()
-            .ok()?;
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+        let body = serde_json::json!({"messages": [{"role": "user", "content": q}], "max_tokens": 16,
+            "temperature": 0});
+        let v = srv.post("/v1/chat/completions", &body)?;
         Some(
             v["choices"][0]["message"]["content"]
                 .as_str()?
@@ -111,15 +81,6 @@ fn qwen2_from_a_real_q4_k_m_gguf() {
                 .to_string(),
         )
     };
-    let mut ready = None;
-    for _ in 0..300 {
-        if let Some(a) = ask("Hi") {
-            ready = Some(a);
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert!(ready.is_some(), "llama-server did not answer");
     for q in [
         "What is the capital of France?",
         "Write a Python function that adds two numbers.",
@@ -129,6 +90,4 @@ fn qwen2_from_a_real_q4_k_m_gguf() {
         println!("{q}\n  flint: {ours:?}\n  llama: {theirs:?}");
         assert_eq!(ours, theirs, "{q}");
     }
-    let _ = srv.kill();
-    let _ = srv.wait();
 }
