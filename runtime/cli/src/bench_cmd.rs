@@ -4,6 +4,7 @@
 //! times Contemplating mode (one prefill, N forks decoded together) as prefill, decode-only and total seconds.
 
 use crate::common::{load, ModelArgs};
+use anyhow::Context;
 use flint_model::agents::{run_agents, AgentsOptions};
 use flint_model::{Model, SamplerConfig};
 use std::time::Instant;
@@ -27,6 +28,71 @@ pub struct BenchArgs {
     /// Time Contemplating mode with this many agents sharing the prompt (sampled at temperature 1, seeds 0..N).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub agents: Option<u16>,
+    /// Drop the model file from the page cache before loading it (a cold start, as after a reboot).
+    #[arg(long)]
+    pub cold: bool,
+    /// Decode by feeding this text's tokens one at a time (teacher forcing) instead of each step's most likely
+    /// token, so the experts are routed as on text (the model's tokenizer; each byte modulo the vocabulary without
+    /// one).
+    #[arg(long, value_name = "FILE")]
+    pub text: Option<std::path::PathBuf>,
+}
+
+/// The token ids of `path` for `model`.
+fn text_ids(model: &Model, path: &std::path::Path) -> anyhow::Result<Vec<u32>> {
+    let text = crate::common::read_text_capped(path, 16 << 20)?;
+    let ids = match flint_model::Text::from_file(model.file())? {
+        Some(t) => t.encode(&text, false)?,
+        None => {
+            let v = model.config.vocab_size as u32;
+            text.bytes().map(|b| b as u32 % v).collect()
+        }
+    };
+    if ids.is_empty() {
+        anyhow::bail!("--text {}: no tokens", path.display());
+    }
+    Ok(ids)
+}
+
+/// Asks the kernel to drop `path`'s cached pages (clean ones; a best effort).
+fn drop_cache(path: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    // SAFETY: a valid descriptor; the call only drops clean cached pages.
+    let rc = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    if rc != 0 {
+        anyhow::bail!("{}: posix_fadvise(DONTNEED): error {rc}", path.display());
+    }
+    Ok(())
+}
+
+/// The expert pager's figures for a timed section of `tokens` tokens, summed over its repetitions.
+fn paging_row(label: &str, s: &[flint_model::PagingStats], tokens: usize) {
+    if s.is_empty() {
+        return;
+    }
+    let sum = |f: fn(&flint_model::PagingStats) -> u64| s.iter().map(f).sum::<u64>();
+    let (wanted, hits, predicted, right) = (
+        sum(|x| x.wanted),
+        sum(|x| x.hits),
+        sum(|x| x.predicted),
+        sum(|x| x.predicted_right),
+    );
+    let bytes = sum(|x| x.bytes_read);
+    let peak = s.iter().map(|x| x.peak_resident).max().unwrap_or(0);
+    let wait: f64 = s.iter().map(|x| x.wait_seconds).sum();
+    let n = (tokens * s.len()).max(1) as f64;
+    println!(
+        "{label} paging: hit rate {:.3} ({hits}/{wanted}), in flight {}, prediction {:.3} ({right}/{predicted}), \
+         {:.2} MiB read per token, {:.1} ms waited per token, peak resident {:.1} of {:.1} MiB",
+        hits as f64 / wanted.max(1) as f64,
+        sum(|x| x.in_flight),
+        right as f64 / predicted.max(1) as f64,
+        bytes as f64 / n / (1 << 20) as f64,
+        1e3 * wait / n,
+        peak as f64 / (1 << 20) as f64,
+        s[0].budget as f64 / (1 << 20) as f64,
+    );
 }
 
 /// Mean, standard deviation, minimum and maximum of some samples.
@@ -54,7 +120,11 @@ fn ids(n: usize, salt: u32, vocab: u32) -> Vec<u32> {
         .collect()
 }
 
-pub fn run(a: BenchArgs, board: Option<&str>) -> anyhow::Result<()> {
+pub fn run(mut a: BenchArgs, board: Option<&str>) -> anyhow::Result<()> {
+    if a.cold {
+        drop_cache(&a.model.model)?;
+    }
+    a.model.kv_tokens = Some(a.depth + a.prompt.max(1) + a.gen);
     let (model, load_s) = load(&a.model, board)?;
     let limit = model.config.max_position_embeddings;
     let need = a.depth + a.prompt.max(1) + a.gen;
@@ -69,6 +139,7 @@ pub fn run(a: BenchArgs, board: Option<&str>) -> anyhow::Result<()> {
     let vocab = model.config.vocab_size as u32;
     let prompt = ids(a.prompt.max(1), 0, vocab);
     let history = ids(a.depth, 1, vocab);
+    let forced = a.text.as_deref().map(|p| text_ids(&model, p)).transpose()?;
     println!(
         "model: {} | {} | threads {} | kernels {} | kv {:?} | depth {} | load {:.3} s",
         a.model.model.display(),
@@ -88,15 +159,24 @@ pub fn run(a: BenchArgs, board: Option<&str>) -> anyhow::Result<()> {
         return bench_agents(&model, &a, &prompt, n as usize, reps);
     }
     let (mut pp, mut tg) = (Vec::new(), Vec::new());
+    let (mut pp_paging, mut tg_paging) = (Vec::new(), Vec::new());
+    let reset = || model.pager().inspect(|p| p.reset_stats());
+    let stats = |into: &mut Vec<flint_model::PagingStats>| {
+        if let Some(p) = model.pager() {
+            into.push(p.stats());
+        }
+    };
     for _ in 0..reps {
         // Prefill: the prompt after `depth` tokens of history.
         let mut cache = model.new_cache_with(a.model.kv_options());
         if !history.is_empty() {
             model.forward(&history, &mut cache, false, None)?;
         }
+        reset();
         let t = Instant::now();
         model.forward(&prompt, &mut cache, false, None)?;
         pp.push(prompt.len() as f64 / t.elapsed().as_secs_f64());
+        stats(&mut pp_paging);
         if a.gen > 0 {
             // Decode: `gen` tokens one at a time after `depth` tokens (or one, when depth is 0).
             let mut cache = model.new_cache_with(a.model.kv_options());
@@ -106,17 +186,24 @@ pub fn run(a: BenchArgs, board: Option<&str>) -> anyhow::Result<()> {
                 &history
             };
             let mut l = model.forward(start, &mut cache, false, None)?;
+            reset();
             let t = Instant::now();
-            for _ in 0..a.gen {
-                let tok = flint_model::sampler::argmax(&l);
+            for i in 0..a.gen {
+                let tok = match &forced {
+                    Some(t) => t[i % t.len()],
+                    None => flint_model::sampler::argmax(&l),
+                };
                 l = model.forward(&[tok], &mut cache, false, None)?;
             }
             tg.push(a.gen as f64 / t.elapsed().as_secs_f64());
+            stats(&mut tg_paging);
         }
     }
     row(&format!("pp{}", prompt.len()), &pp, "tok/s");
+    paging_row(&format!("pp{}", prompt.len()), &pp_paging, prompt.len());
     if a.gen > 0 {
         row(&format!("tg{}", a.gen), &tg, "tok/s");
+        paging_row(&format!("tg{}", a.gen), &tg_paging, a.gen);
     }
     Ok(())
 }

@@ -18,6 +18,35 @@ pub struct ModelArgs {
     /// per 32 values: about half of f16's bytes).
     #[arg(long, default_value = "f16")]
     pub kv: flint_model::KvDtype,
+    #[command(flatten)]
+    pub paging: PagingArgs,
+    /// Positions of KV cache a memory budget keeps room for (a command that knows how many it runs sets it; else
+    /// the model's context, at most 4096).
+    #[arg(skip)]
+    pub kv_tokens: Option<usize>,
+}
+
+/// Expert paging (an MoE model larger than its memory budget).
+#[derive(clap::Args, Debug, Clone)]
+pub struct PagingArgs {
+    /// Memory budget for the model: bytes with K, M or G, or a share of the model file (`25%`). An MoE model that
+    /// does not fit pages its experts through a resident set of what is left after the mapped weights and the KV
+    /// cache (default: the board profile's `memory.budget_mib`).
+    #[arg(long, value_name = "SIZE")]
+    pub mem_budget: Option<String>,
+    /// Which resident expert leaves to make room: lru, lfu, or pinned (the calibration's most routed experts kept,
+    /// from the routing statistics flint-quantize records).
+    #[arg(long, default_value = "lru", value_name = "POLICY")]
+    pub paging_policy: flint_model::Policy,
+    /// Throttle expert reads to a storage rate in MB/s (an SD card reads about 90, UFS or NVMe 1000 to 2000).
+    #[arg(long, value_name = "MB/S")]
+    pub io_rate: Option<f64>,
+    /// Do not pre-gate the next layer to prefetch its experts.
+    #[arg(long)]
+    pub no_prefetch: bool,
+    /// Read experts through the page cache (dropping them from it after) instead of with O_DIRECT.
+    #[arg(long)]
+    pub buffered_io: bool,
 }
 
 impl ModelArgs {
@@ -47,9 +76,88 @@ pub fn load(args: &ModelArgs, board: Option<&str>) -> anyhow::Result<(Model, f64
     }
     flint_kernels::set_threads(check_threads(threads.0, &threads.1)?);
     let t0 = Instant::now();
-    let model =
+    let mut model =
         Model::open(&args.model).with_context(|| format!("loading {}", args.model.display()))?;
+    let budget = match &args.paging.mem_budget {
+        Some(s) => Some((s.clone(), "--mem-budget".to_string())),
+        None => board_profile(board)?.map(|p| {
+            (
+                format!("{}", p.memory_budget_bytes()),
+                format!(
+                    "board profile `{}`: memory.budget_mib",
+                    board.unwrap_or_default()
+                ),
+            )
+        }),
+    };
+    if let Some((size, what)) = budget {
+        enable_paging(&mut model, args, &size, &what)?;
+    }
     Ok((model, t0.elapsed().as_secs_f64()))
+}
+
+/// Positions of KV cache a memory budget keeps room for.
+const KV_RESERVE_TOKENS: usize = 4096;
+
+/// Turns on expert paging when `size` (from `what`) is smaller than the model needs; says how it split on stderr.
+fn enable_paging(
+    model: &mut Model,
+    args: &ModelArgs,
+    size: &str,
+    what: &str,
+) -> anyhow::Result<()> {
+    use flint_model::paging;
+    let path = args.model.display().to_string();
+    let file_len = model.file().file_len() as u64;
+    let total = paging::parse_size(size, file_len).map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+    let experts = model.expert_bytes();
+    let tokens = args
+        .kv_tokens
+        .unwrap_or(KV_RESERVE_TOKENS)
+        .min(model.config.max_position_embeddings);
+    let reserve = paging::RESERVE + paging::kv_reserve(&model.config, args.kv, tokens);
+    let Some(budget) = paging::expert_budget(total, file_len, experts, reserve)
+        .map_err(|e| anyhow::anyhow!("{what}: {path}: {e}"))?
+    else {
+        return Ok(());
+    };
+    let pins = match args.paging.paging_policy {
+        flint_model::Policy::Pinned => Some(crate::experts::routing_frequency(model.file())?),
+        _ => None,
+    };
+    let opts = flint_model::PagingOptions {
+        budget,
+        policy: args.paging.paging_policy,
+        direct: !args.paging.buffered_io,
+        io_rate: args.paging.io_rate.map(|r| r * 1e6),
+        prefetch: !args.paging.no_prefetch,
+        pins,
+    };
+    model
+        .enable_paging(&opts)
+        .map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    eprintln!(
+        "paging: {what} {:.1} MiB = {:.1} MiB mapped weights + {:.1} MiB KV and scratch + {:.1} MiB for experts \
+         ({:.0}% of their {:.1} MiB; {:?}, {}{})",
+        mib(total),
+        mib(file_len - experts),
+        mib(reserve),
+        mib(budget),
+        100.0 * budget as f64 / experts.max(1) as f64,
+        mib(experts),
+        opts.policy,
+        if model.pager().is_some_and(|p| p.stats().direct) {
+            "O_DIRECT"
+        } else {
+            "buffered reads"
+        },
+        match opts.io_rate {
+            Some(r) => format!(", reads throttled to {:.0} MB/s", r / 1e6),
+            None => String::new(),
+        }
+    );
+    Ok(())
 }
 
 /// Checks a thread count from `what` (an option or a board profile key): 0 means one per CPU; more than

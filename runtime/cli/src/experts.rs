@@ -57,6 +57,29 @@ fn panels(f: &FlintFile, path: &Path) -> anyhow::Result<Vec<Panel>> {
     Ok(out)
 }
 
+/// Per MoE layer, per expert: the share of the layer's calibration rows (all modalities) routed to it, for the
+/// pinned paging policy.
+pub fn routing_frequency(f: &FlintFile) -> anyhow::Result<Vec<Vec<f64>>> {
+    let panels = panels(f, f.path())?;
+    let mut out: Vec<(u64, u64, Vec<u64>)> = Vec::new();
+    for p in &panels {
+        for (layer, tokens, count) in &p.layers {
+            match out.iter_mut().find(|o| o.0 == *layer) {
+                Some(o) => {
+                    o.1 += tokens;
+                    o.2.iter_mut().zip(count).for_each(|(a, b)| *a += b);
+                }
+                None => out.push((*layer, *tokens, count.clone())),
+            }
+        }
+    }
+    out.sort_by_key(|o| o.0);
+    Ok(out
+        .into_iter()
+        .map(|(_, t, c)| c.iter().map(|&n| n as f64 / t.max(1) as f64).collect())
+        .collect())
+}
+
 pub fn run(path: &Path, plot: Option<&Path>) -> anyhow::Result<()> {
     let f = FlintFile::open(path)?;
     let panels = panels(&f, path)?;

@@ -79,6 +79,8 @@ pub struct Model {
     /// The sliding layers' own RoPE, when their theta differs (Gemma 3).
     rope_sliding: Option<Rope>,
     exec: Exec,
+    /// The expert pager, when experts are paged under a budget.
+    pager: Option<std::sync::Arc<crate::paging::Pager>>,
 }
 
 impl std::fmt::Debug for Model {
@@ -231,6 +233,7 @@ impl Model {
             file,
             config,
             exec: Exec::global(),
+            pager: None,
         })
     }
 
@@ -242,6 +245,47 @@ impl Model {
     /// The underlying file (metadata, tokenizer).
     pub fn file(&self) -> &FlintFile {
         &self.file
+    }
+
+    /// Bytes of the file's expert paging groups (each page-rounded), 0 for a dense model.
+    pub fn expert_bytes(&self) -> u64 {
+        self.blocks
+            .iter()
+            .filter_map(|b| match &b.ffn {
+                crate::moe::Ffn::Moe(m) => Some(m.spans()),
+                _ => None,
+            })
+            .flatten()
+            .map(|s| s.1.div_ceil(crate::paging::PAGE) * crate::paging::PAGE)
+            .sum()
+    }
+
+    /// Pages the experts under `opts.budget` bytes from now on (see [`crate::paging`]); the other weights stay mapped.
+    /// Errors name the file: a dense model, a budget that holds fewer than two experts, a policy it cannot follow.
+    pub fn enable_paging(&mut self, opts: &crate::paging::PagingOptions) -> Result<(), ModelError> {
+        let spans: Vec<Vec<(u64, u64)>> = self
+            .blocks
+            .iter()
+            .filter_map(|b| match &b.ffn {
+                crate::moe::Ffn::Moe(m) => Some(m.spans()),
+                _ => None,
+            })
+            .collect();
+        let pager = std::sync::Arc::new(crate::paging::Pager::new(self.file.path(), spans, opts)?);
+        let mut i = 0;
+        for b in &mut self.blocks {
+            if let crate::moe::Ffn::Moe(m) = &mut b.ffn {
+                m.set_pager(pager.clone(), i);
+                i += 1;
+            }
+        }
+        self.pager = Some(pager);
+        Ok(())
+    }
+
+    /// The expert pager, when [`Model::enable_paging`] turned it on.
+    pub fn pager(&self) -> Option<&crate::paging::Pager> {
+        self.pager.as_deref()
     }
 
     /// Runs the model's kernels on `exec` (its own thread pool) instead of the global pool it was loaded with.
@@ -364,6 +408,21 @@ impl Model {
         });
         let mut hn = vec![0f32; n * h];
         for (l, b) in self.blocks.iter().enumerate() {
+            // Pre-gating: the next MoE layer's router on the stream entering this block (and, entering the first,
+            // the first's own), so its experts are read while this block computes.
+            for t in [l, l + 1] {
+                if t == l && l > 0 {
+                    continue;
+                }
+                if let Some(nb) = self.blocks.get(t) {
+                    if let crate::moe::Ffn::Moe(m) = &nb.ffn {
+                        if m.prefetching() {
+                            ops::rms_norm(&x, nb.ffn_norm.get(), c.rms_norm_eps, &mut hn);
+                            m.prefetch(ex, &hn, n);
+                        }
+                    }
+                }
+            }
             ops::rms_norm(&x, b.attn_norm.get(), c.rms_norm_eps, &mut hn);
             let table = match (&sliding, b.window) {
                 (Some((cs, sn)), Some(_)) => (cs.as_slice(), sn.as_slice()),
@@ -378,7 +437,7 @@ impl Model {
             }
             residual(&mut x, &a, b.sandwich.as_ref().and_then(|s| s.gate(false)));
             ops::rms_norm(&x, b.ffn_norm.get(), c.rms_norm_eps, &mut hn);
-            let mut f = b.ffn.forward(ex, &hn, n, trace.as_deref_mut());
+            let mut f = b.ffn.forward(ex, &hn, n, trace.as_deref_mut())?;
             if let Some(sw) = &b.sandwich {
                 match sw.kind {
                     SandwichKind::Spark => {

@@ -13,9 +13,11 @@
 use crate::config::names::{blk, expert};
 use crate::config::{ModelConfig, Router};
 use crate::ops;
+use crate::paging::{Pager, Resident};
 use crate::weights::{Loader, Vector, Weight};
 use crate::ModelError;
 use flint_kernels::Exec;
+use std::sync::Arc;
 
 /// A gated feed-forward: `down(act(gate(x)) * up(x))`, SwiGLU unless [`Mlp::with_act`] says otherwise.
 #[derive(Debug)]
@@ -54,7 +56,25 @@ impl Mlp {
         let mut g = vec![0f32; n * w];
         let mut u = vec![0f32; n * w];
         ops::project(ex, x, n, &mut [(&self.gate, &mut g), (&self.up, &mut u)]);
-        self.finish(ex, g, &u, n)
+        self.finish(ex, g, &u, n, None)
+    }
+
+    /// As [`Mlp::forward`], with the weights read from `r` (the expert pager's copy) instead of the map.
+    fn forward_in(&self, ex: &Exec, x: &[f32], n: usize, r: &Resident) -> Vec<f32> {
+        let w = self.gate.rows;
+        let mut g = vec![0f32; n * w];
+        let mut u = vec![0f32; n * w];
+        ex.matmul(self.gate.view_in(r), x, n, &mut g);
+        ex.matmul(self.up.view_in(r), x, n, &mut u);
+        self.finish(ex, g, &u, n, Some(r))
+    }
+
+    /// The file span of the three matrices (an expert's paging group): offset and length.
+    fn span(&self) -> (u64, u64) {
+        let rs = [self.gate.range(), self.up.range(), self.down.range()];
+        let start = rs.iter().map(|r| r.0).min().unwrap_or(0);
+        let end = rs.iter().map(|r| r.0 + r.1 as u64).max().unwrap_or(0);
+        (start, end - start)
     }
 
     /// As [`Mlp::forward`] with the rows already quantized by `flint_kernels::quantize_acts` (quant weights only):
@@ -65,12 +85,27 @@ impl Mlp {
         xq: &[flint_kernels::BlockQ8A],
         n: usize,
     ) -> Vec<f32> {
+        self.forward_quantized_in(ex, xq, n, None)
+    }
+
+    /// As [`Mlp::forward_quantized`], with the weights from `r` (the expert pager's copy) when given.
+    fn forward_quantized_in(
+        &self,
+        ex: &Exec,
+        xq: &[flint_kernels::BlockQ8A],
+        n: usize,
+        r: Option<&Resident>,
+    ) -> Vec<f32> {
         let w = self.gate.rows;
         let mut g = vec![0f32; n * w];
         let mut u = vec![0f32; n * w];
-        ex.matmul_quantized(self.gate.view(), xq, n, &mut g);
-        ex.matmul_quantized(self.up.view(), xq, n, &mut u);
-        self.finish(ex, g, &u, n)
+        let (gw, uw) = match r {
+            Some(r) => (self.gate.view_in(r), self.up.view_in(r)),
+            None => (self.gate.view(), self.up.view()),
+        };
+        ex.matmul_quantized(gw, xq, n, &mut g);
+        ex.matmul_quantized(uw, xq, n, &mut u);
+        self.finish(ex, g, &u, n, r)
     }
 
     /// Whether gate and up are quantized (so [`Mlp::forward_quantized`] applies).
@@ -78,10 +113,21 @@ impl Mlp {
         self.gate.is_quantized() && self.up.is_quantized()
     }
 
-    fn finish(&self, ex: &Exec, mut g: Vec<f32>, u: &[f32], n: usize) -> Vec<f32> {
+    fn finish(
+        &self,
+        ex: &Exec,
+        mut g: Vec<f32>,
+        u: &[f32],
+        n: usize,
+        r: Option<&Resident>,
+    ) -> Vec<f32> {
         ops::glu(&mut g, u, self.act);
         let mut out = vec![0f32; n * self.down.rows];
-        ex.matmul(self.down.view(), &g, n, &mut out);
+        let dw = match r {
+            Some(r) => self.down.view_in(r),
+            None => self.down.view(),
+        };
+        ex.matmul(dw, &g, n, &mut out);
         out
     }
 
@@ -116,6 +162,8 @@ pub struct Moe {
     router_scale: Option<f32>,
     routed_scale: Option<f32>,
     pooled: Option<Pooled>,
+    /// The expert pager and this layer's index among the MoE layers, when experts are paged.
+    pager: Option<(Arc<Pager>, usize)>,
 }
 
 impl Moe {
@@ -170,6 +218,7 @@ impl Moe {
             router_scale: m.router_scale,
             routed_scale: m.routed_scale,
             pooled,
+            pager: None,
         })
     }
 
@@ -232,14 +281,14 @@ impl Moe {
         (logits, choices)
     }
 
-    /// Runs `n` rows of `x`.
+    /// Runs `n` rows of `x`. Errors only when a paged expert cannot be read.
     pub fn forward(
         &self,
         ex: &Exec,
         x: &[f32],
         n: usize,
         trace: Option<&mut crate::Trace>,
-    ) -> Vec<f32> {
+    ) -> Result<Vec<f32>, ModelError> {
         let (logits, choices) = self.route(ex, x, n);
         if let Some(t) = trace {
             t.router_logits.push(logits);
@@ -274,24 +323,27 @@ impl Moe {
             flint_kernels::quantize_acts(ein, &mut xq);
         }
         let (mut xe, mut xeq) = (Vec::new(), Vec::new());
-        for (e, list) in rows.iter().enumerate() {
-            if list.is_empty() {
-                continue;
-            }
+        let experts = &self.experts;
+        let pooled = &self.pooled;
+        let mut run = |e: usize, r: Option<&Resident>| {
+            let list = &rows[e];
             let mut y = if shared_q {
                 xeq.clear();
                 for &(t, _) in list {
                     xeq.extend_from_slice(&xq[t * kb..(t + 1) * kb]);
                 }
-                self.experts[e].forward_quantized(ex, &xeq, list.len())
+                experts[e].forward_quantized_in(ex, &xeq, list.len(), r)
             } else {
                 xe.clear();
                 for &(t, _) in list {
                     xe.extend_from_slice(&ein[t * eh..(t + 1) * eh]);
                 }
-                self.experts[e].forward(ex, &xe, list.len())
+                match r {
+                    Some(r) => experts[e].forward_in(ex, &xe, list.len(), r),
+                    None => experts[e].forward(ex, &xe, list.len()),
+                }
             };
-            if let Some(p) = &self.pooled {
+            if let Some(p) = pooled {
                 ops::rms_norm_input_scaled(&mut y, p.post_expert_norm.get(), p.post_eps);
             }
             for (i, &(t, w)) in list.iter().enumerate() {
@@ -299,6 +351,25 @@ impl Moe {
                     .iter_mut()
                     .zip(&y[i * eh..(i + 1) * eh])
                     .for_each(|(o, v)| *o += w * v);
+            }
+        };
+        let used: Vec<usize> = (0..rows.len()).filter(|&e| !rows[e].is_empty()).collect();
+        match &self.pager {
+            None => used.iter().for_each(|&e| run(e, None)),
+            Some((p, li)) => {
+                // Resident experts first, while the missing ones are read; then each missing one as it arrives.
+                p.want(*li, &used);
+                let mut pending = Vec::new();
+                for &e in &used {
+                    match p.try_take(*li, e) {
+                        Some(h) => run(e, Some(&h)),
+                        None => pending.push(e),
+                    }
+                }
+                for e in pending {
+                    let h = p.take(*li, e)?;
+                    run(e, Some(&h));
+                }
             }
         }
         if let Some(p) = &self.pooled {
@@ -322,7 +393,36 @@ impl Moe {
                     .for_each(|(o, v)| *o += g[t] * v);
             }
         }
-        out
+        Ok(out)
+    }
+
+    /// The file span (offset, length) of each expert's paging group.
+    pub(crate) fn spans(&self) -> Vec<(u64, u64)> {
+        self.experts.iter().map(Mlp::span).collect()
+    }
+
+    /// Pages this layer's experts through `pager`, as MoE layer `index`.
+    pub(crate) fn set_pager(&mut self, pager: Arc<Pager>, index: usize) {
+        self.pager = Some((pager, index));
+    }
+
+    /// Pre-gating: routes `n` rows of `x` (already normed as this layer's input would be) and has the pager
+    /// prefetch the experts they pick, the most picked first.
+    pub(crate) fn prefetch(&self, ex: &Exec, x: &[f32], n: usize) {
+        let Some((p, li)) = &self.pager else { return };
+        let (_, choices) = self.route(ex, x, n);
+        let mut count = vec![0u32; self.experts.len()];
+        for (e, _) in choices.iter().flatten() {
+            count[*e] += 1;
+        }
+        let mut order: Vec<usize> = (0..count.len()).filter(|&e| count[e] > 0).collect();
+        order.sort_by_key(|&e| std::cmp::Reverse(count[e]));
+        p.prefetch(*li, &order);
+    }
+
+    /// Whether this layer pages its experts with pre-gating.
+    pub(crate) fn prefetching(&self) -> bool {
+        self.pager.as_ref().is_some_and(|(p, _)| p.prefetching())
     }
 }
 
@@ -340,9 +440,9 @@ impl Ffn {
         x: &[f32],
         n: usize,
         trace: Option<&mut crate::Trace>,
-    ) -> Vec<f32> {
+    ) -> Result<Vec<f32>, ModelError> {
         match self {
-            Ffn::Dense(m) => m.forward(ex, x, n),
+            Ffn::Dense(m) => Ok(m.forward(ex, x, n)),
             Ffn::Moe(m) => m.forward(ex, x, n, trace),
         }
     }

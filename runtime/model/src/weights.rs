@@ -26,20 +26,17 @@ impl std::fmt::Debug for Weight {
 impl Weight {
     /// The kernel view of the bytes.
     pub fn view(&self) -> WeightRef<'_> {
-        let b = &self.map[self.off..self.off + self.len];
-        // The reader checked that offsets are 64-byte aligned inside a page-aligned map and that the byte length
-        // matches the type and shape, so these casts cannot fail.
-        match self.dtype {
-            DType::F32 => WeightRef::F32(bytemuck::cast_slice(b)),
-            DType::F16 => WeightRef::F16(bytemuck::cast_slice(b)),
-            DType::BF16 => WeightRef::BF16(bytemuck::cast_slice(b)),
-            DType::Q8 => WeightRef::Q8(bytemuck::cast_slice(b)),
-            DType::Q4 => WeightRef::Q4(bytemuck::cast_slice(b)),
-            DType::Q4M => WeightRef::Q4M(bytemuck::cast_slice(b)),
-            DType::Q8X8 => WeightRef::Q8x8(bytemuck::cast_slice(b)),
-            DType::Q4X8 => WeightRef::Q4x8(bytemuck::cast_slice(b)),
-            _ => unreachable!("DType added without a kernel mapping"),
-        }
+        weight_ref(self.dtype, &self.map[self.off..self.off + self.len])
+    }
+
+    /// Where the matrix lies in the file: its offset and length in bytes.
+    pub(crate) fn range(&self) -> (u64, usize) {
+        (self.off as u64, self.len)
+    }
+
+    /// The kernel view of the same matrix read into memory by the expert pager (`r` holds its file range).
+    pub(crate) fn view_in<'a>(&self, r: &'a crate::paging::Resident) -> WeightRef<'a> {
+        weight_ref(self.dtype, r.bytes(self.off as u64, self.len))
     }
 
     /// Whether the matrix holds quant blocks (so it takes activations quantized by `quantize_acts`).
@@ -55,6 +52,23 @@ impl Weight {
     /// Dequantizes row `r` into `out` (`cols` values).
     pub fn row_to_f32(&self, r: usize, out: &mut [f32]) {
         self.view().row_to_f32(self.cols, r, out)
+    }
+}
+
+/// The kernel view of `b`, the bytes of a matrix of type `dtype`.
+fn weight_ref(dtype: DType, b: &[u8]) -> WeightRef<'_> {
+    // The reader checked that offsets are 64-byte aligned inside a page-aligned map and that the byte length
+    // matches the type and shape (the pager's buffers keep the file's alignment), so these casts cannot fail.
+    match dtype {
+        DType::F32 => WeightRef::F32(bytemuck::cast_slice(b)),
+        DType::F16 => WeightRef::F16(bytemuck::cast_slice(b)),
+        DType::BF16 => WeightRef::BF16(bytemuck::cast_slice(b)),
+        DType::Q8 => WeightRef::Q8(bytemuck::cast_slice(b)),
+        DType::Q4 => WeightRef::Q4(bytemuck::cast_slice(b)),
+        DType::Q4M => WeightRef::Q4M(bytemuck::cast_slice(b)),
+        DType::Q8X8 => WeightRef::Q8x8(bytemuck::cast_slice(b)),
+        DType::Q4X8 => WeightRef::Q4x8(bytemuck::cast_slice(b)),
+        _ => unreachable!("DType added without a kernel mapping"),
     }
 }
 

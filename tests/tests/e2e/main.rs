@@ -12,6 +12,7 @@ mod conformance;
 mod constrained;
 mod engine_examples;
 mod engine_live;
+mod expert_paging;
 mod fuzz_corpus;
 mod gguf_quants;
 mod glasses;
