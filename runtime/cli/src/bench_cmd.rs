@@ -56,10 +56,8 @@ fn text_ids(model: &Model, path: &std::path::Path) -> anyhow::Result<Vec<u32>> {
 
 /// Asks the kernel to drop `path`'s cached pages (clean ones; a best effort).
 fn drop_cache(path: &std::path::Path) -> anyhow::Result<()> {
-    use std::os::fd::AsRawFd;
     let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    // SAFETY: a valid descriptor; the call only drops clean cached pages.
-    let rc = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    let rc = flint_model::paging::drop_cached(&f, 0, 0);
     if rc != 0 {
         anyhow::bail!("{}: posix_fadvise(DONTNEED): error {rc}", path.display());
     }

@@ -675,18 +675,24 @@ fn read_span(
         return Err(err(format!("the file ends {done} bytes into it")));
     }
     if !*direct {
-        use std::os::fd::AsRawFd;
-        // SAFETY: a valid descriptor and range; the call only drops clean cached pages.
-        unsafe {
-            libc::posix_fadvise(
-                file.as_raw_fd(),
-                off as i64,
-                size as i64,
-                libc::POSIX_FADV_DONTNEED,
-            );
-        }
+        drop_cached(file, off, size);
     }
     Ok(Resident { buf, base: off })
+}
+
+/// Asks the kernel to drop the clean cached pages of `file` in `off..off + len` (`len` 0: to the end); returns
+/// `posix_fadvise`'s error number, 0 on success.
+pub fn drop_cached(file: &File, off: u64, len: u64) -> i32 {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid descriptor; the call only drops clean cached pages.
+    unsafe {
+        libc::posix_fadvise(
+            file.as_raw_fd(),
+            off as i64,
+            len as i64,
+            libc::POSIX_FADV_DONTNEED,
+        )
+    }
 }
 
 /// Bytes of a memory budget kept for the program, its scratch and the KV cache beyond [`kv_reserve`]'s count.
