@@ -63,6 +63,22 @@ enum Cmd {
         /// loss on text the weighting never saw).
         #[arg(long, value_name = "FILE", conflicts_with = "no_imatrix")]
         imatrix_text: Option<PathBuf>,
+        /// Choose each expert's precision (each matrix's, in a dense model): `auto` promotes from --weights to q8
+        /// where the calibration set's routing and activation statistics say the bytes buy the most accuracy,
+        /// within --target-bpw or --target-size.
+        #[arg(long, value_parser = ["auto"], conflicts_with = "no_imatrix")]
+        experts: Option<String>,
+        /// With --experts auto: bits per weight over all the matrices.
+        #[arg(
+            long,
+            value_name = "B",
+            requires = "experts",
+            conflicts_with = "target_size"
+        )]
+        target_bpw: Option<f64>,
+        /// With --experts auto: the output file's size (bytes, with K, M or G).
+        #[arg(long, value_name = "SIZE", requires = "experts")]
+        target_size: Option<String>,
     },
 }
 
@@ -78,6 +94,35 @@ struct Calibration {
     ctx: usize,
     imatrix: bool,
     imatrix_text: Option<PathBuf>,
+    experts: Option<flint_quantize::quant::mix::Target>,
+}
+
+/// `--experts auto` with its target, checked.
+fn experts_target(
+    experts: Option<&str>,
+    bpw: Option<f64>,
+    size: Option<&str>,
+) -> anyhow::Result<Option<flint_quantize::quant::mix::Target>> {
+    use flint_quantize::quant::mix::Target;
+    if experts.is_none() {
+        return Ok(None);
+    }
+    match (bpw, size) {
+        (Some(b), _) if !(b.is_finite() && b > 0.0 && b <= 32.0) => {
+            anyhow::bail!("--target-bpw {b}: expected bits per weight in (0, 32]")
+        }
+        (Some(b), _) => Ok(Some(Target::Bpw(b))),
+        (None, Some(s)) if s.trim().ends_with('%') => {
+            anyhow::bail!(
+                "--target-size {s}: give a size in bytes (with K, M or G), not a percentage"
+            )
+        }
+        (None, Some(s)) => Ok(Some(Target::Size(
+            flint_model::paging::parse_size(s, 0)
+                .map_err(|e| anyhow::anyhow!("--target-size: {e}"))?,
+        ))),
+        (None, None) => anyhow::bail!("--experts auto needs --target-bpw B or --target-size SIZE"),
+    }
 }
 
 fn quantize(
@@ -103,6 +148,7 @@ fn quantize(
         ctx: calibration.ctx,
         imatrix: calibration.imatrix,
         imatrix_text: calibration.imatrix_text,
+        experts: calibration.experts,
     };
     let t0 = Instant::now();
     let bar = indicatif::ProgressBar::new(0);
@@ -115,6 +161,9 @@ fn quantize(
             bar.set_length(total as u64);
             bar.set_message(match s {
                 Stage::Calibrate => "collecting activation statistics (chunks)".to_string(),
+                Stage::Choose => {
+                    "measuring each matrix at the base type and q8 (matrices)".to_string()
+                }
                 Stage::Quantize => format!("quantizing to {weights} (tensors)"),
                 Stage::CalibrateMedia => {
                     "collecting activation statistics (media prompts)".to_string()
@@ -184,6 +233,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             threads,
             no_imatrix,
             imatrix_text,
+            experts,
+            target_bpw,
+            target_size,
         } => quantize(
             input,
             output,
@@ -195,6 +247,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 ctx,
                 imatrix: !no_imatrix,
                 imatrix_text,
+                experts: experts_target(experts.as_deref(), target_bpw, target_size.as_deref())?,
             },
         ),
     }

@@ -123,7 +123,7 @@ fn imatrix_is_recorded_and_lowers_the_weighted_error() {
     let model = Model::load(src.clone()).unwrap();
     let (tokens, _) = eval::calibration_tokens(&model, &text).unwrap();
     let (pass, imp) = imatrix::collect(&src, || {
-        eval::reference_pass(&model, &tokens, 128, 0, |_, _| {})
+        eval::reference_pass(&model, &tokens, 128, 0, None, |_, _| {})
     });
     pass.unwrap();
     let (mut ew, mut eu) = (0f64, 0f64);

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::path::Path;
 
 /// Decodes one row of little-endian float values (`out.len()` of them) of type `from`.
-fn decode_row(from: DType, bytes: &[u8], out: &mut [f32]) {
+pub(super) fn decode_row(from: DType, bytes: &[u8], out: &mut [f32]) {
     match from {
         DType::F16 => {
             for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
@@ -47,7 +47,7 @@ fn q4_row(row: &[f32], imp: Option<&[f32]>, out: &mut [BlockQ4]) {
 
 /// Appends one row in type `to`, quantizing per block of 32 (the kernels' quantizers; q8 and q4 weighted by the
 /// per-column importance `imp` when given).
-fn encode_row(to: DType, row: &[f32], imp: Option<&[f32]>, out: &mut Vec<u8>) {
+pub(super) fn encode_row(to: DType, row: &[f32], imp: Option<&[f32]>, out: &mut Vec<u8>) {
     fn blocks<B: bytemuck::Pod + bytemuck::Zeroable>(
         row: &[f32],
         imp: Option<&[f32]>,
@@ -69,6 +69,16 @@ fn encode_row(to: DType, row: &[f32], imp: Option<&[f32]>, out: &mut Vec<u8>) {
         DType::F16 => out.extend(row.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes())),
         DType::BF16 => out.extend(row.iter().flat_map(|v| bf16::from_f32(*v).to_le_bytes())),
         _ => out.extend(row.iter().flat_map(|v| v.to_le_bytes())),
+    }
+}
+
+/// Decodes one row of q8, q4 or q4m blocks (as [`encode_row`] wrote them) into `out`; other types as floats.
+pub(super) fn dequantize(from: DType, bytes: &[u8], out: &mut [f32]) {
+    match from {
+        DType::Q8 => flint_kernels::dequantize_row_q8(bytemuck::cast_slice(bytes), out),
+        DType::Q4 => flint_kernels::dequantize_row_q4(bytemuck::cast_slice(bytes), out),
+        DType::Q4M => flint_kernels::dequantize_row_q4m(bytemuck::cast_slice(bytes), out),
+        _ => decode_row(from, bytes, out),
     }
 }
 

@@ -349,12 +349,13 @@ pub const KEEP_REFERENCE_BYTES: usize = 768 << 20;
 
 /// Runs the reference over `tokens` in the chunks [`evaluate`] uses (e.g. with the calibration tap on) and keeps each
 /// chunk's outputs while they total at most `keep_bytes`, so [`evaluate`] need not run the reference again.
-/// `progress(done, total)` counts chunks.
+/// `routing`, if given, gets each chunk's routing. `progress(done, total)` counts chunks.
 pub fn reference_pass(
     reference: &Model,
     tokens: &[u32],
     ctx: usize,
     keep_bytes: usize,
+    mut routing: Option<&mut RoutingAcc>,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Vec<Option<RefChunk>>, QuantError> {
     let ctx = chunk_len(reference, ctx);
@@ -363,6 +364,9 @@ pub fn reference_pass(
     let mut out = Vec::with_capacity(total);
     for (ci, chunk) in tokens.chunks(ctx).enumerate() {
         let (logits, trace) = traced(reference, chunk)?;
+        if let Some(r) = routing.as_deref_mut() {
+            r.add(&trace, |_| "text");
+        }
         let bytes = 4 * (logits.len() + trace.hidden_states.iter().map(Vec::len).sum::<usize>());
         if kept + bytes <= keep_bytes {
             kept += bytes;

@@ -86,12 +86,19 @@ impl Collector {
 #[derive(Clone, Debug, Default)]
 pub struct Importance {
     per_tensor: Vec<Option<Vec<f32>>>,
+    /// Input rows each tensor's matmuls read.
+    rows: Vec<u64>,
 }
 
 impl Importance {
     /// The mean square input of each column of tensor `i`, if it was seen.
     pub fn get(&self, i: usize) -> Option<&[f32]> {
         self.per_tensor.get(i).and_then(|v| v.as_deref())
+    }
+
+    /// How many input rows tensor `i`'s matmuls read (for an MoE expert: rows routed to it).
+    pub fn rows(&self, i: usize) -> u64 {
+        self.rows.get(i).copied().unwrap_or(0)
     }
 }
 
@@ -120,6 +127,10 @@ pub fn collect<R>(file: &FlintFile, f: impl FnOnce() -> R) -> (R, Importance) {
     let r = f();
     drop(guard);
     let sums = std::mem::take(&mut *c.sums.lock().unwrap_or_else(|e| e.into_inner()));
+    let rows = sums
+        .iter()
+        .map(|s| s.as_ref().map_or(0, |s| s.rows))
+        .collect();
     let per_tensor = sums
         .into_iter()
         .map(|s| {
@@ -127,5 +138,5 @@ pub fn collect<R>(file: &FlintFile, f: impl FnOnce() -> R) -> (R, Importance) {
                 .map(|s| s.sq.iter().map(|&v| (v / s.rows as f64) as f32).collect())
         })
         .collect();
-    (r, Importance { per_tensor })
+    (r, Importance { per_tensor, rows })
 }

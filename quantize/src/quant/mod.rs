@@ -26,6 +26,7 @@ mod convert;
 mod error;
 pub mod eval;
 pub mod imatrix;
+pub mod mix;
 pub mod plan;
 pub mod report;
 pub mod routing;
@@ -61,6 +62,9 @@ pub struct Options {
     pub imatrix: bool,
     /// Text to collect the activation statistics on; `None` means the calibration text.
     pub imatrix_text: Option<PathBuf>,
+    /// `--experts auto`: promote experts (matrices, in a dense model) from `weights` to q8 within this size (see
+    /// [`mix`]). Needs the importance statistics.
+    pub experts: Option<mix::Target>,
 }
 
 /// Which phase a progress callback is about.
@@ -68,6 +72,8 @@ pub struct Options {
 pub enum Stage {
     /// Running the reference over the calibration text to collect activation statistics (counts chunks).
     Calibrate,
+    /// Measuring each candidate matrix's error at the base type and at q8 for `--experts auto` (counts matrices).
+    Choose,
     /// Converting tensors (counts tensors).
     Quantize,
     /// Running the reference over the calibration media prompts (counts prompts).
@@ -142,13 +148,13 @@ pub fn quantize(
     let calib_path = set.path.clone();
     let (tokens, token_source) = eval::calibration_tokens(&reference, &set.text)?;
     let (media, media_skipped) = eval::media_cases(&reference, &set)?;
-    let choices = plan::choose(input, src.tensors(), opts.weights, &opts.keep)?;
-    // The report speaks of logical types (q8, q4); the file stores the interleaved layout where it applies.
-    let types: Vec<DType> = choices
-        .iter()
-        .zip(src.tensors())
-        .map(|(c, t)| convert::stored_type(c.to, &t.shape))
-        .collect();
+    let mut choices = plan::choose(input, src.tensors(), opts.weights, &opts.keep)?;
+    if opts.experts.is_some() && !opts.imatrix {
+        return Err(QuantError::Options(
+            "--experts auto measures each expert on the calibration set's activation statistics; drop --no-imatrix"
+                .into(),
+        ));
+    }
 
     // Activation statistics, keeping the reference's outputs for the measurement.
     let tc = Instant::now();
@@ -163,6 +169,8 @@ pub fn quantize(
         }
         _ => (calib_path.clone(), None),
     };
+    // The routing of the importance text, for `--experts auto` (each expert's output is scaled by its gate weight).
+    let mut imx_routing = routing::RoutingAcc::default();
     let (cached, importance) = if opts.imatrix {
         let (cached, imp) = imatrix::collect(&src, || {
             let cached = eval::reference_pass(
@@ -173,6 +181,7 @@ pub fn quantize(
                     Some(_) => 0,
                     None => eval::KEEP_REFERENCE_BYTES,
                 },
+                opts.experts.map(|_| &mut imx_routing),
                 |d, n| progress(Stage::Calibrate, d, n),
             )?;
             // The media prompts too: their tower matmuls and the decoder's rows of image and audio tokens.
@@ -195,6 +204,24 @@ pub fn quantize(
         (Vec::new(), None)
     };
     let calibrate_seconds = tc.elapsed().as_secs_f64();
+    let mix = match (opts.experts, &importance) {
+        (Some(target), Some(imp)) => Some(mix::choose(
+            &src,
+            &mut choices,
+            opts.weights,
+            imp,
+            imx_routing.finish(&reference.moe_layers()).as_ref(),
+            target,
+            |d, n| progress(Stage::Choose, d, n),
+        )?),
+        _ => None,
+    };
+    // The report speaks of logical types (q8, q4); the file stores the interleaved layout where it applies.
+    let types: Vec<DType> = choices
+        .iter()
+        .zip(src.tensors())
+        .map(|(c, t)| convert::stored_type(c.to, &t.shape))
+        .collect();
     // The importance each tensor is quantized with: q8 / q4 matrices that some matmul read.
     let weighted = |i: usize| {
         let c = &choices[i];
@@ -282,6 +309,7 @@ pub fn quantize(
             uniform,
         }
     });
+    report.experts = mix;
     report.calibrate_seconds = calibrate_seconds;
     report.quantize_seconds = quantize_seconds;
     report.eval_seconds = eval_seconds;
@@ -373,6 +401,7 @@ fn build_report(
         tensors,
         calibration: String::new(),
         imatrix: None,
+        experts: None,
         calibrate_seconds: 0.0,
         quantize_seconds: 0.0,
         eval_seconds: 0.0,

@@ -106,6 +106,8 @@ pub enum Reason {
     Keep(String),
     /// A vision-tower matrix, kept at q8 under a 4-bit `--weights`.
     Tower,
+    /// Promoted to q8 by `--experts auto` (see [`super::mix`]).
+    Auto,
 }
 
 impl Reason {
@@ -118,6 +120,7 @@ impl Reason {
             Reason::Cols => format!("{cols} columns is not a multiple of 32"),
             Reason::Keep(r) => format!("--keep {r}"),
             Reason::Tower => "vision / audio tower: q8 under 4-bit weights".into(),
+            Reason::Auto => "--experts auto: most accuracy per byte".into(),
         }
     }
 }

@@ -66,6 +66,8 @@ pub struct Report {
     pub calibration: String,
     /// Importance weighting of the q8 / q4 blocks; `null` if it was turned off (`--no-imatrix`): plain squared error.
     pub imatrix: Option<Imatrix>,
+    /// What `--experts auto` decided per expert (per matrix in a dense model); `null` without it.
+    pub experts: Option<super::mix::Mix>,
     /// Time to collect the activation statistics (one reference pass), seconds. Not stored, as below.
     #[serde(skip)]
     pub calibrate_seconds: f64,
@@ -131,6 +133,42 @@ impl std::fmt::Display for Report {
                 )?;
             }
             None => writeln!(f, "importance weighting: off (--no-imatrix)")?,
+        }
+        if let Some(m) = &self.experts {
+            let unit = if m.per_expert {
+                "experts and matrices"
+            } else {
+                "matrices"
+            };
+            let top: Vec<&str> = m
+                .decisions
+                .iter()
+                .filter(|d| d.dtype == "q8")
+                .take(4)
+                .map(|d| d.name.as_str())
+                .collect();
+            writeln!(
+                f,
+                "experts auto: {} of {} {unit} from {} to q8 within {:.3} bits/weight{}",
+                m.promoted,
+                m.decisions.len(),
+                m.base,
+                m.target_bpw,
+                if top.is_empty() {
+                    String::new()
+                } else {
+                    format!(", first {}", top.join(", "))
+                }
+            )?;
+            if !m.unrouted.is_empty() {
+                writeln!(
+                    f,
+                    "  {} experts never routed on the calibration set (left at {}), e.g. {}",
+                    m.unrouted.len(),
+                    m.base,
+                    m.unrouted[0]
+                )?;
+            }
         }
         let e = &self.eval;
         writeln!(

@@ -117,5 +117,17 @@ fn summarize_quantization(q: &serde_json::Value) -> String {
     if let Some(k) = q["kept"].as_array() {
         parts.push(format!("{} matrices kept", k.len()));
     }
+    let mix = &q["experts"];
+    if let (Some(p), Some(d)) = (mix["promoted"].as_u64(), mix["decisions"].as_array()) {
+        parts.push(format!(
+            "--experts auto: {p} of {} {} to q8",
+            d.len(),
+            if mix["per_expert"] == true {
+                "units"
+            } else {
+                "matrices"
+            }
+        ));
+    }
     format!("{} (full report: --meta quantization)", parts.join(", "))
 }

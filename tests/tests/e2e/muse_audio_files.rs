@@ -170,6 +170,7 @@ fn quantized_tower_runs() {
         ctx: 64,
         imatrix: false,
         imatrix_text: None,
+        experts: None,
     };
     flint_quantize::quant::quantize(&f.flint, &out, &opts, |_, _, _| {}).unwrap();
     let q = FlintFile::open(&out).unwrap();

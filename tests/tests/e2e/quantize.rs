@@ -322,6 +322,105 @@ fn keep_overrides_the_defaults() {
     assert_eq!(q["keep"].as_array().unwrap().len(), 3);
 }
 
+/// `--experts auto` promotes the experts (and matrices) whose bytes buy the most accuracy from q4 to q8, within the
+/// target: the file lands between uniform q4 and the target, the promoted ones are q8 in the directory, every
+/// candidate has a decision, most valuable per byte first, and the mix measures closer to the original than q4.
+#[test]
+fn experts_auto_mixes_within_the_target() {
+    let c = case("qwen3_moe");
+    let (_, q4) = quantize_ok(&c, "q4", &[]);
+    let b4 = q4["bits_per_weight"].as_f64().unwrap();
+    let target = format!("{:.3}", b4 + 1.0);
+    let (f, q) = quantize_ok(&c, "q4", &["--experts", "auto", "--target-bpw", &target]);
+    let bpw = q["bits_per_weight"].as_f64().unwrap();
+    assert!(bpw > b4 && bpw <= b4 + 1.0 + 1e-9, "{bpw} against q4 {b4}");
+    let m = &q["experts"];
+    assert_eq!(m["base"], "q4");
+    assert_eq!(m["per_expert"], true);
+    let decisions = m["decisions"].as_array().unwrap();
+    let promoted = m["promoted"].as_u64().unwrap() as usize;
+    assert!(
+        promoted > 0 && promoted < decisions.len(),
+        "{promoted} of {}",
+        decisions.len()
+    );
+    assert_eq!(
+        decisions.iter().filter(|d| d["type"] == "q8").count(),
+        promoted
+    );
+    // Both kinds of unit: experts (a paging group, named by their prefix) and the dense matrices.
+    assert!(decisions.iter().any(|d| d["name"] == "blk.0.expert.3."));
+    assert!(decisions.iter().any(|d| d["name"] == "blk.1.attn_q"));
+    let per_byte = |d: &Value| d["gain"].as_f64().unwrap() / d["cost"].as_f64().unwrap().max(1.0);
+    for w in decisions.windows(2) {
+        assert!(per_byte(&w[0]) >= per_byte(&w[1]), "not sorted: {w:?}");
+    }
+    for d in decisions {
+        let name = d["name"].as_str().unwrap();
+        let stored: Vec<_> = f
+            .tensors()
+            .iter()
+            .filter(|t| t.name == name || (name.ends_with('.') && t.name.starts_with(name)))
+            .filter(|t| t.shape[1] % 32 == 0)
+            .map(|t| match t.dtype {
+                DType::Q8X8 => DType::Q8,
+                DType::Q4X8 => DType::Q4,
+                d => d,
+            })
+            .collect();
+        assert!(!stored.is_empty(), "{name}");
+        let want = DType::from_name(d["type"].as_str().unwrap()).unwrap();
+        assert!(stored.iter().all(|&t| t == want), "{name}: {stored:?}");
+        // A routed expert was measured: its rows are what the router sent it.
+        if d["rows"].as_u64().unwrap() > 0 {
+            assert!(d["gain"].as_f64().unwrap() > 0.0, "{name}");
+        }
+    }
+    assert!(kl(&q) < kl(&q4), "mix {} against q4 {}", kl(&q), kl(&q4));
+    // A dense model mixes per matrix.
+    let d = case("llama");
+    let (_, d4) = quantize_ok(&d, "q4", &[]);
+    let size = d4["file_bytes"].as_u64().unwrap() + 150_000;
+    let (_, q) = quantize_ok(
+        &d,
+        "q4",
+        &["--experts", "auto", "--target-size", &size.to_string()],
+    );
+    assert_eq!(q["experts"]["per_expert"], false);
+    assert!(q["experts"]["promoted"].as_u64().unwrap() > 0);
+    let got = q["file_bytes"].as_u64().unwrap();
+    assert!(
+        got <= size && got > d4["file_bytes"].as_u64().unwrap(),
+        "{got} bytes for a target of {size}"
+    );
+    // Targets that cannot be met, or that are missing, fail naming the option.
+    fails(&c, "q4", &["--experts", "auto"], "--target-bpw");
+    fails(
+        &c,
+        "q4",
+        &["--experts", "auto", "--target-bpw", "2"],
+        "bits/weight",
+    );
+    fails(
+        &c,
+        "q4",
+        &["--experts", "auto", "--target-size", "1K"],
+        "--target-size",
+    );
+    fails(
+        &c,
+        "q4",
+        &["--experts", "auto", "--target-size", "50%"],
+        "percentage",
+    );
+    fails(
+        &c,
+        "q4",
+        &["--experts", "auto", "--target-bpw", "6", "--no-imatrix"],
+        "--no-imatrix",
+    );
+}
+
 /// The command fails naming `culprit`, and the output dir holds no new file (output or temp).
 fn fails(c: &Case, weights: &str, extra: &[&str], culprit: &str) {
     let out = c.dir.join("bad.flint");
