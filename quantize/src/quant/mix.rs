@@ -274,7 +274,7 @@ mod tests {
         );
         assert_eq!(
             common_prefix(&["blk.1.exp.1.a", "blk.1.expert.12.a"]),
-            "blk.1.exp."
+            "blk.1."
         );
     }
 }
