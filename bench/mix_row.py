@@ -7,6 +7,6 @@ model, name = sys.argv[1], sys.argv[2]
 q = json.load(sys.stdin)
 e = q["eval"]
 x = q.get("experts") or {}
-mix = f"{x['promoted']}/{len(x['decisions'])} to q8" if x else "-"
+mix = " ".join(f"{n} {t}" for t, n in sorted(x["counts"].items())) if x else "-"
 print(f"{model:14} {name:9} {q['file_bytes']:>11} B  {q['bits_per_weight']:.3f} bpw  "
       f"KL {e['kl_mean']:.6f}  top-1 {100 * e['top1_agreement']:.2f}%  {mix}")

@@ -39,9 +39,9 @@ enum Cmd {
         #[arg(short, long)]
         output: PathBuf,
         /// Type of the weight matrices (blocks of 32, round to nearest).
-        #[arg(long, value_parser = ["q8", "q4", "q4m"])]
+        #[arg(long, value_parser = ["q8", "q4", "q4m", "q2m"])]
         weights: String,
-        /// Per-tensor override PATTERN=TYPE (`*` wildcard; TYPE f32|f16|bf16|q8|q4|q4m); repeatable, last match
+        /// Per-tensor override PATTERN=TYPE (`*` wildcard; TYPE f32|f16|bf16|q8|q4|q4m|q2m); repeatable, last match
         /// wins. Routers (`*.ffn_router`, `*.shexp_gate`) keep their input precision unless overridden.
         #[arg(long, value_name = "PATTERN=TYPE")]
         keep: Vec<String>,

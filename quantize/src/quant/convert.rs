@@ -3,7 +3,7 @@
 use super::QuantError;
 use bytemuck::Zeroable;
 use flint_format::{DType, FlintFile, TensorInfo, Writer};
-use flint_kernels::{BlockQ4, BlockQ4M, BlockQ4x8, BlockQ8, BlockQ8x8, QK};
+use flint_kernels::{BlockQ2M, BlockQ4, BlockQ4M, BlockQ4x8, BlockQ8, BlockQ8x8, QK};
 use half::{bf16, f16};
 use std::borrow::Cow;
 use std::path::Path;
@@ -45,7 +45,7 @@ fn q4_row(row: &[f32], imp: Option<&[f32]>, out: &mut [BlockQ4]) {
     }
 }
 
-/// Appends one row in type `to`, quantizing per block of 32 (the kernels' quantizers; q8 and q4 weighted by the
+/// Appends one row in type `to`, quantizing per block of 32 (the kernels' quantizers; q8, q4 and q2m weighted by the
 /// per-column importance `imp` when given).
 pub(super) fn encode_row(to: DType, row: &[f32], imp: Option<&[f32]>, out: &mut Vec<u8>) {
     fn blocks<B: bytemuck::Pod + bytemuck::Zeroable>(
@@ -61,23 +61,26 @@ pub(super) fn encode_row(to: DType, row: &[f32], imp: Option<&[f32]>, out: &mut 
     match to {
         DType::Q8 => blocks::<BlockQ8>(row, imp, q8_row, out),
         DType::Q4 => blocks::<BlockQ4>(row, imp, q4_row, out),
-        DType::Q4M => {
-            let mut b = vec![BlockQ4M::zeroed(); row.len() / QK];
-            flint_kernels::quantize_row_q4m(row, &mut b);
-            out.extend_from_slice(bytemuck::cast_slice(&b));
-        }
+        DType::Q4M => blocks::<BlockQ4M>(
+            row,
+            imp,
+            |r, _, b| flint_kernels::quantize_row_q4m(r, b),
+            out,
+        ),
+        DType::Q2M => blocks::<BlockQ2M>(row, imp, flint_kernels::quantize_row_q2m, out),
         DType::F16 => out.extend(row.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes())),
         DType::BF16 => out.extend(row.iter().flat_map(|v| bf16::from_f32(*v).to_le_bytes())),
         _ => out.extend(row.iter().flat_map(|v| v.to_le_bytes())),
     }
 }
 
-/// Decodes one row of q8, q4 or q4m blocks (as [`encode_row`] wrote them) into `out`; other types as floats.
+/// Decodes one row of q8, q4, q4m or q2m blocks (as [`encode_row`] wrote them) into `out`; other types as floats.
 pub(super) fn dequantize(from: DType, bytes: &[u8], out: &mut [f32]) {
     match from {
         DType::Q8 => flint_kernels::dequantize_row_q8(bytemuck::cast_slice(bytes), out),
         DType::Q4 => flint_kernels::dequantize_row_q4(bytemuck::cast_slice(bytes), out),
         DType::Q4M => flint_kernels::dequantize_row_q4m(bytemuck::cast_slice(bytes), out),
+        DType::Q2M => flint_kernels::dequantize_row_q2m(bytemuck::cast_slice(bytes), out),
         _ => decode_row(from, bytes, out),
     }
 }
@@ -128,7 +131,7 @@ fn encode_interleaved(
 
 /// The bytes of tensor `t` (data `bytes`, as validated by the reader) converted to type `to`, row by row along the
 /// last dimension (8 rows at a time for the interleaved types). Same type: the bytes themselves. `imp`, one
-/// importance per column, weights the q8 / q4 quantizers' error (other types ignore it). Errors (as a message) if the
+/// importance per column, weights the q8 / q4 / q2m quantizers' error (other types ignore it). Errors (as a message) if the
 /// input is quantized or the shape does not fit `to`.
 pub fn convert<'a>(
     t: &TensorInfo,

@@ -477,6 +477,47 @@ pub fn evaluate(
     })
 }
 
+/// The reference's logits on `tokens`, chunk by chunk as [`mean_kl`] reads them.
+pub fn reference_logits(
+    reference: &Model,
+    tokens: &[u32],
+    ctx: usize,
+) -> Result<Vec<Vec<f32>>, QuantError> {
+    let ctx = chunk_len(reference, ctx);
+    tokens
+        .chunks(ctx)
+        .map(|c| Ok(logits(reference, c)?))
+        .collect()
+}
+
+/// The mean KL (nats per position) of `quant` against the reference logits `want` ([`reference_logits`] of the
+/// same `tokens` and `ctx`).
+pub fn mean_kl(
+    want: &[Vec<f32>],
+    quant: &Model,
+    tokens: &[u32],
+    ctx: usize,
+) -> Result<f64, QuantError> {
+    let ctx = chunk_len(quant, ctx);
+    let vocab = quant.config.vocab_size;
+    let (mut lp, mut lq) = (vec![0f64; vocab], vec![0f64; vocab]);
+    let (mut sum, mut n) = (0f64, 0usize);
+    for (chunk, zr) in tokens.chunks(ctx).zip(want) {
+        let zq = logits(quant, chunk)?;
+        for (r, q) in zr.chunks_exact(vocab).zip(zq.chunks_exact(vocab)) {
+            sum += compare(r, q, &mut lp, &mut lq).0;
+            n += 1;
+        }
+    }
+    Ok(sum / n.max(1) as f64)
+}
+
+/// Every position's logits of one chunk, from a fresh f32 KV cache.
+fn logits(m: &Model, chunk: &[u32]) -> Result<Vec<f32>, flint_model::ModelError> {
+    let opts = flint_model::KvOptions::with_dtype(flint_model::KvDtype::F32);
+    m.forward(chunk, &mut m.new_cache_with(opts), true, None)
+}
+
 /// Every position's logits and the hidden-state trace of one chunk, from a fresh f32 KV cache (the measurement
 /// compares weights, so the cache is exact).
 fn traced(m: &Model, chunk: &[u32]) -> Result<(Vec<f32>, Trace), flint_model::ModelError> {

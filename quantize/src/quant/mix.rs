@@ -1,16 +1,28 @@
 //! `--experts auto`: the distilled experts' precision. Each unit (an MoE expert, which is one paging group of the
-//! file; in a dense model, each matrix) starts at the `--weights` type and may be promoted to q8 where the bytes buy
-//! the most accuracy, until the target size is reached.
+//! file; in a dense model, each matrix) gets one of the levels q2m, the `--weights` type and q8, where the bytes buy
+//! the most accuracy, within the target size.
 //!
-//! A unit's worth is measured on the calibration set, not assumed. For each of its matrices, the importance matrix
-//! gives the mean square input per column (`imp_c`) and how many input rows the matrix saw on that set (`rows`, which
-//! for an expert is how often the router chose it). The expected squared output error one row suffers from a
-//! quantized matrix is `sum_rc imp_c (w_rc - w'_rc)^2` (columns taken as uncorrelated, as the importance weighting of
-//! the quantizers assumes), so over the calibration set the error a matrix adds is `rows` times that. The gain of
-//! promoting a unit is the drop of that total from the base type to q8, summed over its matrices, and for an expert
-//! times the square of its mean gate weight on that set (the layer adds the expert's output scaled by it); units are promoted
-//! in order of gain per byte (a greedy knapsack) while the matrices' bytes stay within the target. An expert the
-//! calibration set never routed to has no gain and stays at the base type; the report lists such experts.
+//! A unit's error at each level is measured on the calibration set, not assumed. For each of its matrices, the
+//! importance matrix gives the mean square input per column (`imp_c`) and how many input rows the matrix saw on that
+//! set (`rows`, which for an expert is how often the router chose it). The expected squared output error one row
+//! suffers from a quantized matrix is `sum_rc imp_c (w_rc - w'_rc)^2` (columns taken as uncorrelated, as the
+//! importance weighting of the quantizers assumes), so over the calibration set the error a matrix adds is `rows`
+//! times that. A unit's error at a level is that total over its matrices, and for an expert times the square of its
+//! mean gate weight on that set (the layer adds the expert's output scaled by it).
+//!
+//! That squared error says how much a matrix's output moves, not how much the model's answer does: an error in a
+//! query projection passes through a softmax, one in an output projection lands in the residual stream. So each
+//! kind of matrix (`attn_q`, `attn_o`, the experts, `output`, ...; all layers together) is probed: the model with
+//! that kind's candidates at q2m and everything else as in the input runs the first [`PROBE_TOKENS`] of the
+//! importance text, and the KL it suffers against the input, divided by the kind's summed q2m error, turns every
+//! error of that kind into estimated KL. Units of one kind are then compared by their measured errors, units of
+//! different kinds by what their kind's probe showed.
+//!
+//! The choice is a multiple-choice knapsack, solved greedily: every unit starts at its cheapest level; the steps up
+//! each unit's lower convex hull of (bytes, error) are taken in order of error removed per byte, over all units, while
+//! the matrices' bytes stay within the target (a unit whose next step does not fit takes no further step). An expert
+//! the calibration set never routed to has no error at any level and stays at the cheapest; the report lists such
+//! experts.
 
 use super::convert;
 use super::imatrix::Importance;
@@ -31,6 +43,32 @@ pub enum Target {
     Size(u64),
 }
 
+/// Tokens of the importance text each sensitivity probe runs.
+pub const PROBE_TOKENS: usize = 512;
+
+/// One kind's sensitivity probe.
+#[derive(Clone, Debug, Serialize)]
+pub struct Probe {
+    /// The KL (nats per position) against the input with this kind's candidates at q2m.
+    pub kl: f64,
+    /// That KL per unit of the kind's summed squared output error at q2m: the factor its units' errors take.
+    pub scale: f64,
+}
+
+/// The kind of a matrix or unit, for the probes: its name without the layer (`blk.3.attn_q` -> `attn_q`), and
+/// `expert` for every expert.
+fn kind(name: &str) -> String {
+    let rest = name
+        .strip_prefix("blk.")
+        .and_then(|r| r.split_once('.'))
+        .map_or(name, |(_, r)| r);
+    if rest.starts_with("expert.") {
+        "expert".to_string()
+    } else {
+        rest.to_string()
+    }
+}
+
 /// One unit's decision.
 #[derive(Clone, Debug, Serialize)]
 pub struct Decision {
@@ -40,11 +78,11 @@ pub struct Decision {
     pub dtype: String,
     /// Input rows its matrices saw on the calibration set (for an expert: tokens routed to it, per matrix summed).
     pub rows: u64,
-    /// Drop of the calibration set's summed squared output error from the base type to q8 (an expert's scaled by
-    /// its mean gate weight squared).
-    pub gain: f64,
-    /// Bytes q8 costs over the base type.
-    pub cost: u64,
+    /// The estimated KL at each level, by type name: the calibration set's summed squared output error (an
+    /// expert's scaled by its mean gate weight squared) times its kind's probe scale.
+    pub errors: BTreeMap<String, f64>,
+    /// Its matrices' bytes at the chosen type.
+    pub bytes: u64,
 }
 
 /// What `--experts auto` decided, stored in the report.
@@ -54,14 +92,57 @@ pub struct Mix {
     pub target_bpw: f64,
     /// The base (`--weights`) type.
     pub base: String,
+    /// The levels a unit could take, cheapest first.
+    pub levels: Vec<String>,
     /// Whether the units are MoE experts (else each matrix is a unit).
     pub per_expert: bool,
-    /// Units promoted to q8.
-    pub promoted: usize,
-    /// Every unit's decision, most valuable first.
+    /// Units per chosen type.
+    pub counts: BTreeMap<String, usize>,
+    /// Each kind's sensitivity probe.
+    pub probes: BTreeMap<String, Probe>,
+    /// Every unit's decision, the one with the most error at the cheapest level first.
     pub decisions: Vec<Decision>,
-    /// Experts no calibration row was routed to (left at the base type; candidates for pruning).
+    /// Experts no calibration row was routed to (left at the cheapest level; candidates for pruning).
     pub unrouted: Vec<String>,
+}
+
+/// A unit being decided: its matrices, the error and bytes at each level, and where it stands.
+struct Unit {
+    name: String,
+    members: Vec<usize>,
+    rows: u64,
+    errors: Vec<f64>,
+    bytes: Vec<u64>,
+    /// Indices into the levels of its lower convex hull, cheapest first.
+    hull: Vec<usize>,
+    /// Position in `hull`.
+    at: usize,
+}
+
+/// The lower convex hull of points `(bytes[i], errors[i])` (levels sorted by bytes): the levels worth taking, each
+/// step up removing less error per byte than the one before. A level that costs more without lowering the error is
+/// never on it.
+fn hull(bytes: &[u64], errors: &[f64]) -> Vec<usize> {
+    let mut h: Vec<usize> = Vec::new();
+    for i in 0..bytes.len() {
+        if let Some(&last) = h.last() {
+            if errors[i] >= errors[last] || bytes[i] <= bytes[last] {
+                continue;
+            }
+        }
+        // Drop the last point while it lies on or above the segment from the one before it to this one.
+        while h.len() >= 2 {
+            let (a, b) = (h[h.len() - 2], h[h.len() - 1]);
+            let slope = |p: usize, q: usize| (errors[p] - errors[q]) / (bytes[q] - bytes[p]) as f64;
+            if slope(a, b) <= slope(b, i) {
+                h.pop();
+            } else {
+                break;
+            }
+        }
+        h.push(i);
+    }
+    h
 }
 
 /// `sum_rc imp_c (w_rc - w'_rc)^2 / rows`: the expected squared output error of one input row when tensor `i` is
@@ -133,8 +214,11 @@ fn gate_weight(routing: &Routing, name: &str) -> Option<f64> {
     (n > 0).then(|| w / n as f64)
 }
 
-/// Promotes units of `choices` (the plan for `src`, at base type `base`) to q8 within `target`, from the importance
-/// statistics `imp` and the same text's `routing`, reporting each tensor done to `progress(done, total)`.
+/// Sets the type of every unit of `choices` (the plan for `src`, at base type `base`) within `target`, from the
+/// importance statistics `imp`, the same text's `routing`, and `probe(types)`: the KL against the input of the
+/// model with every tensor stored as `types` says. Reports each matrix level measured and each probe to
+/// `progress(done, total)`.
+#[allow(clippy::too_many_arguments)]
 pub fn choose(
     src: &FlintFile,
     choices: &mut [Choice],
@@ -142,6 +226,7 @@ pub fn choose(
     imp: &Importance,
     routing: Option<&Routing>,
     target: Target,
+    probe: &mut dyn FnMut(&[DType]) -> Result<f64, QuantError>,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Mix, QuantError> {
     let tensors = src.tensors();
@@ -151,23 +236,42 @@ pub fn choose(
             .byte_size(&[s[0] as u64, s[1] as u64])
             .unwrap_or(0)
     };
+    let mut levels = vec![DType::Q2M, base, DType::Q8];
+    levels.sort_by_key(|d| d.block_bytes() * 32 / d.block_values());
+    levels.dedup();
     let matrices: Vec<usize> = (0..tensors.len())
         .filter(|&i| tensors[i].shape.len() == 2)
         .collect();
     let params: u64 = matrices.iter().map(|&i| tensors[i].numel() as u64).sum();
-    let bytes_now: u64 = matrices.iter().map(|&i| stored(i, choices[i].to)).sum();
     let bpw = |b: u64| 8.0 * b as f64 / params.max(1) as f64;
-    // Units: the candidates (matrices at the base type by default), by paging group or alone.
-    let candidate = |i: usize| choices[i].to == base && choices[i].reason == Reason::Weights;
+    // Units: the candidates (matrices at the base type by default), by paging group or alone. A matrix outside the
+    // experts that no matmul read on the importance text (a token embedding, which is looked up) has nothing
+    // measured: it keeps the base type. An expert nobody routed to is a candidate: it is not needed on this text.
+    let candidate = |i: usize| {
+        choices[i].to == base
+            && choices[i].reason == Reason::Weights
+            && (tensors[i].group != 0 || imp.rows(i) > 0)
+    };
     let per_expert = tensors.iter().any(|t| t.group != 0);
-    let mut units: BTreeMap<(u32, usize), Vec<usize>> = BTreeMap::new();
+    let mut groups: BTreeMap<(u32, usize), Vec<usize>> = BTreeMap::new();
     for &i in matrices.iter().filter(|&&i| candidate(i)) {
         let g = tensors[i].group;
         let key = if g != 0 { (g, 0) } else { (0, i) };
-        units.entry(key).or_default().push(i);
+        groups.entry(key).or_default().push(i);
     }
+    // Bytes of the matrices that are not candidates, and of every candidate at the cheapest level.
+    let fixed: u64 = matrices
+        .iter()
+        .filter(|&&i| !candidate(i))
+        .map(|&i| stored(i, choices[i].to))
+        .sum();
+    let cheapest: u64 = groups
+        .values()
+        .flatten()
+        .map(|&i| stored(i, levels[0]))
+        .sum();
     // The report this adds to the metadata: room for every decision.
-    let report_room = 64 * 1024 + 256 * units.len() as u64;
+    let report_room = 64 * 1024 + 320 * groups.len() as u64;
     let budget = match target {
         Target::Bpw(b) => (b * params as f64 / 8.0) as u64,
         Target::Size(s) => {
@@ -180,79 +284,152 @@ pub fn choose(
             })?
         }
     };
-    if budget < bytes_now {
+    if budget < fixed + cheapest {
         return Err(QuantError::Options(format!(
-            "the target ({:.3} bits/weight over the matrices) is below what --weights {base} already takes ({:.3}); \
-             aim higher or pick a smaller --weights",
+            "the target ({:.3} bits/weight over the matrices) is below what the matrices take with every unit at {} \
+             ({:.3}); aim higher",
             bpw(budget),
-            bpw(bytes_now)
+            levels[0],
+            bpw(fixed + cheapest)
         )));
     }
-    let total: usize = units.values().map(Vec::len).sum();
+    let kinds: std::collections::BTreeSet<String> =
+        groups.values().map(|m| kind(&tensors[m[0]].name)).collect();
+    let total: usize = groups
+        .values()
+        .map(|m| m.len() * levels.len())
+        .sum::<usize>()
+        + kinds.len();
     let mut done = 0;
-    let mut scored = Vec::with_capacity(units.len());
-    for (_, members) in units {
-        let (mut gain, mut rows, mut cost) = (0f64, 0u64, 0u64);
-        for &i in &members {
-            let n = imp.rows(i);
-            rows += n;
-            cost += stored(i, DType::Q8) - stored(i, base);
-            if n > 0 {
-                let err = |d| {
-                    row_error(src, i, d, imp.get(i)).map_err(|msg| QuantError::Tensor {
-                        path: src.path().to_path_buf(),
-                        name: tensors[i].name.clone(),
-                        msg,
-                    })
-                };
-                gain += n as f64 * (err(base)? - err(DType::Q8)?).max(0.0);
-            }
-            done += 1;
-            progress(done, total);
-        }
+    let mut units = Vec::with_capacity(groups.len());
+    for (_, members) in groups {
         let names: Vec<&str> = members.iter().map(|&i| tensors[i].name.as_str()).collect();
         let name = if members.len() > 1 {
             common_prefix(&names)
         } else {
             names[0].to_string()
         };
-        if let Some(w) = routing.and_then(|r| gate_weight(r, &name)) {
-            gain *= w * w;
+        let scale = routing
+            .and_then(|r| gate_weight(r, &name))
+            .map_or(1.0, |w| w * w);
+        let (mut errors, mut bytes) = (vec![0f64; levels.len()], vec![0u64; levels.len()]);
+        let mut rows = 0;
+        for &i in &members {
+            let n = imp.rows(i);
+            rows += n;
+            for (k, &d) in levels.iter().enumerate() {
+                bytes[k] += stored(i, d);
+                if n > 0 {
+                    let e = row_error(src, i, d, imp.get(i)).map_err(|msg| QuantError::Tensor {
+                        path: src.path().to_path_buf(),
+                        name: tensors[i].name.clone(),
+                        msg,
+                    })?;
+                    errors[k] += scale * n as f64 * e;
+                }
+                done += 1;
+                progress(done, total);
+            }
         }
-        scored.push((name, members, rows, gain, cost));
+        units.push(Unit {
+            name,
+            members,
+            rows,
+            errors,
+            bytes,
+            hull: Vec::new(),
+            at: 0,
+        });
     }
-    scored.sort_by(|a, b| {
-        let r = |u: &(String, Vec<usize>, u64, f64, u64)| u.3 / u.4.max(1) as f64;
-        r(b).total_cmp(&r(a)).then_with(|| a.0.cmp(&b.0))
-    });
-    let mut left = budget - bytes_now;
-    let (mut decisions, mut unrouted, mut promoted) = (Vec::new(), Vec::new(), 0);
-    for (name, members, rows, gain, cost) in scored {
-        let up = gain > 0.0 && cost <= left;
-        if up {
+    // Each kind's probe: its candidates at the cheapest level, all else as in the input.
+    let mut probes = BTreeMap::new();
+    for k in kinds {
+        let mut types: Vec<DType> = tensors.iter().map(|t| t.dtype).collect();
+        let mut error = 0f64;
+        for u in units.iter().filter(|u| kind(&u.name) == k) {
+            error += u.errors[0];
+            for &i in &u.members {
+                types[i] = convert::stored_type(levels[0], &tensors[i].shape);
+            }
+        }
+        let kl = probe(&types)?.max(0.0);
+        let scale = if error > 0.0 { kl / error } else { 0.0 };
+        for u in units.iter_mut().filter(|u| kind(&u.name) == k) {
+            u.errors.iter_mut().for_each(|e| *e *= scale);
+        }
+        probes.insert(k, Probe { kl, scale });
+        done += 1;
+        progress(done, total);
+    }
+    for u in &mut units {
+        u.hull = hull(&u.bytes, &u.errors);
+    }
+    // Every step up a hull, most error removed per byte first.
+    let mut steps: Vec<(f64, usize, usize)> = Vec::new();
+    for (u, unit) in units.iter().enumerate() {
+        for s in 1..unit.hull.len() {
+            let (a, b) = (unit.hull[s - 1], unit.hull[s]);
+            let per_byte =
+                (unit.errors[a] - unit.errors[b]) / (unit.bytes[b] - unit.bytes[a]) as f64;
+            steps.push((per_byte, u, s));
+        }
+    }
+    steps.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)));
+    let mut left = budget - fixed - cheapest;
+    let mut blocked = vec![false; units.len()];
+    for (_, u, s) in steps {
+        let unit = &mut units[u];
+        if blocked[u] || unit.at + 1 != s {
+            continue;
+        }
+        let cost = unit.bytes[unit.hull[s]] - unit.bytes[unit.hull[s - 1]];
+        if cost <= left {
             left -= cost;
-            promoted += 1;
-            for &i in &members {
-                choices[i].to = DType::Q8;
+            unit.at = s;
+        } else {
+            blocked[u] = true;
+        }
+    }
+    let mut decisions = Vec::with_capacity(units.len());
+    let (mut counts, mut unrouted) = (BTreeMap::new(), Vec::new());
+    for unit in &units {
+        let k = unit.hull[unit.at];
+        let to = levels[k];
+        for &i in &unit.members {
+            choices[i].to = to;
+            if to != base {
                 choices[i].reason = Reason::Auto;
             }
         }
-        if per_expert && rows == 0 {
-            unrouted.push(name.clone());
+        *counts.entry(to.name().to_string()).or_insert(0) += 1;
+        if per_expert && unit.rows == 0 {
+            unrouted.push(unit.name.clone());
         }
         decisions.push(Decision {
-            name,
-            dtype: if up { DType::Q8 } else { base }.name().to_string(),
-            rows,
-            gain,
-            cost,
+            name: unit.name.clone(),
+            dtype: to.name().to_string(),
+            rows: unit.rows,
+            errors: levels
+                .iter()
+                .zip(&unit.errors)
+                .map(|(d, &e)| (d.name().to_string(), e))
+                .collect(),
+            bytes: unit.bytes[k],
         });
     }
+    decisions.sort_by(|a, b| {
+        let first = |d: &Decision| d.errors.get(levels[0].name()).copied().unwrap_or(0.0);
+        first(b)
+            .total_cmp(&first(a))
+            .then_with(|| a.name.cmp(&b.name))
+    });
     Ok(Mix {
         target_bpw: bpw(budget),
         base: base.name().to_string(),
+        levels: levels.iter().map(|d| d.name().to_string()).collect(),
         per_expert,
-        promoted,
+        counts,
+        probes,
         decisions,
         unrouted,
     })
@@ -260,7 +437,26 @@ pub fn choose(
 
 #[cfg(test)]
 mod tests {
-    use super::common_prefix;
+    use super::{common_prefix, hull, kind};
+
+    #[test]
+    fn kinds_drop_the_layer_and_the_expert() {
+        assert_eq!(kind("blk.3.attn_q"), "attn_q");
+        assert_eq!(kind("blk.12.expert.7."), "expert");
+        assert_eq!(kind("blk.0.shexp.ffn_up"), "shexp.ffn_up");
+        assert_eq!(kind("output"), "output");
+    }
+
+    #[test]
+    fn hull_keeps_the_levels_worth_their_bytes() {
+        // Convex already: every level.
+        assert_eq!(hull(&[12, 18, 34], &[9.0, 3.0, 1.0]), vec![0, 1, 2]);
+        // The middle level removes less per byte than going straight to the last: skipped.
+        assert_eq!(hull(&[12, 18, 34], &[9.0, 8.0, 1.0]), vec![0, 2]);
+        // A dearer level that does not lower the error is never taken; no error at all: the cheapest only.
+        assert_eq!(hull(&[12, 18, 34], &[9.0, 3.0, 3.0]), vec![0, 1]);
+        assert_eq!(hull(&[12, 18, 34], &[0.0, 0.0, 0.0]), vec![0]);
+    }
 
     #[test]
     fn prefix_of_an_expert() {

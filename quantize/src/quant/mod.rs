@@ -72,7 +72,8 @@ pub struct Options {
 pub enum Stage {
     /// Running the reference over the calibration text to collect activation statistics (counts chunks).
     Calibrate,
-    /// Measuring each candidate matrix's error at the base type and at q8 for `--experts auto` (counts matrices).
+    /// Measuring each candidate matrix's error at every level for `--experts auto`, then each kind's sensitivity
+    /// (counts matrix levels and probes).
     Choose,
     /// Converting tensors (counts tensors).
     Quantize,
@@ -118,6 +119,23 @@ impl Drop for TempFile {
     }
 }
 
+/// Tensor `i` of `src` (read from `input`) converted to `to`, weighted by `imp`; errors name the tensor.
+fn tensor_as<'a>(
+    src: &'a FlintFile,
+    input: &Path,
+    i: usize,
+    to: DType,
+    imp: Option<&[f32]>,
+) -> Result<Cow<'a, [u8]>, QuantError> {
+    let t = &src.tensors()[i];
+    let view = src.tensor(&t.name)?;
+    convert::convert(t, view.bytes, to, imp).map_err(|msg| QuantError::Tensor {
+        path: input.to_path_buf(),
+        name: t.name.clone(),
+        msg,
+    })
+}
+
 /// Quantizes `input` into `output` (see the module docs) and returns the report stored in it.
 pub fn quantize(
     input: &Path,
@@ -127,7 +145,7 @@ pub fn quantize(
 ) -> Result<Report, QuantError> {
     if !opts.weights.is_quantized() || opts.weights.block_rows() > 1 {
         return Err(QuantError::Options(format!(
-            "--weights {} is not one of q8, q4, q4m (the interleaved layouts are chosen per matrix)",
+            "--weights {} is not one of q8, q4, q4m, q2m (the interleaved layouts are chosen per matrix)",
             opts.weights
         )));
     }
@@ -204,16 +222,48 @@ pub fn quantize(
         (Vec::new(), None)
     };
     let calibrate_seconds = tc.elapsed().as_secs_f64();
+    let dir = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mix = match (opts.experts, &importance) {
-        (Some(target), Some(imp)) => Some(mix::choose(
-            &src,
-            &mut choices,
-            opts.weights,
-            imp,
-            imx_routing.finish(&reference.moe_layers()).as_ref(),
-            target,
-            |d, n| progress(Stage::Choose, d, n),
-        )?),
+        (Some(target), Some(imp)) => {
+            // Probes for each kind's sensitivity: the first PROBE_TOKENS of the importance text, whose KL against
+            // the reference is measured with some matrices quantized (in a temp file beside the output).
+            let imx = imx_tokens.as_deref().unwrap_or(&tokens);
+            let probe_tokens = &imx[..imx.len().min(mix::PROBE_TOKENS)];
+            let want = eval::reference_logits(&reference, probe_tokens, opts.ctx)?;
+            let mut probe = |types: &[DType]| -> Result<f64, QuantError> {
+                let tmp = TempFile(dir.join(format!(".{name}.probe-{}.flint", std::process::id())));
+                convert::write_file(
+                    &src,
+                    &tmp.0,
+                    src.metadata().clone(),
+                    types,
+                    |i| {
+                        let w = imp.get(i).filter(|_| types[i].is_quantized());
+                        tensor_as(&src, input, i, types[i], w)
+                    },
+                    |_, _| {},
+                )?;
+                let m = Model::load(FlintFile::open(&tmp.0)?)?;
+                eval::mean_kl(&want, &m, probe_tokens, opts.ctx)
+            };
+            Some(mix::choose(
+                &src,
+                &mut choices,
+                opts.weights,
+                imp,
+                imx_routing.finish(&reference.moe_layers()).as_ref(),
+                target,
+                &mut probe,
+                |d, n| progress(Stage::Choose, d, n),
+            )?)
+        }
         _ => None,
     };
     // The report speaks of logical types (q8, q4); the file stores the interleaved layout where it applies.
@@ -226,19 +276,11 @@ pub fn quantize(
     let weighted = |i: usize| {
         let c = &choices[i];
         let imp = importance.as_ref()?.get(i)?;
-        matches!(c.to, DType::Q8 | DType::Q4).then_some(imp)
+        matches!(c.to, DType::Q8 | DType::Q4 | DType::Q2M).then_some(imp)
     };
 
     // Pass 1: convert into a hidden temp file beside the output.
     let t0 = Instant::now();
-    let dir = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = output
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     let tmp = TempFile(dir.join(format!(".{name}.unmeasured-{}.flint", std::process::id())));
     let mut meta = src.metadata().clone();
     if let Some(o) = meta.as_object_mut() {
@@ -249,23 +291,12 @@ pub fn quantize(
         );
         o.remove(KEY_QUANTIZATION);
     }
-    let tensors = src.tensors();
     convert::write_file(
         &src,
         &tmp.0,
         meta,
         &types,
-        |i| {
-            let t = &tensors[i];
-            let view = src.tensor(&t.name)?;
-            convert::convert(t, view.bytes, types[i], weighted(i)).map_err(|msg| {
-                QuantError::Tensor {
-                    path: input.to_path_buf(),
-                    name: t.name.clone(),
-                    msg,
-                }
-            })
-        },
+        |i| tensor_as(&src, input, i, types[i], weighted(i)),
         |d, n| progress(Stage::Quantize, d, n),
     )?;
     let quantize_seconds = t0.elapsed().as_secs_f64();
@@ -295,7 +326,7 @@ pub fn quantize(
     report.imatrix = importance.as_ref().map(|_| {
         let (mut count, mut uniform) = (0, Vec::new());
         for (i, (t, c)) in src.tensors().iter().zip(&choices).enumerate() {
-            if matches!(c.to, DType::Q8 | DType::Q4) {
+            if matches!(c.to, DType::Q8 | DType::Q4 | DType::Q2M) {
                 match weighted(i) {
                     Some(_) => count += 1,
                     None => uniform.push(t.name.clone()),

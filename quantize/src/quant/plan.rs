@@ -188,7 +188,7 @@ pub fn choose(
                 to: t.dtype,
                 reason: Reason::Cols,
             }
-        } else if is_tower(&t.name) && matches!(weights, DType::Q4 | DType::Q4M) {
+        } else if is_tower(&t.name) && matches!(weights, DType::Q4 | DType::Q4M | DType::Q2M) {
             Choice {
                 from: t.dtype,
                 to: DType::Q8,

@@ -140,32 +140,25 @@ impl std::fmt::Display for Report {
             } else {
                 "matrices"
             };
-            let top: Vec<&str> = m
-                .decisions
+            let counts: Vec<String> = m
+                .levels
                 .iter()
-                .filter(|d| d.dtype == "q8")
-                .take(4)
-                .map(|d| d.name.as_str())
+                .map(|l| format!("{} {l}", m.counts.get(l).copied().unwrap_or(0)))
                 .collect();
             writeln!(
                 f,
-                "experts auto: {} of {} {unit} from {} to q8 within {:.3} bits/weight{}",
-                m.promoted,
+                "experts auto: {} of {} {unit} within {:.3} bits/weight (base {})",
+                counts.join(", "),
                 m.decisions.len(),
-                m.base,
                 m.target_bpw,
-                if top.is_empty() {
-                    String::new()
-                } else {
-                    format!(", first {}", top.join(", "))
-                }
+                m.base,
             )?;
             if !m.unrouted.is_empty() {
                 writeln!(
                     f,
                     "  {} experts never routed on the calibration set (left at {}), e.g. {}",
                     m.unrouted.len(),
-                    m.base,
+                    m.levels.first().map_or("", String::as_str),
                     m.unrouted[0]
                 )?;
             }

@@ -118,9 +118,11 @@ fn summarize_quantization(q: &serde_json::Value) -> String {
         parts.push(format!("{} matrices kept", k.len()));
     }
     let mix = &q["experts"];
-    if let (Some(p), Some(d)) = (mix["promoted"].as_u64(), mix["decisions"].as_array()) {
+    if let (Some(c), Some(d)) = (mix["counts"].as_object(), mix["decisions"].as_array()) {
+        let counts: Vec<String> = c.iter().map(|(t, n)| format!("{n} {t}")).collect();
         parts.push(format!(
-            "--experts auto: {p} of {} {} to q8",
+            "--experts auto: {} of {} {}",
+            counts.join(", "),
             d.len(),
             if mix["per_expert"] == true {
                 "units"

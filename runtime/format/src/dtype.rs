@@ -20,11 +20,13 @@ pub enum DType {
     Q8X8,
     /// q4 with 8 rows interleaved: 8 rows x 32 values, 8 f16 scales, 144 bytes, 4.5 bits per weight.
     Q4X8,
+    /// 32 uint2 values, an f16 scale and an f16 minimum: 12 bytes, 3.0 bits per weight.
+    Q2M,
 }
 
 impl DType {
     /// All types, in id order.
-    pub const ALL: [DType; 8] = [
+    pub const ALL: [DType; 9] = [
         DType::F32,
         DType::F16,
         DType::BF16,
@@ -33,6 +35,7 @@ impl DType {
         DType::Q4M,
         DType::Q8X8,
         DType::Q4X8,
+        DType::Q2M,
     ];
 
     /// The on-disk id.
@@ -46,6 +49,7 @@ impl DType {
             DType::Q4M => 18,
             DType::Q8X8 => 19,
             DType::Q4X8 => 20,
+            DType::Q2M => 21,
         }
     }
 
@@ -65,6 +69,7 @@ impl DType {
             DType::Q4M => "q4m",
             DType::Q8X8 => "q8x8",
             DType::Q4X8 => "q4x8",
+            DType::Q2M => "q2m",
         }
     }
 
@@ -77,7 +82,7 @@ impl DType {
     pub const fn block_elems(self) -> usize {
         match self {
             DType::F32 | DType::F16 | DType::BF16 => 1,
-            DType::Q8 | DType::Q4 | DType::Q4M | DType::Q8X8 | DType::Q4X8 => 32,
+            DType::Q8 | DType::Q4 | DType::Q4M | DType::Q8X8 | DType::Q4X8 | DType::Q2M => 32,
         }
     }
 
@@ -99,6 +104,7 @@ impl DType {
             DType::Q4M => 20,
             DType::Q8X8 => 272,
             DType::Q4X8 => 144,
+            DType::Q2M => 12,
         }
     }
 

@@ -32,6 +32,7 @@ enum Owned {
     Q8(Vec<BlockQ8>),
     Q4(Vec<BlockQ4>),
     Q4M(Vec<BlockQ4M>),
+    Q2M(Vec<BlockQ2M>),
     Q8x8(Vec<BlockQ8x8>),
     Q4x8(Vec<BlockQ4x8>),
 }
@@ -59,6 +60,11 @@ impl Owned {
                 quantize_row_q4m(&f, &mut b);
                 Owned::Q4M(b)
             }
+            WeightType::Q2M => {
+                let mut b: Vec<BlockQ2M> = vec![bytemuck::Zeroable::zeroed(); n / 32];
+                quantize_row_q2m(&f, None, &mut b);
+                Owned::Q2M(b)
+            }
             WeightType::Q8X8 => {
                 let mut b: Vec<BlockQ8> = vec![bytemuck::Zeroable::zeroed(); n / 32];
                 quantize_row_q8(&f, &mut b);
@@ -84,6 +90,7 @@ impl Owned {
             Owned::Q8(v) => WeightRef::Q8(v),
             Owned::Q4(v) => WeightRef::Q4(v),
             Owned::Q4M(v) => WeightRef::Q4M(v),
+            Owned::Q2M(v) => WeightRef::Q2M(v),
             Owned::Q8x8(v) => WeightRef::Q8x8(v),
             Owned::Q4x8(v) => WeightRef::Q4x8(v),
         }
@@ -207,6 +214,7 @@ fn main() {
         WeightType::Q8,
         WeightType::Q4,
         WeightType::Q4M,
+        WeightType::Q2M,
         WeightType::Q8X8,
         WeightType::Q4X8,
         WeightType::F16,

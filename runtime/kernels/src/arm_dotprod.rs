@@ -3,8 +3,8 @@
 //! `sdot` adds four i8 x i8 products into each i32 lane: exact for any i8 inputs. `vdotq_s32` is unstable in
 //! Rust 1.95, so the instruction is written with `asm!` inside `neon,dotprod` functions.
 
-use crate::arm_neon::{arm_kernel, f16_f32, halves_i8, nibbles_i8, quant_tiles};
-use crate::blocks::{BlockQ4, BlockQ4M, BlockQ8, BlockQ8A};
+use crate::arm_neon::{arm_kernel, crumbs_i8, f16_f32, halves_i8, nibbles_i8, quant_tiles};
+use crate::blocks::{BlockQ2M, BlockQ4, BlockQ4M, BlockQ8, BlockQ8A};
 use crate::driver::Kernel;
 use core::arch::aarch64::*;
 use core::arch::asm;
@@ -39,3 +39,4 @@ quant_tiles!("neon,dotprod", dot32);
 arm_kernel!(DotQ8, BlockQ8, BlockQ8A, tile_q8);
 arm_kernel!(DotQ4, BlockQ4, BlockQ8A, tile_q4);
 arm_kernel!(DotQ4M, BlockQ4M, BlockQ8A, tile_q4m);
+arm_kernel!(DotQ2M, BlockQ2M, BlockQ8A, tile_q2m);

@@ -6,8 +6,8 @@
 //! `vmmlaq_s32` is unstable in Rust 1.95, hence `asm!`.
 
 use crate::arm_dotprod;
-use crate::arm_neon::{arm_kernel, f16_f32, halves_i8, nibbles_i8};
-use crate::blocks::{BlockQ4, BlockQ4M, BlockQ8, BlockQ8A};
+use crate::arm_neon::{arm_kernel, crumbs_i8, f16_f32, halves_i8, nibbles_i8};
+use crate::blocks::{BlockQ2M, BlockQ4, BlockQ4M, BlockQ8, BlockQ8A};
 use crate::driver::Kernel;
 use core::arch::aarch64::*;
 use core::arch::asm;
@@ -142,6 +142,13 @@ mm_tile!(tile_q4m, BlockQ4M, arm_dotprod::tile_q4m, |b: &BlockQ4M| (
     f16_f32(b.m)
 ));
 
+mm_tile!(tile_q2m, BlockQ2M, arm_dotprod::tile_q2m, |b: &BlockQ2M| (
+    crumbs_i8(&b.qs),
+    f16_f32(b.d),
+    f16_f32(b.m)
+));
+
 arm_kernel!(MmQ8, BlockQ8, BlockQ8A, tile_q8);
 arm_kernel!(MmQ4, BlockQ4, BlockQ8A, tile_q4);
 arm_kernel!(MmQ4M, BlockQ4M, BlockQ8A, tile_q4m);
+arm_kernel!(MmQ2M, BlockQ2M, BlockQ8A, tile_q2m);

@@ -2,10 +2,10 @@
 //!
 //! Integer block sums use `smull`/`smlal` (i8 x i8 -> i16, two products per lane) and `sadalp` (-> i32). A lane
 //! holds at most 2 * 128 * 127 = 32512, so weights of -128 are exact; activations stay in -127..=127.
-//! q4 unpacks nibbles to `nibble - 8`; q4m keeps nibbles 0..15 and adds `m * da * s` per block.
+//! q4 unpacks nibbles to `nibble - 8`; q4m and q2m keep their levels (0..15, 0..3) and add `m * da * s` per block.
 //! Loads are `bytemuck::cast`s of fixed-size arrays (no `unsafe`).
 
-use crate::blocks::{BlockQ4, BlockQ4M, BlockQ8, BlockQ8A};
+use crate::blocks::{BlockQ2M, BlockQ4, BlockQ4M, BlockQ8, BlockQ8A};
 use crate::driver::Kernel;
 use core::arch::aarch64::*;
 use half::{bf16, f16};
@@ -42,6 +42,18 @@ pub(crate) fn nibbles_i8(q: &[u8; 16], off: i8) -> (int8x16_t, int8x16_t) {
     (vsubq_s8(lo, o), vsubq_s8(hi, o))
 }
 
+/// q2m levels (0..=3) as signed bytes in element order: (elements 0..16, elements 16..32). Byte `j` holds
+/// elements `j`, `j + 8`, `j + 16`, `j + 24` in its bit pairs.
+#[inline]
+#[target_feature(enable = "neon")]
+pub(crate) fn crumbs_i8(q: &[u8; 8]) -> (int8x16_t, int8x16_t) {
+    let v: uint8x8_t = bytemuck::cast(*q);
+    let three = vdup_n_u8(3);
+    let lo = vcombine_u8(vand_u8(v, three), vand_u8(vshr_n_u8::<2>(v), three));
+    let hi = vcombine_u8(vand_u8(vshr_n_u8::<4>(v), three), vshr_n_u8::<6>(v));
+    (vreinterpretq_s8_u8(lo), vreinterpretq_s8_u8(hi))
+}
+
 /// Exact i32x4 partial sums of a 32-element block product (NEON baseline).
 #[inline]
 #[target_feature(enable = "neon")]
@@ -51,7 +63,7 @@ fn dot32(w: (int8x16_t, int8x16_t), a: (int8x16_t, int8x16_t)) -> int32x4_t {
     vpadalq_s16(vpaddlq_s16(p0), p1)
 }
 
-/// Generates `tile_q8`, `tile_q4`, `tile_q4m` and the float tiles for one target-feature set, given an
+/// Generates `tile_q8`, `tile_q4`, `tile_q4m`, `tile_q2m` and the float tiles for one target-feature set, given an
 /// exact block dot `$dot((w_lo, w_hi), (a_lo, a_hi)) -> int32x4_t`.
 macro_rules! quant_tiles {
     ($feat:literal, $dot:ident) => {
@@ -77,6 +89,14 @@ macro_rules! quant_tiles {
             a: [&[BlockQ8A]; C],
         ) -> [[f32; R]; C] {
             tile_generic(w, a, |b| (nibbles_i8(&b.qs, 0), f16_f32(b.d), f16_f32(b.m)))
+        }
+
+        #[target_feature(enable = $feat)]
+        pub(crate) fn tile_q2m<const R: usize, const C: usize>(
+            w: [&[BlockQ2M]; R],
+            a: [&[BlockQ8A]; C],
+        ) -> [[f32; R]; C] {
+            tile_generic(w, a, |b| (crumbs_i8(&b.qs), f16_f32(b.d), f16_f32(b.m)))
         }
 
         /// `unpack(block) -> ((lo, hi) signed ints, d, m)`; value = d * int + m.
@@ -240,6 +260,7 @@ pub(crate) use arm_kernel;
 arm_kernel!(NeonQ8, BlockQ8, BlockQ8A, tile_q8);
 arm_kernel!(NeonQ4, BlockQ4, BlockQ8A, tile_q4);
 arm_kernel!(NeonQ4M, BlockQ4M, BlockQ8A, tile_q4m);
+arm_kernel!(NeonQ2M, BlockQ2M, BlockQ8A, tile_q2m);
 arm_kernel!(NeonF32, f32, f32, tile_f32);
 arm_kernel!(NeonF16, f16, f32, tile_f16);
 arm_kernel!(NeonBF16, bf16, f32, tile_bf16);

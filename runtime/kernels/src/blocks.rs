@@ -38,6 +38,16 @@ pub struct BlockQ4M {
     pub qs: [u8; QK / 2],
 }
 
+/// 32 2-bit weights with a scale and an offset: 12 bytes, 3.0 bits per weight. Value `i` is `d * q_i + m` with
+/// `q_i` in 0..=3; byte `j` (0..8) holds elements `j`, `j + 8`, `j + 16` and `j + 24` in bits 0-1, 2-3, 4-5 and 6-7.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+pub struct BlockQ2M {
+    pub d: f16,
+    pub m: f16,
+    pub qs: [u8; QK / 4],
+}
+
 /// A quantized activation block for the integer dot kernels: value `i` is `d * qs[i]`, `s = sum(qs)`.
 /// Produced by [`quantize_acts`], which keeps `qs` in -127..=127; the kernels rely on that (never -128) for the
 /// AVX2 sign trick, so build these only through [`quantize_acts`] or keep to that range.
@@ -52,10 +62,12 @@ pub struct BlockQ8A {
 const _: () = assert!(core::mem::size_of::<BlockQ8>() == 34);
 const _: () = assert!(core::mem::size_of::<BlockQ4>() == 18);
 const _: () = assert!(core::mem::size_of::<BlockQ4M>() == 20);
+const _: () = assert!(core::mem::size_of::<BlockQ2M>() == 12);
 const _: () = assert!(core::mem::size_of::<BlockQ8A>() == 40);
 const _: () = assert!(core::mem::align_of::<BlockQ8>() == 2);
 const _: () = assert!(core::mem::align_of::<BlockQ4>() == 2);
 const _: () = assert!(core::mem::align_of::<BlockQ4M>() == 2);
+const _: () = assert!(core::mem::align_of::<BlockQ2M>() == 2);
 
 fn check_len(x: usize, blocks: usize, what: &str) {
     assert!(
@@ -350,6 +362,120 @@ pub fn dequantize_row_q4m(blocks: &[BlockQ4M], out: &mut [f32]) {
         for j in 0..QK / 2 {
             o[j] = d * (b.qs[j] & 15) as f32 + m;
             o[j + QK / 2] = d * (b.qs[j] >> 4) as f32 + m;
+        }
+    }
+}
+
+/// Quantizes `x` into q2m blocks, each minimising the weighted squared error `sum_i w_i (x_i - d q_i - m)^2`
+/// (`importance`: one weight per value of `x`; `None`, or a block whose weights cannot weigh anything, means unit
+/// weights). With four levels, plain min/max is a poor fit, so the search tries assignments at scales around
+/// `(max - min) / 3`, refits `d` and `m` of each by weighted least squares, re-rounds the best at its own fit while
+/// that helps, and finally assigns every value its nearest level at the stored (f16) `d` and `m`.
+///
+/// # Panics
+/// If `x.len() != out.len() * 32`, or `importance` is given and `importance.len() != x.len()`.
+pub fn quantize_row_q2m(x: &[f32], importance: Option<&[f32]>, out: &mut [BlockQ2M]) {
+    check_len(x.len(), out.len(), "quantize_row_q2m");
+    if let Some(w) = importance {
+        check_len(w.len(), out.len(), "quantize_row_q2m importance");
+    }
+    for (i, (xb, b)) in x.chunks_exact(QK).zip(out.iter_mut()).enumerate() {
+        let w = importance.map_or([1.0; QK], |w| block_weights(&w[i * QK..(i + 1) * QK]));
+        let (d, m) = search_q2m(xb, &w);
+        b.d = f16::from_f32(d);
+        b.m = f16::from_f32(m);
+        let (d, m) = (b.d.to_f32(), b.m.to_f32());
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let mut q = [0u8; QK];
+        for (qi, &v) in q.iter_mut().zip(xb) {
+            *qi = (round_fast((v - m) * id) as i32).clamp(0, 3) as u8;
+        }
+        for j in 0..QK / 4 {
+            b.qs[j] = q[j] | (q[j + 8] << 2) | (q[j + 16] << 4) | (q[j + 24] << 6);
+        }
+    }
+}
+
+/// The `(d, m)` search of [`quantize_row_q2m`] for one block (before rounding to f16).
+fn search_q2m(xb: &[f32], w: &[f32; QK]) -> (f32, f32) {
+    let min = xb.iter().fold(f32::INFINITY, |a, &v| a.min(v));
+    let max = xb.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
+    if !(max - min).is_finite() || max <= min {
+        return (0.0, if min.is_finite() { min } else { 0.0 });
+    }
+    // Levels round((x - lo) * id) in 0..=3, then the weighted least-squares (d, m) for them and its error.
+    let fit = |lo: f32, id: f32| -> (f32, f32, f32) {
+        let (mut sw, mut sq, mut sqq, mut sx, mut sqx) = (0f32, 0f32, 0f32, 0f32, 0f32);
+        let mut q = [0f32; QK];
+        for ((qi, &v), &wi) in q.iter_mut().zip(xb).zip(w) {
+            *qi = round_fast((v - lo) * id).clamp(0.0, 3.0);
+            sw += wi;
+            sq += wi * *qi;
+            sqq += wi * *qi * *qi;
+            sx += wi * v;
+            sqx += wi * *qi * v;
+        }
+        let det = sw * sqq - sq * sq;
+        let (d, m) = if det > 0.0 {
+            ((sw * sqx - sq * sx) / det, (sqq * sx - sq * sqx) / det)
+        } else {
+            (0.0, sx / sw)
+        };
+        let (d16, m16) = (f16::from_f32(d).to_f32(), f16::from_f32(m).to_f32());
+        let err: f32 = q
+            .iter()
+            .zip(xb)
+            .zip(w)
+            .map(|((&qi, &v), &wi)| wi * (v - d16 * qi - m16).powi(2))
+            .sum();
+        (err, d, m)
+    };
+    let range = max - min;
+    // Plain min/max first: the search can only improve on it.
+    let mut best = {
+        let (d, m) = (range / 3.0, min);
+        let (d16, m16) = (f16::from_f32(d).to_f32(), f16::from_f32(m).to_f32());
+        let id = if d16 != 0.0 { 1.0 / d16 } else { 0.0 };
+        let err: f32 = xb
+            .iter()
+            .zip(w)
+            .map(|(&v, &wi)| {
+                let q = round_fast((v - m16) * id).clamp(0.0, 3.0);
+                wi * (v - d16 * q - m16).powi(2)
+            })
+            .sum();
+        (err, d, m)
+    };
+    for k in 0..=15 {
+        let c = fit(min, (2.5 + 0.1 * k as f32) / range);
+        if c.0 < best.0 {
+            best = c;
+        }
+    }
+    for _ in 0..4 {
+        let (_, d, m) = best;
+        if d <= 0.0 || !d.is_finite() {
+            break;
+        }
+        let c = fit(m, 1.0 / d);
+        if c.0 < best.0 {
+            best = c;
+        } else {
+            break;
+        }
+    }
+    (best.1, best.2)
+}
+
+/// Expands q2m blocks to f32. # Panics: if `out.len() != blocks.len() * 32`.
+pub fn dequantize_row_q2m(blocks: &[BlockQ2M], out: &mut [f32]) {
+    check_len(out.len(), blocks.len(), "dequantize_row_q2m");
+    for (b, o) in blocks.iter().zip(out.chunks_exact_mut(QK)) {
+        let (d, m) = (b.d.to_f32(), b.m.to_f32());
+        for j in 0..QK / 4 {
+            for k in 0..4 {
+                o[j + 8 * k] = d * ((b.qs[j] >> (2 * k)) & 3) as f32 + m;
+            }
         }
     }
 }

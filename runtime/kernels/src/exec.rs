@@ -261,6 +261,7 @@ impl Exec {
             WeightRef::Q8(s) => go!(s, ScalarQ8, Avx2Q8, NeonQ8, DotQ8, MmQ8),
             WeightRef::Q4(s) => go!(s, ScalarQ4, Avx2Q4, NeonQ4, DotQ4, MmQ4),
             WeightRef::Q4M(s) => go!(s, ScalarQ4M, Avx2Q4M, NeonQ4M, DotQ4M, MmQ4M),
+            WeightRef::Q2M(s) => go!(s, ScalarQ2M, Avx2Q2M, NeonQ2M, DotQ2M, MmQ2M),
             _ => unreachable!("float weights take the float path"),
         }
     }

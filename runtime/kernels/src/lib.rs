@@ -1,4 +1,4 @@
-//! Flint's compute kernels: quant block types, dot / matvec / matmul for f32, f16, bf16, q8, q4 and q4m weights,
+//! Flint's compute kernels: quant block types, dot / matvec / matmul for f32, f16, bf16, q8, q4, q4m and q2m weights,
 //! with a scalar reference and SIMD paths (x86_64 AVX2+FMA+F16C; aarch64 NEON, NEON+dotprod, NEON+i8mm) chosen
 //! once at run time.
 //!
@@ -41,9 +41,9 @@ pub use attention::{
     QUERY_BLOCK,
 };
 pub use blocks::{
-    dequantize_row_q4, dequantize_row_q4m, dequantize_row_q8, f16_to_f32, quantize_acts,
-    quantize_row_q4, quantize_row_q4_weighted, quantize_row_q4m, quantize_row_q8,
-    quantize_row_q8_weighted, BlockQ4, BlockQ4M, BlockQ8, BlockQ8A, QK,
+    dequantize_row_q2m, dequantize_row_q4, dequantize_row_q4m, dequantize_row_q8, f16_to_f32,
+    quantize_acts, quantize_row_q2m, quantize_row_q4, quantize_row_q4_weighted, quantize_row_q4m,
+    quantize_row_q8, quantize_row_q8_weighted, BlockQ2M, BlockQ4, BlockQ4M, BlockQ8, BlockQ8A, QK,
 };
 pub use dispatch::{active_isa, cpu_report, select_from_env, Isa, SelectError};
 pub use exec::{matmul, matmul_quantized, matvec, matvec_quantized, set_threads, threads, Exec};
@@ -75,6 +75,7 @@ const _: () = {
     assert!(size_of::<BlockQ8>() == WeightType::Q8.block_bytes());
     assert!(size_of::<BlockQ4>() == WeightType::Q4.block_bytes());
     assert!(size_of::<BlockQ4M>() == WeightType::Q4M.block_bytes());
+    assert!(size_of::<BlockQ2M>() == WeightType::Q2M.block_bytes());
     assert!(size_of::<BlockQ8x8>() == WeightType::Q8X8.block_bytes());
     assert!(size_of::<BlockQ4x8>() == WeightType::Q4X8.block_bytes());
     assert!(QK == WeightType::Q8.block_elems() && ROWS_X8 == WeightType::Q8X8.block_rows());
@@ -92,6 +93,7 @@ pub enum WeightRef<'a> {
     Q8(&'a [BlockQ8]),
     Q4(&'a [BlockQ4]),
     Q4M(&'a [BlockQ4M]),
+    Q2M(&'a [BlockQ2M]),
     /// `rows / 8` groups of `cols / 32` blocks ([`BlockQ8x8`]).
     Q8x8(&'a [BlockQ8x8]),
     /// `rows / 8` groups of `cols / 32` blocks ([`BlockQ4x8`]).
@@ -108,6 +110,7 @@ impl<'a> WeightRef<'a> {
             WeightRef::Q8(_) => WeightType::Q8,
             WeightRef::Q4(_) => WeightType::Q4,
             WeightRef::Q4M(_) => WeightType::Q4M,
+            WeightRef::Q2M(_) => WeightType::Q2M,
             WeightRef::Q8x8(_) => WeightType::Q8X8,
             WeightRef::Q4x8(_) => WeightType::Q4X8,
         }
@@ -122,6 +125,7 @@ impl<'a> WeightRef<'a> {
             WeightRef::Q8(s) => s.len(),
             WeightRef::Q4(s) => s.len(),
             WeightRef::Q4M(s) => s.len(),
+            WeightRef::Q2M(s) => s.len(),
             WeightRef::Q8x8(s) => s.len(),
             WeightRef::Q4x8(s) => s.len(),
         };
@@ -156,6 +160,7 @@ impl<'a> WeightRef<'a> {
             WeightRef::Q8(s) => WeightRef::Q8(&s[a..b]),
             WeightRef::Q4(s) => WeightRef::Q4(&s[a..b]),
             WeightRef::Q4M(s) => WeightRef::Q4M(&s[a..b]),
+            WeightRef::Q2M(s) => WeightRef::Q2M(&s[a..b]),
             WeightRef::Q8x8(s) => WeightRef::Q8x8(&s[a..b]),
             WeightRef::Q4x8(s) => WeightRef::Q4x8(&s[a..b]),
         }
@@ -176,6 +181,7 @@ impl<'a> WeightRef<'a> {
             WeightRef::Q8(s) => dequantize_row_q8(s, out),
             WeightRef::Q4(s) => dequantize_row_q4(s, out),
             WeightRef::Q4M(s) => dequantize_row_q4m(s, out),
+            WeightRef::Q2M(s) => dequantize_row_q2m(s, out),
             WeightRef::Q8x8(s) => dequantize_row_q8x8(s, r % br, out),
             WeightRef::Q4x8(s) => dequantize_row_q4x8(s, r % br, out),
         }

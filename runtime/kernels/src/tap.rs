@@ -59,6 +59,7 @@ impl<'a> WeightRef<'a> {
             WeightRef::Q8(s) => bytemuck::cast_slice(s),
             WeightRef::Q4(s) => bytemuck::cast_slice(s),
             WeightRef::Q4M(s) => bytemuck::cast_slice(s),
+            WeightRef::Q2M(s) => bytemuck::cast_slice(s),
             WeightRef::Q8x8(s) => bytemuck::cast_slice(s),
             WeightRef::Q4x8(s) => bytemuck::cast_slice(s),
         }

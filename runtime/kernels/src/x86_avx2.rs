@@ -4,11 +4,11 @@
 //! - q8: `|w| * (a * sign(w))`; `|w| <= 128` read as u8, `|a| <= 127` (activations never hold -128), so a pair
 //!   sums to at most 2 * 128 * 127 = 32512 < 32767 and never saturates, including w = -128.
 //! - q4: nibbles 0..15 times a, minus 8 * (a pairs) computed once per activation block; |pair| <= 3810.
-//! - q4m: nibbles times a, plus `m * da * s` with `s = sum(a)` from the activation block.
+//! - q4m, q2m: levels (0..15, 0..3) times a, plus `m * da * s` with `s = sum(a)` from the activation block.
 //!
 //! Loads go through `bytemuck::cast` of fixed-size arrays (plain unaligned loads, no `unsafe`).
 
-use crate::blocks::{BlockQ4, BlockQ4M, BlockQ8, BlockQ8A};
+use crate::blocks::{BlockQ2M, BlockQ4, BlockQ4M, BlockQ8, BlockQ8A};
 use crate::driver::Kernel;
 use core::arch::x86_64::*;
 use half::{bf16, f16};
@@ -43,6 +43,16 @@ fn nibbles(q: &[u8; 16]) -> __m256i {
     let both = _mm256_broadcastsi128_si256(v);
     let shifted = _mm256_srlv_epi64(both, _mm256_set_epi64x(4, 4, 0, 0));
     _mm256_and_si256(shifted, _mm256_set1_epi8(15))
+}
+
+/// Expands 8 bytes of q2m levels to 32 bytes in element order: the 8 bytes go to all four 64-bit lanes, lane `k`
+/// is shifted right by `2k` (one variable shift), then masked, so lane `k` holds elements `8k..8k + 8`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn crumbs(q: &[u8; 8]) -> __m256i {
+    let all = _mm256_set1_epi64x(i64::from_le_bytes(*q));
+    let shifted = _mm256_srlv_epi64(all, _mm256_set_epi64x(6, 4, 2, 0));
+    _mm256_and_si256(shifted, _mm256_set1_epi8(3))
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -116,6 +126,26 @@ fn tile_q4m<const R: usize, const C: usize>(
     w: [&[BlockQ4M]; R],
     a: [&[BlockQ8A]; C],
 ) -> [[f32; R]; C] {
+    tile_offset(w, a, |b| (nibbles(&b.qs), b.d, b.m))
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn tile_q2m<const R: usize, const C: usize>(
+    w: [&[BlockQ2M]; R],
+    a: [&[BlockQ8A]; C],
+) -> [[f32; R]; C] {
+    tile_offset(w, a, |b| (crumbs(&b.qs), b.d, b.m))
+}
+
+/// The tile of a block type with an offset: `unpack(block) -> (levels as u8 in element order, d, m)`, value
+/// `d * level + m`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn tile_offset<B, const R: usize, const C: usize>(
+    w: [&[B]; R],
+    a: [&[BlockQ8A]; C],
+    unpack: impl Fn(&B) -> (__m256i, f16, f16),
+) -> [[f32; R]; C] {
     let nb = a[0].len();
     // Equal lengths, checked once, let the compiler drop per-element bounds checks.
     for s in &w {
@@ -131,11 +161,10 @@ fn tile_q4m<const R: usize, const C: usize>(
         let av: [__m256i; C] = core::array::from_fn(|c| i8x32(&a[c][b].qs));
         let ds: [f32; C] = core::array::from_fn(|c| a[c][b].d * a[c][b].s as f32);
         for r in 0..R {
-            let blk = &w[r][b];
-            let nib = nibbles(&blk.qs);
-            let (wd, wm) = (f16_1(blk.d), f16_1(blk.m));
+            let (lv, d, m) = unpack(&w[r][b]);
+            let (wd, wm) = (f16_1(d), f16_1(m));
             for c in 0..C {
-                let p = _mm256_maddubs_epi16(nib, av[c]);
+                let p = _mm256_maddubs_epi16(lv, av[c]);
                 let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
                 acc[c][r] = _mm256_fmadd_ps(p, _mm256_set1_ps(wd * a[c][b].d), acc[c][r]);
                 macc[c][r] += wm * ds[c];
@@ -257,6 +286,7 @@ macro_rules! avx2_kernel {
 avx2_kernel!(Avx2Q8, BlockQ8, BlockQ8A, tile_q8);
 avx2_kernel!(Avx2Q4, BlockQ4, BlockQ8A, tile_q4);
 avx2_kernel!(Avx2Q4M, BlockQ4M, BlockQ8A, tile_q4m);
+avx2_kernel!(Avx2Q2M, BlockQ2M, BlockQ8A, tile_q2m);
 avx2_kernel!(Avx2F32, f32, f32, tile_f32);
 avx2_kernel!(Avx2F16, f16, f32, tile_f16);
 avx2_kernel!(Avx2BF16, bf16, f32, tile_bf16);

@@ -37,7 +37,13 @@ fn for_quant_cases(exact: bool, fills: &[Fill], max_nb: usize) {
                     let q8 = q8_blocks(&mut rng, rows * nb, fill, &mut dw);
                     let q4 = q4_blocks(&mut rng, rows * nb, fill, &mut dw);
                     let q4m = q4m_blocks(&mut rng, rows * nb, fill, &mut dw);
-                    for w in [WeightRef::Q8(&q8), WeightRef::Q4(&q4), WeightRef::Q4M(&q4m)] {
+                    let q2m = q2m_blocks(&mut rng, rows * nb, fill, &mut dw);
+                    for w in [
+                        WeightRef::Q8(&q8),
+                        WeightRef::Q4(&q4),
+                        WeightRef::Q4M(&q4m),
+                        WeightRef::Q2M(&q2m),
+                    ] {
                         let want = run_q(Isa::Scalar, w, &a, n, rows);
                         // Bound for the inexact case: sum of |element products| times the block scales, so lane
                         // partial sums that cancel are covered too.
@@ -58,6 +64,11 @@ fn for_quant_cases(exact: bool, fills: &[Fill], max_nb: usize) {
                                     ),
                                     WeightRef::Q4M(x) => (
                                         unpack(&x[r * nb + b].qs, 0),
+                                        x[r * nb + b].d.to_f32(),
+                                        x[r * nb + b].m.to_f32(),
+                                    ),
+                                    WeightRef::Q2M(x) => (
+                                        unpack2(&x[r * nb + b].qs),
                                         x[r * nb + b].d.to_f32(),
                                         x[r * nb + b].m.to_f32(),
                                     ),
@@ -104,6 +115,11 @@ fn unpack(qs: &[u8; 16], off: i32) -> [i32; QK] {
     })
 }
 
+/// q2m levels in element order: byte `j` holds elements `j`, `j + 8`, `j + 16`, `j + 24`.
+fn unpack2(qs: &[u8; 8]) -> [i32; QK] {
+    core::array::from_fn(|i| ((qs[i % 8] >> (2 * (i / 8))) & 3) as i32)
+}
+
 #[test]
 fn quant_integer_sums_exact() {
     for_quant_cases(true, &[Fill::Random, Fill::Extreme, Fill::Zero], 8);
@@ -124,10 +140,17 @@ fn quant_big_shapes_match() {
         let mut q8 = vec![bytemuck::Zeroable::zeroed(); rows * cols / QK];
         let mut q4 = vec![bytemuck::Zeroable::zeroed(); rows * cols / QK];
         let mut q4m = vec![bytemuck::Zeroable::zeroed(); rows * cols / QK];
+        let mut q2m = vec![bytemuck::Zeroable::zeroed(); rows * cols / QK];
         flint_kernels::quantize_row_q8(&wf, &mut q8);
         flint_kernels::quantize_row_q4(&wf, &mut q4);
         flint_kernels::quantize_row_q4m(&wf, &mut q4m);
-        for w in [WeightRef::Q8(&q8), WeightRef::Q4(&q4), WeightRef::Q4M(&q4m)] {
+        flint_kernels::quantize_row_q2m(&wf, None, &mut q2m);
+        for w in [
+            WeightRef::Q8(&q8),
+            WeightRef::Q4(&q4),
+            WeightRef::Q4M(&q4m),
+            WeightRef::Q2M(&q2m),
+        ] {
             let mut want = vec![0.0; n * rows];
             Exec::single(Isa::Scalar)
                 .unwrap()

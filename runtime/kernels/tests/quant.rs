@@ -19,6 +19,9 @@ fn block_sizes_and_ids() {
         (16, 32, 34),
         (17, 32, 18),
         (18, 32, 20),
+        (19, 32, 272),
+        (20, 32, 144),
+        (21, 32, 12),
     ];
     for (t, (id, elems, bytes)) in WeightType::ALL.into_iter().zip(want) {
         assert_eq!(
@@ -29,6 +32,88 @@ fn block_sizes_and_ids() {
     }
     assert_eq!(WeightType::Q4.bits_per_weight(), 4.5);
     assert_eq!(WeightType::Q4M.bits_per_weight(), 5.0);
+    assert_eq!(WeightType::Q2M.bits_per_weight(), 3.0);
+}
+
+#[test]
+fn q2m_layout_and_levels() {
+    // Four levels 0, 1, 2, 3 at d = 0.5, m = -1: element i holds level i % 4 ... exactly representable.
+    let x: Vec<f32> = (0..32)
+        .map(|i| -1.0 + 0.5 * ((i / 8 + i) % 4) as f32)
+        .collect();
+    let mut b = zeroed::<BlockQ2M>(1);
+    quantize_row_q2m(&x, None, &mut b);
+    let mut y = vec![0.0; 32];
+    dequantize_row_q2m(&b, &mut y);
+    assert_eq!(x, y, "exactly representable values come back exactly");
+    for j in 0..8 {
+        for k in 0..4 {
+            let want = ((j + 8 * k) / 8 + j + 8 * k) % 4;
+            assert_eq!(
+                (b[0].qs[j] >> (2 * k)) & 3,
+                want as u8,
+                "byte {j} bits {} hold element {}",
+                2 * k,
+                j + 8 * k
+            );
+        }
+    }
+    // A constant block: d = 0, every value the offset.
+    quantize_row_q2m(&[0.75; 32], None, &mut b);
+    dequantize_row_q2m(&b, &mut y);
+    assert!(y.iter().all(|&v| v == 0.75));
+}
+
+#[test]
+fn q2m_search_beats_min_max_and_follows_importance() {
+    let mut rng = Rng(11);
+    let x = rng.vec(32 * 64, 1.0);
+    let mut b = zeroed::<BlockQ2M>(64);
+    let mut y = vec![0.0; x.len()];
+    // Plain min/max levels, the search's first candidate.
+    let minmax_err: f32 = x
+        .chunks(32)
+        .map(|xb| {
+            let lo = xb.iter().fold(f32::MAX, |a, &v| a.min(v));
+            let hi = xb.iter().fold(f32::MIN, |a, &v| a.max(v));
+            let (d, m) = (
+                f16::from_f32((hi - lo) / 3.0).to_f32(),
+                f16::from_f32(lo).to_f32(),
+            );
+            xb.iter()
+                .map(|&v| (v - (d * ((v - m) / d).round().clamp(0.0, 3.0) + m)).powi(2))
+                .sum::<f32>()
+        })
+        .sum();
+    quantize_row_q2m(&x, None, &mut b);
+    dequantize_row_q2m(&b, &mut y);
+    let err: f32 = x.iter().zip(&y).map(|(a, b)| (a - b).powi(2)).sum();
+    assert!(
+        err < 0.9 * minmax_err,
+        "search {err} against min/max {minmax_err}"
+    );
+    // Importance on the first half of each block: that half's error drops.
+    let imp: Vec<f32> = (0..x.len())
+        .map(|i| if i % 32 < 16 { 100.0 } else { 1.0 })
+        .collect();
+    let mut bw = zeroed::<BlockQ2M>(64);
+    let mut yw = vec![0.0; x.len()];
+    quantize_row_q2m(&x, Some(&imp), &mut bw);
+    dequantize_row_q2m(&bw, &mut yw);
+    let half_err = |y: &[f32]| -> f32 {
+        x.iter()
+            .zip(y)
+            .enumerate()
+            .filter(|(i, _)| i % 32 < 16)
+            .map(|(_, (a, b))| (a - b).powi(2))
+            .sum()
+    };
+    assert!(
+        half_err(&yw) < 0.97 * half_err(&y),
+        "weighted {} against unweighted {}",
+        half_err(&yw),
+        half_err(&y)
+    );
 }
 
 #[test]
@@ -241,7 +326,7 @@ fn act_rounding_is_ties_to_even() {
 /// the format sizes it at, in blocks of the format's shape.
 #[test]
 fn weight_refs_agree_with_the_format_table() {
-    use flint_kernels::{BlockQ4, BlockQ4M, BlockQ4x8, BlockQ8, BlockQ8x8};
+    use flint_kernels::{BlockQ2M, BlockQ4, BlockQ4M, BlockQ4x8, BlockQ8, BlockQ8x8};
     let (rows, cols) = (16usize, 64usize);
     let n = rows * cols;
     let (f, h, b) = (
@@ -254,6 +339,7 @@ fn weight_refs_agree_with_the_format_table() {
     let q4m: Vec<BlockQ4M> = (0..n / 32).map(|_| bytemuck::Zeroable::zeroed()).collect();
     let q8x8: Vec<BlockQ8x8> = (0..n / 256).map(|_| bytemuck::Zeroable::zeroed()).collect();
     let q4x8: Vec<BlockQ4x8> = (0..n / 256).map(|_| bytemuck::Zeroable::zeroed()).collect();
+    let q2m: Vec<BlockQ2M> = (0..n / 32).map(|_| bytemuck::Zeroable::zeroed()).collect();
     let refs = [
         WeightRef::F32(&f),
         WeightRef::F16(&h),
@@ -263,6 +349,7 @@ fn weight_refs_agree_with_the_format_table() {
         WeightRef::Q4M(&q4m),
         WeightRef::Q8x8(&q8x8),
         WeightRef::Q4x8(&q4x8),
+        WeightRef::Q2M(&q2m),
     ];
     let mut seen = Vec::new();
     for w in refs {

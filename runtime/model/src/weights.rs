@@ -66,6 +66,7 @@ fn weight_ref(dtype: DType, b: &[u8]) -> WeightRef<'_> {
         DType::Q8 => WeightRef::Q8(bytemuck::cast_slice(b)),
         DType::Q4 => WeightRef::Q4(bytemuck::cast_slice(b)),
         DType::Q4M => WeightRef::Q4M(bytemuck::cast_slice(b)),
+        DType::Q2M => WeightRef::Q2M(bytemuck::cast_slice(b)),
         DType::Q8X8 => WeightRef::Q8x8(bytemuck::cast_slice(b)),
         DType::Q4X8 => WeightRef::Q4x8(bytemuck::cast_slice(b)),
         _ => unreachable!("DType added without a kernel mapping"),

@@ -322,9 +322,10 @@ fn keep_overrides_the_defaults() {
     assert_eq!(q["keep"].as_array().unwrap().len(), 3);
 }
 
-/// `--experts auto` promotes the experts (and matrices) whose bytes buy the most accuracy from q4 to q8, within the
-/// target: the file lands between uniform q4 and the target, the promoted ones are q8 in the directory, every
-/// candidate has a decision, most valuable per byte first, and the mix measures closer to the original than q4.
+/// `--experts auto` gives each expert (and matrix) q2m, q4 or q8 where the bytes buy the most accuracy, within the
+/// target: the file lands between uniform q4 and the target, each unit's type is what the directory holds, every
+/// candidate has a decision with its measured error at each level, and the mix measures closer to the original
+/// than q4.
 #[test]
 fn experts_auto_mixes_within_the_target() {
     let c = case("qwen3_moe");
@@ -337,23 +338,28 @@ fn experts_auto_mixes_within_the_target() {
     let m = &q["experts"];
     assert_eq!(m["base"], "q4");
     assert_eq!(m["per_expert"], true);
+    assert_eq!(m["levels"], serde_json::json!(["q2m", "q4", "q8"]));
+    // Each kind was probed: the model with that kind at q2m moved away from the input.
+    for k in ["attn_q", "attn_o", "expert", "output"] {
+        assert!(m["probes"][k]["kl"].as_f64().unwrap() > 0.0, "{k}: {m:?}");
+    }
     let decisions = m["decisions"].as_array().unwrap();
-    let promoted = m["promoted"].as_u64().unwrap() as usize;
-    assert!(
-        promoted > 0 && promoted < decisions.len(),
-        "{promoted} of {}",
-        decisions.len()
-    );
-    assert_eq!(
-        decisions.iter().filter(|d| d["type"] == "q8").count(),
-        promoted
-    );
+    let count = |t: &str| m["counts"][t].as_u64().unwrap_or(0) as usize;
+    assert!(count("q8") > 0 && count("q8") < decisions.len(), "{m:?}");
+    assert_eq!(count("q2m") + count("q4") + count("q8"), decisions.len());
+    for t in ["q2m", "q4", "q8"] {
+        assert_eq!(
+            decisions.iter().filter(|d| d["type"] == t).count(),
+            count(t),
+            "{t}"
+        );
+    }
     // Both kinds of unit: experts (a paging group, named by their prefix) and the dense matrices.
     assert!(decisions.iter().any(|d| d["name"] == "blk.0.expert.3."));
     assert!(decisions.iter().any(|d| d["name"] == "blk.1.attn_q"));
-    let per_byte = |d: &Value| d["gain"].as_f64().unwrap() / d["cost"].as_f64().unwrap().max(1.0);
+    let err = |d: &Value, t: &str| d["errors"][t].as_f64().unwrap();
     for w in decisions.windows(2) {
-        assert!(per_byte(&w[0]) >= per_byte(&w[1]), "not sorted: {w:?}");
+        assert!(err(&w[0], "q2m") >= err(&w[1], "q2m"), "not sorted: {w:?}");
     }
     for d in decisions {
         let name = d["name"].as_str().unwrap();
@@ -371,12 +377,29 @@ fn experts_auto_mixes_within_the_target() {
         assert!(!stored.is_empty(), "{name}");
         let want = DType::from_name(d["type"].as_str().unwrap()).unwrap();
         assert!(stored.iter().all(|&t| t == want), "{name}: {stored:?}");
-        // A routed expert was measured: its rows are what the router sent it.
+        // A routed expert was measured: its rows are what the router sent it, and fewer bits cost more error.
         if d["rows"].as_u64().unwrap() > 0 {
-            assert!(d["gain"].as_f64().unwrap() > 0.0, "{name}");
+            assert!(
+                err(d, "q2m") > err(d, "q4") && err(d, "q4") > err(d, "q8") && err(d, "q8") > 0.0,
+                "{name}: {d:?}"
+            );
         }
     }
     assert!(kl(&q) < kl(&q4), "mix {} against q4 {}", kl(&q), kl(&q4));
+    // At uniform q4's own size the mix (experts at q2m paying for others at q8) measures closer than q4.
+    let (_, same) = quantize_ok(
+        &c,
+        "q4",
+        &["--experts", "auto", "--target-bpw", &format!("{b4:.4}")],
+    );
+    let b = same["bits_per_weight"].as_f64().unwrap();
+    assert!(b <= b4 + 1e-4, "{b} against q4 {b4}");
+    assert!(
+        kl(&same) < kl(&q4),
+        "mix at q4's size {} against q4 {}",
+        kl(&same),
+        kl(&q4)
+    );
     // A dense model mixes per matrix.
     let d = case("llama");
     let (_, d4) = quantize_ok(&d, "q4", &[]);
@@ -387,7 +410,7 @@ fn experts_auto_mixes_within_the_target() {
         &["--experts", "auto", "--target-size", &size.to_string()],
     );
     assert_eq!(q["experts"]["per_expert"], false);
-    assert!(q["experts"]["promoted"].as_u64().unwrap() > 0);
+    assert!(q["experts"]["counts"]["q8"].as_u64().unwrap() > 0);
     let got = q["file_bytes"].as_u64().unwrap();
     assert!(
         got <= size && got > d4["file_bytes"].as_u64().unwrap(),

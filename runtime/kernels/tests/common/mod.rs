@@ -2,7 +2,7 @@
 
 #![allow(dead_code)]
 
-use flint_kernels::{BlockQ4, BlockQ4M, BlockQ8, BlockQ8A, Isa, QK};
+use flint_kernels::{BlockQ2M, BlockQ4, BlockQ4M, BlockQ8, BlockQ8A, Isa, QK};
 use half::f16;
 
 /// xorshift64*: enough randomness for test data, no dependency.
@@ -148,6 +148,27 @@ pub fn q4m_blocks(
             };
             for q in &mut b.qs {
                 *q = nib(rng, fill) | (nib(rng, fill) << 4);
+            }
+            b
+        })
+        .collect()
+}
+
+pub fn q2m_blocks(
+    rng: &mut Rng,
+    nb: usize,
+    fill: Fill,
+    d: &mut dyn FnMut(&mut Rng) -> f32,
+) -> Vec<BlockQ2M> {
+    (0..nb)
+        .map(|_| {
+            let mut b = BlockQ2M {
+                d: f16::from_f32(d(rng)),
+                m: f16::from_f32(d(rng)),
+                qs: [0; QK / 4],
+            };
+            for q in &mut b.qs {
+                *q = (0..4).fold(0, |acc, k| acc | ((nib(rng, fill) & 3) << (2 * k)));
             }
             b
         })
