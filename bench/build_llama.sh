@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the llama.cpp peer (llama-bench, llama-perplexity, llama-quantize, llama-tokenize, llama-mtmd-cli for
+# Builds the llama.cpp peer (llama-bench, llama-perplexity, llama-quantize, llama-imatrix (issue 16: Q4_K_M made with
+# an importance matrix), llama-tokenize, llama-mtmd-cli for
 # the vision-tower comparison in bench/mtmd.sh, and llama-server for bench/serve.sh; its web UI is not built, as
 # the prebuilt one would be downloaded) for Flint's side-by-side benchmark, from the llama.cpp tree
 # vendored in the llama-cpp-python sdist on PyPI (the only registry we can reach that ships llama.cpp source).
@@ -16,7 +17,7 @@ PIN="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 LLAMA_DIR="${LLAMA_DIR:-$ROOT/.cache/llama.cpp}"
 JOBS="${JOBS:-2}"
-TOOLS=(llama-bench llama-perplexity llama-quantize llama-tokenize llama-mtmd-cli llama-server)
+TOOLS=(llama-bench llama-perplexity llama-quantize llama-tokenize llama-mtmd-cli llama-server llama-imatrix)
 
 have_all() {
   [ -f "$LLAMA_DIR/VERSION" ] && [ "$(cat "$LLAMA_DIR/VERSION")" = "llama-cpp-python==$PIN" ] || return 1

@@ -4,8 +4,9 @@
 # For each model (SmolLM2-135M, dense: mixed per matrix; the bench MoE: mixed per expert), from its float .flint:
 #   q4        uniform q4                                      (4.5 bits/weight blocks)
 #   q4m       uniform q4m                                     (5.0 bits/weight blocks: q4 with an offset)
-#   auto@q4m  q4 base, experts/matrices promoted to q8 by --experts auto within the q4m file's bits per weight
-#   q4m+auto  q4m base, promoted to q8 within 0.5 bits/weight more than uniform q4m
+#   auto@q4   --experts auto (each expert/matrix q2m, q4 or q8) within uniform q4's bits per weight
+#   auto@q4m  the same within the q4m file's bits per weight
+#   q4m+auto  q4m base (levels q2m, q4m, q8) within 0.5 bits/weight more than uniform q4m
 # Statistics (importance, routing) come from bench/calibration.txt (--imatrix-text); KL and top-1 against the float
 # file are measured on bench/heldout.txt, which the choice never saw. Results: one line per file, from its report.
 # Usage: bench/mix.sh [--models "smollm2-135m qwen3moe-rand"] [--threads N]
@@ -42,6 +43,7 @@ for m in $MODELS; do
   q "$m" q4 --weights q4
   q "$m" q4m --weights q4m
   bpw() { "$FLINT" info "$1" --meta quantization | python3 -c "import json,sys; print(json.load(sys.stdin)['bits_per_weight'] + $2)"; }
+  q "$m" auto@q4 --weights q4 --experts auto --target-bpw "$(bpw "$OUT/$m.q4.flint" 0)"
   q "$m" auto@q4m --weights q4 --experts auto --target-bpw "$(bpw "$OUT/$m.q4m.flint" 0)"
   q "$m" q4m+auto --weights q4m --experts auto --target-bpw "$(bpw "$OUT/$m.q4m.flint" 0.5)"
 done

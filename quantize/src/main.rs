@@ -162,7 +162,8 @@ fn quantize(
             bar.set_message(match s {
                 Stage::Calibrate => "collecting activation statistics (chunks)".to_string(),
                 Stage::Choose => {
-                    "measuring each matrix at the base type and q8 (matrices)".to_string()
+                    "--experts auto: each matrix at every level, then a probe per kind (steps)"
+                        .to_string()
                 }
                 Stage::Quantize => format!("quantizing to {weights} (tensors)"),
                 Stage::CalibrateMedia => {

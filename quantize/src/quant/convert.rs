@@ -233,13 +233,13 @@ pub fn write_runs(tensors: &[TensorInfo]) -> Vec<(bool, Vec<usize>)> {
     runs
 }
 
-/// Writes `dst` (atomically) with `metadata` and every tensor of `src`, each as `types[i]` with the bytes `data(i)`
-/// gives, keeping paging groups. `progress(done, total)` is called after each tensor.
+/// Writes `dst` (atomically) with `metadata` and the tensors of `src`, each as `types[i]` with the bytes `data(i)`
+/// gives (`None`: left out), keeping paging groups. `progress(done, total)` is called after each tensor.
 pub fn write_file<'a>(
     src: &'a FlintFile,
     dst: &Path,
     metadata: serde_json::Value,
-    types: &[DType],
+    types: &[Option<DType>],
     mut data: impl FnMut(usize) -> Result<Cow<'a, [u8]>, QuantError>,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<(), QuantError> {
@@ -248,13 +248,18 @@ pub fn write_file<'a>(
     w.set_metadata(metadata);
     let mut done = 0;
     for (grouped, members) in write_runs(tensors) {
+        let members: Vec<(usize, DType)> = members
+            .into_iter()
+            .filter_map(|i| types[i].map(|d| (i, d)))
+            .collect();
+        let grouped = grouped && !members.is_empty();
         if grouped {
             w.begin_group()?;
         }
-        for i in members {
+        for (i, dtype) in members {
             let t = &tensors[i];
             let bytes = data(i)?;
-            w.add(&t.name, types[i], &t.shape, &bytes)?;
+            w.add(&t.name, dtype, &t.shape, &bytes)?;
             done += 1;
             progress(done, tensors.len());
         }

@@ -21,8 +21,8 @@
 //! The choice is a multiple-choice knapsack, solved greedily: every unit starts at its cheapest level; the steps up
 //! each unit's lower convex hull of (bytes, error) are taken in order of error removed per byte, over all units, while
 //! the matrices' bytes stay within the target (a unit whose next step does not fit takes no further step). An expert
-//! the calibration set never routed to has no error at any level and stays at the cheapest; the report lists such
-//! experts.
+//! the calibration set never routed to is pruned: left out of the file, its router entry masked at run time
+//! (`moe.pruned_experts`), so it is never chosen.
 
 use super::convert;
 use super::imatrix::Importance;
@@ -102,8 +102,13 @@ pub struct Mix {
     pub probes: BTreeMap<String, Probe>,
     /// Every unit's decision, the one with the most error at the cheapest level first.
     pub decisions: Vec<Decision>,
-    /// Experts no calibration row was routed to (left at the cheapest level; candidates for pruning).
-    pub unrouted: Vec<String>,
+    /// Experts no calibration row was routed to, pruned: left out of the file (by name).
+    pub pruned: Vec<String>,
+    /// The same as `moe.pruned_experts` says it to the runtime: {layer: [expert, ...]}.
+    pub pruned_experts: BTreeMap<String, Vec<usize>>,
+    /// The tensors left out (indices into the input's directory).
+    #[serde(skip)]
+    pub dropped: Vec<usize>,
 }
 
 /// A unit being decided: its matrices, the error and bytes at each level, and where it stands.
@@ -198,12 +203,17 @@ fn common_prefix(names: &[&str]) -> String {
     }
 }
 
-/// `blk.{l}.expert.{e}.`'s mean gate weight in `routing` (over all modalities), if it is an expert that was routed.
-fn gate_weight(routing: &Routing, name: &str) -> Option<f64> {
+/// The layer and expert of `blk.{l}.expert.{e}.…`, if it is an expert's name.
+fn layer_expert(name: &str) -> Option<(usize, usize)> {
     let rest = name.strip_prefix("blk.")?;
     let (l, rest) = rest.split_once('.')?;
     let (e, _) = rest.strip_prefix("expert.")?.split_once('.')?;
-    let (l, e): (usize, usize) = (l.parse().ok()?, e.parse().ok()?);
+    Some((l.parse().ok()?, e.parse().ok()?))
+}
+
+/// `blk.{l}.expert.{e}.`'s mean gate weight in `routing` (over all modalities), if it is an expert that was routed.
+fn gate_weight(routing: &Routing, name: &str) -> Option<f64> {
+    let (l, e) = layer_expert(name)?;
     let layer = routing.layers.iter().find(|r| r.layer == l)?;
     let (mut n, mut w) = (0u64, 0f64);
     for m in layer.modalities.values() {
@@ -242,8 +252,7 @@ pub fn choose(
     let matrices: Vec<usize> = (0..tensors.len())
         .filter(|&i| tensors[i].shape.len() == 2)
         .collect();
-    let params: u64 = matrices.iter().map(|&i| tensors[i].numel() as u64).sum();
-    let bpw = |b: u64| 8.0 * b as f64 / params.max(1) as f64;
+    let all_params: u64 = matrices.iter().map(|&i| tensors[i].numel() as u64).sum();
     // Units: the candidates (matrices at the base type by default), by paging group or alone. A matrix outside the
     // experts that no matmul read on the importance text (a token embedding, which is looked up) has nothing
     // measured: it keeps the base type. An expert nobody routed to is a candidate: it is not needed on this text.
@@ -259,10 +268,49 @@ pub fn choose(
         let key = if g != 0 { (g, 0) } else { (0, i) };
         groups.entry(key).or_default().push(i);
     }
+    // Experts the importance text never routed to, in layers where it routed to others: pruned, with every tensor
+    // of their paging group (a matrix kept at its type is never read either).
+    let unit_name = |m: &[usize]| {
+        let names: Vec<&str> = m.iter().map(|&i| tensors[i].name.as_str()).collect();
+        if m.len() > 1 {
+            common_prefix(&names)
+        } else {
+            names[0].to_string()
+        }
+    };
+    let routed = |m: &[usize]| m.iter().any(|&i| imp.rows(i) > 0);
+    let routed_layers: std::collections::BTreeSet<usize> = groups
+        .values()
+        .filter(|m| routed(m))
+        .filter_map(|m| layer_expert(&unit_name(m)).map(|x| x.0))
+        .collect();
+    let (mut pruned, mut pruned_experts, mut dropped) = (Vec::new(), BTreeMap::new(), Vec::new());
+    groups.retain(|&(g, _), m| {
+        let name = unit_name(m);
+        match layer_expert(&name) {
+            Some((l, e)) if g != 0 && !routed(m) && routed_layers.contains(&l) => {
+                pruned_experts
+                    .entry(l.to_string())
+                    .or_insert_with(Vec::new)
+                    .push(e);
+                dropped.extend((0..tensors.len()).filter(|&i| tensors[i].group == g));
+                pruned.push(name);
+                false
+            }
+            _ => true,
+        }
+    });
+    // Bits per weight count the matrices the file keeps.
+    let params = all_params
+        - dropped
+            .iter()
+            .map(|&i| tensors[i].numel() as u64)
+            .sum::<u64>();
+    let bpw = |b: u64| 8.0 * b as f64 / params.max(1) as f64;
     // Bytes of the matrices that are not candidates, and of every candidate at the cheapest level.
     let fixed: u64 = matrices
         .iter()
-        .filter(|&&i| !candidate(i))
+        .filter(|&&i| !candidate(i) && !dropped.contains(&i))
         .map(|&i| stored(i, choices[i].to))
         .sum();
     let cheapest: u64 = groups
@@ -303,12 +351,7 @@ pub fn choose(
     let mut done = 0;
     let mut units = Vec::with_capacity(groups.len());
     for (_, members) in groups {
-        let names: Vec<&str> = members.iter().map(|&i| tensors[i].name.as_str()).collect();
-        let name = if members.len() > 1 {
-            common_prefix(&names)
-        } else {
-            names[0].to_string()
-        };
+        let name = unit_name(&members);
         let scale = routing
             .and_then(|r| gate_weight(r, &name))
             .map_or(1.0, |w| w * w);
@@ -391,7 +434,7 @@ pub fn choose(
         }
     }
     let mut decisions = Vec::with_capacity(units.len());
-    let (mut counts, mut unrouted) = (BTreeMap::new(), Vec::new());
+    let mut counts = BTreeMap::new();
     for unit in &units {
         let k = unit.hull[unit.at];
         let to = levels[k];
@@ -402,9 +445,6 @@ pub fn choose(
             }
         }
         *counts.entry(to.name().to_string()).or_insert(0) += 1;
-        if per_expert && unit.rows == 0 {
-            unrouted.push(unit.name.clone());
-        }
         decisions.push(Decision {
             name: unit.name.clone(),
             dtype: to.name().to_string(),
@@ -416,6 +456,18 @@ pub fn choose(
                 .collect(),
             bytes: unit.bytes[k],
         });
+    }
+    for name in &pruned {
+        decisions.push(Decision {
+            name: name.clone(),
+            dtype: "pruned".to_string(),
+            rows: 0,
+            errors: BTreeMap::new(),
+            bytes: 0,
+        });
+    }
+    if !pruned.is_empty() {
+        counts.insert("pruned".to_string(), pruned.len());
     }
     decisions.sort_by(|a, b| {
         let first = |d: &Decision| d.errors.get(levels[0].name()).copied().unwrap_or(0.0);
@@ -431,7 +483,9 @@ pub fn choose(
         counts,
         probes,
         decisions,
-        unrouted,
+        pruned,
+        pruned_experts,
+        dropped,
     })
 }
 

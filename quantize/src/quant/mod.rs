@@ -45,6 +45,8 @@ use std::time::Instant;
 
 /// Metadata key of the report.
 pub const KEY_QUANTIZATION: &str = "quantization";
+/// The metadata key listing the experts `--experts auto` pruned, `{layer: [expert, ...]}` (the runtime masks them).
+pub const KEY_PRUNED: &str = "moe.pruned_experts";
 
 /// What to do.
 #[derive(Clone, Debug)]
@@ -239,14 +241,15 @@ pub fn quantize(
             let want = eval::reference_logits(&reference, probe_tokens, opts.ctx)?;
             let mut probe = |types: &[DType]| -> Result<f64, QuantError> {
                 let tmp = TempFile(dir.join(format!(".{name}.probe-{}.flint", std::process::id())));
+                let types: Vec<Option<DType>> = types.iter().map(|&d| Some(d)).collect();
                 convert::write_file(
                     &src,
                     &tmp.0,
                     src.metadata().clone(),
-                    types,
+                    &types,
                     |i| {
-                        let w = imp.get(i).filter(|_| types[i].is_quantized());
-                        tensor_as(&src, input, i, types[i], w)
+                        let to = types[i].unwrap_or(DType::F32);
+                        tensor_as(&src, input, i, to, imp.get(i).filter(|_| to.is_quantized()))
                     },
                     |_, _| {},
                 )?;
@@ -290,12 +293,28 @@ pub fn quantize(
             concat!("flint-quantize ", env!("CARGO_PKG_VERSION")).into(),
         );
         o.remove(KEY_QUANTIZATION);
+        if let Some(m) = mix.as_ref().filter(|m| !m.pruned_experts.is_empty()) {
+            o.insert(
+                KEY_PRUNED.into(),
+                serde_json::to_value(&m.pruned_experts).unwrap_or_default(),
+            );
+        }
     }
+    // Pruned experts are left out of the file.
+    let dropped: std::collections::HashSet<usize> = mix
+        .as_ref()
+        .map(|m| m.dropped.iter().copied().collect())
+        .unwrap_or_default();
+    let write_types: Vec<Option<DType>> = types
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| (!dropped.contains(&i)).then_some(d))
+        .collect();
     convert::write_file(
         &src,
         &tmp.0,
         meta,
-        &types,
+        &write_types,
         |i| tensor_as(&src, input, i, types[i], weighted(i)),
         |d, n| progress(Stage::Quantize, d, n),
     )?;
@@ -362,7 +381,7 @@ pub fn quantize(
         }
         report.file_bytes = base + len;
     }
-    let qtypes: Vec<DType> = qfile.tensors().iter().map(|t| t.dtype).collect();
+    let qtypes: Vec<Option<DType>> = qfile.tensors().iter().map(|t| Some(t.dtype)).collect();
     let qtensors = qfile.tensors();
     convert::write_file(
         &qfile,
@@ -388,6 +407,10 @@ fn build_report(
     let mut kept = Vec::new();
     let mut tensors = BTreeMap::new();
     for (t, c) in src.tensors().iter().zip(choices) {
+        // Pruned experts are not in the file.
+        if !quant.has(&t.name) {
+            continue;
+        }
         let stored = convert::stored_type(c.to, &t.shape);
         tensors.insert(t.name.clone(), stored.name().to_string());
         if t.shape.len() != 2 {

@@ -153,13 +153,12 @@ impl std::fmt::Display for Report {
                 m.target_bpw,
                 m.base,
             )?;
-            if !m.unrouted.is_empty() {
+            if !m.pruned.is_empty() {
                 writeln!(
                     f,
-                    "  {} experts never routed on the calibration set (left at {}), e.g. {}",
-                    m.unrouted.len(),
-                    m.levels.first().map_or("", String::as_str),
-                    m.unrouted[0]
+                    "  {} experts never routed on the calibration set, pruned (left out, never chosen), e.g. {}",
+                    m.pruned.len(),
+                    m.pruned[0]
                 )?;
             }
         }

@@ -3,7 +3,9 @@
 //! MoE routing, as transformers does it for Qwen2-MoE, Qwen3-MoE, OLMoE and Mixtral: router logits `x · Wr`,
 //! softmax over all experts (in f32), the top-k, optionally renormalised to sum to one, then the weighted sum of the
 //! chosen experts' SwiGLU outputs. Qwen2-MoE adds a shared expert scaled by `sigmoid(x · w)`.
-//! For a batch of tokens each expert runs once on the rows routed to it.
+//! For a batch of tokens each expert runs once on the rows routed to it. Experts the file prunes
+//! (`moe.pruned_experts`) are absent and never chosen: the top-k skips them, the weights of the others are
+//! unchanged.
 //!
 //! Muse Spark routes differently: sigmoid scores of the router logits (scaled by `router_scale`), the choice made
 //! on scores plus a per-expert correction bias, the chosen scores renormalised (`sum + 1e-15`) and multiplied by
@@ -152,7 +154,8 @@ struct Pooled {
 #[derive(Debug)]
 pub struct Moe {
     router: Weight,
-    experts: Vec<Mlp>,
+    /// `None`: pruned from the file.
+    experts: Vec<Option<Mlp>>,
     shared: Option<Mlp>,
     shared_gate: Option<Weight>,
     top_k: usize,
@@ -175,8 +178,12 @@ impl Moe {
         let h = c.hidden_size;
         // Experts read the pooled width where there is one.
         let eh = m.pooled_width.unwrap_or(h);
+        let pruned = ld.pruned_experts(l, m.num_experts, m.top_k)?;
         let experts = (0..m.num_experts)
-            .map(|e| Mlp::load(ld, &expert(l, e, ""), eh, m.expert_width))
+            .map(|e| match pruned[e] {
+                true => Ok(None),
+                false => Mlp::load(ld, &expert(l, e, ""), eh, m.expert_width).map(Some),
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let pooled = match m.pooled_width {
             Some(p) => Some(Pooled {
@@ -231,6 +238,15 @@ impl Moe {
         if let Some(s) = self.router_scale {
             logits.iter_mut().for_each(|v| *v *= s);
         }
+        // The choice never falls on a pruned expert.
+        let pick = |mut score: Vec<f32>| {
+            for (s, x) in score.iter_mut().zip(&self.experts) {
+                if x.is_none() {
+                    *s = f32::NEG_INFINITY;
+                }
+            }
+            ops::top_k(&score, self.top_k)
+        };
         let choices = logits
             .chunks_exact(ne)
             .map(|row| {
@@ -238,17 +254,13 @@ impl Moe {
                 let idx = match self.kind {
                     Router::Softmax => {
                         ops::softmax(&mut p);
-                        ops::top_k(&p, self.top_k)
+                        pick(p.clone())
                     }
                     Router::Sigmoid => {
                         ops::sigmoid(&mut p);
                         match &self.bias {
-                            Some(b) => {
-                                let c: Vec<f32> =
-                                    p.iter().zip(b.get()).map(|(s, b)| s + b).collect();
-                                ops::top_k(&c, self.top_k)
-                            }
-                            None => ops::top_k(&p, self.top_k),
+                            Some(b) => pick(p.iter().zip(b.get()).map(|(s, b)| s + b).collect()),
+                            None => pick(p.clone()),
                         }
                     }
                 };
@@ -316,7 +328,8 @@ impl Moe {
         }
         // Quantize each row once for all the experts it is routed to (when the experts take quantized input).
         let kb = eh / flint_kernels::QK;
-        let shared_q = eh % flint_kernels::QK == 0 && self.experts.iter().all(Mlp::takes_quantized);
+        let shared_q =
+            eh % flint_kernels::QK == 0 && self.experts.iter().flatten().all(Mlp::takes_quantized);
         let mut xq = Vec::new();
         if shared_q {
             xq.resize(n * kb, bytemuck::Zeroable::zeroed());
@@ -327,20 +340,22 @@ impl Moe {
         let pooled = &self.pooled;
         let mut run = |e: usize, r: Option<&Resident>| {
             let list = &rows[e];
+            // Routing never picks a pruned expert.
+            let Some(expert) = &experts[e] else { return };
             let mut y = if shared_q {
                 xeq.clear();
                 for &(t, _) in list {
                     xeq.extend_from_slice(&xq[t * kb..(t + 1) * kb]);
                 }
-                experts[e].forward_quantized_in(ex, &xeq, list.len(), r)
+                expert.forward_quantized_in(ex, &xeq, list.len(), r)
             } else {
                 xe.clear();
                 for &(t, _) in list {
                     xe.extend_from_slice(&ein[t * eh..(t + 1) * eh]);
                 }
                 match r {
-                    Some(r) => experts[e].forward_in(ex, &xe, list.len(), r),
-                    None => experts[e].forward(ex, &xe, list.len()),
+                    Some(r) => expert.forward_in(ex, &xe, list.len(), r),
+                    None => expert.forward(ex, &xe, list.len()),
                 }
             };
             if let Some(p) = pooled {
@@ -396,9 +411,13 @@ impl Moe {
         Ok(out)
     }
 
-    /// The file span (offset, length) of each expert's paging group.
+    /// The file span (offset, length) of each expert's paging group (empty for a pruned expert, which is never
+    /// wanted).
     pub(crate) fn spans(&self) -> Vec<(u64, u64)> {
-        self.experts.iter().map(Mlp::span).collect()
+        self.experts
+            .iter()
+            .map(|x| x.as_ref().map_or((0, 0), Mlp::span))
+            .collect()
     }
 
     /// Pages this layer's experts through `pager`, as MoE layer `index`.

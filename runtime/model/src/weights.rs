@@ -125,6 +125,54 @@ impl<'a> Loader<'a> {
         Ok(config)
     }
 
+    /// Which experts of MoE layer `l` the file leaves out: metadata `moe.pruned_experts`, `{"layer": [expert, ...]}`
+    /// (written by `flint-quantize --experts auto` for experts its calibration set never routed to; absent means
+    /// none). Each listed expert must be below `experts`, listed once, and leave at least `top_k` experts in the
+    /// layer; errors name the file and key.
+    pub fn pruned_experts(
+        &self,
+        l: usize,
+        experts: usize,
+        top_k: usize,
+    ) -> Result<Vec<bool>, ModelError> {
+        const KEY: &str = "moe.pruned_experts";
+        let bad = |msg: String| ModelError::Metadata {
+            path: self.file.path().display().to_string(),
+            key: KEY,
+            msg,
+        };
+        let mut out = vec![false; experts];
+        let Some(v) = self.file.meta(KEY) else {
+            return Ok(out);
+        };
+        let map = v
+            .as_object()
+            .ok_or_else(|| bad("not an object of layer -> [expert]".into()))?;
+        let Some(list) = map.get(&l.to_string()) else {
+            return Ok(out);
+        };
+        let list = list
+            .as_array()
+            .ok_or_else(|| bad(format!("layer {l}: not an array of expert indices")))?;
+        for e in list {
+            let e = e
+                .as_u64()
+                .filter(|&e| (e as usize) < experts)
+                .ok_or_else(|| bad(format!("layer {l}: {e} is not an expert below {experts}")))?
+                as usize;
+            if std::mem::replace(&mut out[e], true) {
+                return Err(bad(format!("layer {l}: expert {e} is listed twice")));
+            }
+        }
+        if experts - list.len() < top_k.max(1) {
+            return Err(bad(format!(
+                "layer {l}: {} of {experts} experts pruned leaves fewer than the {top_k} each token is routed to",
+                list.len()
+            )));
+        }
+        Ok(out)
+    }
+
     fn mismatch(&self, name: &str, expected: String, found: String) -> ModelError {
         ModelError::Tensor {
             path: self.file.path().display().to_string(),

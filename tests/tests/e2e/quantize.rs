@@ -131,9 +131,16 @@ fn quantize_ok(c: &Case, weights: &str, extra: &[&str]) -> (FlintFile, Value) {
     assert_eq!(q["matrix_params"].as_u64(), Some(params));
     let bpw = q["bits_per_weight"].as_f64().unwrap();
     assert!((bpw - 8.0 * bytes as f64 / params as f64).abs() < 1e-9);
-    // Groups: the same sets of tensors share a group, and each group starts on a page.
+    // Groups: the same sets of tensors share a group (less the experts `--experts auto` pruned), and each group
+    // starts on a page.
     let src = FlintFile::open(&c.input).unwrap();
-    assert_eq!(groups(&f), groups(&src), "paging groups changed");
+    let pruned: Vec<&str> = q["experts"]["pruned"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let mut want = groups(&src);
+    want.retain(|g| !g.iter().any(|n| pruned.iter().any(|p| n.starts_with(p))));
+    assert_eq!(groups(&f), want, "paging groups changed");
     for names in groups(&f) {
         let first = f
             .tensors()
@@ -147,13 +154,14 @@ fn quantize_ok(c: &Case, weights: &str, extra: &[&str]) -> (FlintFile, Value) {
     // The measurement: every figure present and sane, on the fallback ids (the fixtures have no tokenizer).
     let e = &q["eval"];
     assert_eq!(e["token_source"], "bytes_mod_vocab");
-    assert_eq!(e["tokens"].as_u64(), Some(384));
+    let n_tokens = std::fs::read(&c.calib).unwrap().len() as u64;
+    assert_eq!(e["tokens"].as_u64(), Some(n_tokens));
     // Blocks were importance-weighted by the same text (quantize/tests/imatrix.rs checks the effect).
     assert!(
         q["imatrix"]["text"]
             .as_str()
             .is_some_and(|t| t.ends_with("calib.txt"))
-            && q["imatrix"]["tokens"].as_u64() == Some(384),
+            && q["imatrix"]["tokens"].as_u64() == Some(n_tokens),
         "{}",
         q["imatrix"]
     );
@@ -442,6 +450,108 @@ fn experts_auto_mixes_within_the_target() {
         &["--experts", "auto", "--target-bpw", "6", "--no-imatrix"],
         "--no-imatrix",
     );
+}
+
+/// Experts the calibration text never routes to are pruned: left out of the file, listed in `moe.pruned_experts`
+/// and the report, and never chosen when the model runs other text; the KL is measured on the pruned model. A file
+/// whose list is out of range, repeated or leaves too few experts is refused naming the key.
+#[test]
+fn experts_auto_prunes_unrouted_experts() {
+    let c = case("qwen3_moe");
+    // Three bytes: six routes per layer of 8 experts (top-2), so some experts see nothing.
+    std::fs::write(&c.calib, "Hi.").unwrap();
+    let (f, q) = quantize_ok(&c, "q4", &["--experts", "auto", "--target-bpw", "10"]);
+    let m = &q["experts"];
+    let pruned: Vec<&str> = m["pruned"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(!pruned.is_empty(), "{m:?}");
+    assert_eq!(m["counts"]["pruned"].as_u64(), Some(pruned.len() as u64));
+    let listed = f
+        .meta("moe.pruned_experts")
+        .expect("moe.pruned_experts")
+        .clone();
+    assert_eq!(listed, m["pruned_experts"]);
+    let mut by_layer: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
+    for (l, es) in listed.as_object().unwrap() {
+        for e in es.as_array().unwrap() {
+            let (l, e) = (l.parse().unwrap(), e.as_u64().unwrap() as usize);
+            assert!(pruned.contains(&format!("blk.{l}.expert.{e}.").as_str()));
+            by_layer.entry(l).or_default().insert(e);
+        }
+    }
+    for p in &pruned {
+        assert!(
+            !f.tensors().iter().any(|t| t.name.starts_with(p)),
+            "{p} still in the file"
+        );
+        let d = m["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == *p)
+            .unwrap();
+        assert_eq!(d["type"], "pruned");
+    }
+    // Other text never reaches a pruned expert; the rest of the routing is unchanged.
+    let out = c.dir.join("out.q4.flint");
+    let model = Model::load(FlintFile::open(&out).unwrap()).unwrap();
+    let ids: Vec<u32> = (0..64).map(|i| (i * 37 + 11) % 256).collect();
+    let mut tr = flint_model::Trace::default();
+    let z = model
+        .forward(&ids, &mut model.new_cache(), true, Some(&mut tr))
+        .unwrap();
+    assert!(z.iter().all(|v| v.is_finite()));
+    for (li, routes) in tr.routes.iter().enumerate() {
+        let l = model.moe_layers()[li];
+        for row in routes {
+            assert_eq!(row.len(), 2);
+            for (e, w) in row {
+                assert!(
+                    !by_layer.get(&l).is_some_and(|s| s.contains(e)),
+                    "layer {l} chose pruned {e}"
+                );
+                assert!(*w > 0.0);
+            }
+        }
+    }
+    // Bad lists are refused when the model loads, naming the key.
+    for (bad, why) in [
+        (serde_json::json!({"0": [99]}), "not an expert below 8"),
+        (serde_json::json!({"0": [1, 1]}), "listed twice"),
+        (
+            serde_json::json!({"0": [0, 1, 2, 3, 4, 5, 6]}),
+            "fewer than the 2",
+        ),
+        (serde_json::json!([0]), "not an object"),
+    ] {
+        let path = c.dir.join("bad.flint");
+        rewrite_meta(&out, &path, "moe.pruned_experts", bad);
+        let err = Model::load(FlintFile::open(&path).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("moe.pruned_experts") && err.contains(why),
+            "{err}"
+        );
+    }
+}
+
+/// Copies `src` to `dst` with metadata `key` set to `value`.
+fn rewrite_meta(src: &Path, dst: &Path, key: &str, value: Value) {
+    let f = FlintFile::open(src).unwrap();
+    let mut meta = f.metadata().clone();
+    meta[key] = value;
+    let mut w = flint_format::Writer::create(dst).unwrap();
+    w.set_metadata(meta);
+    for t in f.tensors() {
+        w.add(&t.name, t.dtype, &t.shape, f.tensor(&t.name).unwrap().bytes)
+            .unwrap();
+    }
+    w.finish().unwrap();
 }
 
 /// The command fails naming `culprit`, and the output dir holds no new file (output or temp).
