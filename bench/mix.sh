@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Distilled experts: uniform types against `--experts auto` at the same size, scored on held-out text.
 #
-# For each model (SmolLM2-135M, dense: mixed per matrix; the bench MoE: mixed per expert), from its float .flint:
+# For each model (SmolLM2-135M, dense: mixed per matrix; the bench MoE: mixed per expert; the same MoE with routers
+# skewed to a Zipf(0.5) expert popularity, bench/gen_moe.py --skew 0.5, made here if missing), from its float .flint:
 #   q4        uniform q4                                      (4.5 bits/weight blocks)
 #   q4m       uniform q4m                                     (5.0 bits/weight blocks: q4 with an offset)
 #   auto@q4   --experts auto (each expert/matrix q2m, q4 or q8) within uniform q4's bits per weight
@@ -15,7 +16,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 MODELS_DIR="${MODELS_DIR:-$ROOT/.cache/models}"
 FQ="${FLINT_QUANTIZE_BIN:-$ROOT/target/release/flint-quantize}"
 FLINT="${FLINT_BIN:-$(dirname "$FQ")/flint}"
-MODELS="smollm2-135m qwen3moe-rand"; THREADS=2
+MODELS="smollm2-135m qwen3moe-rand qwen3moe-skew"; THREADS=2
 while [ $# -gt 0 ]; do
   case "$1" in
     --models) MODELS="$2"; shift 2 ;;
@@ -38,6 +39,10 @@ q() {  # MODEL NAME ARGS...: quantize, print the report's figures
   "$FLINT" info "$dst" --meta quantization | python3 "$ROOT/bench/mix_row.py" "$m" "$name"
 }
 echo "machine: $(uname -m), $(nproc) cores; $(date -u +%F)"
+if [[ " $MODELS " == *" qwen3moe-skew "* ]] && [ ! -f "$MODELS_DIR/qwen3moe-skew.f16.flint" ]; then
+  python3 "$ROOT/bench/gen_moe.py" --out-dir "$MODELS_DIR" --skew 0.5 > /dev/null
+  "$FQ" import "$MODELS_DIR/qwen3moe-skew" -o "$MODELS_DIR/qwen3moe-skew.f16.flint" --dtype f16 > /dev/null
+fi
 for m in $MODELS; do
   [ -f "$(src_of "$m")" ] || { echo "error: $(src_of "$m") missing: run bench/prepare_models.sh" >&2; exit 1; }
   q "$m" q4 --weights q4

@@ -5,13 +5,13 @@
 # .flint (its quantized values, dequantized exactly) for the scoring; its size is its GGUF's.
 # Rows per model: q4 (uniform), auto@q4 (mix at q4's size), llama.cpp Q4_K_M+imatrix, auto@q4km (mix at its size).
 # Needs bench/prepare_models.sh (the GGUFs and float .flint files) and bench/mix.sh (the q4 files) to have run.
-# Usage: bench/q4km.sh [--models "smollm2-135m qwen3moe-rand"] [--threads N]
+# Usage: bench/q4km.sh [--models "smollm2-135m qwen3moe-rand qwen3moe-skew"] [--threads N]
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 MODELS_DIR="${MODELS_DIR:-$ROOT/.cache/models}"
 BIN="${LLAMA_BIN:-$ROOT/.cache/llama.cpp/bin}"
 FQ="${FLINT_QUANTIZE_BIN:-$ROOT/target/release/flint-quantize}"
-MODELS="smollm2-135m qwen3moe-rand"; THREADS=2
+MODELS="smollm2-135m qwen3moe-rand qwen3moe-skew"; THREADS=2
 while [ $# -gt 0 ]; do
   case "$1" in
     --models) MODELS="$2"; shift 2 ;;
