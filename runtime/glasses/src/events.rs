@@ -99,7 +99,9 @@ impl Reporter {
                     ms("asr_ms"), ms("ocr_ms"), ms("first_token_ms"), ms("first_pixel_ms"), ms("answer_done_ms")
                 )
             }
-            "device" | "power" => format!("[{event}] {}", v["message"].as_str().unwrap_or("")),
+            "device" | "power" | "paging" => {
+                format!("[{event}] {}", v["message"].as_str().unwrap_or(""))
+            }
             "end" => format!(
                 "flint glasses: {} turns; display frames: {}",
                 v["turns"],

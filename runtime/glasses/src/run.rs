@@ -224,10 +224,13 @@ pub fn run_with(opts: &Options, inputs: Option<Inputs>, report: &mut Reporter) -
     crate::display::check_target(&opts.display)?;
     flint_engine::set_threads(opts.threads);
     let t_load = Instant::now();
-    let flint = flint_engine::Flint::open(&opts.models.answer)
-        .with_context(|| format!("loading the answer model {}", opts.models.answer.display()))?;
+    let loading = || format!("loading the answer model {}", opts.models.answer.display());
+    let mut answer = flint_model::Model::open(&opts.models.answer).with_context(loading)?;
     // A model with towers takes the speech and the frame itself: no Whisper, no OCR.
-    let (hears, sees) = (flint.hears(), flint.sees());
+    let (hears, sees) = (
+        answer.config.audio.is_some(),
+        answer.config.vision.is_some(),
+    );
     if opts.video && !sees {
         bail!(
             "--video: the answer model {} has no vision tower",
@@ -236,9 +239,14 @@ pub fn run_with(opts: &Options, inputs: Option<Inputs>, report: &mut Reporter) -
     }
     let used = opts.models.for_model(hears, sees);
     used.check()?;
-    if let Some((bytes, what)) = &opts.mem_budget {
-        crate::memory::check_budget(&used, *bytes, what)?;
+    let paging = match &opts.mem_budget {
+        Some((bytes, what)) => crate::memory::fit_budget(&used, &mut answer, *bytes, what)?,
+        None => None,
+    };
+    if let Some(p) = &paging {
+        report.event("paging", json!({ "message": p }));
     }
+    let flint = flint_engine::Flint::from_model(answer).with_context(loading)?;
     let asr = match &used.asr {
         Some(dir) => Some(
             flint_asr::Whisper::open(dir)

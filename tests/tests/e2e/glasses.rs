@@ -603,6 +603,47 @@ fn a_model_with_towers_hears_and_sees_in_the_loop() {
     }
 }
 
+/// Models over the memory budget: the loop pages an MoE answer model's experts within what the other models leave,
+/// and refuses to start, naming the budget's source and why, when even that cannot fit (the mapped weights and KV
+/// cache alone exceed the share) or the answer model is dense.
+#[test]
+fn models_over_the_budget_are_paged_or_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, _) = flint_tests::muse::muse_spark_long(dir.path(), 16384);
+    let frames = dir.path().join("frames");
+    let display = format!("png:{}", frames.display());
+    // The tiny Muse model is an MoE: the loop tries to page it, and its KV reserve does not fit 2 MiB.
+    let out = on_demo(
+        &display,
+        &["-m", model.to_str().unwrap(), "--mem-budget", "2"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("--mem-budget 2")
+            && err.contains("paging the answer model's experts cannot fit it")
+            && err.contains("KV cache"),
+        "{err}"
+    );
+    // The bundled answer model is dense: nothing to page. A budget below the other models alone says so.
+    let size = |f: &str| std::fs::metadata(setup().0.join(f)).unwrap().len() >> 20;
+    // (The budget holds the answer model's file but not it with the others, which take about 90 MiB.)
+    let budget = (size("answer.flint") + 1).to_string();
+    let out = on_demo(&display, &["--mem-budget", &budget]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!("--mem-budget {budget}")) && err.contains("dense"),
+        "{err}"
+    );
+    let out = on_demo(&display, &["--mem-budget", "20"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("the other models alone take"),
+        "{err}"
+    );
+}
+
 /// Push to talk: a button press while nobody speaks opens a turn (the simulator presses after the first answer's
 /// last frame); the speech that follows closes it, and the turn is answered like any other. The case heats up
 /// during the first answer: the next frame gets half the image tokens.
