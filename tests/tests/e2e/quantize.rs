@@ -290,6 +290,15 @@ fn llama_q8_q4() {
     assert!(
         q4["bits_per_weight"].as_f64().unwrap() < 0.6 * q8["bits_per_weight"].as_f64().unwrap()
     );
+    // q2m: 3 bits per weight, every matrix, and further from the original than q4.
+    let (f2, q2) = quantize_ok(&c, "q2m", &[]);
+    assert!(f2
+        .tensors()
+        .iter()
+        .filter(|t| t.shape.len() == 2)
+        .all(|t| t.dtype == DType::Q2M));
+    assert_eq!(q2["bits_per_weight"].as_f64(), Some(3.0));
+    assert!(kl(&q2) > kl(&q4), "q2m {} against q4 {}", kl(&q2), kl(&q4));
 }
 
 #[test]
