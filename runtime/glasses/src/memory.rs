@@ -99,7 +99,9 @@ pub fn fit_budget(
         .enable_paging(&opts)
         .map_err(|e| anyhow::anyhow!("{}: paging the answer model's experts: {e}", over()))?;
     Ok(Some(format!(
-        "the models' files ({} MiB) exceed the budget of {} MiB ({what}): the answer model pages its experts          within {} MiB ({:.0}% of their {} MiB, lfu), beside {} MiB of its mapped weights and {} MiB for its KV          cache and scratch",
+        "the models' files ({} MiB) exceed the budget of {} MiB ({what}): the answer model pages its experts \
+         within {} MiB ({:.0}% of their {} MiB, lfu), beside {} MiB of its mapped weights and {} MiB for its KV \
+         cache and scratch",
         need >> 20,
         budget >> 20,
         experts_budget >> 20,
