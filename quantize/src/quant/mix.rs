@@ -11,12 +11,12 @@
 //! mean gate weight on that set (the layer adds the expert's output scaled by it).
 //!
 //! That squared error says how much a matrix's output moves, not how much the model's answer does: an error in a
-//! query projection passes through a softmax, one in an output projection lands in the residual stream. So each
-//! kind of matrix (`attn_q`, `attn_o`, the experts, `output`, ...; all layers together) is probed: the model with
-//! that kind's candidates at q2m and everything else as in the input runs the first [`PROBE_TOKENS`] of the
-//! importance text, and the KL it suffers against the input, divided by the kind's summed q2m error, turns every
-//! error of that kind into estimated KL. Units of one kind are then compared by their measured errors, units of
-//! different kinds by what their kind's probe showed.
+//! query projection passes through a softmax, one in an output projection lands in the residual stream, and an
+//! early layer's error travels through every later one. So the model is probed: once per kind of matrix
+//! (`attn_q`, `attn_o`, the experts, `output`, ...; all layers together) and once per layer (all its kinds), the
+//! model with those candidates at q2m and everything else as in the input runs the first [`PROBE_TOKENS`] of the
+//! importance text, and the KL it suffers against the input is measured. A factor per kind times one per layer,
+//! fitted so that every probe's units add up to its KL, turns each unit's squared error into estimated KL.
 //!
 //! The choice is a multiple-choice knapsack, solved greedily: every unit starts at its cheapest level; the steps up
 //! each unit's lower convex hull of (bytes, error) are taken in order of error removed per byte, over all units, while
@@ -46,12 +46,13 @@ pub enum Target {
 /// Tokens of the importance text each sensitivity probe runs.
 pub const PROBE_TOKENS: usize = 512;
 
-/// One kind's sensitivity probe.
+/// One sensitivity probe.
 #[derive(Clone, Debug, Serialize)]
 pub struct Probe {
-    /// The KL (nats per position) against the input with this kind's candidates at q2m.
+    /// The KL (nats per position) against the input with the probe's candidates (a kind's, or a layer's) at q2m.
     pub kl: f64,
-    /// That KL per unit of the kind's summed squared output error at q2m: the factor its units' errors take.
+    /// The fitted factor of the kind or layer: a unit's estimated KL is its squared error times its kind's and its
+    /// layer's.
     pub scale: f64,
 }
 
@@ -67,6 +68,11 @@ fn kind(name: &str) -> String {
     } else {
         rest.to_string()
     }
+}
+
+/// The layer of a matrix or unit (`blk.{l}.…`), if it is in one.
+fn layer_of(name: &str) -> Option<usize> {
+    name.strip_prefix("blk.")?.split_once('.')?.0.parse().ok()
 }
 
 /// One unit's decision.
@@ -98,8 +104,10 @@ pub struct Mix {
     pub per_expert: bool,
     /// Units per chosen type.
     pub counts: BTreeMap<String, usize>,
-    /// Each kind's sensitivity probe.
+    /// Each kind's sensitivity probe (`scale`: the kind's factor).
     pub probes: BTreeMap<String, Probe>,
+    /// Each layer's probe, every candidate of that layer at q2m (`scale`: the layer's factor).
+    pub layer_probes: BTreeMap<String, Probe>,
     /// Every unit's decision, the one with the most error at the cheapest level first.
     pub decisions: Vec<Decision>,
     /// Experts no calibration row was routed to, pruned: left out of the file (by name).
@@ -343,11 +351,16 @@ pub fn choose(
     }
     let kinds: std::collections::BTreeSet<String> =
         groups.values().map(|m| kind(&tensors[m[0]].name)).collect();
+    let layers: std::collections::BTreeSet<usize> = groups
+        .values()
+        .filter_map(|m| layer_of(&tensors[m[0]].name))
+        .collect();
     let total: usize = groups
         .values()
         .map(|m| m.len() * levels.len())
         .sum::<usize>()
-        + kinds.len();
+        + kinds.len()
+        + layers.len();
     let mut done = 0;
     let mut units = Vec::with_capacity(groups.len());
     for (_, members) in groups {
@@ -384,26 +397,83 @@ pub fn choose(
             at: 0,
         });
     }
-    // Each kind's probe: its candidates at the cheapest level, all else as in the input.
-    let mut probes = BTreeMap::new();
-    for k in kinds {
+    // The probes: each kind's candidates at the cheapest level, all else as in the input; then each layer's.
+    let mut run_probe = |sel: &dyn Fn(&Unit) -> bool| -> Result<f64, QuantError> {
         let mut types: Vec<DType> = tensors.iter().map(|t| t.dtype).collect();
-        let mut error = 0f64;
-        for u in units.iter().filter(|u| kind(&u.name) == k) {
-            error += u.errors[0];
+        for u in units.iter().filter(|u| sel(u)) {
             for &i in &u.members {
                 types[i] = convert::stored_type(levels[0], &tensors[i].shape);
             }
         }
         let kl = probe(&types)?.max(0.0);
-        let scale = if error > 0.0 { kl / error } else { 0.0 };
-        for u in units.iter_mut().filter(|u| kind(&u.name) == k) {
-            u.errors.iter_mut().for_each(|e| *e *= scale);
-        }
-        probes.insert(k, Probe { kl, scale });
         done += 1;
         progress(done, total);
+        Ok(kl)
+    };
+    let mut kind_kl = BTreeMap::new();
+    for k in &kinds {
+        kind_kl.insert(k.clone(), run_probe(&|u| kind(&u.name) == *k)?);
     }
+    let mut layer_kl = BTreeMap::new();
+    for &l in &layers {
+        layer_kl.insert(l, run_probe(&|u| layer_of(&u.name) == Some(l))?);
+    }
+    // Each unit's error becomes estimated KL by a factor per kind times one per layer (1 outside the layers),
+    // fitted so that every probe's units add up to its KL: alternately, each kind's factor from its probe given
+    // the layers', and each layer's from its probe given the kinds' (a rank-one fit, as iterative proportional
+    // fitting does it).
+    let (mut ks, mut ls): (BTreeMap<String, f64>, BTreeMap<usize, f64>) = (
+        kinds.iter().map(|k| (k.clone(), 1.0)).collect(),
+        layers.iter().map(|&l| (l, 1.0)).collect(),
+    );
+    let unit_keys: Vec<(String, Option<usize>)> = units
+        .iter()
+        .map(|u| (kind(&u.name), layer_of(&u.name)))
+        .collect();
+    for _ in 0..50 {
+        for (k, f) in ks.iter_mut() {
+            let sum: f64 = units
+                .iter()
+                .zip(&unit_keys)
+                .filter(|(_, (uk, _))| uk == k)
+                .map(|(u, (_, l))| u.errors[0] * l.map_or(1.0, |l| ls[&l]))
+                .sum();
+            *f = if sum > 0.0 { kind_kl[k] / sum } else { 0.0 };
+        }
+        for (l, f) in ls.iter_mut() {
+            let sum: f64 = units
+                .iter()
+                .zip(&unit_keys)
+                .filter(|(_, (_, ul))| *ul == Some(*l))
+                .map(|(u, (k, _))| u.errors[0] * ks[k])
+                .sum();
+            *f = if sum > 0.0 { layer_kl[l] / sum } else { 1.0 };
+        }
+    }
+    for (u, (k, l)) in units.iter_mut().zip(&unit_keys) {
+        let f = ks[k] * l.map_or(1.0, |l| ls[&l]);
+        u.errors.iter_mut().for_each(|e| *e *= f);
+    }
+    let probes = kinds
+        .iter()
+        .map(|k| {
+            let p = Probe {
+                kl: kind_kl[k],
+                scale: ks[k],
+            };
+            (k.clone(), p)
+        })
+        .collect();
+    let layer_probes = layers
+        .iter()
+        .map(|l| {
+            let p = Probe {
+                kl: layer_kl[l],
+                scale: ls[l],
+            };
+            (l.to_string(), p)
+        })
+        .collect();
     for u in &mut units {
         u.hull = hull(&u.bytes, &u.errors);
     }
@@ -482,6 +552,7 @@ pub fn choose(
         per_expert,
         counts,
         probes,
+        layer_probes,
         decisions,
         pruned,
         pruned_experts,

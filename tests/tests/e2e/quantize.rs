@@ -360,6 +360,12 @@ fn experts_auto_mixes_within_the_target() {
     for k in ["attn_q", "attn_o", "expert", "output"] {
         assert!(m["probes"][k]["kl"].as_f64().unwrap() > 0.0, "{k}: {m:?}");
     }
+    for l in ["0", "1"] {
+        assert!(
+            m["layer_probes"][l]["kl"].as_f64().unwrap() > 0.0,
+            "{l}: {m:?}"
+        );
+    }
     let decisions = m["decisions"].as_array().unwrap();
     let count = |t: &str| m["counts"][t].as_u64().unwrap_or(0) as usize;
     assert!(count("q8") > 0 && count("q8") < decisions.len(), "{m:?}");
