@@ -36,7 +36,7 @@ pub struct PagingArgs {
     pub mem_budget: Option<String>,
     /// Which resident expert leaves to make room: lru, lfu, or pinned (the calibration's most routed experts kept,
     /// from the routing statistics flint-quantize records).
-    #[arg(long, default_value = "lru", value_name = "POLICY")]
+    #[arg(long, default_value = "lfu", value_name = "POLICY")]
     pub paging_policy: flint_model::Policy,
     /// Throttle expert reads to a storage rate in MB/s (an SD card reads about 90, UFS or NVMe 1000 to 2000).
     #[arg(long, value_name = "MB/S")]
