@@ -70,6 +70,19 @@ fn kind(name: &str) -> String {
     }
 }
 
+/// The probes' report: each key's KL and fitted factor.
+fn probe_table<K: Ord + ToString>(
+    kl: &BTreeMap<K, f64>,
+    scale: &BTreeMap<K, f64>,
+) -> BTreeMap<String, Probe> {
+    kl.iter()
+        .map(|(k, &kl)| {
+            let scale = scale.get(k).copied().unwrap_or(0.0);
+            (k.to_string(), Probe { kl, scale })
+        })
+        .collect()
+}
+
 /// The layer of a matrix or unit (`blk.{l}.…`), if it is in one.
 fn layer_of(name: &str) -> Option<usize> {
     name.strip_prefix("blk.")?.split_once('.')?.0.parse().ok()
@@ -454,26 +467,7 @@ pub fn choose(
         let f = ks[k] * l.map_or(1.0, |l| ls[&l]);
         u.errors.iter_mut().for_each(|e| *e *= f);
     }
-    let probes = kinds
-        .iter()
-        .map(|k| {
-            let p = Probe {
-                kl: kind_kl[k],
-                scale: ks[k],
-            };
-            (k.clone(), p)
-        })
-        .collect();
-    let layer_probes = layers
-        .iter()
-        .map(|l| {
-            let p = Probe {
-                kl: layer_kl[l],
-                scale: ls[l],
-            };
-            (l.to_string(), p)
-        })
-        .collect();
+    let (probes, layer_probes) = (probe_table(&kind_kl, &ks), probe_table(&layer_kl, &ls));
     for u in &mut units {
         u.hull = hull(&u.bytes, &u.errors);
     }
