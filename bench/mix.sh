@@ -13,20 +13,10 @@
 # Usage: bench/mix.sh [--models "smollm2-135m qwen3moe-rand"] [--threads N]
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-MODELS_DIR="${MODELS_DIR:-$ROOT/.cache/models}"
-FQ="${FLINT_QUANTIZE_BIN:-$ROOT/target/release/flint-quantize}"
-FLINT="${FLINT_BIN:-$(dirname "$FQ")/flint}"
-MODELS="smollm2-135m qwen3moe-rand qwen3moe-skew"; THREADS=2
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --models) MODELS="$2"; shift 2 ;;
-    --threads) THREADS="$2"; shift 2 ;;
-    *) echo "usage: bench/mix.sh [--models \"M ...\"] [--threads N]" >&2; exit 2 ;;
-  esac
-done
+USAGE=bench/mix.sh
+# shellcheck source=bench/mix_common.sh
+. "$ROOT/bench/mix_common.sh"
 [ -x "$FQ" ] || (cd "$ROOT" && cargo build --release -p flint-quantize -p flint-cli)
-OUT="$MODELS_DIR/mix"; mkdir -p "$OUT"
-src_of() { case "$1" in smollm2-135m) echo "$MODELS_DIR/smollm2-135m.f32.flint" ;; *) echo "$MODELS_DIR/$1.f16.flint" ;; esac; }
 q() {  # MODEL NAME ARGS...: quantize, print the report's figures
   local m="$1" name="$2"; shift 2
   local dst="$OUT/$m.$name.flint"

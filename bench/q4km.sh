@@ -8,20 +8,10 @@
 # Usage: bench/q4km.sh [--models "smollm2-135m qwen3moe-rand qwen3moe-skew"] [--threads N]
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-MODELS_DIR="${MODELS_DIR:-$ROOT/.cache/models}"
 BIN="${LLAMA_BIN:-$ROOT/.cache/llama.cpp/bin}"
-FQ="${FLINT_QUANTIZE_BIN:-$ROOT/target/release/flint-quantize}"
-MODELS="smollm2-135m qwen3moe-rand qwen3moe-skew"; THREADS=2
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --models) MODELS="$2"; shift 2 ;;
-    --threads) THREADS="$2"; shift 2 ;;
-    *) echo "usage: bench/q4km.sh [--models \"M ...\"] [--threads N]" >&2; exit 2 ;;
-  esac
-done
-OUT="$MODELS_DIR/mix"; mkdir -p "$OUT"
-gguf_of() { case "$1" in smollm2-135m) echo "$MODELS_DIR/smollm2-135m.f32.gguf" ;; *) echo "$MODELS_DIR/$1.f16.gguf" ;; esac; }
-src_of() { case "$1" in smollm2-135m) echo "$MODELS_DIR/smollm2-135m.f32.flint" ;; *) echo "$MODELS_DIR/$1.f16.flint" ;; esac; }
+USAGE=bench/q4km.sh
+# shellcheck source=bench/mix_common.sh
+. "$ROOT/bench/mix_common.sh"
 echo "machine: $(uname -m), $(nproc) cores; $(date -u +%F); llama.cpp $(cat "$ROOT/.cache/llama.cpp/VERSION" 2>/dev/null)"
 for m in $MODELS; do
   g="$(gguf_of "$m")"; base="$OUT/$m"
@@ -40,7 +30,7 @@ for m in $MODELS; do
   fi
   [ -f "$base.q4_k_m.f32.flint" ] || "$FQ" import "$base.q4_k_m.gguf" -o "$base.q4_k_m.f32.flint" --dtype f32 >/dev/null
   size=$(stat -c %s "$base.q4_k_m.gguf")
-  b4=$("$(dirname "$FQ")/flint" info "$base.q4.flint" --meta quantization | python3 -c "import json,sys; print(json.load(sys.stdin)['bits_per_weight'])")
+  b4=$("$FLINT" info "$base.q4.flint" --meta quantization | python3 -c "import json,sys; print(json.load(sys.stdin)['bits_per_weight'])")
   for v in "auto@q4:--target-bpw $b4" "auto@q4km:--target-size $size"; do
     name="${v%%:*}"; dst="$base.$name.flint"
     if [ ! -f "$dst" ] || [ "$FQ" -nt "$dst" ]; then
