@@ -13,7 +13,7 @@ use serde_json::Value;
 use std::path::Path;
 
 pub const SUPPORTED: &str =
-    "llama, qwen2, qwen3, gemma3_text, qwen2_moe, qwen3_moe, olmoe, mixtral, muse_spark, muse_glimmer";
+    "llama, qwen2, qwen3, gemma3_text, qwen2_moe, qwen3_moe, olmoe, mixtral, muse_spark, muse_glimmer, qwen3_vl_moe";
 
 pub(super) struct Cfg<'a> {
     pub(super) v: &'a Value,
@@ -67,6 +67,9 @@ pub fn config_from_json(v: &Value, path: &Path) -> Result<ModelConfig, ImportErr
         .ok_or_else(|| c.err("model_type", "missing"))?;
     if super::muse_spark::MODEL_TYPES.contains(&arch) {
         return super::muse_spark::config_from_json(v, path);
+    }
+    if arch == super::qwen3_vl::ARCH {
+        return super::qwen3_vl::config_from_json(v, path);
     }
     if !SUPPORTED.split(", ").any(|a| a == arch) {
         return Err(ImportError::UnknownArch {
@@ -194,6 +197,20 @@ pub fn config_from_json(v: &Value, path: &Path) -> Result<ModelConfig, ImportErr
 /// The tensors of a transformers checkpoint under Flint's names.
 pub fn plan(c: &ModelConfig, src: &dyn TensorSource) -> Plan {
     let mut p = Plan::default();
+    decoder_plan(&mut p, c, src, "model");
+    if !c.tie_word_embeddings {
+        p.matrix(
+            OUTPUT.into(),
+            [c.vocab_size, c.hidden_size],
+            Fetch::Whole("lm_head.weight".into()),
+        );
+    }
+    p
+}
+
+/// The decoder's tensors, read under `model` (`model`, or `model.language_model` for a vision-language
+/// checkpoint): embeddings, layers, final norm; the output head is the caller's.
+pub(super) fn decoder_plan(p: &mut Plan, c: &ModelConfig, src: &dyn TensorSource, model: &str) {
     let (h, hd) = (c.hidden_size, c.head_dim);
     let (qd, kvd) = (c.num_heads * hd, c.num_kv_heads * hd);
     let w = |s: String| Fetch::Whole(s);
@@ -209,12 +226,12 @@ pub fn plan(c: &ModelConfig, src: &dyn TensorSource) -> Plan {
     p.matrix(
         TOK_EMBD.into(),
         [c.vocab_size, h],
-        w("model.embed_tokens.weight".into()),
+        w(format!("{model}.embed_tokens.weight")),
     );
     for l in 0..c.num_layers {
-        let pre = format!("model.layers.{l}");
+        let pre = format!("{model}.layers.{l}");
         norm(
-            &mut p,
+            p,
             blk(l, "attn_norm"),
             h,
             format!("{pre}.input_layernorm.weight"),
@@ -256,13 +273,13 @@ pub fn plan(c: &ModelConfig, src: &dyn TensorSource) -> Plan {
         };
         if qn > 0 {
             norm(
-                &mut p,
+                p,
                 blk(l, "attn_q_norm"),
                 qn,
                 format!("{pre}.self_attn.q_norm.weight"),
             );
             norm(
-                &mut p,
+                p,
                 blk(l, "attn_k_norm"),
                 kn,
                 format!("{pre}.self_attn.k_norm.weight"),
@@ -274,7 +291,7 @@ pub fn plan(c: &ModelConfig, src: &dyn TensorSource) -> Plan {
                 ("ffn_norm", "pre_feedforward_layernorm"),
                 ("post_ffn_norm", "post_feedforward_layernorm"),
             ] {
-                norm(&mut p, blk(l, ours), h, format!("{pre}.{theirs}.weight"));
+                norm(p, blk(l, ours), h, format!("{pre}.{theirs}.weight"));
             }
         } else {
             p.vector(
@@ -284,15 +301,11 @@ pub fn plan(c: &ModelConfig, src: &dyn TensorSource) -> Plan {
             );
         }
         match &c.moe {
-            Some(m) if c.is_moe_layer(l) => moe_plan(&mut p, c, m, l, src),
-            _ => dense_plan(&mut p, c, l, &pre),
+            Some(m) if c.is_moe_layer(l) => moe_plan(p, c, m, (l, &pre), src),
+            _ => dense_plan(p, c, l, &pre),
         }
     }
-    norm(&mut p, OUTPUT_NORM.into(), h, "model.norm.weight".into());
-    if !c.tie_word_embeddings {
-        p.matrix(OUTPUT.into(), [c.vocab_size, h], w("lm_head.weight".into()));
-    }
-    p
+    norm(p, OUTPUT_NORM.into(), h, format!("{model}.norm.weight"));
 }
 
 /// A dense SwiGLU layer: `{pre}.mlp.{gate,up,down}_proj.weight` as `blk.{l}.ffn_{gate,up,down}`.
@@ -311,9 +324,15 @@ pub(super) fn dense_plan(p: &mut Plan, c: &ModelConfig, l: usize, pre: &str) {
     }
 }
 
-fn moe_plan(p: &mut Plan, c: &ModelConfig, m: &MoeConfig, l: usize, src: &dyn TensorSource) {
+/// Layer `l`'s router and experts, read under `pre` (`{model}.layers.{l}`).
+fn moe_plan(
+    p: &mut Plan,
+    c: &ModelConfig,
+    m: &MoeConfig,
+    (l, pre): (usize, &str),
+    src: &dyn TensorSource,
+) {
     let (h, iw) = (c.hidden_size, m.expert_width);
-    let pre = format!("model.layers.{l}");
     // Mixtral's hub layout keeps its experts under `block_sparse_moe` with w1/w3/w2 names.
     let mixtral_hub = src
         .shape(&format!("{pre}.block_sparse_moe.gate.weight"))

@@ -12,6 +12,7 @@ pub mod muse_vision;
 pub mod plan;
 mod precheck;
 mod processor;
+pub mod qwen3_vl;
 pub mod source;
 
 use crate::ImportError;
@@ -85,6 +86,8 @@ fn open_hf(dir: &Path) -> Result<Checkpoint, ImportError> {
     let source = source::SafetensorsDir::open(dir)?;
     let plan = if [muse_spark::ARCH, muse_spark::GLIMMER_ARCH].contains(&config.arch.as_str()) {
         muse_spark::plan(&config, &source, muse_spark::temperature(&v, &cfg_path)?)
+    } else if config.arch == qwen3_vl::ARCH {
+        qwen3_vl::plan(&config, &source)
     } else {
         hf::plan(&config, &source)
     };

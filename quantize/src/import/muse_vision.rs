@@ -23,14 +23,14 @@ const PREFIXES: [&str; 3] = [
 const TOWER: &str = "model.vision_tower";
 
 /// Reads one config object's keys, naming `{section}.{key}` in errors.
-struct Keys<'a> {
-    v: &'a Value,
-    section: &'a str,
-    path: &'a Path,
+pub(super) struct Keys<'a> {
+    pub(super) v: &'a Value,
+    pub(super) section: &'a str,
+    pub(super) path: &'a Path,
 }
 
 impl Keys<'_> {
-    fn err(&self, key: &str, msg: impl Into<String>) -> ImportError {
+    pub(super) fn err(&self, key: &str, msg: impl Into<String>) -> ImportError {
         let key = if self.section.is_empty() {
             key.to_string()
         } else {
@@ -42,11 +42,16 @@ impl Keys<'_> {
             msg: msg.into(),
         }
     }
-    fn get(&self, key: &str) -> Option<&Value> {
+    pub(super) fn get(&self, key: &str) -> Option<&Value> {
         self.v.get(key).filter(|x| !x.is_null())
     }
     /// A count within `1..=cap`, `default` when absent.
-    fn count(&self, key: &str, default: usize, cap: usize) -> Result<usize, ImportError> {
+    pub(super) fn count(
+        &self,
+        key: &str,
+        default: usize,
+        cap: usize,
+    ) -> Result<usize, ImportError> {
         let n = match self.get(key) {
             None => default,
             Some(x) => x
@@ -56,7 +61,7 @@ impl Keys<'_> {
         };
         limits::count("", n, cap).map_err(|e| self.err(key, e.msg))
     }
-    fn num(&self, key: &str, default: f64) -> Result<f64, ImportError> {
+    pub(super) fn num(&self, key: &str, default: f64) -> Result<f64, ImportError> {
         match self.get(key) {
             None => Ok(default),
             Some(x) => x
@@ -64,7 +69,7 @@ impl Keys<'_> {
                 .ok_or_else(|| self.err(key, format!("{x} is not a number"))),
         }
     }
-    fn id(&self, key: &str, default: u32) -> Result<u32, ImportError> {
+    pub(super) fn id(&self, key: &str, default: u32) -> Result<u32, ImportError> {
         match self.get(key) {
             None => Ok(default),
             Some(x) => x
@@ -74,7 +79,12 @@ impl Keys<'_> {
         }
     }
     /// A string that must be one of `allowed` (`default` when absent).
-    fn choice(&self, key: &str, default: &str, allowed: &[&str]) -> Result<String, ImportError> {
+    pub(super) fn choice(
+        &self,
+        key: &str,
+        default: &str,
+        allowed: &[&str],
+    ) -> Result<String, ImportError> {
         let s = match self.get(key) {
             None => default,
             Some(x) => x
@@ -198,6 +208,7 @@ pub fn config(v: &Value, path: &Path) -> Result<Option<VisionConfig>, ImportErro
         adapter_size: top.count("projector_hidden_size", 4096, limits::MAX_INTERMEDIATE)?,
         image_token_id: top.id("image_token_id", 200_092)?,
         video_token_id: top.id("video_token_id", 200_091)?,
+        ..Default::default()
     }))
 }
 

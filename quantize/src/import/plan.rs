@@ -20,12 +20,21 @@ pub enum Fetch {
     },
     /// A source tensor stored with llama.cpp's q/k row permutation, undone for `heads` heads.
     Unpermute { key: String, heads: usize },
+    /// Rows `rows` of a 2-D source `[R, C]`, or entries `rows` of a 1-D one (a fused q/k/v projection split).
+    Rows { key: String, rows: Range<usize> },
+    /// The whole source with every dimension after the first folded into one: `[d0, d1 · d2 · …]` (a
+    /// convolution kernel over whole patches, read as a matrix).
+    Flatten(String),
 }
 
 impl Fetch {
     pub fn key(&self) -> &str {
         match self {
-            Fetch::Whole(k) | Fetch::Slice { key: k, .. } | Fetch::Unpermute { key: k, .. } => k,
+            Fetch::Whole(k)
+            | Fetch::Flatten(k)
+            | Fetch::Slice { key: k, .. }
+            | Fetch::Unpermute { key: k, .. }
+            | Fetch::Rows { key: k, .. } => k,
         }
     }
 }
@@ -179,6 +188,32 @@ impl Plan {
                     }
                     vec![index + 1, rows.end, it.shape[1]]
                 }
+                Fetch::Rows { rows, .. } => {
+                    let ok = rows.end <= found.first().copied().unwrap_or(0)
+                        && rows.len() == it.shape[0]
+                        && found.get(1) == it.shape.get(1)
+                        && found.len() == it.shape.len();
+                    if ok {
+                        continue;
+                    }
+                    let mut want = it.shape.clone();
+                    want[0] = rows.end;
+                    want
+                }
+                Fetch::Flatten(_) => {
+                    let rest = found.get(1..).map(|r| {
+                        r.iter()
+                            .try_fold(1usize, |a, &d| a.checked_mul(d))
+                            .unwrap_or(usize::MAX)
+                    });
+                    if found.len() >= 2
+                        && found[0] == it.shape[0]
+                        && rest == it.shape.get(1).copied()
+                    {
+                        continue;
+                    }
+                    it.shape.clone()
+                }
             };
             if found != expected {
                 return Err(ImportError::Shape {
@@ -257,6 +292,16 @@ impl<'a> Fetcher<'a> {
                 let (r, c) = (shape[1], shape[2]);
                 let base = index * r * c;
                 Ok(all[base + rows.start * c..base + rows.end * c].to_vec())
+            }
+            Fetch::Flatten(k) => Ok(self.src.load_f32(k)?),
+            Fetch::Rows { key, rows } => {
+                let all = self.whole(key)?;
+                let cols = self
+                    .src
+                    .shape(key)
+                    .and_then(|s| s.get(1).copied())
+                    .unwrap_or(1);
+                Ok(all[rows.start * cols..rows.end * cols].to_vec())
             }
             Fetch::Unpermute { key, heads } => {
                 let w = self.src.load_f32(key)?;

@@ -4,7 +4,7 @@
 use crate::common::{load, ModelArgs};
 use anyhow::{bail, Context};
 use flint_model::multimodal::{Media, MediaPrompt, Towers};
-use flint_model::{Batch, Logits};
+use flint_model::{Batch, LayerHook, Logits};
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
@@ -76,7 +76,9 @@ pub fn run(a: LogitsArgs, board: Option<&str>) -> anyhow::Result<()> {
     let seq = kv.new_seq();
     let mut batch = Batch::new();
     prompt.push(&mut batch, seq, 0, Logits::All);
-    let logits = model.forward_batch(&batch, &mut kv, None, None)?;
+    let mut deepstack = prompt.deepstack();
+    let hook = deepstack.as_mut().map(|d| d as &mut dyn LayerHook);
+    let logits = model.forward_batch(&batch, &mut kv, hook, None)?;
     write_npy(&a.output, &logits, &[n, model.config.vocab_size])
 }
 

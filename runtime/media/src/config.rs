@@ -8,10 +8,12 @@ use crate::limits;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
-/// The fields of one preprocessor config, with the file they came from.
+/// The fields of one preprocessor config, with the file they came from (and, for a nested object such as
+/// `size`, the key path errors name: `size.longest_edge`).
 #[derive(Debug)]
 pub struct Fields {
     path: PathBuf,
+    prefix: String,
     map: Map<String, Value>,
 }
 
@@ -31,8 +33,27 @@ impl Fields {
         };
         Ok(Fields {
             path: path.to_path_buf(),
+            prefix: String::new(),
             map,
         })
+    }
+
+    /// The nested object at `key` (`size`, ...) as fields of its own, `None` if absent or null.
+    pub fn object(&self, key: &str) -> Result<Option<Fields>, MediaError> {
+        match self.map.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(map)) => Ok(Some(Fields {
+                path: self.path.clone(),
+                prefix: format!("{}{key}.", self.prefix),
+                map: map.clone(),
+            })),
+            Some(v) => Err(self.err(key, format!("{v} is not a JSON object"))),
+        }
+    }
+
+    /// Whether `key` is present and not null.
+    pub fn has(&self, key: &str) -> bool {
+        !matches!(self.map.get(key), None | Some(Value::Null))
     }
 
     /// The file these fields came from.
@@ -40,16 +61,23 @@ impl Fields {
         &self.path
     }
 
-    fn err(&self, field: &str, why: impl Into<String>) -> MediaError {
-        MediaError::config(&self.path, field, why)
+    /// An error about `field` (named with this object's key path).
+    pub fn err(&self, field: &str, why: impl Into<String>) -> MediaError {
+        MediaError::config(&self.path, &format!("{}{field}", self.prefix), why)
     }
 
     /// The `type` key (`image_processor_type`, ...) if present, which must then equal `want`.
     pub fn expect_type(&self, key: &str, want: &str) -> Result<(), MediaError> {
+        self.expect_type_of(key, &[want])
+    }
+
+    /// The `type` key if present, which must then be one of `wants`.
+    pub fn expect_type_of(&self, key: &str, wants: &[&str]) -> Result<(), MediaError> {
         match self.map.get(key) {
             None => Ok(()),
-            Some(Value::String(s)) if s == want => Ok(()),
-            Some(v) => Err(self.err(key, format!("{v} is not {want:?}"))),
+            Some(Value::String(s)) if wants.contains(&s.as_str()) => Ok(()),
+            Some(v) if wants.len() == 1 => Err(self.err(key, format!("{v} is not {:?}", wants[0]))),
+            Some(v) => Err(self.err(key, format!("{v} is not one of {wants:?}"))),
         }
     }
 
@@ -148,6 +176,16 @@ impl Fields {
 }
 
 /// `usize` from a value already checked against a cap far below `usize::MAX` on every supported target.
+/// `patch_size`, `temporal_patch_size` and `merge_size` of an image processor's config (defaults 14, 2, 2).
+pub(crate) fn patch_geometry(f: &Fields) -> Result<(usize, usize, usize), MediaError> {
+    use crate::limits;
+    Ok((
+        to_usize(f.int("patch_size", 14, 1, limits::MAX_PATCH)?),
+        to_usize(f.int("temporal_patch_size", 2, 1, limits::MAX_TEMPORAL_PATCH)?),
+        to_usize(f.int("merge_size", 2, 1, limits::MAX_MERGE)?),
+    ))
+}
+
 pub(crate) fn to_usize(v: u64) -> usize {
     usize::try_from(v).unwrap_or(usize::MAX)
 }

@@ -8,11 +8,12 @@
 //!   image repeated `temporal_patch_size` times; `image_grid_thw = [1, h / patch, w / patch]`, and
 //!   `h * w / patch^2 / merge^2` merged tokens.
 
-use crate::config::{to_usize, Fields};
+use crate::config::{patch_geometry, to_usize, Fields};
 use crate::decode::{check_dimensions, RgbImage};
 use crate::error::MediaError;
 use crate::limits;
-use crate::resize::resize_lanczos;
+use crate::normalize::Normalize;
+use crate::resize::{resize_lanczos, Backend};
 use crate::smart_resize::smart_resize;
 use std::path::Path;
 
@@ -88,15 +89,11 @@ impl GlimmerImageConfig {
                 "false is not supported",
             ));
         }
+        let (patch_size, temporal_patch_size, merge_size) = patch_geometry(f)?;
         let c = GlimmerImageConfig {
-            patch_size: to_usize(f.int("patch_size", 14, 1, limits::MAX_PATCH)?),
-            temporal_patch_size: to_usize(f.int(
-                "temporal_patch_size",
-                2,
-                1,
-                limits::MAX_TEMPORAL_PATCH,
-            )?),
-            merge_size: to_usize(f.int("merge_size", 2, 1, limits::MAX_MERGE)?),
+            patch_size,
+            temporal_patch_size,
+            merge_size,
             max_tokens: to_usize(f.int(tokens_key, tokens_default, 1, limits::MAX_IMAGE_TOKENS)?),
             do_resize: f.boolean("do_resize", true)?,
             do_rescale: f.boolean("do_rescale", true)?,
@@ -130,22 +127,14 @@ impl GlimmerImageConfig {
 
     /// The f32 value of every u8 level of each channel: `lut[c][v]` (transformers' fused rescale/normalise).
     pub fn norm_lut(&self) -> [[f32; 256]; 3] {
-        let mut lut = [[0f32; 256]; 3];
-        for (c, row) in lut.iter_mut().enumerate() {
-            // ATen multiplies an f32 tensor by a python float in f32: mean * (1 / rescale) as f32.
-            let inv = (1.0 / self.rescale_factor) as f32;
-            let (mean, std) = (self.image_mean[c] as f32, self.image_std[c] as f32);
-            for (v, o) in row.iter_mut().enumerate() {
-                let x = v as f32;
-                *o = match (self.do_rescale, self.do_normalize) {
-                    (true, true) => (x - mean * inv) / (std * inv),
-                    (false, true) => (x - mean) / std,
-                    (true, false) => x * self.rescale_factor as f32,
-                    (false, false) => x,
-                };
-            }
+        Normalize {
+            do_rescale: self.do_rescale,
+            rescale_factor: self.rescale_factor,
+            do_normalize: self.do_normalize,
+            image_mean: self.image_mean,
+            image_std: self.image_std,
         }
-        lut
+        .lut(Backend::Torchvision)
     }
 }
 

@@ -4,6 +4,9 @@
 //!   before decoding (decompression bombs), typed errors naming the file.
 //! - [`glimmer`]: `MuseGlimmerImageProcessor` (also Muse Spark's): token-capped [`smart_resize`], torchvision's
 //!   antialiased uint8 Lanczos ([`resize`]), fused rescale/normalise, `(temporal, channel, y, x)` patches.
+//! - [`qwen2_vl`]: `Qwen2VLImageProcessor` (torchvision) and `Qwen2VLImageProcessorPil`: Qwen2-VL's
+//!   pixel-bounded [`smart_resize::smart_resize_pixels`], antialiased bicubic ([`resize`], either backend's
+//!   integer arithmetic), [`normalize`] tables, `(channel, temporal, y, x)` rows in 2x2 merge-block order.
 //! - [`video`]: `MuseGlimmerVideoProcessor` over decoded frames: frame sampling, temporal groups, timestamps.
 //! - [`prompt`]: the placeholder strings the Muse processors put into the prompt.
 //! - [`wav`] (hound) and [`resample`] (rubato sinc): a mono clip at the extractor's rate.
@@ -20,7 +23,9 @@ pub mod error;
 pub mod glimmer;
 pub mod jpeg;
 pub mod limits;
+pub mod normalize;
 pub mod prompt;
+pub mod qwen2_vl;
 pub mod resample;
 pub mod resize;
 pub mod smart_resize;
@@ -32,7 +37,9 @@ pub mod whisper;
 pub use decode::{decode_image, decode_image_file, RgbImage};
 pub use error::MediaError;
 pub use glimmer::{preprocess_image, GlimmerImage, GlimmerImageConfig};
-pub use smart_resize::smart_resize;
+pub use qwen2_vl::{Qwen2VlConfig, Qwen2VlImage};
+pub use resize::{Backend, Filter};
+pub use smart_resize::{smart_resize, smart_resize_pixels};
 pub use spark_audio::{extract, SparkAudio, SparkAudioConfig};
 pub use video::{preprocess_video, GlimmerVideo, GlimmerVideoConfig};
 pub use wav::{read_wav, read_wav_file, Clip};

@@ -1,6 +1,7 @@
-//! `smart_resize` of MuseGlimmerImageProcessor / MuseGlimmerVideoProcessor (transformers 5.23), exactly as the
-//! python computes it: the integer grid of `patch`-sized cells closest to the image's aspect ratio with at most
-//! `max_tokens` cells.
+//! The two `smart_resize`s of transformers 5.23, exactly as the python computes them.
+//!
+//! [`smart_resize`] (MuseGlimmerImageProcessor / MuseGlimmerVideoProcessor): the integer grid of `patch`-sized
+//! cells closest to the image's aspect ratio with at most `max_tokens` cells.
 //!
 //! - ideal grid `h / patch` x `w / patch`; over the cap it is scaled to `sqrt(max_tokens / ratio)` x that times
 //!   the ratio;
@@ -9,6 +10,17 @@
 //! - the winner is python's `min` over `abs(gh / gw - h / w)`: on a tie the first candidate in the set's
 //!   iteration order wins, so that order is reproduced here (CPython's tuple hash and its set probing for a
 //!   table of 8 slots). A square image scaled down ties (n, n) with (n + 1, n + 1) and really depends on it.
+//!
+//! [`smart_resize_pixels`] (Qwen2VLImageProcessor, both backends; Qwen2.5-VL's too): each side rounded to a
+//! multiple of `factor`, then, if the area is over `max_pixels` (under `min_pixels`), both sides scaled by
+//! `beta = sqrt(area / max_pixels)` (`sqrt(min_pixels / area)`) and floored (ceiled) to multiples of
+//! `factor`, the floor at least `factor`. Python's arithmetic: true division and `math.sqrt` in f64,
+//! `round` half to even; the area bound is checked once, so the result may leave the other bound.
+
+/// Python's `round(v)` of a non-negative float (half to even), as an integer.
+fn py_round(v: f64) -> u64 {
+    v.round_ties_even() as u64
+}
 
 /// CPython's `hash(int)` for the small non-negative values used here (`hash(-1)` is -2, not needed).
 fn py_hash_int(v: u64) -> u64 {
@@ -89,7 +101,7 @@ pub fn smart_resize(
         .filter(|&(a, b)| a >= 1 && b >= 1 && a.saturating_mul(b) <= max_tokens as u64)
         .collect();
     if cands.is_empty() {
-        let r = |v: f64| (v.round_ties_even() as u64).max(1);
+        let r = |v: f64| py_round(v).max(1);
         cands.push((r(ih), r(iw)));
     }
     let target = h / w;
@@ -103,6 +115,41 @@ pub fn smart_resize(
         }
     }
     (best.0 as usize * patch, best.1 as usize * patch)
+}
+
+/// Qwen2-VL's resize target `(height, width)` for an image of `height` x `width` (both at least 1): multiples
+/// of `factor` (`patch_size * merge_size`) with about `min_pixels..=max_pixels` pixels. `None` where the
+/// python raises: an aspect ratio over 200.
+pub fn smart_resize_pixels(
+    height: usize,
+    width: usize,
+    factor: usize,
+    min_pixels: usize,
+    max_pixels: usize,
+) -> Option<(usize, usize)> {
+    if height == 0 || width == 0 || factor == 0 {
+        return None;
+    }
+    let (h, w, f) = (height as f64, width as f64, factor as f64);
+    if h.max(w) / h.min(w) > 200.0 {
+        return None;
+    }
+    let f64_of = |v: u64| v as f64;
+    let fu = factor as u64;
+    let mut h_bar = py_round(h / f).saturating_mul(fu);
+    let mut w_bar = py_round(w / f).saturating_mul(fu);
+    // The areas are below 2^53 (sides are capped far lower), so python's int/int division is this one.
+    let area = f64_of(height as u64 * width as u64);
+    if h_bar.saturating_mul(w_bar) > max_pixels as u64 {
+        let beta = (area / max_pixels as f64).sqrt();
+        h_bar = fu.max(((h / beta / f).floor() as u64).saturating_mul(fu));
+        w_bar = fu.max(((w / beta / f).floor() as u64).saturating_mul(fu));
+    } else if h_bar.saturating_mul(w_bar) < min_pixels as u64 {
+        let beta = (min_pixels as f64 / area).sqrt();
+        h_bar = ((h * beta / f).ceil() as u64).saturating_mul(fu);
+        w_bar = ((w * beta / f).ceil() as u64).saturating_mul(fu);
+    }
+    Some((usize::try_from(h_bar).ok()?, usize::try_from(w_bar).ok()?))
 }
 
 #[cfg(test)]
@@ -122,5 +169,38 @@ mod tests {
         // 392x588.
         assert_eq!(smart_resize(300, 451, 28, 4096), (308, 476));
         assert_eq!(smart_resize(400, 600, 28, 4096), (392, 588));
+    }
+
+    #[test]
+    fn qwen2_vl_grids_of_the_fixture_runs() {
+        // qwen2_vl_image manifests (factor 28, min 56x56): defaults, max 256 x 28^2, max 64 x 28^2.
+        let max = [28 * 28 * 1280, 256 * 28 * 28, 64 * 28 * 28];
+        let want = [
+            [(300, 451), (308, 448), (308, 448), (168, 252)],
+            [(400, 600), (392, 588), (364, 532), (168, 252)],
+            [(512, 512), (504, 504), (448, 448), (224, 224)],
+            [(480, 640), (476, 644), (364, 504), (168, 252)],
+            [(720, 1280), (728, 1288), (336, 588), (168, 280)],
+        ];
+        for row in want {
+            let (h, w) = row[0];
+            for (m, &out) in max.iter().zip(&row[1..]) {
+                assert_eq!(
+                    smart_resize_pixels(h, w, 28, 3136, *m),
+                    Some(out),
+                    "{h}x{w} max {m}"
+                );
+            }
+        }
+        // Small images grow to min_pixels; an aspect ratio over 200 is refused.
+        assert_eq!(
+            smart_resize_pixels(10, 10, 28, 3136, 1 << 20),
+            Some((56, 56))
+        );
+        assert_eq!(smart_resize_pixels(1, 201, 28, 3136, 1 << 20), None);
+        assert_eq!(
+            smart_resize_pixels(1, 200, 28, 3136, 1 << 20),
+            Some((28, 812))
+        );
     }
 }

@@ -122,6 +122,18 @@ pub struct MoeConfig {
     pub pooled_width: Option<usize>,
 }
 
+/// Multimodal RoPE: each row has temporal, height and width positions (`Pos::Mrope`), and each of the
+/// `head_dim / 2` frequencies reads one of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MropeConfig {
+    /// Frequencies given to t, h and w (`mrope_section`); the sum is `head_dim / 2`.
+    pub sections: [usize; 3],
+    /// Interleaved (Qwen3-VL, Qwen3-Omni: frequency j reads h when j % 3 == 1, w when j % 3 == 2, within
+    /// their sections) rather than contiguous sections (Qwen2-VL, Qwen2.5-Omni).
+    pub interleaved: bool,
+}
+
 /// Everything the decoder needs to know about a model's shape.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -185,6 +197,10 @@ pub struct ModelConfig {
     /// RoPE theta of the `Sliding` layers when it differs from `rope_theta` (Gemma 3: 1e4 local, 1e6 global).
     #[serde(default, skip_serializing_if = "is_default")]
     pub rope_theta_sliding: Option<f32>,
+    /// M-RoPE over (t, h, w) positions instead of 1-D RoPE (Qwen3-VL); a text row's one position is used for
+    /// all three.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub mrope: Option<MropeConfig>,
     /// The vision tower, adapter and projection whose output rows replace image/video placeholders
     /// (`config/vision.rs`); None: a text-only model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -269,6 +285,18 @@ impl ModelConfig {
         for (k, v) in scales {
             if let Some(x) = v.filter(|x| !(x.is_finite() && *x > 0.0)) {
                 return Err(format!("`{k}` ({x}) must be finite and positive"));
+            }
+        }
+        if let Some(m) = &self.mrope {
+            let half = self.head_dim / 2;
+            if m.sections.iter().try_fold(0usize, |a, &s| a.checked_add(s)) != Some(half) {
+                return Err(format!(
+                    "`mrope.sections` {:?} must sum to head_dim / 2 ({half})",
+                    m.sections
+                ));
+            }
+            if self.rope_theta_sliding.is_some() {
+                return Err("`mrope` with `rope_theta_sliding` is not supported".into());
             }
         }
         match moe.and_then(|m| m.pooled_width) {

@@ -219,7 +219,12 @@ impl Model {
             });
         }
         let norm = ld.vector(OUTPUT_NORM, h)?;
-        let rope = Rope::new(RopeKind::Plain, hd, c.rope_theta);
+        let kind = match c.mrope {
+            Some(m) if m.interleaved => RopeKind::MropeInterleaved(m.sections),
+            Some(m) => RopeKind::MropeSectioned(m.sections),
+            None => RopeKind::Plain,
+        };
+        let rope = Rope::new(kind, hd, c.rope_theta);
         let rope_sliding = c
             .rope_theta_sliding
             .map(|t| Rope::new(RopeKind::Plain, hd, t));
@@ -390,12 +395,19 @@ impl Model {
         }
         let ex = &self.exec;
         // The rows' angles are computed once per forward for each theta (one, or one for the sliding layers).
+        // M-RoPE reads three positions per row (a text row's one repeated); check_batch refused M-RoPE rows for
+        // 1-D RoPE.
+        let per = self.rope.positions();
+        let clamp = |p: u32| p.min(i32::MAX as u32) as i32;
         let pos: Vec<i32> = batch
             .rows
             .iter()
-            .map(|r| match r.pos {
-                Pos::Text(p) => p.min(i32::MAX as u32) as i32,
-                Pos::Mrope(_) => unreachable!("checked by check_batch"),
+            .flat_map(|r| {
+                let thw = match r.pos {
+                    Pos::Text(p) => [p; 3],
+                    Pos::Mrope(t) => t,
+                };
+                thw.into_iter().take(per).map(clamp)
             })
             .collect();
         let half = c.head_dim / 2;
@@ -449,13 +461,15 @@ impl Model {
                 }
             }
             residual(&mut x, &f, b.sandwich.as_ref().and_then(|s| s.gate(true)));
-            if let Some(hk) = hook.as_deref_mut() {
-                hk.after_layer(l, batch, &mut x);
-            }
+            // A layer's traced output is the layer's own, before a hook adds to it (transformers records the
+            // decoder layer's output; Qwen3-VL's deepstack adds after).
             if l + 1 < self.blocks.len() {
                 if let Some(tr) = trace.as_deref_mut() {
                     tr.hidden_states.push(x.clone());
                 }
+            }
+            if let Some(hk) = hook.as_deref_mut() {
+                hk.after_layer(l, batch, &mut x);
             }
         }
         for (s, rows) in &seqs {
@@ -515,7 +529,7 @@ impl Model {
                 }
                 _ => {}
             }
-            if let Pos::Mrope(_) = row.pos {
+            if matches!(row.pos, Pos::Mrope(_)) && c.mrope.is_none() {
                 return Err(ModelError::Invalid(format!(
                     "row {r}: M-RoPE positions for `{}`, which uses 1-D RoPE",
                     c.arch

@@ -23,8 +23,8 @@ pub use audio::{AudioStage, AudioStream, AudioTower};
 pub use batch::{Batch, Input, LayerHook, Logits, Pos, Row};
 pub use config::vision::VisionConfig;
 pub use config::{
-    AttnKind, AudioConfig, FfnAct, ModelConfig, MoeConfig, QkNorm, Router, SandwichConfig,
-    SandwichKind,
+    AttnKind, AudioConfig, FfnAct, ModelConfig, MoeConfig, MropeConfig, QkNorm, Router,
+    SandwichConfig, SandwichKind,
 };
 pub use decoder::{KvCache, Model, Trace};
 pub use engine::{Engine, ReqId, Session, Step};

@@ -76,7 +76,8 @@ impl Taps<'_> {
                 &grids(&io[grid]),
                 Some(&mut t),
             )
-            .unwrap();
+            .unwrap()
+            .rows;
         let mut taps: Vec<(String, &[f32])> = vec![
             ("vision_patch_embedding".into(), &t.patch_embedding),
             ("vision_patch_embedder".into(), &t.patch_embedder),

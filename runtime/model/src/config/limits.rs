@@ -67,6 +67,7 @@ pub const ARCHITECTURES: &[&str] = &[
     "mixtral",
     "muse_spark",
     "muse_glimmer",
+    "qwen3_vl_moe",
 ];
 
 /// Reads the file at `path` as UTF-8 text of at most `max` bytes. A directory, a file over the cap or a
@@ -326,6 +327,41 @@ pub fn check_vision(v: &super::vision::VisionConfig, c: &ModelConfig) -> Result<
     }
     token_id("vision.image_token_id", v.image_token_id, c.vocab_size)?;
     token_id("vision.video_token_id", v.video_token_id, c.vocab_size)?;
+    let deep = &v.deepstack_layers;
+    if !deep.is_empty() && v.kind != super::vision::VisionKind::Qwen3Vl {
+        return Err(bad(
+            "vision.deepstack_layers",
+            "are only read by the `qwen3_vl` tower".into(),
+        ));
+    }
+    if deep.iter().zip(deep.iter().skip(1)).any(|(a, b)| a >= b) {
+        return Err(bad(
+            "vision.deepstack_layers",
+            format!("{deep:?} must be strictly increasing"),
+        ));
+    }
+    if let Some(&l) = deep.iter().find(|&&l| l >= layers) {
+        return Err(bad(
+            "vision.deepstack_layers",
+            format!("entry {l} is not one of the {layers} vision layers"),
+        ));
+    }
+    if deep.len() > c.num_layers {
+        return Err(bad(
+            "vision.deepstack_layers",
+            format!(
+                "has {} entries for {} decoder layers to add them into",
+                deep.len(),
+                c.num_layers
+            ),
+        ));
+    }
+    if v.kind == super::vision::VisionKind::Qwen3Vl && v.adapter_size != merged {
+        return Err(bad(
+            "vision.adapter_size",
+            format!("({a}) must be the merged width {merged} for a `qwen3_vl` tower"),
+        ));
+    }
     Ok(())
 }
 

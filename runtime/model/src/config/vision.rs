@@ -13,6 +13,19 @@
 //! - `ln_post`, a pixel shuffle of `merge_size²` neighbours into one token laid out `[channel][dy][dx]`, the adapter
 //!   `gelu(fc2 · gelu(fc1 · x))`, the projection to the decoder's width, and a scaleless RMSNorm (eps the decoder's
 //!   `rms_norm_eps`): the rows that replace the image / video placeholder tokens.
+//!
+//! Qwen3-VL (`kind: qwen3_vl`, transformers' `Qwen3VLMoeVisionModel`) differs:
+//! - patches arrive in merge-block order (each `merge × merge` block of neighbours consecutive), and the tower
+//!   works in that order throughout;
+//! - the patch embedding has a bias; the position table is resampled bilinearly with `align_corners=True` and
+//!   edge clamping; no `ln_pre` / `ln_post`;
+//! - every layer attends over its whole image or frame; the MLP's GELU is the tanh form (`act: gelu_tanh`);
+//!   rotary positions are (row, col);
+//! - the merger: LayerNorm per patch, the `merge²` consecutive rows concatenated, `fc2 · gelu(fc1 · x)` to the
+//!   decoder's width; no projection, no final norm;
+//! - deepstack: after each layer in `deepstack_layers`, a merger of its own (LayerNorm over the concatenated
+//!   rows) gives rows that the decoder adds to its hidden states at the image positions after its layer
+//!   `i` (the i-th entry).
 
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +60,41 @@ pub struct VisionConfig {
     /// The decoder's placeholder ids for image and video rows.
     pub image_token_id: u32,
     pub video_token_id: u32,
+    /// Which tower design (Muse by default).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub kind: VisionKind,
+    /// The layers' MLP activation.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub act: VisionAct,
+    /// Layers whose output feeds a deepstack merger (Qwen3-VL), in the order of the decoder layers they join.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub deepstack_layers: Vec<usize>,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+/// The tower designs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VisionKind {
+    /// Muse Spark / Muse Glimmer: window attention, `ln_pre`/`ln_post`, pixel shuffle, adapter, projection.
+    #[default]
+    Muse,
+    /// Qwen3-VL: merge-block order, a merger instead of the adapter, deepstack mergers.
+    Qwen3Vl,
+}
+
+/// GELU's two forms.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VisionAct {
+    /// `x Φ(x)` with the error function (transformers' `gelu`).
+    #[default]
+    GeluErf,
+    /// The tanh approximation (`gelu_pytorch_tanh`).
+    GeluTanh,
 }
 
 impl VisionConfig {
@@ -75,6 +123,12 @@ pub mod names {
     pub const ADAPTER_FC1: &str = "v.adapter.fc1";
     pub const ADAPTER_FC2: &str = "v.adapter.fc2";
     pub const PROJ: &str = "v.proj";
+    /// Qwen3-VL's merger LayerNorm (its fc1 / fc2 are `ADAPTER_FC1` / `ADAPTER_FC2`, with biases).
+    pub const MERGER_NORM: &str = "v.merger.norm";
+    /// A tensor of deepstack merger `i` (`norm`, `fc1`, `fc2`).
+    pub fn deepstack(i: usize, what: &str) -> String {
+        format!("v.deepstack.{i}.{what}")
+    }
     /// The prefix every tower tensor's name starts with.
     pub const PREFIX: &str = "v.";
     /// A tensor of vision layer `l`.
@@ -123,6 +177,7 @@ mod tests {
                 adapter_size: 72,
                 image_token_id: 3,
                 video_token_id: 4,
+                ..Default::default()
             }),
             ..Default::default()
         }

@@ -7,12 +7,13 @@
 //! error naming the placeholder. [`MediaPrompt::push`] then lays the prompt into a [`Batch`]: token rows, and
 //! `Input::Embed` rows at the placeholders.
 
+pub mod mrope;
 pub mod placeholders;
 
 use crate::audio::AudioTower;
-use crate::batch::{Batch, Logits};
+use crate::batch::{Batch, Input, LayerHook, Logits, Pos, Row};
 use crate::kv::SeqId;
-use crate::vision::VisionTower;
+use crate::vision::{VisionOutput, VisionTower};
 use crate::{Model, ModelError};
 use flint_kernels::Exec;
 
@@ -87,8 +88,52 @@ impl Towers {
 pub struct MediaPrompt {
     pub ids: Vec<u32>,
     hidden: usize,
-    /// Per placeholder id, its rows `[count, hidden]` in prompt order.
-    rows: Vec<(u32, Vec<f32>)>,
+    /// Per placeholder id, its rows in prompt order.
+    rows: Vec<TowerRows>,
+    /// A model with M-RoPE: every row's (t, h, w) position, and where decoding continues.
+    mrope: Option<(Vec<[u32; 3]>, u32)>,
+}
+
+/// One tower's rows for one placeholder id.
+#[derive(Clone, Debug, PartialEq)]
+struct TowerRows {
+    id: u32,
+    /// `[count, hidden]`.
+    rows: Vec<f32>,
+    /// Deepstack rows (Qwen3-VL) added after decoder layer 0, 1, … at these rows' positions.
+    deepstack: Vec<Vec<f32>>,
+}
+
+/// Adds a prompt's deepstack rows into the decoder's hidden states after the first layers, at the rows that came
+/// from its vision tower ([`MediaPrompt::deepstack`]).
+#[derive(Debug)]
+pub struct Deepstack<'a> {
+    prompt: &'a MediaPrompt,
+}
+
+impl LayerHook for Deepstack<'_> {
+    fn after_layer(&mut self, layer: usize, batch: &Batch<'_>, hidden: &mut [f32]) {
+        let h = self.prompt.hidden;
+        for (r, row) in batch.rows.iter().enumerate() {
+            let Input::Embed(e) = row.input else { continue };
+            // A row is found by where its embedding lives: inside one tower entry's buffer.
+            let p = e.as_ptr();
+            for t in &self.prompt.rows {
+                let Some(ds) = t.deepstack.get(layer) else {
+                    continue;
+                };
+                if !t.rows.as_ptr_range().contains(&p) {
+                    continue;
+                }
+                let i = (p as usize - t.rows.as_ptr() as usize) / std::mem::size_of::<f32>() / h;
+                let add = &ds[i * h..(i + 1) * h];
+                hidden[r * h..(r + 1) * h]
+                    .iter_mut()
+                    .zip(add)
+                    .for_each(|(x, a)| *x += a);
+            }
+        }
+    }
 }
 
 /// Stage timings and row counts of [`MediaPrompt::encode`].
@@ -105,7 +150,7 @@ pub struct EncodeStats {
 /// end), and gets the rows without a second encode.
 #[derive(Clone, Debug, Default)]
 pub struct EncodeCache {
-    entries: Vec<(u64, Vec<f32>)>,
+    entries: Vec<(u64, VisionOutput)>,
     /// Encodes the cache spared.
     pub hits: usize,
 }
@@ -125,8 +170,8 @@ impl EncodeCache {
     fn get_or_encode(
         &mut self,
         px: &Pixels,
-        encode: impl FnOnce() -> Result<Vec<f32>, ModelError>,
-    ) -> Result<Vec<f32>, ModelError> {
+        encode: impl FnOnce() -> Result<VisionOutput, ModelError>,
+    ) -> Result<VisionOutput, ModelError> {
         let k = Self::key(px);
         if let Some(i) = self.entries.iter().position(|(e, _)| *e == k) {
             self.hits += 1;
@@ -181,10 +226,15 @@ impl MediaPrompt {
                 v.config.video_token_id
             };
             let t = std::time::Instant::now();
-            let r = cache.get_or_encode(px, || v.encode(exec, &px.values, &px.grids))?;
+            let r =
+                cache.get_or_encode(px, || v.encode_traced(exec, &px.values, &px.grids, None))?;
             stats.vision_secs += t.elapsed().as_secs_f64();
-            stats.vision_rows += r.len() / hidden;
-            rows.push((id, r));
+            stats.vision_rows += r.rows.len() / hidden;
+            rows.push(TowerRows {
+                id,
+                rows: r.rows,
+                deepstack: r.deepstack,
+            });
         }
         if !media.audio.is_empty() || !media.encoded_audio.is_empty() {
             let a = towers.audio.as_ref().ok_or_else(|| {
@@ -206,9 +256,13 @@ impl MediaPrompt {
                 }
                 all.extend_from_slice(rows);
             }
-            rows.push((a.config().token_id, all));
+            rows.push(TowerRows {
+                id: a.config().token_id,
+                rows: all,
+                deepstack: Vec::new(),
+            });
         }
-        for (id, r) in &rows {
+        for TowerRows { id, rows: r, .. } in &rows {
             let want = r.len() / hidden;
             let have = ids.iter().filter(|&&t| t == *id).count();
             if have != want {
@@ -218,7 +272,46 @@ impl MediaPrompt {
                 )));
             }
         }
-        Ok((MediaPrompt { ids, hidden, rows }, stats))
+        let mrope = match (&model.config.mrope, &towers.vision) {
+            (Some(_), Some(v)) => {
+                let grids =
+                    |p: &Option<Pixels>| p.as_ref().map(|p| p.grids.clone()).unwrap_or_default();
+                let c = &v.config;
+                Some(mrope::positions(
+                    &ids,
+                    (c.image_token_id, c.video_token_id),
+                    &grids(&media.images),
+                    &grids(&media.videos),
+                    c.merge_size,
+                )?)
+            }
+            _ => None,
+        };
+        Ok((
+            MediaPrompt {
+                ids,
+                hidden,
+                rows,
+                mrope,
+            },
+            stats,
+        ))
+    }
+
+    /// The hook that adds the prompt's deepstack rows (None when its towers gave none).
+    pub fn deepstack(&self) -> Option<Deepstack<'_>> {
+        self.rows
+            .iter()
+            .any(|t| !t.deepstack.is_empty())
+            .then_some(Deepstack { prompt: self })
+    }
+
+    /// Where decoding continues after the prompt: its length, or with M-RoPE one past its largest position.
+    pub fn next_position(&self) -> usize {
+        match &self.mrope {
+            Some((_, next)) => *next as usize,
+            None => self.ids.len(),
+        }
     }
 
     /// A text-only prompt.
@@ -227,6 +320,7 @@ impl MediaPrompt {
             ids,
             hidden: model.config.hidden_size,
             rows: Vec::new(),
+            mrope: None,
         }
     }
 
@@ -258,7 +352,8 @@ impl MediaPrompt {
         out
     }
 
-    /// Appends rows `from ..` of the prompt to `batch` as sequence `seq` (row `t` at position `t`).
+    /// Appends rows `from ..` of the prompt to `batch` as sequence `seq` (row `t` at position `t`, or at its M-RoPE
+    /// position). A model with deepstack rows needs [`MediaPrompt::deepstack`] as the forward pass's hook.
     pub fn push<'a>(&'a self, batch: &mut Batch<'a>, seq: SeqId, from: usize, logits: Logits) {
         let (h, n) = (self.hidden, self.ids.len());
         self.for_each_row(|t, id, e| {
@@ -270,9 +365,15 @@ impl MediaPrompt {
                 Logits::Last if t + 1 == n => Logits::All,
                 _ => Logits::None,
             };
-            match e {
-                Some(e) => batch.push_embeds(seq, t, e, h, lg),
-                None => batch.push_text(seq, t, &[id], lg),
+            match (e, &self.mrope) {
+                (e, Some((pos, _))) => batch.rows.push(Row {
+                    seq,
+                    pos: Pos::Mrope(pos[t]),
+                    input: e.map_or(Input::Token(id), Input::Embed),
+                    logits: lg == Logits::All,
+                }),
+                (Some(e), None) => batch.push_embeds(seq, t, e, h, lg),
+                (None, None) => batch.push_text(seq, t, &[id], lg),
             }
         });
     }
@@ -282,7 +383,7 @@ impl MediaPrompt {
         let mut next: Vec<(u32, std::slice::ChunksExact<'a, f32>)> = self
             .rows
             .iter()
-            .map(|(id, r)| (*id, r.chunks_exact(self.hidden)))
+            .map(|t| (t.id, t.rows.chunks_exact(self.hidden)))
             .collect();
         for (t, &id) in self.ids.iter().enumerate() {
             // `encode` checked that every placeholder has its row.

@@ -69,6 +69,19 @@ pub struct Windows {
     pub frames: Vec<Range<usize>>,
 }
 
+/// One span per image or video frame, in the order the patches arrive (`cu_seqlens`).
+pub fn frames(grids: &[[usize; 3]]) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut base = 0;
+    for &[t, h, w] in grids {
+        for _ in 0..t {
+            out.push(base..base + h * w);
+            base += h * w;
+        }
+    }
+    out
+}
+
 /// Windows of `side × side` patches over each frame, row by row of windows (the last ones cut by the grid's edge).
 pub fn windows(grids: &[[usize; 3]], side: usize) -> Windows {
     let mut out = Windows::default();
@@ -109,21 +122,74 @@ pub fn rope_positions(grids: &[[usize; 3]]) -> Vec<i32> {
     pos
 }
 
-/// Two bilinear taps along one axis: target index `i` of `size` over a table side of `side`, half-pixel centres
-/// (`align_corners=False`), a tap outside the table weighs zero (`padding_mode="zeros"`). f32 as torch computes it.
-fn axis_taps(i: usize, size: usize, side: usize) -> [(usize, f32); 2] {
-    let src = (i as f32 + 0.5) * side as f32 / size as f32 - 0.5;
+/// Two bilinear taps along one axis: target index `i` of `size` over a table side of `side`. Muse: half-pixel
+/// centres (`align_corners=False`), a tap outside the table weighs zero (`padding_mode="zeros"`). `aligned`
+/// (Qwen3-VL): the ends map onto the table's ends (`align_corners=True`), taps clamped to the edge. f32 as torch
+/// computes it.
+fn axis_taps(i: usize, size: usize, side: usize, aligned: bool) -> [(usize, f32); 2] {
+    let src = if aligned {
+        i as f32 * (side - 1) as f32 / size.saturating_sub(1).max(1) as f32
+    } else {
+        (i as f32 + 0.5) * side as f32 / size as f32 - 0.5
+    };
     let floor = src.floor();
     let f = floor as i64;
     [0i64, 1].map(|o| {
         let tap = f + o;
         let w = (1.0 - (src - floor - o as f32).abs()).max(0.0);
-        let inside = tap >= 0 && tap < side as i64;
+        let inside = aligned || (tap >= 0 && tap < side as i64);
         (
             tap.clamp(0, side as i64 - 1) as usize,
             if inside { w } else { 0.0 },
         )
     })
+}
+
+/// The four (table row, weight) pairs of the 2-D tap at (row, col) of an `h × w` grid.
+fn taps_2d(
+    (row, col): (usize, usize),
+    (h, w): (usize, usize),
+    side: usize,
+    aligned: bool,
+) -> [(usize, f32); 4] {
+    let ([a, b], [c, d]) = (
+        axis_taps(row, h, side, aligned),
+        axis_taps(col, w, side, aligned),
+    );
+    [
+        (a.0 * side + c.0, a.1 * c.1),
+        (a.0 * side + d.0, a.1 * d.1),
+        (b.0 * side + c.0, b.1 * c.1),
+        (b.0 * side + d.0, b.1 * d.1),
+    ]
+}
+
+/// (row, col) of every patch in merge-block order (the Qwen2-VL processor's layout: each `m × m` block of
+/// neighbours consecutive, blocks row-major), frames repeated, with their frame's `(h, w)`.
+pub fn block_coords(grids: &[[usize; 3]], m: usize) -> Vec<((usize, usize), (usize, usize))> {
+    let mut out = Vec::new();
+    for &[t, h, w] in grids {
+        for _ in 0..t {
+            for by in 0..h / m {
+                for bx in 0..w / m {
+                    for dy in 0..m {
+                        for dx in 0..m {
+                            out.push(((by * m + dy, bx * m + dx), (h, w)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The position-table taps of every patch in merge-block order, `align_corners=True` (Qwen3-VL).
+pub fn block_position_taps(grids: &[[usize; 3]], side: usize, m: usize) -> Vec<[(usize, f32); 4]> {
+    block_coords(grids, m)
+        .into_iter()
+        .map(|(rc, hw)| taps_2d(rc, hw, side, true))
+        .collect()
 }
 
 /// For every patch in raster order, the four (table row, weight) pairs that resample the `side × side` position
@@ -138,15 +204,7 @@ pub fn position_taps(
     for &[t, h, w] in grids {
         let (gh, gw) = if transposed { (w, h) } else { (h, w) };
         let frame: Vec<[(usize, f32); 4]> = (0..h * w)
-            .map(|p| {
-                let ([a, b], [c, d]) = (axis_taps(p / gw, gh, side), axis_taps(p % gw, gw, side));
-                [
-                    (a.0 * side + c.0, a.1 * c.1),
-                    (a.0 * side + d.0, a.1 * d.1),
-                    (b.0 * side + c.0, b.1 * c.1),
-                    (b.0 * side + d.0, b.1 * d.1),
-                ]
-            })
+            .map(|p| taps_2d((p / gw, p % gw), (gh, gw), side, false))
             .collect();
         for _ in 0..t {
             taps.extend_from_slice(&frame);
@@ -205,6 +263,25 @@ mod tests {
         let t = position_taps(&[[1, 8, 8]], 4, false);
         let sum: f32 = t[0].iter().map(|x| x.1).sum();
         assert!(sum < 1.0 && sum > 0.5, "{sum}");
+    }
+
+    #[test]
+    fn aligned_taps_hit_the_corners() {
+        // A 4x4 grid over a 3x3 table: the corners read the table's corners with weight 1; every tap sums to 1.
+        let t = block_position_taps(&[[1, 4, 4]], 3, 2);
+        let coords = block_coords(&[[1, 4, 4]], 2);
+        for (taps, ((r, c), _)) in t.iter().zip(&coords) {
+            let sum: f32 = taps.iter().map(|x| x.1).sum();
+            assert!((sum - 1.0).abs() < 1e-6, "{sum}");
+            if (r % 3, c % 3) == (0, 0) {
+                let want = (r / 3 * 2) * 3 + c / 3 * 2;
+                assert!(taps.iter().any(|&(i, w)| i == want && w == 1.0), "{r},{c}");
+            }
+        }
+        assert_eq!(
+            coords[..5].iter().map(|x| x.0).collect::<Vec<_>>(),
+            [(0, 0), (0, 1), (1, 0), (1, 1), (0, 2)]
+        );
     }
 
     #[test]

@@ -1,14 +1,16 @@
 //! One pre-LayerNorm ViT layer of the Muse vision tower, over all patches of a call in window order:
 //! `x += proj(attention(rope(q), rope(k), v))` on `norm1(x)`, then `x += fc2(gelu(fc1(norm2(x))))`; every linear
-//! has a bias, GELU is the erf form (transformers' `gelu`). Attention is non-causal multi-head attention (as many
+//! has a bias, GELU is the erf form (transformers' `gelu`; Qwen3-VL's tanh form by `act`). Attention is
+//! non-causal multi-head attention (as many
 //! key/value heads as query heads, scale `head_dim^-0.5`) within spans: one span per window, or per image / video
 //! frame on the full-attention layers.
 
 use super::Linear;
 use crate::config::vision::names::{bias, blk};
+use crate::config::vision::VisionAct;
 use crate::weights::{Loader, Vector};
 use crate::ModelError;
-use flint_kernels::ops::{gelu_erf, layer_norm, rope_rotate};
+use flint_kernels::ops::{gelu_erf, gelu_tanh, layer_norm, rope_rotate};
 use flint_kernels::{attention, AttnShape, Exec, KvChunk, KvRows, Mask};
 use std::ops::Range;
 
@@ -50,6 +52,7 @@ pub(super) struct Layer {
     fc2: Linear,
     /// Full attention over each image / frame; otherwise within windows.
     pub full: bool,
+    act: VisionAct,
 }
 
 impl Layer {
@@ -59,6 +62,7 @@ impl Layer {
         d: usize,
         inter: usize,
         full: bool,
+        act: VisionAct,
     ) -> Result<Layer, ModelError> {
         let lin = |what: &str, rows, cols| Linear::load(ld, &blk(l, what), rows, cols, true);
         Ok(Layer {
@@ -71,6 +75,7 @@ impl Layer {
             fc1: lin("ffn_up", inter, d)?,
             fc2: lin("ffn_down", d, inter)?,
             full,
+            act,
         })
     }
 
@@ -122,7 +127,10 @@ impl Layer {
         self.norm2.run(x, eps, &mut h);
         let mut f = vec![0f32; n * self.fc1.rows()];
         self.fc1.run(ex, &h, n, &mut f);
-        gelu_erf(&mut f);
+        match self.act {
+            VisionAct::GeluErf => gelu_erf(&mut f),
+            VisionAct::GeluTanh => gelu_tanh(&mut f),
+        }
         self.fc2.run(ex, &f, n, &mut q);
         x.iter_mut().zip(&q).for_each(|(a, b)| *a += b);
     }

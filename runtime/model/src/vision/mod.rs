@@ -1,17 +1,19 @@
-//! The Muse vision tower (transformers' `MuseSparkVisionModel`, `MuseGlimmerVisionModel`) with the model's adapter,
-//! projection and perception norm: patchified pixels in, the rows that replace the decoder's `<|patch|>` /
-//! `<|video|>` placeholders out. The architecture is stated in `config/vision.rs`; the index arithmetic (windows,
-//! positions, resampling taps, pixel shuffle) is in `grid.rs`, one layer in `layer.rs`.
+//! The vision towers: Muse's (transformers' `MuseSparkVisionModel`, `MuseGlimmerVisionModel`) with the model's
+//! adapter, projection and perception norm, and Qwen3-VL's with its merger and deepstack mergers (`qwen3.rs`):
+//! patchified pixels in, the rows that replace the decoder's image / video placeholders out. The architectures are
+//! stated in `config/vision.rs`; the index arithmetic (windows, positions, resampling taps, pixel shuffle) is in
+//! `grid.rs`, one layer (shared by both) in `layer.rs`.
 //!
 //! The tower's tensors live in their own paging groups of the `.flint` file (docs/FORMAT.md), so a text-only
 //! prompt never touches their pages.
 
 mod grid;
 mod layer;
+mod qwen3;
 
 pub use grid::Windows;
 
-use crate::config::vision::{names, VisionConfig};
+use crate::config::vision::{names, VisionConfig, VisionKind};
 use crate::weights::{Loader, Vector, Weight};
 use crate::{ops, ModelConfig, ModelError};
 use flint_format::FlintFile;
@@ -74,6 +76,32 @@ pub struct VisionTrace {
     /// Before the perception norm.
     pub projection: Vec<f32>,
     pub windows: Windows,
+    /// Qwen3-VL: each deepstack merger's rows `[tokens, text hidden]`.
+    pub deepstack: Vec<Vec<f32>>,
+}
+
+/// What the tower gives the decoder: the placeholder rows, and (Qwen3-VL) the deepstack rows to add into the first
+/// decoder layers' hidden states at those placeholders.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct VisionOutput {
+    /// `[tokens, text hidden]`.
+    pub rows: Vec<f32>,
+    /// One `[tokens, text hidden]` per deepstack layer, added after decoder layer 0, 1, ….
+    pub deepstack: Vec<Vec<f32>>,
+}
+
+/// The part after the layers.
+enum Head {
+    /// `ln_pre` before the layers; `ln_post`, pixel shuffle, adapter, projection, perception norm after.
+    Muse {
+        ln_pre: Norm,
+        ln_post: Norm,
+        fc1: Linear,
+        fc2: Linear,
+        proj: Linear,
+    },
+    /// The merger and the deepstack mergers.
+    Qwen3(qwen3::Head),
 }
 
 /// A loaded vision tower: zero-copy handles into the mapped file.
@@ -82,14 +110,10 @@ pub struct VisionTower {
     /// The decoder's width (the projection's rows) and the perception norm's eps.
     text_hidden: usize,
     out_eps: f32,
-    patch_embd: Weight,
+    patch_embd: Linear,
     pos_embd: Weight,
-    ln_pre: Norm,
     layers: Vec<Layer>,
-    ln_post: Norm,
-    fc1: Linear,
-    fc2: Linear,
-    proj: Linear,
+    head: Head,
     rope: Rope,
 }
 
@@ -119,31 +143,38 @@ impl VisionTower {
         let ld = Loader::new(file);
         let (d, side) = (v.hidden_size, v.pos_emb_height);
         let layers = (0..v.num_layers)
-            .map(|l| Layer::load(&ld, l, d, v.intermediate_size, v.full_layers[l]))
+            .map(|l| Layer::load(&ld, l, d, v.intermediate_size, v.full_layers[l], v.act))
             .collect::<Result<Vec<_>, _>>()?;
+        let head = match v.kind {
+            VisionKind::Muse => Head::Muse {
+                ln_pre: Norm::load(&ld, names::LN_PRE, d)?,
+                ln_post: Norm::load(&ld, names::LN_POST, d)?,
+                fc1: Linear::load(
+                    &ld,
+                    names::ADAPTER_FC1,
+                    v.adapter_size,
+                    v.merged_size(),
+                    false,
+                )?,
+                fc2: Linear::load(
+                    &ld,
+                    names::ADAPTER_FC2,
+                    v.adapter_size,
+                    v.adapter_size,
+                    false,
+                )?,
+                proj: Linear::load(&ld, names::PROJ, config.hidden_size, v.adapter_size, false)?,
+            },
+            VisionKind::Qwen3Vl => Head::Qwen3(qwen3::Head::load(&ld, &v, config.hidden_size)?),
+        };
+        let patch_bias = v.kind == VisionKind::Qwen3Vl;
         Ok(VisionTower {
             text_hidden: config.hidden_size,
             out_eps: config.rms_norm_eps,
-            patch_embd: ld.matrix(names::PATCH_EMBD, d, v.patch_len())?,
+            patch_embd: Linear::load(&ld, names::PATCH_EMBD, d, v.patch_len(), patch_bias)?,
             pos_embd: ld.matrix(names::POS_EMBD, side * side, d)?,
-            ln_pre: Norm::load(&ld, names::LN_PRE, d)?,
             layers,
-            ln_post: Norm::load(&ld, names::LN_POST, d)?,
-            fc1: Linear::load(
-                &ld,
-                names::ADAPTER_FC1,
-                v.adapter_size,
-                v.merged_size(),
-                false,
-            )?,
-            fc2: Linear::load(
-                &ld,
-                names::ADAPTER_FC2,
-                v.adapter_size,
-                v.adapter_size,
-                false,
-            )?,
-            proj: Linear::load(&ld, names::PROJ, config.hidden_size, v.adapter_size, false)?,
+            head,
             rope: Rope::new(RopeKind::Axial2d, v.head_dim(), v.rope_theta),
             config: v,
         })
@@ -163,32 +194,53 @@ impl VisionTower {
         pixel_values: &[f32],
         grids: &[[usize; 3]],
     ) -> Result<Vec<f32>, ModelError> {
-        self.encode_traced(exec, pixel_values, grids, None)
+        Ok(self.encode_traced(exec, pixel_values, grids, None)?.rows)
     }
 
-    /// [`VisionTower::encode`], recording the intermediate values into `trace` when given.
+    /// [`VisionTower::encode`] with the deepstack rows (empty for a tower without them), recording the
+    /// intermediate values into `trace` when given.
     pub fn encode_traced(
         &self,
         exec: &Exec,
         pixel_values: &[f32],
         grids: &[[usize; 3]],
         mut trace: Option<&mut VisionTrace>,
-    ) -> Result<Vec<f32>, ModelError> {
+    ) -> Result<VisionOutput, ModelError> {
         let c = &self.config;
         let n = grid::check(c, pixel_values.len(), grids)?;
         let d = c.hidden_size;
         let mut x = vec![0f32; n * d];
-        exec.matmul(self.patch_embd.view(), pixel_values, n, &mut x);
+        self.patch_embd.run(exec, pixel_values, n, &mut x);
+        if let Some(t) = trace.as_deref_mut() {
+            t.patch_embedding = x.clone();
+        }
+        let (ln_pre, ln_post, fc1, fc2, proj) = match &self.head {
+            Head::Qwen3(head) => {
+                let taps = grid::block_position_taps(grids, c.pos_emb_height, c.merge_size);
+                self.add_positions(&taps, &mut x);
+                if let Some(t) = trace.as_deref_mut() {
+                    t.patch_embedder = x.clone();
+                }
+                return Ok(head.encode(self, exec, x, grids, trace));
+            }
+            Head::Muse {
+                ln_pre,
+                ln_post,
+                fc1,
+                fc2,
+                proj,
+            } => (ln_pre, ln_post, fc1, fc2, proj),
+        };
         let mut tap = |f: &mut dyn FnMut(&mut VisionTrace)| {
             if let Some(t) = trace.as_deref_mut() {
                 f(t)
             }
         };
-        tap(&mut |t| t.patch_embedding = x.clone());
-        self.add_positions(grids, &mut x);
+        let taps = grid::position_taps(grids, c.pos_emb_height, c.pos_table_transposed);
+        self.add_positions(&taps, &mut x);
         tap(&mut |t| t.patch_embedder = x.clone());
         let mut h = vec![0f32; n * d];
-        self.ln_pre.run(&x, c.layer_norm_eps, &mut h);
+        ln_pre.run(&x, c.layer_norm_eps, &mut h);
         tap(&mut |t| t.ln_pre = h.clone());
         // Regroup window by window: every attention span is then a contiguous run of rows.
         let win = grid::windows(grids, c.pos_emb_height);
@@ -201,9 +253,7 @@ impl VisionTower {
             .iter()
             .flat_map(|&p| [raster_pos[2 * p], raster_pos[2 * p + 1]])
             .collect();
-        let half = c.head_dim() / 2;
-        let (mut cos, mut sin) = (vec![0f32; n * half], vec![0f32; n * half]);
-        self.rope.table(&pos, &mut cos, &mut sin);
+        let (cos, sin) = self.rope_tables(&pos);
         let rope = RopeTables {
             cos: &cos,
             sin: &sin,
@@ -220,37 +270,48 @@ impl VisionTower {
         for (i, &p) in win.index.iter().enumerate() {
             h[p * d..(p + 1) * d].copy_from_slice(&x[i * d..(i + 1) * d]);
         }
-        self.ln_post.run(&h, c.layer_norm_eps, &mut x);
+        ln_post.run(&h, c.layer_norm_eps, &mut x);
         tap(&mut |t| t.ln_post = x.clone());
         let merged = self.pixel_shuffle(grids, &x);
         tap(&mut |t| t.merged = merged.clone());
         let tokens = merged.len() / c.merged_size();
         let mut a = vec![0f32; tokens * c.adapter_size];
-        self.fc1.run(exec, &merged, tokens, &mut a);
+        fc1.run(exec, &merged, tokens, &mut a);
         gelu_erf(&mut a);
         let mut b = vec![0f32; a.len()];
-        self.fc2.run(exec, &a, tokens, &mut b);
+        fc2.run(exec, &a, tokens, &mut b);
         gelu_erf(&mut b);
         tap(&mut |t| t.adapter = b.clone());
         let mut out = vec![0f32; tokens * self.text_hidden];
-        self.proj.run(exec, &b, tokens, &mut out);
+        proj.run(exec, &b, tokens, &mut out);
         tap(&mut |t| t.projection = out.clone());
         ops::rms_norm_scaleless(&mut out, self.text_hidden, self.out_eps);
         if let Some(t) = trace {
             t.windows = win;
         }
-        Ok(out)
+        Ok(VisionOutput {
+            rows: out,
+            deepstack: Vec::new(),
+        })
     }
 
-    /// Adds the position table, resampled to each grid, to the raster-order patch embeddings `x`.
-    fn add_positions(&self, grids: &[[usize; 3]], x: &mut [f32]) {
+    /// The half cos / sin tables of the axial RoPE for `[patches, 2]` positions.
+    fn rope_tables(&self, pos: &[i32]) -> (Vec<f32>, Vec<f32>) {
+        let n = pos.len() / 2 * (self.config.head_dim() / 2);
+        let (mut cos, mut sin) = (vec![0f32; n], vec![0f32; n]);
+        self.rope.table(pos, &mut cos, &mut sin);
+        (cos, sin)
+    }
+
+    /// Adds the position table, resampled by `taps` (one set per patch, in the order of `x`'s rows), to the patch
+    /// embeddings `x`.
+    fn add_positions(&self, taps: &[[(usize, f32); 4]], x: &mut [f32]) {
         let (d, side) = (self.config.hidden_size, self.config.pos_emb_height);
         let mut table = vec![0f32; side * side * d];
         for (r, row) in table.chunks_exact_mut(d).enumerate() {
             self.pos_embd.row_to_f32(r, row);
         }
-        let taps = grid::position_taps(grids, side, self.config.pos_table_transposed);
-        for (xr, t) in x.chunks_exact_mut(d).zip(&taps) {
+        for (xr, t) in x.chunks_exact_mut(d).zip(taps) {
             let mut acc = vec![0f32; d];
             for &(i, w) in t {
                 let row = &table[i * d..(i + 1) * d];

@@ -1,0 +1,221 @@
+//! Qwen3-VL-MoE against transformers (../shared/fixtures/hf/qwen3_vl_moe, both expert layouts): the checkpoint
+//! imported at f32; the vision tower on the processor's pixel values (patch embedding with the position table,
+//! each layer, the merger and the deepstack merger: `out.tap.visual.*`); the M-RoPE positions from the prompt's
+//! ids and grid (`out.tap.lm.position_ids`); then the whole prompt through the decoder with the tower's rows at
+//! the image placeholders and the deepstack rows added after the first layer: logits, every hidden state and the
+//! router logits within 1e-4 of the reference's largest magnitude. The same prompt through `flint logits
+//! --inputs` (the CLI's conformance path). Also: refused configs name their key.
+
+use flint_format::DType;
+use flint_kernels::Exec;
+use flint_model::multimodal::{mrope, Media, MediaPrompt, Pixels, Towers};
+use flint_model::vision::{VisionTower, VisionTrace};
+use flint_model::{Batch, KvDtype, KvOptions, LayerHook, Logits, Model, Trace};
+use flint_tests::{fixtures, import, read_npy, read_safetensors, rel_err, run_bin, Ref};
+use std::collections::HashMap;
+
+const TOL: f32 = 1e-4;
+
+fn io() -> HashMap<String, Ref> {
+    read_safetensors(&fixtures().join("hf/qwen3_vl_moe/io.safetensors"))
+}
+
+fn check(what: &str, got: &[f32], want: &Ref) {
+    assert_eq!(got.len(), want.data.len(), "{what}: length");
+    let e = rel_err(got, &want.data);
+    eprintln!("qwen3_vl_moe: {what}: max error {e:.3e} of the largest magnitude");
+    assert!(e < TOL, "{what} differs by {e:e}");
+}
+
+fn media(io: &HashMap<String, Ref>) -> (Vec<u32>, Media) {
+    let ids = io["in.input_ids"].data.iter().map(|&v| v as u32).collect();
+    let g = &io["in.image_grid_thw"].data;
+    let px = Pixels {
+        values: io["in.pixel_values"].data.clone(),
+        grids: vec![[g[0] as usize, g[1] as usize, g[2] as usize]],
+    };
+    (
+        ids,
+        Media {
+            images: Some(px),
+            ..Media::default()
+        },
+    )
+}
+
+fn conformance(layout: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("m.flint");
+    import(
+        &fixtures().join("hf/qwen3_vl_moe").join(layout),
+        &out,
+        DType::F32,
+    );
+    let model = Model::open(&out).unwrap();
+    let io = io();
+    let (ids, media) = media(&io);
+    let px = media.images.as_ref().unwrap();
+
+    // The tower and its taps.
+    let tower = VisionTower::load(model.file(), &model.config).unwrap();
+    let mut t = VisionTrace::default();
+    let vis = tower
+        .encode_traced(&Exec::global(), &px.values, &px.grids, Some(&mut t))
+        .unwrap();
+    check(
+        "visual.hidden_states.0",
+        &t.patch_embedder,
+        &io["out.tap.visual.hidden_states.0"],
+    );
+    for (l, x) in t.layers.iter().enumerate() {
+        let name = format!("visual.hidden_states.{}", l + 1);
+        check(&name, x, &io[&format!("out.tap.{name}")]);
+    }
+    check(
+        "visual.last_hidden_state",
+        t.layers.last().unwrap(),
+        &io["out.tap.visual.last_hidden_state"],
+    );
+    check(
+        "visual.pooler_output",
+        &vis.rows,
+        &io["out.tap.visual.pooler_output"],
+    );
+    assert_eq!(vis.deepstack.len(), 1);
+    check(
+        "visual.deepstack_features.0",
+        &vis.deepstack[0],
+        &io["out.tap.visual.deepstack_features.0"],
+    );
+
+    // M-RoPE positions of the prompt.
+    let v = &tower.config;
+    let (pos, _) = mrope::positions(
+        &ids,
+        (v.image_token_id, v.video_token_id),
+        &px.grids,
+        &[],
+        v.merge_size,
+    )
+    .unwrap();
+    let want = &io["out.tap.lm.position_ids"];
+    let n = ids.len();
+    for (r, p) in pos.iter().enumerate() {
+        let w: Vec<u32> = (0..3).map(|a| want.data[a * n + r] as u32).collect();
+        assert_eq!(&p[..], &w[..], "position of row {r}");
+    }
+
+    // The whole prompt through the decoder (the engine's path: MediaPrompt lays out rows, positions and the
+    // deepstack hook).
+    let towers = Towers::load(&model).unwrap();
+    let (prompt, _) = MediaPrompt::encode(&model, &towers, model.exec(), ids, &media).unwrap();
+    let mut kv = model.new_kv(KvOptions::with_dtype(KvDtype::F32));
+    let seq = kv.new_seq();
+    let mut batch = Batch::new();
+    prompt.push(&mut batch, seq, 0, Logits::All);
+    let mut trace = Trace::default();
+    let mut deep = prompt.deepstack().expect("the tower gave deepstack rows");
+    let logits = model
+        .forward_batch(
+            &batch,
+            &mut kv,
+            Some(&mut deep as &mut dyn LayerHook),
+            Some(&mut trace),
+        )
+        .unwrap();
+    check("logits", &logits, &io["out.logits"]);
+    let hs = &io["out.hidden_states"];
+    let per = hs.data.len() / hs.shape[0];
+    assert_eq!(trace.hidden_states.len(), hs.shape[0]);
+    for (i, got) in trace.hidden_states.iter().enumerate() {
+        let want = Ref {
+            shape: vec![per],
+            data: hs.data[i * per..(i + 1) * per].to_vec(),
+        };
+        check(&format!("hidden state {i}"), got, &want);
+    }
+    let rl = &io["out.router_logits"];
+    let per = rl.data.len() / rl.shape[0];
+    assert_eq!(trace.router_logits.len(), rl.shape[0]);
+    for (i, got) in trace.router_logits.iter().enumerate() {
+        let want = Ref {
+            shape: vec![per],
+            data: rl.data[i * per..(i + 1) * per].to_vec(),
+        };
+        check(&format!("router logits {i}"), got, &want);
+    }
+
+    // The CLI's path: processor outputs in, logits out.
+    let npy = tmp.path().join("logits.npy");
+    let inputs = fixtures().join("hf/qwen3_vl_moe/io.safetensors");
+    let o = run_bin(
+        "flint",
+        &[
+            "logits",
+            "-m",
+            out.to_str().unwrap(),
+            "--kv",
+            "f32",
+            "--inputs",
+            inputs.to_str().unwrap(),
+            "-o",
+            npy.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (shape, data) = read_npy(&std::fs::read(&npy).unwrap());
+    assert_eq!(shape, [n, model.config.vocab_size]);
+    check("flint logits --inputs", &data, &io["out.logits"]);
+}
+
+#[test]
+fn hub_layout_matches_transformers() {
+    conformance("model");
+}
+
+#[test]
+fn fused_layout_matches_transformers() {
+    conformance("model_fused");
+}
+
+/// Config values the runtime would not honour are refused at import, naming the key.
+#[test]
+fn refused_configs_name_their_key() {
+    let src = fixtures().join("hf/qwen3_vl_moe/model");
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(&str, Edit); 6] = [
+        ("num_position_embeddings", |c| {
+            c["vision_config"]["num_position_embeddings"] = 60.into()
+        }),
+        ("out_hidden_size", |c| {
+            c["vision_config"]["out_hidden_size"] = 32.into()
+        }),
+        ("hidden_act", |c| {
+            c["vision_config"]["hidden_act"] = "relu".into()
+        }),
+        ("mrope_section", |c| {
+            c["text_config"]["rope_parameters"]["mrope_section"] = serde_json::json!([4, 4])
+        }),
+        ("mrope.sections", |c| {
+            c["text_config"]["rope_parameters"]["mrope_section"] = serde_json::json!([4, 4, 5])
+        }),
+        ("deepstack_layers", |c| {
+            c["vision_config"]["deepstack_visual_indexes"] = serde_json::json!([5])
+        }),
+    ];
+    for (key, edit) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["model.safetensors", "generation_config.json"] {
+            std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
+        }
+        let mut c = cfg.clone();
+        edit(&mut c);
+        std::fs::write(dir.path().join("config.json"), c.to_string()).unwrap();
+        let e = flint_quantize::import::open(dir.path()).expect_err(key);
+        let msg = e.to_string();
+        assert!(msg.contains(key), "{key}: {msg}");
+        assert!(msg.contains("config.json"), "{key}: names the file: {msg}");
+    }
+}
