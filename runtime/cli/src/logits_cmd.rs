@@ -3,8 +3,8 @@
 
 use crate::common::{load, ModelArgs};
 use anyhow::{bail, Context};
-use flint_model::multimodal::{Media, MediaPrompt, Towers};
-use flint_model::{Batch, LayerHook, Logits};
+use flint_model::multimodal::{Deepstack, Media, MediaPrompt, Towers};
+use flint_model::{Batch, Logits};
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
@@ -77,8 +77,7 @@ pub fn run(a: LogitsArgs, board: Option<&str>) -> anyhow::Result<()> {
     let mut batch = Batch::new();
     prompt.push(&mut batch, seq, 0, Logits::All);
     let mut deepstack = prompt.deepstack();
-    let hook = deepstack.as_mut().map(|d| d as &mut dyn LayerHook);
-    let logits = model.forward_batch(&batch, &mut kv, hook, None)?;
+    let logits = model.forward_batch(&batch, &mut kv, Deepstack::as_hook(&mut deepstack), None)?;
     write_npy(&a.output, &logits, &[n, model.config.vocab_size])
 }
 

@@ -10,7 +10,7 @@
 
 use crate::batch::{Batch, Logits};
 use crate::kv::{KvOptions, KvStore, SeqId};
-use crate::multimodal::MediaPrompt;
+use crate::multimodal::{Deepstack, MediaPrompt};
 use crate::sampler::Sampler;
 use crate::{GenStats, Model, ModelError};
 use std::time::Instant;
@@ -25,6 +25,13 @@ pub struct Session<'m> {
     tokens: Vec<u32>,
     /// One key per cached row ([`MediaPrompt::keys`]): what the longest common prefix compares.
     keys: Vec<u64>,
+    /// Position minus slot of the rows after the last prompt ([`MediaPrompt::position_shift`]).
+    shift: i64,
+}
+
+/// The text position of the row at `slot` of a sequence whose generated rows are shifted by `shift`.
+fn shifted(slot: usize, shift: i64) -> usize {
+    (slot as i64 + shift).max(0) as usize
 }
 
 impl<'m> Session<'m> {
@@ -37,6 +44,7 @@ impl<'m> Session<'m> {
             seq,
             tokens: Vec::new(),
             keys: Vec::new(),
+            shift: 0,
         }
     }
 
@@ -81,7 +89,10 @@ impl<'m> Session<'m> {
         self.keys.truncate(keep);
         let mut b = Batch::new();
         prompt.push(&mut b, self.seq, keep, Logits::Last);
-        let logits = self.model.forward_batch(&b, &mut self.kv, None, None)?;
+        let mut deep = prompt.deepstack();
+        let hook = Deepstack::as_hook(&mut deep);
+        let logits = self.model.forward_batch(&b, &mut self.kv, hook, None)?;
+        self.shift = prompt.position_shift();
         self.tokens.extend_from_slice(&prompt.ids[keep..]);
         self.keys.extend_from_slice(&keys[keep..]);
         Ok((logits, keep))
@@ -161,7 +172,8 @@ impl<'m> Session<'m> {
                 break;
             }
             let mut b = Batch::new();
-            b.push_text(self.seq, self.tokens.len(), &feed, Logits::Last);
+            let pos = shifted(self.tokens.len(), self.shift);
+            b.push_text(self.seq, pos, &feed, Logits::Last);
             logits = self.model.forward_batch(&b, &mut self.kv, None, None)?;
             self.tokens.extend_from_slice(&feed);
             self.keys.extend(feed.iter().map(|&t| t as u64));
@@ -203,6 +215,8 @@ pub struct Engine<'m> {
     model: &'m Model,
     kv: KvStore,
     reqs: Vec<Option<Req>>,
+    /// Sequences whose generated rows sit at `slot + shift` ([`MediaPrompt::position_shift`]; absent: 0).
+    shifts: std::collections::HashMap<SeqId, i64>,
 }
 
 impl<'m> Engine<'m> {
@@ -211,6 +225,7 @@ impl<'m> Engine<'m> {
             model,
             kv: model.new_kv(opts),
             reqs: Vec::new(),
+            shifts: Default::default(),
         }
     }
 
@@ -232,8 +247,15 @@ impl<'m> Engine<'m> {
         let seq = self.kv.new_seq();
         let mut b = Batch::new();
         prompt.push(&mut b, seq, 0, Logits::Last);
-        match self.model.forward_batch(&b, &mut self.kv, None, None) {
-            Ok(l) => Ok((seq, l)),
+        let mut deep = prompt.deepstack();
+        match self
+            .model
+            .forward_batch(&b, &mut self.kv, Deepstack::as_hook(&mut deep), None)
+        {
+            Ok(l) => {
+                self.set_shift(seq, prompt.position_shift());
+                Ok((seq, l))
+            }
             Err(e) => {
                 self.kv.free(seq);
                 Err(e)
@@ -259,9 +281,23 @@ impl<'m> Engine<'m> {
             }
             p.push(&mut b, s, from, Logits::Last);
         }
-        let l = self.model.forward_batch(&b, &mut self.kv, None, None)?;
+        let mut deep = Deepstack::of(items.iter().map(|i| i.1));
+        let l = self
+            .model
+            .forward_batch(&b, &mut self.kv, Deepstack::as_hook(&mut deep), None)?;
+        for &(s, p, _) in items {
+            self.set_shift(s, p.position_shift());
+        }
         let v = self.model.config.vocab_size;
         Ok(l.chunks_exact(v).map(<[f32]>::to_vec).collect())
+    }
+
+    fn set_shift(&mut self, seq: SeqId, shift: i64) {
+        if shift == 0 {
+            self.shifts.remove(&seq);
+        } else {
+            self.shifts.insert(seq, shift);
+        }
     }
 
     /// A new, empty sequence.
@@ -287,12 +323,16 @@ impl<'m> Engine<'m> {
 
     /// A new sequence sharing all of `seq`'s cache.
     pub fn fork(&mut self, seq: SeqId) -> Result<SeqId, ModelError> {
-        self.kv.fork(seq)
+        let f = self.kv.fork(seq)?;
+        let shift = self.shifts.get(&seq).copied().unwrap_or(0);
+        self.set_shift(f, shift);
+        Ok(f)
     }
 
     /// Drops a sequence that no request uses.
     pub fn free(&mut self, seq: SeqId) {
         self.kv.free(seq);
+        self.shifts.remove(&seq);
     }
 
     /// Starts decoding `seq` (which the engine then owns): samples its first token from `logits` (its last
@@ -373,7 +413,7 @@ impl<'m> Engine<'m> {
     /// sequence holds them); its id may then name a new request.
     pub fn release(&mut self, id: ReqId) {
         if let Some(r) = self.reqs.get_mut(id.0).and_then(Option::take) {
-            self.kv.free(r.seq);
+            self.free(r.seq);
         }
     }
 
@@ -405,7 +445,8 @@ impl<'m> Engine<'m> {
                 continue;
             }
             let last = *r.out.last().expect("a live request has sampled a token");
-            b.push_text(r.seq, len, &[last], Logits::Last);
+            let shift = self.shifts.get(&r.seq).copied().unwrap_or(0);
+            b.push_text(r.seq, shifted(len, shift), &[last], Logits::Last);
             live.push(i);
         }
         if live.is_empty() {

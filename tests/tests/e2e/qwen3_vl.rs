@@ -8,9 +8,11 @@
 
 use flint_format::DType;
 use flint_kernels::Exec;
-use flint_model::multimodal::{mrope, Media, MediaPrompt, Pixels, Towers};
+use flint_model::multimodal::{mrope, Deepstack, Media, MediaPrompt, Pixels, Towers};
 use flint_model::vision::{VisionTower, VisionTrace};
-use flint_model::{Batch, KvDtype, KvOptions, LayerHook, Logits, Model, Trace};
+use flint_model::{
+    Batch, KvDtype, KvOptions, LayerHook, Logits, Model, Sampler, SamplerConfig, Session, Trace,
+};
 use flint_tests::{fixtures, import, read_npy, read_safetensors, rel_err, run_bin, Ref};
 use std::collections::HashMap;
 
@@ -176,6 +178,56 @@ fn hub_layout_matches_transformers() {
 #[test]
 fn fused_layout_matches_transformers() {
     conformance("model_fused");
+}
+
+/// Decoding after an image continues at transformers' positions (one past the largest, `rope_deltas`): the rows a
+/// session generated at `slot + shift` hold the keys a fresh run over prompt and answer computes at the prompt
+/// rule's positions, so the next row's logits agree with that run's.
+#[test]
+fn generation_after_an_image_continues_at_the_shifted_positions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("m.flint");
+    import(
+        &fixtures().join("hf/qwen3_vl_moe/model_fused"),
+        &out,
+        DType::F32,
+    );
+    let model = Model::open(&out).unwrap();
+    let towers = Towers::load(&model).unwrap();
+    let (ids, media) = media(&io());
+    let encode = |ids: Vec<u32>| {
+        MediaPrompt::encode(&model, &towers, model.exec(), ids, &media)
+            .unwrap()
+            .0
+    };
+    let prompt = encode(ids.clone());
+    assert!(
+        prompt.position_shift() < 0,
+        "a 4-token image spans 2 positions"
+    );
+    let opts = KvOptions::with_dtype(KvDtype::F32);
+    let mut s = Session::new(&model, opts);
+    let mut sampler = Sampler::new(SamplerConfig::default());
+    let (gen, _, _) = s
+        .generate_prompt(&prompt, 4, &mut sampler, &[], |_| true)
+        .unwrap();
+    assert_eq!(gen.len(), 4);
+    // The session holds the prompt and the first three generated tokens; give it the whole answer as a prompt:
+    // only the last row runs, over the rows decoding wrote.
+    let all: Vec<u32> = ids.iter().chain(&gen).copied().collect();
+    let whole = encode(all);
+    let (cached, reused) = s.prefill_prompt(&whole).unwrap();
+    assert_eq!(reused, whole.len() - 1);
+    let mut kv = model.new_kv(opts);
+    let seq = kv.new_seq();
+    let mut b = Batch::new();
+    whole.push(&mut b, seq, 0, Logits::Last);
+    let mut deep = whole.deepstack();
+    let fresh = model
+        .forward_batch(&b, &mut kv, Deepstack::as_hook(&mut deep), None)
+        .unwrap();
+    let e = rel_err(&cached, &fresh);
+    assert!(e < 1e-5, "decoded rows sit at other positions: {e:e}");
 }
 
 /// Config values the runtime would not honour are refused at import, naming the key.

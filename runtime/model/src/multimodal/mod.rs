@@ -104,21 +104,42 @@ struct TowerRows {
     deepstack: Vec<Vec<f32>>,
 }
 
-/// Adds a prompt's deepstack rows into the decoder's hidden states after the first layers, at the rows that came
-/// from its vision tower ([`MediaPrompt::deepstack`]).
+/// Adds prompts' deepstack rows into the decoder's hidden states after the first layers, at the rows that came
+/// from their vision towers ([`MediaPrompt::deepstack`], [`Deepstack::of`]).
 #[derive(Debug)]
 pub struct Deepstack<'a> {
-    prompt: &'a MediaPrompt,
+    prompts: Vec<&'a MediaPrompt>,
+}
+
+impl<'a> Deepstack<'a> {
+    /// The hook for a batch holding rows of `prompts` (None when none has deepstack rows).
+    pub fn of(prompts: impl IntoIterator<Item = &'a MediaPrompt>) -> Option<Deepstack<'a>> {
+        let prompts: Vec<&MediaPrompt> = prompts
+            .into_iter()
+            .filter(|p| p.rows.iter().any(|t| !t.deepstack.is_empty()))
+            .collect();
+        (!prompts.is_empty()).then_some(Deepstack { prompts })
+    }
+
+    /// As the forward pass takes it.
+    pub fn as_hook<'b>(
+        this: &'b mut Option<Deepstack<'a>>,
+    ) -> Option<&'b mut (dyn LayerHook + 'b)> {
+        this.as_mut().map(|d| d as &mut dyn LayerHook)
+    }
 }
 
 impl LayerHook for Deepstack<'_> {
     fn after_layer(&mut self, layer: usize, batch: &Batch<'_>, hidden: &mut [f32]) {
-        let h = self.prompt.hidden;
         for (r, row) in batch.rows.iter().enumerate() {
             let Input::Embed(e) = row.input else { continue };
             // A row is found by where its embedding lives: inside one tower entry's buffer.
             let p = e.as_ptr();
-            for t in &self.prompt.rows {
+            for (t, h) in self
+                .prompts
+                .iter()
+                .flat_map(|m| m.rows.iter().map(move |t| (t, m.hidden)))
+            {
                 let Some(ds) = t.deepstack.get(layer) else {
                     continue;
                 };
@@ -300,17 +321,16 @@ impl MediaPrompt {
 
     /// The hook that adds the prompt's deepstack rows (None when its towers gave none).
     pub fn deepstack(&self) -> Option<Deepstack<'_>> {
-        self.rows
-            .iter()
-            .any(|t| !t.deepstack.is_empty())
-            .then_some(Deepstack { prompt: self })
+        Deepstack::of([self])
     }
 
-    /// Where decoding continues after the prompt: its length, or with M-RoPE one past its largest position.
-    pub fn next_position(&self) -> usize {
+    /// Where decoding continues after the prompt minus its length: 0, or with M-RoPE how far one past its largest
+    /// position lies from its row count (negative when images take fewer positions than rows; transformers'
+    /// `rope_deltas`). A row generated at slot `s` sits at position `s + shift`.
+    pub fn position_shift(&self) -> i64 {
         match &self.mrope {
-            Some((_, next)) => *next as usize,
-            None => self.ids.len(),
+            Some((_, next)) => *next as i64 - self.ids.len() as i64,
+            None => 0,
         }
     }
 
