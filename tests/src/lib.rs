@@ -102,6 +102,24 @@ pub fn bin_command(name: &str, args: &[&str]) -> Command {
     cmd
 }
 
+/// `flint logits -m model --kv f32 --inputs inputs -o out`: processor outputs in, every position's logits out.
+pub fn logits_of_inputs(model: &Path, inputs: &Path, out: &Path) -> Output {
+    run_bin(
+        "flint",
+        &[
+            "logits",
+            "-m",
+            model.to_str().unwrap(),
+            "--kv",
+            "f32",
+            "--inputs",
+            inputs.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    )
+}
+
 /// Runs one of the workspace's binaries with `args`, under `FLINT_TEST_RUNNER` if set.
 pub fn run_bin(name: &str, args: &[&str]) -> Output {
     bin_command(name, args)

@@ -20,6 +20,16 @@ pub fn image_prompt(grid_thw: [usize; 3], merge_size: usize) -> String {
     format!("<|image_start|>{}<|image_end|>", IMAGE_TOKEN.repeat(n))
 }
 
+/// Qwen2-VL / Qwen3-VL's image placeholder (Qwen2VLProcessor): `<|vision_start|>` + `<|image_pad|>` x (t h w /
+/// merge^2) + `<|vision_end|>`.
+pub fn qwen_image_prompt(grid_thw: [usize; 3], merge_size: usize) -> String {
+    let n = grid_thw[0] * grid_thw[1] * grid_thw[2] / (merge_size * merge_size);
+    format!(
+        "<|vision_start|>{}<|vision_end|>",
+        "<|image_pad|>".repeat(n)
+    )
+}
+
 /// The video placeholder: `group_timestamps` has one entry per temporal group (`grid_thw[0]`).
 pub fn video_prompt(
     grid_thw: [usize; 3],

@@ -250,6 +250,8 @@ pub struct Qwen2VlImage {
     pub resized_w: usize,
     /// Merged tokens: `grid_thw` product / merge².
     pub tokens: usize,
+    /// The resized image that was patchified.
+    pub resized: RgbImage,
 }
 
 impl Qwen2VlImage {
@@ -294,6 +296,7 @@ pub fn preprocess_named(
         resized_h: resized.height,
         resized_w: resized.width,
         tokens: gh * gw / (cfg.merge_size * cfg.merge_size),
+        resized,
     })
 }
 

@@ -10,7 +10,10 @@
 //! no documented place for audio in a chat turn: Flint puts it where the user's content puts it, by this rule.
 
 use anyhow::{bail, Context};
-use flint_media::{GlimmerImageConfig, GlimmerVideoConfig, RgbImage, SparkAudioConfig};
+use flint_media::{
+    GlimmerImageConfig, GlimmerVideoConfig, Qwen2VlConfig, RgbImage, SparkAudioConfig,
+};
+use flint_model::config::vision::VisionKind;
 use flint_model::multimodal::placeholders::{expand, Kind};
 use flint_model::multimodal::{Clip, Media, Pixels, KEY_PROCESSOR};
 use flint_model::{ChatOptions, Message, Model, Text};
@@ -275,16 +278,21 @@ pub fn prepare(model: &Model, a: &MediaFiles) -> anyhow::Result<Prepared> {
         }
         g
     };
-    if a.images() > 0 {
+    let qwen = vision.is_some_and(|v| v.kind == VisionKind::Qwen3Vl);
+    if qwen && a.has_video() {
+        bail!(
+            "{}: video for a Qwen3-VL tower is not supported yet",
+            model.file().path().display()
+        );
+    }
+    if a.images() > 0 && qwen {
+        qwen_images(model, a, &mut p)?;
+    } else if a.images() > 0 {
         let mut cfg = image_config(model)?;
         if let Some(ImageTokens::Cap(n)) = a.image_tokens {
             cfg.max_tokens = n;
         }
-        let (mut dec, mut pre) = (0f64, 0f64);
-        let mut px = Pixels::default();
-        let mut tokens = 0;
-        let mut one = |path: &Path, img: &RgbImage| -> anyhow::Result<()> {
-            let t = Instant::now();
+        process_images(a, &mut p, |path, img| {
             let mut cfg = cfg.clone();
             if a.image_tokens == Some(ImageTokens::Auto) {
                 // What the processor would give this image, then the share its detail asks for.
@@ -306,32 +314,14 @@ pub fn prepare(model: &Model, a: &MediaFiles) -> anyhow::Result<Prepared> {
                 cfg.max_tokens = b.tokens;
             }
             let g = flint_media::preprocess_image(&cfg, path, img)?;
-            pre += t.elapsed().as_secs_f64();
-            p.images.push(flint_media::prompt::image_prompt(
-                g.grid_thw,
-                cfg.merge_size,
-            ));
-            px.values.extend_from_slice(&g.pixel_values);
-            px.grids.push(g.grid_thw);
-            tokens += g.tokens;
-            p.resized.push(g.resized);
-            p.sizes.push((img.width as u32, img.height as u32));
-            Ok(())
-        };
-        for path in &a.images {
-            let t = Instant::now();
-            let img = flint_media::decode_image_file(path)?;
-            dec += t.elapsed().as_secs_f64();
-            one(path, &img)?;
-        }
-        for pic in &a.pictures {
-            one(Path::new(&pic.name), &pic.image)?;
-        }
-        p.stages
-            .push(("decode image", dec, format!("{} files", a.images.len())));
-        p.stages
-            .push(("preprocess", pre, format!("{tokens} image tokens")));
-        p.media.images = Some(px);
+            Ok(Processed {
+                prompt: flint_media::prompt::image_prompt(g.grid_thw, cfg.merge_size),
+                pixel_values: g.pixel_values,
+                grid_thw: g.grid_thw,
+                tokens: g.tokens,
+                resized: g.resized,
+            })
+        })?;
     }
     if a.has_video() {
         let cfg = match processor(model, "video_processor") {
@@ -434,6 +424,105 @@ pub fn prepare(model: &Model, a: &MediaFiles) -> anyhow::Result<Prepared> {
         }
     }
     Ok(p)
+}
+
+/// The images of `a` through the Qwen2-VL image processor (a Qwen3-VL tower): its settings from the `processor`
+/// metadata, else the processor's defaults at the tower's patch sizes; `--image-tokens N` caps the pixels at N
+/// merged tokens.
+fn qwen_images(model: &Model, a: &MediaFiles, p: &mut Prepared) -> anyhow::Result<()> {
+    let v = model.config.vision.as_ref().expect("checked by prepare");
+    let mut cfg = match processor(model, "image_processor") {
+        Some((name, json)) => {
+            let c = Qwen2VlConfig::from_json(&name, &json)?;
+            let (ours, theirs) = (
+                (c.patch_size, c.temporal_patch_size, c.merge_size),
+                (v.patch_size, v.patch_temporal, v.merge_size),
+            );
+            if ours != theirs {
+                bail!(
+                    "{}: the processor's patch, temporal patch and merge sizes {ours:?} are not the tower's \
+                     {theirs:?}",
+                    name.display()
+                );
+            }
+            c
+        }
+        None => Qwen2VlConfig {
+            patch_size: v.patch_size,
+            temporal_patch_size: v.patch_temporal,
+            merge_size: v.merge_size,
+            ..Qwen2VlConfig::default()
+        },
+    };
+    match a.image_tokens {
+        Some(ImageTokens::Cap(n)) => {
+            let f = cfg.factor();
+            cfg.max_pixels = n.saturating_mul(f * f).max(cfg.min_pixels);
+        }
+        Some(ImageTokens::Auto) => {
+            bail!("--image-tokens auto is not supported for a Qwen3-VL tower yet")
+        }
+        None => {}
+    }
+    process_images(a, p, |path, img| {
+        let g = flint_media::qwen2_vl::preprocess_named(path, img, &cfg)?;
+        Ok(Processed {
+            prompt: flint_media::prompt::qwen_image_prompt(g.grid_thw, cfg.merge_size),
+            pixel_values: g.pixel_values,
+            grid_thw: g.grid_thw,
+            tokens: g.tokens,
+            resized: g.resized,
+        })
+    })
+}
+
+/// One image through its processor.
+struct Processed {
+    /// The replacement of its placeholder.
+    prompt: String,
+    pixel_values: Vec<f32>,
+    grid_thw: [usize; 3],
+    tokens: usize,
+    resized: RgbImage,
+}
+
+/// Runs `process` over the images of `a` (the files, decoded, then the decoded pictures) and keeps the results and
+/// the stages' timings in `p`.
+fn process_images(
+    a: &MediaFiles,
+    p: &mut Prepared,
+    mut process: impl FnMut(&Path, &RgbImage) -> anyhow::Result<Processed>,
+) -> anyhow::Result<()> {
+    let (mut dec, mut pre) = (0f64, 0f64);
+    let mut px = Pixels::default();
+    let mut tokens = 0;
+    let mut one = |path: &Path, img: &RgbImage| -> anyhow::Result<()> {
+        let t = Instant::now();
+        let g = process(path, img)?;
+        pre += t.elapsed().as_secs_f64();
+        p.images.push(g.prompt);
+        px.values.extend_from_slice(&g.pixel_values);
+        px.grids.push(g.grid_thw);
+        tokens += g.tokens;
+        p.resized.push(g.resized);
+        p.sizes.push((img.width as u32, img.height as u32));
+        Ok(())
+    };
+    for path in &a.images {
+        let t = Instant::now();
+        let img = flint_media::decode_image_file(path)?;
+        dec += t.elapsed().as_secs_f64();
+        one(path, &img)?;
+    }
+    for pic in &a.pictures {
+        one(Path::new(&pic.name), &pic.image)?;
+    }
+    p.stages
+        .push(("decode image", dec, format!("{} files", a.images.len())));
+    p.stages
+        .push(("preprocess", pre, format!("{tokens} image tokens")));
+    p.media.images = Some(px);
+    Ok(())
 }
 
 /// The image processor's settings of `model` (its `processor` metadata, else the processor's defaults at the

@@ -11,22 +11,7 @@ use std::path::Path;
 
 const TOL: f32 = 1e-4;
 
-fn logits(model: &Path, inputs: &Path, out: &Path) -> std::process::Output {
-    run_bin(
-        "flint",
-        &[
-            "logits",
-            "-m",
-            model.to_str().unwrap(),
-            "--kv",
-            "f32",
-            "--inputs",
-            inputs.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ],
-    )
-}
+use flint_tests::logits_of_inputs as logits;
 
 #[test]
 fn image_audio_and_video_prompts_match_transformers() {

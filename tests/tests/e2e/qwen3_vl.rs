@@ -13,7 +13,9 @@ use flint_model::vision::{VisionTower, VisionTrace};
 use flint_model::{
     Batch, KvDtype, KvOptions, LayerHook, Logits, Model, Sampler, SamplerConfig, Session, Trace,
 };
-use flint_tests::{fixtures, import, read_npy, read_safetensors, rel_err, run_bin, Ref};
+use flint_tests::{
+    fixtures, import, logits_of_inputs, read_npy, read_safetensors, rel_err, run_bin, Ref,
+};
 use std::collections::HashMap;
 
 const TOL: f32 = 1e-4;
@@ -150,20 +152,7 @@ fn conformance(layout: &str) {
     // The CLI's path: processor outputs in, logits out.
     let npy = tmp.path().join("logits.npy");
     let inputs = fixtures().join("hf/qwen3_vl_moe/io.safetensors");
-    let o = run_bin(
-        "flint",
-        &[
-            "logits",
-            "-m",
-            out.to_str().unwrap(),
-            "--kv",
-            "f32",
-            "--inputs",
-            inputs.to_str().unwrap(),
-            "-o",
-            npy.to_str().unwrap(),
-        ],
-    );
+    let o = logits_of_inputs(&out, &inputs, &npy);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let (shape, data) = read_npy(&std::fs::read(&npy).unwrap());
     assert_eq!(shape, [n, model.config.vocab_size]);
@@ -228,6 +217,104 @@ fn generation_after_an_image_continues_at_the_shifted_positions() {
         .unwrap();
     let e = rel_err(&cached, &fresh);
     assert!(e < 1e-5, "decoded rows sit at other positions: {e:e}");
+}
+
+/// The tiny checkpoint with a stand-in tokenizer (Qwen's vision specials at the fixture's ids) and a Qwen2-VL image
+/// processor at the tower's patch sizes, imported.
+fn with_processor(dir: &std::path::Path) -> std::path::PathBuf {
+    let src = fixtures().join("hf/qwen3_vl_moe/model");
+    let ck = dir.join("ckpt");
+    std::fs::create_dir(&ck).unwrap();
+    for f in ["model.safetensors", "config.json"] {
+        std::fs::copy(src.join(f), ck.join(f)).unwrap();
+    }
+    let specials = serde_json::json!({"bos": 1, "<|image_pad|>": 2, "<|video_pad|>": 3,
+                                      "<|vision_start|>": 7, "<|vision_end|>": 8});
+    let tok = flint_tests::muse::standin_tokenizer(specials.as_object().unwrap(), 512);
+    std::fs::write(ck.join("tokenizer.json"), tok).unwrap();
+    std::fs::write(
+        ck.join("preprocessor_config.json"),
+        serde_json::json!({"image_processor_type": "Qwen2VLImageProcessor", "patch_size": 8,
+                           "temporal_patch_size": 2, "merge_size": 2,
+                           "size": {"shortest_edge": 1024, "longest_edge": 16384}})
+        .to_string(),
+    )
+    .unwrap();
+    let model = dir.join("m.flint");
+    import(&ck, &model, DType::F32);
+    model
+}
+
+/// `flint preprocess` and `flint run --image` on a Qwen3-VL checkpoint: the photo goes through the Qwen2-VL
+/// processor of the file's metadata, the placeholder becomes `<|vision_start|>`, one `<|image_pad|>` per merged
+/// token and `<|vision_end|>`, `flint logits --inputs` runs what preprocess wrote, and `flint run` answers with the
+/// argmax of its last row.
+#[test]
+fn run_and_preprocess_with_an_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = with_processor(tmp.path());
+    let image = fixtures().join("processors/images/coffee.png");
+    let (m, im) = (model.to_str().unwrap(), image.to_str().unwrap());
+    let prompt = "<|patch|>cup?";
+    let pre = tmp.path().join("pre.safetensors");
+    let o = run_bin(
+        "flint",
+        &[
+            "preprocess",
+            "-m",
+            m,
+            "--image",
+            im,
+            "-p",
+            prompt,
+            "-o",
+            pre.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got = read_safetensors(&pre);
+    let g = &got["image_grid_thw"].data;
+    let tokens = (g[0] * g[1] * g[2]) as usize / 4;
+    assert!(
+        g[1] as usize * 8 * g[2] as usize * 8 <= 16384,
+        "max_pixels holds: {g:?}"
+    );
+    let ids: Vec<u32> = got["input_ids"].data.iter().map(|&v| v as u32).collect();
+    let mut want = vec![1, 7];
+    want.extend(std::iter::repeat_n(2, tokens));
+    want.push(8);
+    want.extend("cup?".chars().map(|c| c as u32 - 32 + 256));
+    assert_eq!(ids, want, "input_ids");
+    let img = flint_media::decode_image_file(&image).unwrap();
+    let cfg =
+        flint_media::Qwen2VlConfig::from_file(&tmp.path().join("ckpt/preprocessor_config.json"))
+            .unwrap();
+    let px = flint_media::qwen2_vl::preprocess(&img, &cfg).unwrap();
+    assert_eq!(got["pixel_values"].data, px.pixel_values, "pixel_values");
+    let npy = tmp.path().join("l.npy");
+    let o = logits_of_inputs(&model, &pre, &npy);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (_, lg) = read_npy(&std::fs::read(&npy).unwrap());
+    let last = &lg[(ids.len() - 1) * 512..];
+    let argmax = (0..512)
+        .max_by(|&a, &b| last[a].total_cmp(&last[b]))
+        .unwrap() as u32;
+    let o = run_bin(
+        "flint",
+        &[
+            "run", "-m", m, "--kv", "f32", "--image", im, "-p", prompt, "-n", "1",
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    for stage in ["decode image:", "preprocess:", "vision encode:"] {
+        assert!(err.contains(stage), "stderr shows `{stage}`: {err}");
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim_end_matches('\n'),
+        flint_tests::muse::char_of(argmax).to_string(),
+        "the greedy answer"
+    );
 }
 
 /// Config values the runtime would not honour are refused at import, naming the key.
