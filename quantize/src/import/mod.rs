@@ -12,6 +12,7 @@ pub mod muse_vision;
 pub mod plan;
 mod precheck;
 mod processor;
+pub mod qwen3_omni;
 pub mod qwen3_vl;
 pub mod source;
 
@@ -88,6 +89,8 @@ fn open_hf(dir: &Path) -> Result<Checkpoint, ImportError> {
         muse_spark::plan(&config, &source, muse_spark::temperature(&v, &cfg_path)?)
     } else if config.arch == qwen3_vl::ARCH {
         qwen3_vl::plan(&config, &source)
+    } else if config.arch == qwen3_omni::ARCH {
+        qwen3_omni::plan(&config, &source)
     } else {
         hf::plan(&config, &source)
     };

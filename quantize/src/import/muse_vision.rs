@@ -29,7 +29,7 @@ pub(super) struct Keys<'a> {
     pub(super) path: &'a Path,
 }
 
-impl Keys<'_> {
+impl<'a> Keys<'a> {
     pub(super) fn err(&self, key: &str, msg: impl Into<String>) -> ImportError {
         let key = if self.section.is_empty() {
             key.to_string()
@@ -42,6 +42,29 @@ impl Keys<'_> {
             msg: msg.into(),
         }
     }
+    /// The top level of config.json `v` (read from `path`).
+    pub(super) fn top(v: &'a Value, path: &'a Path) -> Keys<'a> {
+        Keys {
+            v,
+            section: "",
+            path,
+        }
+    }
+
+    /// The object under `key` of the top level (`vision_config`, `audio_config`), its keys named `{key}.…`.
+    pub(super) fn section(&self, key: &'a str) -> Result<Keys<'a>, ImportError> {
+        let v = self
+            .v
+            .get(key)
+            .filter(|x| x.is_object())
+            .ok_or_else(|| self.err(key, "missing or not an object"))?;
+        Ok(Keys {
+            v,
+            section: key,
+            path: self.path,
+        })
+    }
+
     pub(super) fn get(&self, key: &str) -> Option<&Value> {
         self.v.get(key).filter(|x| !x.is_null())
     }
@@ -104,22 +127,11 @@ impl Keys<'_> {
 /// The vision description of a Muse config.json (`v`, read from `path`); None when it has no `vision_config`
 /// (a bare text config, or a checkpoint imported text-only). transformers' defaults fill absent keys.
 pub fn config(v: &Value, path: &Path) -> Result<Option<VisionConfig>, ImportError> {
-    let top = Keys {
-        v,
-        section: "",
-        path,
-    };
-    let Some(vc) = top.get("vision_config") else {
+    let top = Keys::top(v, path);
+    if top.get("vision_config").is_none() {
         return Ok(None);
-    };
-    if !vc.is_object() {
-        return Err(top.err("vision_config", "is not an object"));
     }
-    let k = Keys {
-        v: vc,
-        section: "vision_config",
-        path,
-    };
+    let k = top.section("vision_config")?;
     // Muse Spark reads its position table transposed, Muse Glimmer does not (transformers' `grid_thw[:, [0, 2, 1]]`).
     let spark = v.get("model_type").and_then(Value::as_str) != Some("muse_glimmer");
     let kind = k.choice(

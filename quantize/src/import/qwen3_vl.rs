@@ -23,22 +23,38 @@ const TOWER: &str = "model.visual";
 
 /// Translates a `qwen3_vl_moe` config.json (`v`, read from `path`).
 pub fn config_from_json(v: &Value, path: &Path) -> Result<ModelConfig, ImportError> {
-    let top = Keys {
-        v,
-        section: "",
-        path,
-    };
-    let text = top
-        .get("text_config")
-        .filter(|t| t.is_object())
-        .ok_or_else(|| top.err("text_config", "missing (the decoder's settings live there)"))?;
+    let mut c = text_config(v, path, true)?;
+    c.vision = Some(vision_config(v, path, c.hidden_size)?);
+    validated(c, path)
+}
+
+/// `c` once [`ModelConfig::validate`] accepts it (errors name the config.json at `path`).
+pub(super) fn validated(c: ModelConfig, path: &Path) -> Result<ModelConfig, ImportError> {
+    c.validate().map_err(|m| ImportError::Config {
+        path: path.display().to_string(),
+        key: "(config)".into(),
+        msg: m,
+    })?;
+    Ok(c)
+}
+
+/// The decoder of a Qwen3-VL / Qwen3-Omni thinker config (`text_config`): Qwen3-MoE's translation with M-RoPE;
+/// `force_norm` renormalises the top-k weights whatever the config says (Qwen3-VL's router does).
+pub(super) fn text_config(
+    v: &Value,
+    path: &Path,
+    force_norm: bool,
+) -> Result<ModelConfig, ImportError> {
+    let top = Keys::top(v, path);
+    let t = top.section("text_config")?;
+    let text = t.v;
     super::precheck::hf_config(text, path)?;
     // The decoder is Qwen3-MoE's: translate it as one, then add what differs.
     let mut as_moe = text.clone();
     as_moe["model_type"] = "qwen3_moe".into();
     let mut c = hf::config_from_json(&as_moe, path)?;
     c.arch = ARCH.into();
-    if let Some(m) = &mut c.moe {
+    if let Some(m) = c.moe.as_mut().filter(|_| force_norm) {
         // Qwen3VLMoeTextTopKRouter renormalises the top-k weights whatever the config says.
         m.norm_topk_prob = true;
     }
@@ -46,11 +62,6 @@ pub fn config_from_json(v: &Value, path: &Path) -> Result<ModelConfig, ImportErr
         .get("tie_word_embeddings")
         .and_then(Value::as_bool)
         .unwrap_or(c.tie_word_embeddings);
-    let t = Keys {
-        v: text,
-        section: "text_config",
-        path,
-    };
     let rope = t
         .get("rope_parameters")
         .ok_or_else(|| t.err("rope_parameters", "missing (M-RoPE needs `mrope_section`)"))?;
@@ -70,37 +81,32 @@ pub fn config_from_json(v: &Value, path: &Path) -> Result<ModelConfig, ImportErr
                 .collect::<Option<Vec<usize>>>()
         })
         .ok_or_else(|| rk.err("mrope_section", "must be a list of three counts"))?;
-    let interleaved = match rk.get("mrope_interleaved") {
+    // Qwen3-VL names it `mrope_interleaved`, Qwen3-Omni `interleaved`.
+    let key = ["mrope_interleaved", "interleaved"]
+        .into_iter()
+        .find(|k| rk.get(k).is_some())
+        .unwrap_or("mrope_interleaved");
+    let interleaved = match rk.get(key) {
         None => true,
         Some(x) => x
             .as_bool()
-            .ok_or_else(|| rk.err("mrope_interleaved", format!("{x} is not a boolean")))?,
+            .ok_or_else(|| rk.err(key, format!("{x} is not a boolean")))?,
     };
     c.mrope = Some(MropeConfig {
         sections: [sec[0], sec[1], sec[2]],
         interleaved,
     });
-    c.vision = Some(vision_config(v, path, c.hidden_size)?);
-    c.validate().map_err(|m| top.err("(config)", m))?;
     Ok(c)
 }
 
 /// The tower's description from `vision_config` (transformers' defaults for absent keys).
-fn vision_config(v: &Value, path: &Path, text_hidden: usize) -> Result<VisionConfig, ImportError> {
-    let top = Keys {
-        v,
-        section: "",
-        path,
-    };
-    let vc = top
-        .get("vision_config")
-        .filter(|x| x.is_object())
-        .ok_or_else(|| top.err("vision_config", "missing or not an object"))?;
-    let k = Keys {
-        v: vc,
-        section: "vision_config",
-        path,
-    };
+pub(super) fn vision_config(
+    v: &Value,
+    path: &Path,
+    text_hidden: usize,
+) -> Result<VisionConfig, ImportError> {
+    let top = Keys::top(v, path);
+    let k = top.section("vision_config")?;
     let act = match k
         .choice(
             "hidden_act",
@@ -188,13 +194,70 @@ fn vision_config(v: &Value, path: &Path, text_hidden: usize) -> Result<VisionCon
     })
 }
 
+/// The source names of a merger's norm, fc1 and fc2 under the tower's prefix: the main one (`None`) or deepstack
+/// merger `i`.
+pub(super) type MergerNames = fn(&str, Option<usize>) -> [String; 3];
+
+/// Qwen3-VL's merger names.
+fn vl_mergers(tower: &str, i: Option<usize>) -> [String; 3] {
+    let m = match i {
+        None => format!("{tower}.merger"),
+        Some(i) => format!("{tower}.deepstack_merger_list.{i}"),
+    };
+    ["norm", "linear_fc1", "linear_fc2"].map(|w| format!("{m}.{w}"))
+}
+
+/// Where a checkpoint keeps its parts: transformers' layout (`model.language_model`, `model.visual`,
+/// `model.audio_tower`), or the original release's (`model`, `visual`, `audio_tower`) that transformers converts
+/// at load.
+pub(super) struct Prefixes {
+    pub text: &'static str,
+    pub visual: &'static str,
+    pub audio: &'static str,
+}
+
+impl Prefixes {
+    pub(super) fn of(src: &dyn TensorSource) -> Prefixes {
+        if src
+            .shape("model.language_model.embed_tokens.weight")
+            .is_some()
+        {
+            Prefixes {
+                text: "model.language_model",
+                visual: TOWER,
+                audio: "model.audio_tower",
+            }
+        } else {
+            Prefixes {
+                text: "model",
+                visual: "visual",
+                audio: "audio_tower",
+            }
+        }
+    }
+}
+
 /// The decoder's and the tower's tensors.
 pub fn plan(c: &ModelConfig, src: &dyn TensorSource) -> Plan {
+    let mut p = decoder_plan(c, src);
+    if let Some(v) = &c.vision {
+        vision_plan(
+            &mut p,
+            v,
+            c.hidden_size,
+            (Prefixes::of(src).visual, vl_mergers),
+        );
+    }
+    p
+}
+
+/// The decoder (under [`Prefixes::text`]) and the head, every source tensor to be read.
+pub(super) fn decoder_plan(c: &ModelConfig, src: &dyn TensorSource) -> Plan {
     let mut p = Plan {
         skip_prefixes: Some(Vec::new()),
         ..Plan::default()
     };
-    hf::decoder_plan(&mut p, c, src, "model.language_model");
+    hf::decoder_plan(&mut p, c, src, Prefixes::of(src).text);
     if !c.tie_word_embeddings {
         p.matrix(
             OUTPUT.into(),
@@ -202,13 +265,16 @@ pub fn plan(c: &ModelConfig, src: &dyn TensorSource) -> Plan {
             Fetch::Whole("lm_head.weight".into()),
         );
     }
-    if let Some(v) = &c.vision {
-        vision_plan(&mut p, v, c.hidden_size);
-    }
     p
 }
 
-fn vision_plan(p: &mut Plan, v: &VisionConfig, out: usize) {
+/// The tower under `tower`, its mergers named by `mergers`.
+pub(super) fn vision_plan(
+    p: &mut Plan,
+    v: &VisionConfig,
+    out: usize,
+    (tower, mergers): (&str, MergerNames),
+) {
     let (d, side, merged) = (v.hidden_size, v.pos_emb_height, v.merged_size());
     let w = |s: String| Fetch::Whole(s);
     let norm = |p: &mut Plan, ours: &str, len: usize, theirs: &str| {
@@ -220,7 +286,7 @@ fn vision_plan(p: &mut Plan, v: &VisionConfig, out: usize) {
         p.vector(bias(ours), rows, w(format!("{theirs}.bias")));
     };
     p.group(|p| {
-        let pe = format!("{TOWER}.patch_embed.proj");
+        let pe = format!("{tower}.patch_embed.proj");
         p.matrix(
             names::PATCH_EMBD.into(),
             [d, v.patch_len()],
@@ -230,11 +296,11 @@ fn vision_plan(p: &mut Plan, v: &VisionConfig, out: usize) {
         p.f32_matrix(
             names::POS_EMBD.into(),
             [side * side, d],
-            w(format!("{TOWER}.pos_embed.weight")),
+            w(format!("{tower}.pos_embed.weight")),
         );
     });
     for l in 0..v.num_layers {
-        let pre = format!("{TOWER}.blocks.{l}");
+        let pre = format!("{tower}.blocks.{l}");
         p.group(|p| {
             norm(p, &blk(l, "attn_norm"), d, &format!("{pre}.norm1"));
             let qkv = format!("{pre}.attn.qkv");
@@ -277,34 +343,15 @@ fn vision_plan(p: &mut Plan, v: &VisionConfig, out: usize) {
         });
     }
     p.group(|p| {
-        let m = format!("{TOWER}.merger");
-        norm(p, names::MERGER_NORM, d, &format!("{m}.norm"));
-        linear(
-            p,
-            names::ADAPTER_FC1,
-            merged,
-            merged,
-            &format!("{m}.linear_fc1"),
-        );
-        linear(
-            p,
-            names::ADAPTER_FC2,
-            out,
-            merged,
-            &format!("{m}.linear_fc2"),
-        );
+        let [n, f1, f2] = mergers(tower, None);
+        norm(p, names::MERGER_NORM, d, &n);
+        linear(p, names::ADAPTER_FC1, merged, merged, &f1);
+        linear(p, names::ADAPTER_FC2, out, merged, &f2);
         for i in 0..v.deepstack_layers.len() {
-            let m = format!("{TOWER}.deepstack_merger_list.{i}");
-            norm(
-                p,
-                &names::deepstack(i, "norm"),
-                merged,
-                &format!("{m}.norm"),
-            );
-            let fc1 = names::deepstack(i, "fc1");
-            linear(p, &fc1, merged, merged, &format!("{m}.linear_fc1"));
-            let fc2 = names::deepstack(i, "fc2");
-            linear(p, &fc2, out, merged, &format!("{m}.linear_fc2"));
+            let [n, f1, f2] = mergers(tower, Some(i));
+            norm(p, &names::deepstack(i, "norm"), merged, &n);
+            linear(p, &names::deepstack(i, "fc1"), merged, merged, &f1);
+            linear(p, &names::deepstack(i, "fc2"), out, merged, &f2);
         }
     });
 }

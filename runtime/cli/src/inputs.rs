@@ -1,9 +1,11 @@
 //! Processor outputs as model inputs: a safetensors file holding tensors under their Hugging Face names
 //! (`input_ids`, `pixel_values`, `image_grid_thw`, `pixel_values_videos`, `video_grid_thw`, `input_values`,
-//! `input_values_mask`; an `in.` prefix is accepted). Integer tensors may be int32 or int64, float tensors float32
+//! `input_values_mask`, and the log-mel `input_features` with `feature_attention_mask`; an `in.` prefix is
+//! accepted). Integer tensors may be int32 or int64, float tensors float32
 //! or float64. Keys that are no model input are ignored, with a note on stderr.
 
 use anyhow::{bail, Context};
+use flint_model::audio::mel::MelClip;
 use flint_model::multimodal::{Clip, Media, Pixels};
 use safetensors::{Dtype, SafeTensors};
 use std::path::Path;
@@ -11,7 +13,7 @@ use std::path::Path;
 /// Largest inputs file read (a 4096-token image's pixel values are about 20 MB; a whole batch of frames more).
 pub const MAX_INPUTS_BYTES: u64 = 2 << 30;
 
-const KNOWN: [&str; 8] = [
+const KNOWN: [&str; 10] = [
     "input_ids",
     "attention_mask",
     "pixel_values",
@@ -20,6 +22,8 @@ const KNOWN: [&str; 8] = [
     "video_grid_thw",
     "input_values",
     "input_values_mask",
+    "input_features",
+    "feature_attention_mask",
 ];
 
 /// The prompt's token ids (one sequence) and its media.
@@ -120,22 +124,33 @@ pub fn read(path: &Path) -> anyhow::Result<(Vec<u32>, Media)> {
             _ => bail!("{p}: `{k}` has shape {s:?}, not [samples] or [clips, samples]"),
         };
         let x = floats(&k, &t, path)?;
-        let valid: Vec<usize> = match get("input_values_mask") {
-            Some((km, m)) => {
-                if m.shape().iter().product::<usize>() != clips * n {
-                    bail!("{p}: `{km}` has shape {:?}, `{k}` {s:?}", m.shape());
-                }
-                let m = ints(&km, &m, path)?;
-                m.chunks_exact(n.max(1))
-                    .map(|r| r.iter().filter(|&&v| v != 0).count())
-                    .collect()
-            }
-            None => vec![n; clips],
-        };
+        let valid = valid_counts(get("input_values_mask"), (&k, &s), clips, n, path)?;
         for (c, v) in x.chunks_exact(n.max(1)).zip(valid) {
             audio.push(Clip {
                 samples: c.to_vec(),
                 valid: v,
+            });
+        }
+    }
+    let mut mel_audio = Vec::new();
+    if let Some((k, t)) = get("input_features") {
+        let s = t.shape().to_vec();
+        let (clips, mels, n) = match s.as_slice() {
+            [m, n] => (1, *m, *n),
+            [c, m, n] => (*c, *m, *n),
+            _ => bail!("{p}: `{k}` has shape {s:?}, not [mels, frames] or [clips, mels, frames]"),
+        };
+        let x = floats(&k, &t, path)?;
+        let frames = valid_counts(get("feature_attention_mask"), (&k, &s), clips, n, path)?;
+        // The valid frames are the first ones of each clip (the extractor pads on the right).
+        for (c, f) in x.chunks_exact((mels * n).max(1)).zip(frames) {
+            let features = c
+                .chunks_exact(n.max(1))
+                .flat_map(|row| row[..f].to_vec())
+                .collect();
+            mel_audio.push(MelClip {
+                features,
+                frames: f,
             });
         }
     }
@@ -146,8 +161,34 @@ pub fn read(path: &Path) -> anyhow::Result<(Vec<u32>, Media)> {
             videos,
             audio,
             encoded_audio: Vec::new(),
+            mel_audio,
         },
     ))
+}
+
+/// The valid entries of each of `clips` rows of `n` by a mask (`(key, tensor)`; `(k, s)` the masked tensor's key
+/// and shape), or all `n` without one.
+fn valid_counts(
+    mask: Option<(String, safetensors::tensor::TensorView<'_>)>,
+    (k, s): (&str, &[usize]),
+    clips: usize,
+    n: usize,
+    path: &Path,
+) -> anyhow::Result<Vec<usize>> {
+    let Some((km, m)) = mask else {
+        return Ok(vec![n; clips]);
+    };
+    if m.shape().iter().product::<usize>() != clips * n {
+        bail!(
+            "{}: `{km}` has shape {:?}, `{k}` {s:?}",
+            path.display(),
+            m.shape()
+        );
+    }
+    let m = ints(&km, &m, path)?;
+    Ok(m.chunks_exact(n.max(1))
+        .map(|r| r.iter().filter(|&&v| v != 0).count())
+        .collect())
 }
 
 fn ints(k: &str, t: &safetensors::tensor::TensorView<'_>, path: &Path) -> anyhow::Result<Vec<i64>> {

@@ -4,6 +4,7 @@
 
 pub mod audio;
 pub mod limits;
+pub mod mel_audio;
 pub mod vision;
 
 pub use audio::AudioConfig;
@@ -208,6 +209,9 @@ pub struct ModelConfig {
     /// The raw-waveform audio tower (Muse Spark), stored under `audio.*` in its own paging group; None: no audio.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audio: Option<AudioConfig>,
+    /// A log-mel audio encoder (Qwen3-Omni, `config/mel_audio.rs`) under `a.*`; None: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mel_audio: Option<mel_audio::MelAudioConfig>,
 }
 
 impl ModelConfig {

@@ -219,6 +219,19 @@ impl<'a> Loader<'a> {
         })
     }
 
+    /// An f32 tensor of exactly `shape`, copied (small kernels the convolutions read as slices).
+    pub fn f32_copy(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, ModelError> {
+        let t = self.file.tensor(name)?;
+        match t.as_f32() {
+            Some(v) if t.info.shape == shape => Ok(v.to_vec()),
+            _ => Err(self.mismatch(
+                name,
+                format!("f32 {shape:?}"),
+                format!("{} {:?}", t.info.dtype, t.info.shape),
+            )),
+        }
+    }
+
     /// An optional vector: absent is fine, present must be right.
     pub fn opt_vector(&self, name: &str, len: usize) -> Result<Option<Vector>, ModelError> {
         if self.file.has(name) {

@@ -11,12 +11,13 @@ use flint_kernels::Exec;
 use flint_model::multimodal::{mrope, Deepstack, Media, MediaPrompt, Pixels, Towers};
 use flint_model::vision::{VisionTower, VisionTrace};
 use flint_model::{
-    Batch, KvDtype, KvOptions, LayerHook, Logits, Model, Sampler, SamplerConfig, Session, Trace,
+    Batch, KvDtype, KvOptions, Logits, Model, Sampler, SamplerConfig, Session, Trace,
 };
 use flint_tests::{
     fixtures, import, logits_of_inputs, read_npy, read_safetensors, rel_err, run_bin, Ref,
 };
 use std::collections::HashMap;
+use std::path::Path;
 
 const TOL: f32 = 1e-4;
 
@@ -24,10 +25,10 @@ fn io() -> HashMap<String, Ref> {
     read_safetensors(&fixtures().join("hf/qwen3_vl_moe/io.safetensors"))
 }
 
-fn check(what: &str, got: &[f32], want: &Ref) {
+pub(crate) fn check(what: &str, got: &[f32], want: &Ref) {
     assert_eq!(got.len(), want.data.len(), "{what}: length");
     let e = rel_err(got, &want.data);
-    eprintln!("qwen3_vl_moe: {what}: max error {e:.3e} of the largest magnitude");
+    eprintln!("{what}: max error {e:.3e} of the largest magnitude");
     assert!(e < TOL, "{what} differs by {e:e}");
 }
 
@@ -60,42 +61,34 @@ fn conformance(layout: &str) {
     let (ids, media) = media(&io);
     let px = media.images.as_ref().unwrap();
 
-    // The tower and its taps.
+    check_vision(&model, &ids, px, &io);
+
+    let inputs = fixtures().join("hf/qwen3_vl_moe/io.safetensors");
+    check_decoder(&model, &out, (ids, &media), &io, &inputs);
+}
+
+/// The vision tower's taps on `px` (`out.tap.visual.*`: the positioned patch embedding, each layer, the merger and
+/// deepstack rows) and the prompt's M-RoPE positions (`out.tap.lm.position_ids`) against `io`.
+pub(crate) fn check_vision(model: &Model, ids: &[u32], px: &Pixels, io: &HashMap<String, Ref>) {
     let tower = VisionTower::load(model.file(), &model.config).unwrap();
     let mut t = VisionTrace::default();
     let vis = tower
         .encode_traced(&Exec::global(), &px.values, &px.grids, Some(&mut t))
         .unwrap();
-    check(
-        "visual.hidden_states.0",
-        &t.patch_embedder,
-        &io["out.tap.visual.hidden_states.0"],
-    );
+    let mut taps = vec![("visual.hidden_states.0".to_string(), &t.patch_embedder)];
     for (l, x) in t.layers.iter().enumerate() {
-        let name = format!("visual.hidden_states.{}", l + 1);
-        check(&name, x, &io[&format!("out.tap.{name}")]);
+        taps.push((format!("visual.hidden_states.{}", l + 1), x));
     }
-    check(
-        "visual.last_hidden_state",
-        t.layers.last().unwrap(),
-        &io["out.tap.visual.last_hidden_state"],
-    );
-    check(
-        "visual.pooler_output",
-        &vis.rows,
-        &io["out.tap.visual.pooler_output"],
-    );
+    taps.push(("visual.last_hidden_state".into(), t.layers.last().unwrap()));
+    taps.push(("visual.pooler_output".into(), &vis.rows));
     assert_eq!(vis.deepstack.len(), 1);
-    check(
-        "visual.deepstack_features.0",
-        &vis.deepstack[0],
-        &io["out.tap.visual.deepstack_features.0"],
-    );
-
-    // M-RoPE positions of the prompt.
+    taps.push(("visual.deepstack_features.0".into(), &vis.deepstack[0]));
+    for (name, got) in taps {
+        check(&name, got, &io[&format!("out.tap.{name}")]);
+    }
     let v = &tower.config;
     let (pos, _) = mrope::positions(
-        &ids,
+        ids,
         (v.image_token_id, v.video_token_id),
         &px.grids,
         &[],
@@ -108,51 +101,55 @@ fn conformance(layout: &str) {
         let w: Vec<u32> = (0..3).map(|a| want.data[a * n + r] as u32).collect();
         assert_eq!(&p[..], &w[..], "position of row {r}");
     }
+}
 
-    // The whole prompt through the decoder (the engine's path: MediaPrompt lays out rows, positions and the
-    // deepstack hook).
-    let towers = Towers::load(&model).unwrap();
-    let (prompt, _) = MediaPrompt::encode(&model, &towers, model.exec(), ids, &media).unwrap();
+/// The whole prompt through the decoder as the engine lays it out (`MediaPrompt`: tower rows at the placeholders,
+/// M-RoPE positions, the deepstack hook): logits, hidden states and router logits against `io`; then the CLI's
+/// path, `flint logits --inputs` on `inputs` (the processor outputs) with the model `file`.
+pub(crate) fn check_decoder(
+    model: &Model,
+    file: &Path,
+    (ids, media): (Vec<u32>, &Media),
+    io: &HashMap<String, Ref>,
+    inputs: &Path,
+) {
+    let n = ids.len();
+    let towers = Towers::load(model).unwrap();
+    let (prompt, _) = MediaPrompt::encode(model, &towers, model.exec(), ids, media).unwrap();
     let mut kv = model.new_kv(KvOptions::with_dtype(KvDtype::F32));
     let seq = kv.new_seq();
     let mut batch = Batch::new();
     prompt.push(&mut batch, seq, 0, Logits::All);
     let mut trace = Trace::default();
-    let mut deep = prompt.deepstack().expect("the tower gave deepstack rows");
+    let mut deep = prompt.deepstack();
+    assert!(deep.is_some(), "the tower gave deepstack rows");
     let logits = model
         .forward_batch(
             &batch,
             &mut kv,
-            Some(&mut deep as &mut dyn LayerHook),
+            Deepstack::as_hook(&mut deep),
             Some(&mut trace),
         )
         .unwrap();
     check("logits", &logits, &io["out.logits"]);
-    let hs = &io["out.hidden_states"];
-    let per = hs.data.len() / hs.shape[0];
-    assert_eq!(trace.hidden_states.len(), hs.shape[0]);
-    for (i, got) in trace.hidden_states.iter().enumerate() {
-        let want = Ref {
-            shape: vec![per],
-            data: hs.data[i * per..(i + 1) * per].to_vec(),
-        };
-        check(&format!("hidden state {i}"), got, &want);
+    for (what, key, got) in [
+        ("hidden state", "out.hidden_states", &trace.hidden_states),
+        ("router logits", "out.router_logits", &trace.router_logits),
+    ] {
+        let r = &io[key];
+        let per = r.data.len() / r.shape[0];
+        assert_eq!(got.len(), r.shape[0], "{what}s");
+        for (i, (got, want)) in got.iter().zip(r.data.chunks_exact(per)).enumerate() {
+            let want = Ref {
+                shape: vec![per],
+                data: want.to_vec(),
+            };
+            check(&format!("{what} {i}"), got, &want);
+        }
     }
-    let rl = &io["out.router_logits"];
-    let per = rl.data.len() / rl.shape[0];
-    assert_eq!(trace.router_logits.len(), rl.shape[0]);
-    for (i, got) in trace.router_logits.iter().enumerate() {
-        let want = Ref {
-            shape: vec![per],
-            data: rl.data[i * per..(i + 1) * per].to_vec(),
-        };
-        check(&format!("router logits {i}"), got, &want);
-    }
-
-    // The CLI's path: processor outputs in, logits out.
-    let npy = tmp.path().join("logits.npy");
-    let inputs = fixtures().join("hf/qwen3_vl_moe/io.safetensors");
-    let o = logits_of_inputs(&out, &inputs, &npy);
+    let dir = tempfile::tempdir().unwrap();
+    let npy = dir.path().join("logits.npy");
+    let o = logits_of_inputs(file, inputs, &npy);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let (shape, data) = read_npy(&std::fs::read(&npy).unwrap());
     assert_eq!(shape, [n, model.config.vocab_size]);
@@ -320,35 +317,46 @@ fn run_and_preprocess_with_an_image() {
 /// Config values the runtime would not honour are refused at import, naming the key.
 #[test]
 fn refused_configs_name_their_key() {
-    let src = fixtures().join("hf/qwen3_vl_moe/model");
+    type_refusals(
+        "qwen3_vl_moe",
+        &[
+            ("num_position_embeddings", |c| {
+                c["vision_config"]["num_position_embeddings"] = 60.into()
+            }),
+            ("out_hidden_size", |c| {
+                c["vision_config"]["out_hidden_size"] = 32.into()
+            }),
+            ("hidden_act", |c| {
+                c["vision_config"]["hidden_act"] = "relu".into()
+            }),
+            ("mrope_section", |c| {
+                c["text_config"]["rope_parameters"]["mrope_section"] = serde_json::json!([4, 4])
+            }),
+            ("mrope.sections", |c| {
+                c["text_config"]["rope_parameters"]["mrope_section"] = serde_json::json!([4, 4, 5])
+            }),
+            ("deepstack_layers", |c| {
+                c["vision_config"]["deepstack_visual_indexes"] = serde_json::json!([5])
+            }),
+        ],
+    );
+}
+
+/// An edit of a config.json.
+pub(crate) type Edit = fn(&mut serde_json::Value);
+
+/// Each edit of the fixture `case`'s config.json makes the import fail with an error naming the file and the key.
+pub(crate) fn type_refusals(case: &str, cases: &[(&str, Edit)]) {
+    let src = fixtures().join("hf").join(case).join("model");
     let cfg: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
-    type Edit = fn(&mut serde_json::Value);
-    let cases: [(&str, Edit); 6] = [
-        ("num_position_embeddings", |c| {
-            c["vision_config"]["num_position_embeddings"] = 60.into()
-        }),
-        ("out_hidden_size", |c| {
-            c["vision_config"]["out_hidden_size"] = 32.into()
-        }),
-        ("hidden_act", |c| {
-            c["vision_config"]["hidden_act"] = "relu".into()
-        }),
-        ("mrope_section", |c| {
-            c["text_config"]["rope_parameters"]["mrope_section"] = serde_json::json!([4, 4])
-        }),
-        ("mrope.sections", |c| {
-            c["text_config"]["rope_parameters"]["mrope_section"] = serde_json::json!([4, 4, 5])
-        }),
-        ("deepstack_layers", |c| {
-            c["vision_config"]["deepstack_visual_indexes"] = serde_json::json!([5])
-        }),
-    ];
     for (key, edit) in cases {
         let dir = tempfile::tempdir().unwrap();
-        for f in ["model.safetensors", "generation_config.json"] {
-            std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
-        }
+        std::fs::copy(
+            src.join("model.safetensors"),
+            dir.path().join("model.safetensors"),
+        )
+        .unwrap();
         let mut c = cfg.clone();
         edit(&mut c);
         std::fs::write(dir.path().join("config.json"), c.to_string()).unwrap();

@@ -11,6 +11,7 @@
 //! of speech, at most one token's samples are left to compute. [`AudioTower::encode`] is the same stream run over
 //! a whole clip, in bounded chunks.
 
+pub mod mel;
 mod muse;
 
 use crate::config::limits::MAX_AUDIO_SAMPLES;

@@ -157,16 +157,7 @@ fn conv_kernel(
     c: usize,
     kernel: usize,
 ) -> Result<Vec<f32>, ModelError> {
-    let t = ld.file.tensor(name)?;
-    match t.as_f32() {
-        Some(v) if t.info.shape == [c, 1, kernel] => Ok(v.to_vec()),
-        _ => Err(ModelError::Tensor {
-            path: ld.file.path().display().to_string(),
-            name: name.to_string(),
-            expected: format!("f32 [{c}, 1, {kernel}]"),
-            found: format!("{} {:?}", t.info.dtype, t.info.shape),
-        }),
-    }
+    ld.f32_copy(name, &[c, 1, kernel])
 }
 
 /// `x · wᵀ + b` for `rows` rows of `x`.

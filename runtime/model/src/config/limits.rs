@@ -68,6 +68,7 @@ pub const ARCHITECTURES: &[&str] = &[
     "muse_spark",
     "muse_glimmer",
     "qwen3_vl_moe",
+    "qwen3_omni_moe_thinker",
 ];
 
 /// Reads the file at `path` as UTF-8 text of at most `max` bytes. A directory, a file over the cap or a
@@ -253,6 +254,9 @@ pub fn check_config(c: &ModelConfig) -> Result<(), Invalid> {
     if let Some(a) = &c.audio {
         check_audio(a, h, vocab)?;
     }
+    if let Some(a) = &c.mel_audio {
+        check_mel_audio(a, h, vocab)?;
+    }
     Ok(())
 }
 
@@ -362,6 +366,70 @@ pub fn check_vision(v: &super::vision::VisionConfig, c: &ModelConfig) -> Result<
             format!("({a}) must be the merged width {merged} for a `qwen3_vl` tower"),
         ));
     }
+    Ok(())
+}
+
+/// Mel bins of a log-mel encoder's input.
+pub const MAX_MEL_BINS: usize = 1024;
+/// Frames of a log-mel encoder's chunk (`2 · n_window`) and window.
+pub const MAX_MEL_WINDOW: usize = 1 << 16;
+
+/// The checks of a log-mel audio encoder; `hidden` and `vocab` are the decoder's.
+pub fn check_mel_audio(
+    a: &super::mel_audio::MelAudioConfig,
+    hidden: usize,
+    vocab: usize,
+) -> Result<(), Invalid> {
+    count("mel_audio.num_mel_bins", a.num_mel_bins, MAX_MEL_BINS)?;
+    let ds = count("mel_audio.downsample", a.downsample, MAX_HIDDEN)?;
+    let d = count("mel_audio.d_model", a.d_model, MAX_HIDDEN)?;
+    count("mel_audio.num_layers", a.num_layers, MAX_LAYERS)?;
+    let heads = count("mel_audio.num_heads", a.num_heads, MAX_HEADS)?;
+    if d.checked_rem(heads) != Some(0) {
+        return Err(bad(
+            "mel_audio.num_heads",
+            format!("({heads}) does not divide `mel_audio.d_model` ({d})"),
+        ));
+    }
+    let ffn = count("mel_audio.ffn_dim", a.ffn_dim, MAX_INTERMEDIATE)?;
+    product("mel_audio MLP", &[ffn, d], MAX_MATRIX_ELEMS)?;
+    product("mel_audio convolutions", &[ds, ds, 9], MAX_MATRIX_ELEMS)?;
+    product(
+        "mel_audio conv_out",
+        &[a.conv_out_in(), d],
+        MAX_MATRIX_ELEMS,
+    )?;
+    let w = count("mel_audio.n_window", a.n_window, MAX_MEL_WINDOW / 2)?;
+    let inf = count("mel_audio.n_window_infer", a.n_window_infer, MAX_MEL_WINDOW)?;
+    let chunk = w.saturating_mul(2);
+    if inf.checked_rem(chunk) != Some(0) {
+        return Err(bad(
+            "mel_audio.n_window_infer",
+            format!("({inf}) must be a multiple of 2 · n_window ({chunk})"),
+        ));
+    }
+    let steps = super::mel_audio::MelAudioConfig::after_convs(chunk);
+    let p = count(
+        "mel_audio.max_source_positions",
+        a.max_source_positions,
+        MAX_POSITIONS,
+    )?;
+    if p < steps {
+        return Err(bad(
+            "mel_audio.max_source_positions",
+            format!("({p}) is below the {steps} steps of a chunk"),
+        ));
+    }
+    if a.output_dim != hidden {
+        return Err(bad(
+            "mel_audio.output_dim",
+            format!(
+                "({}) must be the decoder's hidden_size ({hidden})",
+                a.output_dim
+            ),
+        ));
+    }
+    token_id("mel_audio.token_id", a.token_id, vocab)?;
     Ok(())
 }
 

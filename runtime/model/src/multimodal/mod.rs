@@ -10,6 +10,7 @@
 pub mod mrope;
 pub mod placeholders;
 
+use crate::audio::mel::{MelAudioTower, MelClip};
 use crate::audio::AudioTower;
 use crate::batch::{Batch, Input, LayerHook, Logits, Pos, Row};
 use crate::kv::SeqId;
@@ -46,6 +47,8 @@ pub struct Media {
     /// Clips the audio tower already encoded as they arrived (an [`crate::audio::AudioStream`]'s rows,
     /// `[tokens, hidden]` each), after `audio` in prompt order.
     pub encoded_audio: Vec<Vec<f32>>,
+    /// Log-mel clips for a mel audio encoder (Qwen3-Omni), in prompt order.
+    pub mel_audio: Vec<MelClip>,
 }
 
 impl Media {
@@ -54,6 +57,7 @@ impl Media {
             && self.videos.is_none()
             && self.audio.is_empty()
             && self.encoded_audio.is_empty()
+            && self.mel_audio.is_empty()
     }
 }
 
@@ -62,6 +66,7 @@ impl Media {
 pub struct Towers {
     pub vision: Option<VisionTower>,
     pub audio: Option<AudioTower>,
+    pub mel_audio: Option<MelAudioTower>,
 }
 
 impl Towers {
@@ -78,6 +83,11 @@ impl Towers {
                 .audio
                 .as_ref()
                 .map(|_| AudioTower::load(model.file()))
+                .transpose()?,
+            mel_audio: c
+                .mel_audio
+                .as_ref()
+                .map(|_| MelAudioTower::load(model.file()))
                 .transpose()?,
         })
     }
@@ -280,6 +290,22 @@ impl MediaPrompt {
             rows.push(TowerRows {
                 id: a.config().token_id,
                 rows: all,
+                deepstack: Vec::new(),
+            });
+        }
+        if !media.mel_audio.is_empty() {
+            let a = towers.mel_audio.as_ref().ok_or_else(|| {
+                ModelError::Invalid(
+                    "the prompt has log-mel audio but the model has no mel audio encoder".into(),
+                )
+            })?;
+            let t = std::time::Instant::now();
+            let r = a.encode(exec, &media.mel_audio)?;
+            stats.audio_secs += t.elapsed().as_secs_f64();
+            stats.audio_rows += r.len() / hidden;
+            rows.push(TowerRows {
+                id: a.config.token_id,
+                rows: r,
                 deepstack: Vec::new(),
             });
         }

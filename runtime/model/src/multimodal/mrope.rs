@@ -2,7 +2,7 @@
 //! an image's or video frame's rows, `(t, h / merge, w / merge)` of them in raster order, sit at `start + (t, row,
 //! col)` where `start` is the position after the text before them; the text after an image resumes at `start +
 //! max(h, w) / merge`. A video is split into its frames (Qwen3-VL puts a timestamp before each), each a grid of
-//! `t = 1`.
+//! `t = 1`. An audio clip's rows (Qwen3-Omni) count up like text.
 
 use crate::ModelError;
 
@@ -31,7 +31,7 @@ pub fn positions(
         let kind = [image_token, video_token].iter().position(|&t| t == ids[i]);
         let run = ids[i..].iter().take_while(|&&t| t == ids[i]).count();
         let Some(k) = kind else {
-            // Text: one row at a time (a run of equal text ids is still text).
+            // Text, and audio rows (Qwen3-Omni): one row at a time (a run of equal ids is still text).
             let p = u32::try_from(next).map_err(|_| bad("past u32::MAX".into()))?;
             out.push([p; 3]);
             next += 1;
@@ -85,11 +85,13 @@ pub fn positions(
 mod tests {
     use super::positions;
 
+    const T: (u32, u32) = (9, 8);
+
     #[test]
     fn image_rows_sit_on_their_grid_and_text_resumes_after_it() {
         // 2 text, a 1x4x6 grid merged 2x2 (2x3 tokens), 2 text.
         let ids = [1, 2, 9, 9, 9, 9, 9, 9, 3, 4];
-        let (p, next) = positions(&ids, (9, 8), &[[1, 4, 6]], &[], 2).unwrap();
+        let (p, next) = positions(&ids, T, &[[1, 4, 6]], &[], 2).unwrap();
         assert_eq!(&p[..2], &[[0; 3], [1; 3]]);
         assert_eq!(p[2], [2, 2, 2]);
         assert_eq!(p[7], [2, 3, 4]);
@@ -99,11 +101,15 @@ mod tests {
 
     #[test]
     fn counts_that_do_not_fit_are_refused() {
-        assert!(positions(&[9, 9, 9], (9, 8), &[[1, 4, 4]], &[], 2).is_err());
-        assert!(positions(&[1, 9], (9, 8), &[], &[], 2).is_err());
-        assert!(positions(&[1], (9, 8), &[[1, 2, 2]], &[], 2).is_err());
+        assert!(positions(&[9, 9, 9], T, &[[1, 4, 4]], &[], 2).is_err());
+        assert!(positions(&[1, 9], T, &[], &[], 2).is_err());
+        assert!(positions(&[1], T, &[[1, 2, 2]], &[], 2).is_err());
         // A video of two frames, each its own run.
-        let (p, _) = positions(&[8, 1, 8], (9, 8), &[], &[[2, 2, 2]], 2).unwrap();
+        let (p, _) = positions(&[8, 1, 8], T, &[], &[[2, 2, 2]], 2).unwrap();
         assert_eq!(p, [[0; 3], [1; 3], [2; 3]]);
+        // Audio rows (5) count like text.
+        let (p, next) = positions(&[5, 5, 9, 5], T, &[[1, 2, 2]], &[], 2).unwrap();
+        assert_eq!(p, [[0; 3], [1; 3], [2; 3], [3; 3]]);
+        assert_eq!(next, 4);
     }
 }

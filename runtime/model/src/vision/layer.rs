@@ -15,13 +15,13 @@ use flint_kernels::{attention, AttnShape, Exec, KvChunk, KvRows, Mask};
 use std::ops::Range;
 
 /// A LayerNorm's weight and bias.
-pub(super) struct Norm {
+pub(crate) struct Norm {
     w: Vector,
     b: Vector,
 }
 
 impl Norm {
-    pub(super) fn load(ld: &Loader<'_>, name: &str, d: usize) -> Result<Norm, ModelError> {
+    pub(crate) fn load(ld: &Loader<'_>, name: &str, d: usize) -> Result<Norm, ModelError> {
         Ok(Norm {
             w: ld.vector(name, d)?,
             b: ld.vector(&bias(name), d)?,
@@ -29,19 +29,19 @@ impl Norm {
     }
 
     /// `out = layer_norm(x)` over rows of the weight's width.
-    pub(super) fn run(&self, x: &[f32], eps: f32, out: &mut [f32]) {
+    pub(crate) fn run(&self, x: &[f32], eps: f32, out: &mut [f32]) {
         let w = self.w.get();
         layer_norm(x, w.len(), w, Some(self.b.get()), eps, out)
     }
 }
 
 /// The rotary tables of a call: `[patches, head_dim / 2]` each, in window order.
-pub(super) struct RopeTables<'a> {
+pub(crate) struct RopeTables<'a> {
     pub cos: &'a [f32],
     pub sin: &'a [f32],
 }
 
-pub(super) struct Layer {
+pub(crate) struct Layer {
     norm1: Norm,
     q: Linear,
     k: Linear,
@@ -64,14 +64,27 @@ impl Layer {
         full: bool,
         act: VisionAct,
     ) -> Result<Layer, ModelError> {
-        let lin = |what: &str, rows, cols| Linear::load(ld, &blk(l, what), rows, cols, true);
+        Self::load_named(ld, &|what| blk(l, what), d, inter, full, act)
+    }
+
+    /// [`Layer::load`] with the tensors named by `name` (`attn_norm`, `attn_q`, … as the vision layers call them).
+    pub(crate) fn load_named(
+        ld: &Loader<'_>,
+        name: &dyn Fn(&str) -> String,
+        d: usize,
+        inter: usize,
+        full: bool,
+        act: VisionAct,
+    ) -> Result<Layer, ModelError> {
+        let blk = |what: &str| name(what);
+        let lin = |what: &str, rows, cols| Linear::load(ld, &blk(what), rows, cols, true);
         Ok(Layer {
-            norm1: Norm::load(ld, &blk(l, "attn_norm"), d)?,
+            norm1: Norm::load(ld, &blk("attn_norm"), d)?,
             q: lin("attn_q", d, d)?,
             k: lin("attn_k", d, d)?,
             v: lin("attn_v", d, d)?,
             o: lin("attn_o", d, d)?,
-            norm2: Norm::load(ld, &blk(l, "ffn_norm"), d)?,
+            norm2: Norm::load(ld, &blk("ffn_norm"), d)?,
             fc1: lin("ffn_up", inter, d)?,
             fc2: lin("ffn_down", d, inter)?,
             full,
@@ -79,14 +92,14 @@ impl Layer {
         })
     }
 
-    /// Runs the layer in place on `x` (`[n, d]`), attention restricted to `spans`.
-    pub(super) fn forward(
+    /// Runs the layer in place on `x` (`[n, d]`), attention restricted to `spans` (RoPE when `rope` is given).
+    pub(crate) fn forward(
         &self,
         ex: &Exec,
         x: &mut [f32],
         heads: usize,
         eps: f32,
-        rope: &RopeTables<'_>,
+        rope: Option<&RopeTables<'_>>,
         spans: &[Range<usize>],
     ) {
         let d = self.q.rows();
@@ -98,8 +111,10 @@ impl Layer {
         self.q.run(ex, &h, n, &mut q);
         self.k.run(ex, &h, n, &mut k);
         self.v.run(ex, &h, n, &mut v);
-        rope_rotate(&mut q, heads, hd, rope.cos, rope.sin);
-        rope_rotate(&mut k, heads, hd, rope.cos, rope.sin);
+        if let Some(rope) = rope {
+            rope_rotate(&mut q, heads, hd, rope.cos, rope.sin);
+            rope_rotate(&mut k, heads, hd, rope.cos, rope.sin);
+        }
         let shape = AttnShape {
             heads,
             kv_heads: heads,

@@ -8,7 +8,7 @@
 //! prompt never touches their pages.
 
 mod grid;
-mod layer;
+pub(crate) mod layer;
 mod qwen3;
 
 pub use grid::Windows;
@@ -28,7 +28,7 @@ pub(crate) struct Linear {
 }
 
 impl Linear {
-    fn load(
+    pub(crate) fn load(
         ld: &Loader<'_>,
         name: &str,
         rows: usize,
@@ -45,12 +45,12 @@ impl Linear {
         })
     }
 
-    fn rows(&self) -> usize {
+    pub(crate) fn rows(&self) -> usize {
         self.w.rows
     }
 
     /// `n` rows of `x` through the matrix into `out` (`[n, rows]`).
-    fn run(&self, ex: &Exec, x: &[f32], n: usize, out: &mut [f32]) {
+    pub(crate) fn run(&self, ex: &Exec, x: &[f32], n: usize, out: &mut [f32]) {
         ex.matmul(self.w.view(), x, n, out);
         if let Some(b) = &self.b {
             ops::add_bias(out, b.get());
@@ -264,7 +264,14 @@ impl VisionTower {
             } else {
                 &win.windows
             };
-            layer.forward(exec, &mut x, c.num_heads, c.layer_norm_eps, &rope, spans);
+            layer.forward(
+                exec,
+                &mut x,
+                c.num_heads,
+                c.layer_norm_eps,
+                Some(&rope),
+                spans,
+            );
             tap(&mut |t| t.layers.push(x.clone()));
         }
         for (i, &p) in win.index.iter().enumerate() {

@@ -96,7 +96,14 @@ impl Head {
         let frames = grid::frames(grids);
         let mut deepstack = vec![Vec::new(); self.deepstack.len()];
         for (l, layer) in tower.layers.iter().enumerate() {
-            layer.forward(ex, &mut x, c.num_heads, c.layer_norm_eps, &rope, &frames);
+            layer.forward(
+                ex,
+                &mut x,
+                c.num_heads,
+                c.layer_norm_eps,
+                Some(&rope),
+                &frames,
+            );
             if let Some(t) = trace.as_deref_mut() {
                 t.layers.push(x.clone());
             }
