@@ -13,7 +13,7 @@ use serde_json::Value;
 use std::path::Path;
 
 pub const SUPPORTED: &str =
-    "llama, qwen2, qwen3, gemma3_text, qwen2_moe, qwen3_moe, olmoe, mixtral, muse_spark, muse_glimmer, qwen3_vl_moe, qwen3_omni_moe_thinker";
+    "llama, qwen2, qwen3, gemma3_text, qwen2_moe, qwen3_moe, olmoe, mixtral, muse_spark, muse_glimmer, qwen3_vl_moe, qwen3_omni_moe_thinker, qwen2_5_omni_thinker";
 
 pub(super) struct Cfg<'a> {
     pub(super) v: &'a Value,
@@ -73,6 +73,9 @@ pub fn config_from_json(v: &Value, path: &Path) -> Result<ModelConfig, ImportErr
     }
     if arch == super::qwen3_omni::ARCH {
         return super::qwen3_omni::config_from_json(v, path);
+    }
+    if arch == super::qwen2_5_omni::ARCH {
+        return super::qwen2_5_omni::config_from_json(v, path);
     }
     if !SUPPORTED.split(", ").any(|a| a == arch) {
         return Err(ImportError::UnknownArch {

@@ -12,6 +12,7 @@ pub mod muse_vision;
 pub mod plan;
 mod precheck;
 mod processor;
+pub mod qwen2_5_omni;
 pub mod qwen3_omni;
 pub mod qwen3_vl;
 pub mod source;
@@ -91,6 +92,8 @@ fn open_hf(dir: &Path) -> Result<Checkpoint, ImportError> {
         qwen3_vl::plan(&config, &source)
     } else if config.arch == qwen3_omni::ARCH {
         qwen3_omni::plan(&config, &source)
+    } else if config.arch == qwen2_5_omni::ARCH {
+        qwen2_5_omni::plan(&config, &source)
     } else {
         hf::plan(&config, &source)
     };

@@ -9,7 +9,7 @@ use super::qwen3_vl;
 use super::source::TensorSource;
 use crate::ImportError;
 use flint_model::config::limits;
-use flint_model::config::mel_audio::{names, MelAudioConfig};
+use flint_model::config::mel_audio::{names, MelAudioConfig, MelKind};
 use flint_model::ModelConfig;
 use serde_json::Value;
 use std::path::Path;
@@ -19,14 +19,25 @@ pub const ARCH: &str = "qwen3_omni_moe_thinker";
 
 /// Translates a `qwen3_omni_moe_thinker` config.json (`v`, read from `path`).
 pub fn config_from_json(v: &Value, path: &Path) -> Result<ModelConfig, ImportError> {
-    let mut c = qwen3_vl::text_config(v, path, false)?;
+    let kind = qwen3_vl::TextKind {
+        like: "qwen3_moe",
+        force_norm: false,
+        interleaved: true,
+    };
+    let mut c = qwen3_vl::text_config(v, path, kind)?;
     c.arch = ARCH.into();
     c.vision = Some(qwen3_vl::vision_config(v, path, c.hidden_size)?);
-    c.mel_audio = Some(audio_config(v, path, c.hidden_size)?);
+    c.mel_audio = Some(audio_config(v, path, c.hidden_size, MelKind::Qwen3Omni)?);
     qwen3_vl::validated(c, path)
 }
 
-fn audio_config(v: &Value, path: &Path, hidden: usize) -> Result<MelAudioConfig, ImportError> {
+/// The log-mel encoder of an Omni thinker's `audio_config`, of design `kind`.
+pub(super) fn audio_config(
+    v: &Value,
+    path: &Path,
+    hidden: usize,
+    kind: MelKind,
+) -> Result<MelAudioConfig, ImportError> {
     let top = Keys::top(v, path);
     let k = top.section("audio_config")?;
     k.choice("activation_function", "gelu", &["gelu"])?;
@@ -40,18 +51,38 @@ fn audio_config(v: &Value, path: &Path, hidden: usize) -> Result<MelAudioConfig,
             format!("({out}) must be the decoder's hidden_size ({hidden})"),
         ));
     }
+    let d = k.count("d_model", 1280, limits::MAX_HIDDEN)?;
+    let n_window = k.count(
+        "n_window",
+        if kind == MelKind::Qwen25Omni { 100 } else { 50 },
+        limits::MAX_MEL_WINDOW / 2,
+    )?;
+    // Qwen2.5-Omni attends within each chunk; it has no `n_window_infer` or downsampling convolutions.
+    let (infer, downsample) = match kind {
+        MelKind::Qwen25Omni => (2 * n_window, d),
+        MelKind::Qwen3Omni => (
+            k.count("n_window_infer", 800, limits::MAX_MEL_WINDOW)?,
+            k.count("downsample_hidden_size", 480, limits::MAX_HIDDEN)?,
+        ),
+    };
+    let token = if top.get("audio_token_index").is_some() {
+        "audio_token_index"
+    } else {
+        "audio_token_id"
+    };
     Ok(MelAudioConfig {
         num_mel_bins: k.count("num_mel_bins", 128, limits::MAX_MEL_BINS)?,
-        downsample: k.count("downsample_hidden_size", 480, limits::MAX_HIDDEN)?,
-        d_model: k.count("d_model", 1280, limits::MAX_HIDDEN)?,
+        downsample,
+        d_model: d,
         num_layers: k.count("encoder_layers", 32, limits::MAX_LAYERS)?,
         num_heads: k.count("encoder_attention_heads", 20, limits::MAX_HEADS)?,
         ffn_dim: k.count("encoder_ffn_dim", 5120, limits::MAX_INTERMEDIATE)?,
-        n_window: k.count("n_window", 50, limits::MAX_MEL_WINDOW / 2)?,
-        n_window_infer: k.count("n_window_infer", 800, limits::MAX_MEL_WINDOW)?,
+        n_window,
+        n_window_infer: infer,
         max_source_positions: k.count("max_source_positions", 1500, limits::MAX_POSITIONS)?,
         output_dim: out,
-        token_id: top.id("audio_token_id", 151_646)?,
+        token_id: top.id(token, 151_646)?,
+        kind,
     })
 }
 
@@ -78,36 +109,40 @@ pub fn plan(c: &ModelConfig, src: &dyn TensorSource) -> Plan {
 }
 
 /// The encoder's tensors, read under `audio` (`model.audio_tower` or `audio_tower`).
-fn audio_plan(p: &mut Plan, a: &MelAudioConfig, audio: &str) {
+pub(super) fn audio_plan(p: &mut Plan, a: &MelAudioConfig, audio: &str) {
     let (d, ds) = (a.d_model, a.downsample);
+    let q25 = a.kind == MelKind::Qwen25Omni;
     let w = |s: String| Fetch::Whole(s);
+    let bias = |p: &mut Plan, ours: &str, rows, theirs: &str| {
+        p.vector(format!("{ours}.bias"), rows, w(format!("{theirs}.bias")));
+    };
     let linear = |p: &mut Plan, ours: &str, rows, cols, theirs: &str| {
         p.matrix(ours.into(), [rows, cols], w(format!("{theirs}.weight")));
-        p.vector(format!("{ours}.bias"), rows, w(format!("{theirs}.bias")));
+        bias(p, ours, rows, theirs);
     };
     let norm = |p: &mut Plan, ours: &str, theirs: &str| {
         p.vector(ours.into(), d, w(format!("{theirs}.weight")));
-        p.vector(format!("{ours}.bias"), d, w(format!("{theirs}.bias")));
+        bias(p, ours, d, theirs);
     };
     p.group(|p| {
-        for (i, c_in) in [(1, 1), (2, ds), (3, ds)] {
-            let n = names::conv(i);
-            p.f32_tensor(
-                n.clone(),
-                &[ds, c_in, 3, 3],
-                w(format!("{audio}.conv2d{i}.weight")),
-            );
-            p.vector(
-                format!("{n}.bias"),
-                ds,
-                w(format!("{audio}.conv2d{i}.bias")),
+        if q25 {
+            for (i, c_in) in [(1, a.num_mel_bins), (2, d)] {
+                let (n, t) = (names::conv(i), format!("{audio}.conv{i}"));
+                p.f32_tensor(n.clone(), &[d, c_in, 3], w(format!("{t}.weight")));
+                bias(p, &n, d, &t);
+            }
+        } else {
+            for (i, c_in) in [(1, 1), (2, ds), (3, ds)] {
+                let (n, t) = (names::conv(i), format!("{audio}.conv2d{i}"));
+                p.f32_tensor(n.clone(), &[ds, c_in, 3, 3], w(format!("{t}.weight")));
+                bias(p, &n, ds, &t);
+            }
+            p.matrix(
+                names::CONV_OUT.into(),
+                [d, a.conv_out_in()],
+                w(format!("{audio}.conv_out.weight")),
             );
         }
-        p.matrix(
-            names::CONV_OUT.into(),
-            [d, a.conv_out_in()],
-            w(format!("{audio}.conv_out.weight")),
-        );
         for l in 0..a.num_layers {
             let pre = format!("{audio}.layers.{l}");
             let b = |what: &str| names::blk(l, what);
@@ -118,14 +153,24 @@ fn audio_plan(p: &mut Plan, a: &MelAudioConfig, audio: &str) {
                 ("attn_v", "v_proj"),
                 ("attn_o", "out_proj"),
             ] {
-                linear(p, &b(ours), d, d, &format!("{pre}.self_attn.{theirs}"));
+                let t = format!("{pre}.self_attn.{theirs}");
+                if q25 && ours == "attn_k" {
+                    // Whisper's key projection has no bias.
+                    p.matrix(b(ours), [d, d], w(format!("{t}.weight")));
+                } else {
+                    linear(p, &b(ours), d, d, &t);
+                }
             }
             norm(p, &b("ffn_norm"), &format!("{pre}.final_layer_norm"));
             linear(p, &b("ffn_up"), a.ffn_dim, d, &format!("{pre}.fc1"));
             linear(p, &b("ffn_down"), d, a.ffn_dim, &format!("{pre}.fc2"));
         }
         norm(p, names::LN_POST, &format!("{audio}.ln_post"));
-        linear(p, names::PROJ1, d, d, &format!("{audio}.proj1"));
-        linear(p, names::PROJ2, a.output_dim, d, &format!("{audio}.proj2"));
+        if q25 {
+            linear(p, names::PROJ, a.output_dim, d, &format!("{audio}.proj"));
+        } else {
+            linear(p, names::PROJ1, d, d, &format!("{audio}.proj1"));
+            linear(p, names::PROJ2, a.output_dim, d, &format!("{audio}.proj2"));
+        }
     });
 }

@@ -23,7 +23,7 @@ const TOWER: &str = "model.visual";
 
 /// Translates a `qwen3_vl_moe` config.json (`v`, read from `path`).
 pub fn config_from_json(v: &Value, path: &Path) -> Result<ModelConfig, ImportError> {
-    let mut c = text_config(v, path, true)?;
+    let mut c = text_config(v, path, VL)?;
     c.vision = Some(vision_config(v, path, c.hidden_size)?);
     validated(c, path)
 }
@@ -38,20 +38,39 @@ pub(super) fn validated(c: ModelConfig, path: &Path) -> Result<ModelConfig, Impo
     Ok(c)
 }
 
-/// The decoder of a Qwen3-VL / Qwen3-Omni thinker config (`text_config`): Qwen3-MoE's translation with M-RoPE;
-/// `force_norm` renormalises the top-k weights whatever the config says (Qwen3-VL's router does).
+/// How a family's `text_config` reads.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct TextKind {
+    /// The text-only architecture the decoder is (`qwen3_moe`, `qwen2`), translated as such.
+    pub like: &'static str,
+    /// Renormalise the top-k weights whatever the config says (Qwen3-VL's router does).
+    pub force_norm: bool,
+    /// M-RoPE is interleaved unless `rope_parameters` says otherwise.
+    pub interleaved: bool,
+}
+
+/// Qwen3-VL-MoE's decoder.
+const VL: TextKind = TextKind {
+    like: "qwen3_moe",
+    force_norm: true,
+    interleaved: true,
+};
+
+/// The decoder of a Qwen-VL / Qwen-Omni thinker config (`text_config`): the text-only architecture's translation
+/// with M-RoPE from `rope_parameters`.
 pub(super) fn text_config(
     v: &Value,
     path: &Path,
-    force_norm: bool,
+    kind: TextKind,
 ) -> Result<ModelConfig, ImportError> {
+    let force_norm = kind.force_norm;
     let top = Keys::top(v, path);
     let t = top.section("text_config")?;
     let text = t.v;
     super::precheck::hf_config(text, path)?;
-    // The decoder is Qwen3-MoE's: translate it as one, then add what differs.
+    // Translate the decoder as the text-only architecture it is, then add what differs.
     let mut as_moe = text.clone();
-    as_moe["model_type"] = "qwen3_moe".into();
+    as_moe["model_type"] = kind.like.into();
     let mut c = hf::config_from_json(&as_moe, path)?;
     c.arch = ARCH.into();
     if let Some(m) = c.moe.as_mut().filter(|_| force_norm) {
@@ -87,7 +106,7 @@ pub(super) fn text_config(
         .find(|k| rk.get(k).is_some())
         .unwrap_or("mrope_interleaved");
     let interleaved = match rk.get(key) {
-        None => true,
+        None => kind.interleaved,
         Some(x) => x
             .as_bool()
             .ok_or_else(|| rk.err(key, format!("{x} is not a boolean")))?,
@@ -99,23 +118,39 @@ pub(super) fn text_config(
     Ok(c)
 }
 
-/// The tower's description from `vision_config` (transformers' defaults for absent keys).
+/// Qwen3-VL's tower description from `vision_config` (transformers' defaults for absent keys).
 pub(super) fn vision_config(
     v: &Value,
     path: &Path,
     text_hidden: usize,
 ) -> Result<VisionConfig, ImportError> {
+    tower_config(v, path, text_hidden, VisionKind::Qwen3Vl)
+}
+
+/// The `vision_config` of a Qwen3-VL (`kind` `Qwen3Vl`) or Qwen2.5-VL / Qwen2.5-Omni (`Qwen25Vl`) tower.
+pub(super) fn tower_config(
+    v: &Value,
+    path: &Path,
+    text_hidden: usize,
+    kind: VisionKind,
+) -> Result<VisionConfig, ImportError> {
     let top = Keys::top(v, path);
     let k = top.section("vision_config")?;
+    let q25 = kind == VisionKind::Qwen25Vl;
     let act = match k
         .choice(
             "hidden_act",
-            "gelu_pytorch_tanh",
-            &["gelu_pytorch_tanh", "gelu"],
+            if q25 { "silu" } else { "gelu_pytorch_tanh" },
+            if q25 {
+                &["silu"]
+            } else {
+                &["gelu_pytorch_tanh", "gelu"]
+            },
         )?
         .as_str()
     {
         "gelu" => VisionAct::GeluErf,
+        "silu" => VisionAct::Silu,
         _ => VisionAct::GeluTanh,
     };
     if k.count("in_channels", 3, 3)? != 3 {
@@ -124,11 +159,16 @@ pub(super) fn vision_config(
     let layers = k.count("depth", 27, limits::MAX_LAYERS)?;
     let hidden = k.count("hidden_size", 1152, limits::MAX_HIDDEN)?;
     let merge = k.count("spatial_merge_size", 2, limits::MAX_MERGE)?;
-    let npos = k.count(
-        "num_position_embeddings",
-        2304,
-        limits::MAX_POS_GRID * limits::MAX_POS_GRID,
-    )?;
+    // Qwen2.5-VL has no position table (a side of 1 keeps the unused fields valid).
+    let npos = if q25 {
+        1
+    } else {
+        k.count(
+            "num_position_embeddings",
+            2304,
+            limits::MAX_POS_GRID * limits::MAX_POS_GRID,
+        )?
+    };
     let side = (npos as f64).sqrt().round() as usize;
     if side * side != npos {
         return Err(k.err(
@@ -159,23 +199,77 @@ pub(super) fn vision_config(
             .as_f64()
             .ok_or_else(|| k.err("rope_parameters", "`rope_theta` is not a number"))?,
     };
-    let deepstack = match k.get("deepstack_visual_indexes") {
-        None => vec![8, 16, 24],
-        Some(a) => a
-            .as_array()
-            .and_then(|a| {
-                a.iter()
-                    .map(|x| x.as_u64().and_then(|n| usize::try_from(n).ok()))
-                    .collect::<Option<Vec<usize>>>()
-            })
-            .ok_or_else(|| k.err("deepstack_visual_indexes", "is not a list of layer indices"))?,
+    let indices = |key: &str, default: &[usize]| -> Result<Vec<usize>, ImportError> {
+        match k.get(key) {
+            None => Ok(default.to_vec()),
+            Some(a) => a
+                .as_array()
+                .and_then(|a| {
+                    a.iter()
+                        .map(|x| x.as_u64().and_then(|n| usize::try_from(n).ok()))
+                        .collect::<Option<Vec<usize>>>()
+                })
+                .ok_or_else(|| k.err(key, "is not a list of layer indices")),
+        }
+    };
+    let patch = k.count(
+        "patch_size",
+        if q25 { 14 } else { 16 },
+        limits::MAX_PATCH_SIZE,
+    )?;
+    let (deepstack, full_layers, window) = if q25 {
+        let full = indices("fullatt_block_indexes", &[7, 15, 23, 31])?;
+        if let Some(&l) = full.iter().find(|&&l| l >= layers) {
+            return Err(k.err(
+                "fullatt_block_indexes",
+                format!("entry {l} is not one of the {layers} layers"),
+            ));
+        }
+        let px = k.count(
+            "window_size",
+            112,
+            limits::MAX_PATCH_SIZE * limits::MAX_POS_GRID,
+        )?;
+        let window = px / merge / patch;
+        if window == 0 {
+            return Err(k.err(
+                "window_size",
+                format!(
+                    "({px}) is smaller than one merged token ({} pixels)",
+                    merge * patch
+                ),
+            ));
+        }
+        (
+            Vec::new(),
+            (0..layers).map(|l| full.contains(&l)).collect(),
+            window,
+        )
+    } else {
+        (
+            indices("deepstack_visual_indexes", &[8, 16, 24])?,
+            vec![true; layers],
+            0,
+        )
+    };
+    // Qwen2.5-Omni names the placeholders `*_token_index`.
+    let id = |name: &str, default: u32| {
+        let index = name.replace("_id", "_index");
+        top.id(
+            if top.get(&index).is_some() {
+                &index
+            } else {
+                name
+            },
+            default,
+        )
     };
     Ok(VisionConfig {
         hidden_size: hidden,
         intermediate_size: k.count("intermediate_size", 4304, limits::MAX_INTERMEDIATE)?,
         num_layers: layers,
         num_heads: k.count("num_heads", 16, limits::MAX_HEADS)?,
-        patch_size: k.count("patch_size", 16, limits::MAX_PATCH_SIZE)?,
+        patch_size: patch,
         patch_temporal: k.count("temporal_patch_size", 2, limits::MAX_PATCH_TEMPORAL)?,
         pos_emb_height: side,
         pos_emb_width: side,
@@ -183,14 +277,15 @@ pub(super) fn vision_config(
         // The blocks' and mergers' LayerNorms are built with eps 1e-6 (not configurable).
         layer_norm_eps: 1e-6,
         rope_theta: rope_theta as f32,
-        full_layers: vec![true; layers],
+        full_layers,
         pos_table_transposed: false,
         adapter_size: hidden.saturating_mul(merge * merge),
-        image_token_id: top.id("image_token_id", 151_655)?,
-        video_token_id: top.id("video_token_id", 151_656)?,
-        kind: VisionKind::Qwen3Vl,
+        image_token_id: id("image_token_id", 151_655)?,
+        video_token_id: id("video_token_id", 151_656)?,
+        kind,
         act,
         deepstack_layers: deepstack,
+        window,
     })
 }
 

@@ -24,6 +24,7 @@ mod muse_audio_files;
 mod muse_vision;
 mod quantize;
 mod quantize_calib;
+mod qwen2_5_omni;
 mod qwen3_omni;
 mod qwen3_vl;
 mod real_gemma;

@@ -15,7 +15,7 @@ use flint_tests::{fixtures, import, read_safetensors, Ref};
 use std::collections::HashMap;
 
 /// The fixture's image and mel clip.
-fn media(io: &HashMap<String, Ref>) -> Media {
+pub(crate) fn media(io: &HashMap<String, Ref>) -> Media {
     let g = &io["in.image_grid_thw"].data;
     let f = &io["in.input_features"];
     let (mels, frames) = (f.shape[1], f.shape[2]);
@@ -40,10 +40,11 @@ fn media(io: &HashMap<String, Ref>) -> Media {
     }
 }
 
-fn conformance(layout: &str) {
+/// One Omni thinker fixture `case` in one `layout` against transformers (also the Qwen2.5-Omni tests').
+pub(crate) fn conformance(case: &str, layout: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("m.flint");
-    let case = fixtures().join("hf/qwen3_omni_moe_thinker");
+    let case = fixtures().join("hf").join(case);
     import(&case.join(layout), &out, DType::F32);
     let model = Model::open(&out).unwrap();
     let io = read_safetensors(&case.join("io.safetensors"));
@@ -84,12 +85,12 @@ fn conformance(layout: &str) {
 
 #[test]
 fn hub_layout_matches_transformers() {
-    conformance("model");
+    conformance("qwen3_omni_moe_thinker", "model");
 }
 
 #[test]
 fn fused_layout_matches_transformers() {
-    conformance("model_fused");
+    conformance("qwen3_omni_moe_thinker", "model_fused");
 }
 
 /// Audio and thinker settings the runtime would not honour are refused at import, naming the key.

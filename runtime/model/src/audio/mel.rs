@@ -5,14 +5,14 @@
 //! transformers batches them: the convolutions' edges then see the same values, so a clip encoded beside others
 //! gives what transformers gives for that prompt.
 
-use crate::config::mel_audio::{names, MelAudioConfig};
+use crate::config::mel_audio::{names, MelAudioConfig, MelKind};
 use crate::config::vision::VisionAct;
-use crate::vision::layer::{Layer, Norm};
+use crate::vision::layer::{Layer, Norm, Style};
 use crate::vision::Linear;
 use crate::weights::Loader;
 use crate::ModelError;
 use flint_format::FlintFile;
-use flint_kernels::ops::{conv2d, gelu_erf, Conv2d};
+use flint_kernels::ops::{conv1d, conv2d, gelu_erf, Conv1d, Conv2d};
 use flint_kernels::Exec;
 use std::ops::Range;
 
@@ -35,15 +35,32 @@ pub struct MelTrace {
     pub layers: Vec<Vec<f32>>,
 }
 
+/// A convolution's kernel, bias and geometry.
+type Conv<G> = (Vec<f32>, Vec<f32>, G);
+
+/// What turns a chunk into rows.
+enum Front {
+    /// Qwen3-Omni: three 2-D convolutions and `conv_out`.
+    Conv2d(Box<[Conv<Conv2d>; 3]>, Linear),
+    /// Qwen2.5-Omni: two 1-D convolutions.
+    Conv1d([Conv<Conv1d>; 2]),
+}
+
+/// What follows `ln_post`.
+enum Out {
+    /// `proj2 · gelu(proj1 · x)`.
+    Two(Linear, Linear),
+    /// Rows averaged in pairs before `ln_post`, then `proj · x`.
+    Pooled(Linear),
+}
+
 /// A loaded log-mel audio encoder.
 pub struct MelAudioTower {
     pub config: MelAudioConfig,
-    convs: [(Vec<f32>, Vec<f32>, Conv2d); 3],
-    conv_out: Linear,
+    front: Front,
     layers: Vec<Layer>,
     ln_post: Norm,
-    proj1: Linear,
-    proj2: Linear,
+    out: Out,
     /// `[max_source_positions, d_model]`: sin over the first half of the channels, cos over the second.
     positions: Vec<f32>,
 }
@@ -88,7 +105,7 @@ impl MelAudioTower {
                 msg: "has no `mel_audio`: the model has no log-mel audio encoder".into(),
             })?;
         let (ds, d) = (c.downsample, c.d_model);
-        let conv = |i: usize, c_in: usize| -> Result<(Vec<f32>, Vec<f32>, Conv2d), ModelError> {
+        let conv = |i: usize, c_in: usize| -> Result<Conv<Conv2d>, ModelError> {
             let n = names::conv(i);
             Ok((
                 ld.f32_copy(&n, &[ds, c_in, 3, 3])?,
@@ -106,23 +123,53 @@ impl MelAudioTower {
         };
         let layers = (0..c.num_layers)
             .map(|l| {
-                Layer::load_named(
-                    &ld,
-                    &|what| names::blk(l, what),
-                    d,
-                    c.ffn_dim,
-                    true,
-                    VisionAct::GeluErf,
-                )
+                let style = Style {
+                    full: true,
+                    act: VisionAct::GeluErf,
+                    no_k_bias: c.kind == MelKind::Qwen25Omni,
+                    ..Style::default()
+                };
+                Layer::load_named(&ld, &|what| names::blk(l, what), d, c.ffn_dim, style)
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let conv1 = |i: usize, c_in: usize, stride: usize| -> Result<Conv<Conv1d>, ModelError> {
+            let n = names::conv(i);
+            Ok((
+                ld.f32_copy(&n, &[d, c_in, 3])?,
+                ld.vector(&format!("{n}.bias"), d)?.get().to_vec(),
+                Conv1d {
+                    c_in,
+                    c_out: d,
+                    kernel: 3,
+                    stride,
+                    pad_left: 1,
+                    pad_right: 1,
+                    dilation: 1,
+                    groups: 1,
+                },
+            ))
+        };
+        let (front, out) = match c.kind {
+            MelKind::Qwen3Omni => (
+                Front::Conv2d(
+                    Box::new([conv(1, 1)?, conv(2, ds)?, conv(3, ds)?]),
+                    Linear::load(&ld, names::CONV_OUT, d, c.conv_out_in(), false)?,
+                ),
+                Out::Two(
+                    Linear::load(&ld, names::PROJ1, d, d, true)?,
+                    Linear::load(&ld, names::PROJ2, c.output_dim, d, true)?,
+                ),
+            ),
+            MelKind::Qwen25Omni => (
+                Front::Conv1d([conv1(1, c.num_mel_bins, 1)?, conv1(2, d, 2)?]),
+                Out::Pooled(Linear::load(&ld, names::PROJ, c.output_dim, d, true)?),
+            ),
+        };
         Ok(MelAudioTower {
-            convs: [conv(1, 1)?, conv(2, ds)?, conv(3, ds)?],
-            conv_out: Linear::load(&ld, names::CONV_OUT, d, c.conv_out_in(), false)?,
+            front,
             layers,
             ln_post: Norm::load(&ld, names::LN_POST, d)?,
-            proj1: Linear::load(&ld, names::PROJ1, d, d, true)?,
-            proj2: Linear::load(&ld, names::PROJ2, c.output_dim, d, true)?,
+            out,
             positions: sinusoids(c.max_source_positions, d),
             config: c,
         })
@@ -171,7 +218,10 @@ impl MelAudioTower {
             return Err(ModelError::Invalid("no audio clip given".into()));
         }
         let longest = chunks.iter().map(|x| x.2).max().unwrap_or(0);
-        let steps = MelAudioConfig::after_convs(longest);
+        let steps = match c.kind {
+            MelKind::Qwen3Omni => MelAudioConfig::after_convs(longest),
+            MelKind::Qwen25Omni => longest.div_ceil(2),
+        };
         if steps > c.max_source_positions {
             return Err(ModelError::Invalid(format!(
                 "audio: {steps} steps per chunk exceed the {} positions",
@@ -179,57 +229,134 @@ impl MelAudioTower {
             )));
         }
         let mut x = Vec::new();
+        let mut chunk_rows = Vec::new();
         for &(i, s, n) in &chunks {
-            // The chunk zero-padded to the longest: [1, mels, longest].
+            // The chunk zero-padded to the longest: [mels, longest].
             let f = &clips[i].features;
             let mut plane = vec![0f32; mels * longest];
             for m in 0..mels {
                 let src = &f[m * clips[i].frames + s..m * clips[i].frames + s + n];
                 plane[m * longest..m * longest + n].copy_from_slice(src);
             }
-            let (mut h, mut w) = (mels, longest);
-            for (k, b, geom) in &self.convs {
-                let (oh, ow) = (h.div_ceil(2), w.div_ceil(2));
-                let mut out = vec![0f32; geom.c_out * oh * ow];
-                conv2d(geom, &plane, h, w, k, Some(b), &mut out);
-                gelu_erf(&mut out);
-                (plane, h, w) = (out, oh, ow);
-            }
-            // [c, f, t] -> rows t of c·f values; conv_out; positions; keep the chunk's valid steps.
-            let valid = MelAudioConfig::after_convs(n);
-            let cf = c.downsample * h;
-            let mut rows = vec![0f32; valid * cf];
-            for t in 0..valid {
-                for (j, v) in rows[t * cf..(t + 1) * cf].iter_mut().enumerate() {
-                    *v = plane[j * w + t];
-                }
-            }
-            let mut e = vec![0f32; valid * d];
-            self.conv_out.run(exec, &rows, valid, &mut e);
-            for (t, r) in e.chunks_exact_mut(d).enumerate() {
-                let p = &self.positions[t * d..(t + 1) * d];
-                r.iter_mut().zip(p).for_each(|(a, b)| *a += b);
-            }
+            let e = self.chunk_rows(exec, plane, longest, n);
+            chunk_rows.push(e.len() / d);
             x.extend_from_slice(&e);
         }
         if let Some(t) = trace.as_deref_mut() {
             t.embedded = x.clone();
         }
-        let spans = self.windows(clips, steps);
+        let spans = match c.kind {
+            MelKind::Qwen3Omni => self.windows(clips, steps),
+            // Attention within each chunk.
+            MelKind::Qwen25Omni => chunk_rows
+                .iter()
+                .scan(0, |at, &r| {
+                    *at += r;
+                    Some(*at - r..*at)
+                })
+                .collect(),
+        };
         for layer in &self.layers {
             layer.forward(exec, &mut x, c.num_heads, EPS, None, &spans);
             if let Some(t) = trace.as_deref_mut() {
                 t.layers.push(x.clone());
             }
         }
+        if let Out::Pooled(_) = self.out {
+            x = self.pool_pairs(clips, &x);
+        }
         let n = x.len() / d;
         let mut h = vec![0f32; x.len()];
         self.ln_post.run(&x, EPS, &mut h);
-        self.proj1.run(exec, &h, n, &mut x);
-        gelu_erf(&mut x);
         let mut out = vec![0f32; n * c.output_dim];
-        self.proj2.run(exec, &x, n, &mut out);
+        match &self.out {
+            Out::Two(p1, p2) => {
+                p1.run(exec, &h, n, &mut x);
+                gelu_erf(&mut x);
+                p2.run(exec, &x, n, &mut out);
+            }
+            Out::Pooled(p) => p.run(exec, &h, n, &mut out),
+        }
         Ok(out)
+    }
+
+    /// One chunk (`plane`: `[mels, longest]`, its first `n` frames real) through the convolutions to its valid
+    /// rows `[steps, d_model]`, each plus its position in the chunk.
+    fn chunk_rows(&self, exec: &Exec, mut plane: Vec<f32>, longest: usize, n: usize) -> Vec<f32> {
+        let c = &self.config;
+        let d = c.d_model;
+        let (cols, valid, width) = match &self.front {
+            Front::Conv2d(convs, conv_out) => {
+                let (mut h, mut w) = (c.num_mel_bins, longest);
+                for (k, b, geom) in convs.iter() {
+                    let (oh, ow) = (h.div_ceil(2), w.div_ceil(2));
+                    let mut out = vec![0f32; geom.c_out * oh * ow];
+                    conv2d(geom, &plane, h, w, k, Some(b), &mut out);
+                    gelu_erf(&mut out);
+                    (plane, h, w) = (out, oh, ow);
+                }
+                // [c, f, t] -> rows t of c·f values, then conv_out.
+                let valid = MelAudioConfig::after_convs(n);
+                let cf = c.downsample * h;
+                let mut rows = vec![0f32; valid * cf];
+                for t in 0..valid {
+                    for (j, v) in rows[t * cf..(t + 1) * cf].iter_mut().enumerate() {
+                        *v = plane[j * w + t];
+                    }
+                }
+                let mut e = vec![0f32; valid * d];
+                conv_out.run(exec, &rows, valid, &mut e);
+                return self.add_positions(e);
+            }
+            Front::Conv1d([(k1, b1, g1), (k2, b2, g2)]) => {
+                let mut a = vec![0f32; d * longest];
+                conv1d(g1, &plane, longest, k1, Some(b1), &mut a);
+                gelu_erf(&mut a);
+                // The padded frames are zeroed before the second convolution.
+                for row in a.chunks_exact_mut(longest) {
+                    row[n..].iter_mut().for_each(|v| *v = 0.0);
+                }
+                let t2 = longest.div_ceil(2);
+                let mut o = vec![0f32; d * t2];
+                conv1d(g2, &a, longest, k2, Some(b2), &mut o);
+                gelu_erf(&mut o);
+                (o, n.div_ceil(2), t2)
+            }
+        };
+        // [d, t] -> rows t.
+        let mut e = vec![0f32; valid * d];
+        for t in 0..valid {
+            for (j, v) in e[t * d..(t + 1) * d].iter_mut().enumerate() {
+                *v = cols[j * width + t];
+            }
+        }
+        self.add_positions(e)
+    }
+
+    /// Rows `[steps, d_model]` plus the sinusoid of their step.
+    fn add_positions(&self, mut e: Vec<f32>) -> Vec<f32> {
+        let d = self.config.d_model;
+        for (t, r) in e.chunks_exact_mut(d).enumerate() {
+            let p = &self.positions[t * d..(t + 1) * d];
+            r.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+        }
+        e
+    }
+
+    /// Each clip's rows averaged in pairs (an odd last row dropped): transformers' `get_pool_indices`.
+    fn pool_pairs(&self, clips: &[MelClip], x: &[f32]) -> Vec<f32> {
+        let d = self.config.d_model;
+        let mut out = Vec::new();
+        let mut base = 0;
+        for clip in clips {
+            let rows = clip.frames.div_ceil(2);
+            for p in 0..rows / 2 {
+                let (a, b) = (base + 2 * p, base + 2 * p + 1);
+                out.extend((0..d).map(|j| (x[a * d + j] + x[b * d + j]) / 2.0));
+            }
+            base += rows;
+        }
+        out
     }
 
     /// Attention spans over the rows of all clips: each clip's rows in windows of `steps · n_window_infer /

@@ -69,6 +69,7 @@ pub const ARCHITECTURES: &[&str] = &[
     "muse_glimmer",
     "qwen3_vl_moe",
     "qwen3_omni_moe_thinker",
+    "qwen2_5_omni_thinker",
 ];
 
 /// Reads the file at `path` as UTF-8 text of at most `max` bytes. A directory, a file over the cap or a
@@ -360,10 +361,17 @@ pub fn check_vision(v: &super::vision::VisionConfig, c: &ModelConfig) -> Result<
             ),
         ));
     }
-    if v.kind == super::vision::VisionKind::Qwen3Vl && v.adapter_size != merged {
+    let qwen = matches!(
+        v.kind,
+        super::vision::VisionKind::Qwen3Vl | super::vision::VisionKind::Qwen25Vl
+    );
+    if v.kind == super::vision::VisionKind::Qwen25Vl {
+        count("vision.window", v.window, MAX_POS_GRID)?;
+    }
+    if qwen && v.adapter_size != merged {
         return Err(bad(
             "vision.adapter_size",
-            format!("({a}) must be the merged width {merged} for a `qwen3_vl` tower"),
+            format!("({a}) must be the merged width {merged} for a Qwen tower"),
         ));
     }
     Ok(())

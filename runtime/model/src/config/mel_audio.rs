@@ -7,6 +7,11 @@
 //! sinusoidal position per step within its chunk. The valid steps of all chunks then run through pre-LayerNorm
 //! encoder layers whose attention stays within windows of `n_window_infer / (2 · n_window)` chunks' steps; then
 //! `ln_post`, `proj2 · gelu(proj1 · x)` to `output_dim` (the decoder's width). One row per valid step.
+//!
+//! Qwen2.5-Omni's (`kind: qwen25_omni`, `Qwen2_5OmniAudioEncoder`) runs each chunk through two 1-D convolutions
+//! instead (`conv1` over the mel bins, kernel 3, padding 1, GELU, the padded frames zeroed; `conv2` stride 2, GELU),
+//! attends within each chunk, then averages the clip's rows in pairs before `ln_post` and one projection
+//! (`a.proj`).
 
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +36,24 @@ pub struct MelAudioConfig {
     pub output_dim: usize,
     /// The placeholder the rows replace (`audio_token_id`).
     pub token_id: u32,
+    /// Which encoder design (Qwen3-Omni by default).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub kind: MelKind,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+/// The log-mel encoder designs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MelKind {
+    /// Three stride-2 2-D convolutions, windowed attention, two projections.
+    #[default]
+    Qwen3Omni,
+    /// Two 1-D convolutions, attention per chunk, pairs averaged, one projection.
+    Qwen25Omni,
 }
 
 impl MelAudioConfig {
@@ -51,6 +74,10 @@ impl MelAudioConfig {
 
     /// Rows the encoder gives for `frames` frames (transformers' `_get_feat_extract_output_lengths`).
     pub fn rows(&self, frames: usize) -> usize {
+        if self.kind == MelKind::Qwen25Omni {
+            // One stride-2 convolution, then pairs.
+            return frames.div_ceil(2) / 2;
+        }
         let c = self.chunk().max(1);
         let tail = frames % c;
         let tail_rows = if tail == 0 {
@@ -73,6 +100,8 @@ pub mod names {
     pub const LN_POST: &str = "a.ln_post";
     pub const PROJ1: &str = "a.proj1";
     pub const PROJ2: &str = "a.proj2";
+    /// Qwen2.5-Omni's one projection.
+    pub const PROJ: &str = "a.proj";
     /// A tensor of encoder layer `l`.
     pub fn blk(l: usize, what: &str) -> String {
         format!("a.blk.{l}.{what}")

@@ -26,6 +26,11 @@
 //! - deepstack: after each layer in `deepstack_layers`, a merger of its own (LayerNorm over the concatenated
 //!   rows) gives rows that the decoder adds to its hidden states at the image positions after its layer
 //!   `i` (the i-th entry).
+//!
+//! Qwen2.5-VL (`kind: qwen25_vl`, transformers' `Qwen2_5OmniVisionEncoder`) is Qwen3-VL's layout without the
+//! position table, the patch bias and deepstack; its norms are RMSNorms (the merger's too), its MLPs SwiGLU
+//! (`act: silu`), and the layers not in `full_layers` attend within windows of `window × window` merged tokens
+//! (the merged tokens regrouped window by window before the layers, restored after the merger).
 
 use serde::{Deserialize, Serialize};
 
@@ -69,6 +74,9 @@ pub struct VisionConfig {
     /// Layers whose output feeds a deepstack merger (Qwen3-VL), in the order of the decoder layers they join.
     #[serde(default, skip_serializing_if = "is_default")]
     pub deepstack_layers: Vec<usize>,
+    /// Qwen2.5-VL: the side of an attention window, in merged tokens (`window_size / merge / patch`).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub window: usize,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -84,6 +92,9 @@ pub enum VisionKind {
     Muse,
     /// Qwen3-VL: merge-block order, a merger instead of the adapter, deepstack mergers.
     Qwen3Vl,
+    /// Qwen2.5-VL (Qwen2.5-Omni): Qwen3-VL's order and merger without a position table, patch bias or deepstack;
+    /// RMSNorms, SwiGLU MLPs, and window attention on the layers `full_layers` leaves out.
+    Qwen25Vl,
 }
 
 /// GELU's two forms.
@@ -95,6 +106,8 @@ pub enum VisionAct {
     GeluErf,
     /// The tanh approximation (`gelu_pytorch_tanh`).
     GeluTanh,
+    /// SiLU, in a SwiGLU MLP (Qwen2.5-VL).
+    Silu,
 }
 
 impl VisionConfig {
@@ -244,7 +257,7 @@ mod tests {
             "an absent tower is not written: {v}"
         );
         let mut bad = serde_json::to_value(good()).unwrap();
-        bad["vision"]["window"] = serde_json::json!(4);
+        bad["vision"]["window_size"] = serde_json::json!(4);
         assert!(
             serde_json::from_value::<ModelConfig>(bad).is_err(),
             "unknown fields are refused"

@@ -82,6 +82,36 @@ pub fn frames(grids: &[[usize; 3]]) -> Vec<Range<usize>> {
     out
 }
 
+/// Merged tokens regrouped window by window (Qwen2.5-VL's `get_vision_window_index`): `order[i]` is the merged
+/// token (in merge-block order) at position `i`; `spans` are each non-empty window's rows (`m²` per token) in that
+/// order. Windows of `side × side` merged tokens, row by row over each frame, cut at the grid's edge.
+pub fn unit_windows(
+    grids: &[[usize; 3]],
+    m: usize,
+    side: usize,
+) -> (Vec<usize>, Vec<Range<usize>>) {
+    let (mut order, mut spans) = (Vec::new(), Vec::new());
+    let (m2, side) = (m * m, side.max(1));
+    let mut base = 0;
+    for &[t, h, w] in grids {
+        let (lh, lw) = (h / m, w / m);
+        for f in 0..t {
+            let frame = base + f * lh * lw;
+            for wy in (0..lh).step_by(side) {
+                for wx in (0..lw).step_by(side) {
+                    let start = order.len();
+                    for y in wy..(wy + side).min(lh) {
+                        order.extend((wx..(wx + side).min(lw)).map(|x| frame + y * lw + x));
+                    }
+                    spans.push(start * m2..order.len() * m2);
+                }
+            }
+        }
+        base += t * lh * lw;
+    }
+    (order, spans)
+}
+
 /// Windows of `side × side` patches over each frame, row by row of windows (the last ones cut by the grid's edge).
 pub fn windows(grids: &[[usize; 3]], side: usize) -> Windows {
     let mut out = Windows::default();
@@ -282,6 +312,13 @@ mod tests {
             coords[..5].iter().map(|x| x.0).collect::<Vec<_>>(),
             [(0, 0), (0, 1), (1, 0), (1, 1), (0, 2)]
         );
+    }
+
+    #[test]
+    fn unit_windows_cover_every_token_once() {
+        let (order, spans) = unit_windows(&[[1, 6, 8]], 2, 2);
+        assert_eq!(order, [0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 10, 11]);
+        assert_eq!(spans, [0..16, 16..32, 32..40, 40..48]);
     }
 
     #[test]

@@ -62,7 +62,8 @@ impl Linear {
 /// transformers' taps).
 #[derive(Debug, Default, Clone)]
 pub struct VisionTrace {
-    /// `[patches, hidden]` in raster order: the patch embedding alone, then with the position table.
+    /// `[patches, hidden]` in raster order: the patch embedding alone, then with the position table (Qwen towers:
+    /// the layers' input, in their order: merge blocks, regrouped by window for Qwen2.5-VL).
     pub patch_embedding: Vec<f32>,
     pub patch_embedder: Vec<f32>,
     pub ln_pre: Vec<f32>,
@@ -111,7 +112,8 @@ pub struct VisionTower {
     text_hidden: usize,
     out_eps: f32,
     patch_embd: Linear,
-    pos_embd: Weight,
+    /// The learned position table (none for Qwen2.5-VL).
+    pos_embd: Option<Weight>,
     layers: Vec<Layer>,
     head: Head,
     rope: Rope,
@@ -142,8 +144,18 @@ impl VisionTower {
             .ok_or_else(|| meta("has no `vision` tower".into()))?;
         let ld = Loader::new(file);
         let (d, side) = (v.hidden_size, v.pos_emb_height);
+        let q25 = v.kind == VisionKind::Qwen25Vl;
         let layers = (0..v.num_layers)
-            .map(|l| Layer::load(&ld, l, d, v.intermediate_size, v.full_layers[l], v.act))
+            .map(|l| {
+                let style = layer::Style {
+                    full: v.full_layers[l],
+                    act: v.act,
+                    rms_norm: q25,
+                    glu: q25,
+                    no_k_bias: false,
+                };
+                Layer::load_named(&ld, &|w| names::blk(l, w), d, v.intermediate_size, style)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let head = match v.kind {
             VisionKind::Muse => Head::Muse {
@@ -165,14 +177,20 @@ impl VisionTower {
                 )?,
                 proj: Linear::load(&ld, names::PROJ, config.hidden_size, v.adapter_size, false)?,
             },
-            VisionKind::Qwen3Vl => Head::Qwen3(qwen3::Head::load(&ld, &v, config.hidden_size)?),
+            VisionKind::Qwen3Vl | VisionKind::Qwen25Vl => {
+                Head::Qwen3(qwen3::Head::load(&ld, &v, config.hidden_size)?)
+            }
         };
         let patch_bias = v.kind == VisionKind::Qwen3Vl;
         Ok(VisionTower {
             text_hidden: config.hidden_size,
             out_eps: config.rms_norm_eps,
             patch_embd: Linear::load(&ld, names::PATCH_EMBD, d, v.patch_len(), patch_bias)?,
-            pos_embd: ld.matrix(names::POS_EMBD, side * side, d)?,
+            pos_embd: if q25 {
+                None
+            } else {
+                Some(ld.matrix(names::POS_EMBD, side * side, d)?)
+            },
             layers,
             head,
             rope: Rope::new(RopeKind::Axial2d, v.head_dim(), v.rope_theta),
@@ -216,10 +234,9 @@ impl VisionTower {
         }
         let (ln_pre, ln_post, fc1, fc2, proj) = match &self.head {
             Head::Qwen3(head) => {
-                let taps = grid::block_position_taps(grids, c.pos_emb_height, c.merge_size);
-                self.add_positions(&taps, &mut x);
-                if let Some(t) = trace.as_deref_mut() {
-                    t.patch_embedder = x.clone();
+                if self.pos_embd.is_some() {
+                    let taps = grid::block_position_taps(grids, c.pos_emb_height, c.merge_size);
+                    self.add_positions(&taps, &mut x);
                 }
                 return Ok(head.encode(self, exec, x, grids, trace));
             }
@@ -314,9 +331,10 @@ impl VisionTower {
     /// embeddings `x`.
     fn add_positions(&self, taps: &[[(usize, f32); 4]], x: &mut [f32]) {
         let (d, side) = (self.config.hidden_size, self.config.pos_emb_height);
+        let Some(pos) = &self.pos_embd else { return };
         let mut table = vec![0f32; side * side * d];
         for (r, row) in table.chunks_exact_mut(d).enumerate() {
-            self.pos_embd.row_to_f32(r, row);
+            pos.row_to_f32(r, row);
         }
         for (xr, t) in x.chunks_exact_mut(d).zip(taps) {
             let mut acc = vec![0f32; d];

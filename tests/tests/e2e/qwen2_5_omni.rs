@@ -1,0 +1,35 @@
+//! The thinker of Qwen2.5-Omni against transformers (../shared/fixtures/hf/qwen2_5_omni_thinker, the original
+//! release's names): imported at f32; the Qwen2.5-VL tower (window attention on the layers that are not full, in
+//! window order as transformers records it), the audio encoder (1-D convolutions, attention per chunk, pairs
+//! averaged), the sectioned M-RoPE positions, then the image + audio + text prompt through the dense decoder and
+//! `flint logits --inputs`, each within 1e-4 of the reference's largest magnitude.
+
+use crate::qwen3_omni::conformance;
+use crate::qwen3_vl::type_refusals;
+
+#[test]
+fn matches_transformers() {
+    conformance("qwen2_5_omni_thinker", "model");
+}
+
+/// Tower settings the runtime would not honour are refused at import, naming the key.
+#[test]
+fn refused_configs_name_their_key() {
+    type_refusals(
+        "qwen2_5_omni_thinker",
+        &[
+            ("window_size", |c| {
+                c["vision_config"]["window_size"] = 8.into()
+            }),
+            ("fullatt_block_indexes", |c| {
+                c["vision_config"]["fullatt_block_indexes"] = serde_json::json!([2])
+            }),
+            ("hidden_act", |c| {
+                c["vision_config"]["hidden_act"] = "gelu".into()
+            }),
+            ("mrope.sections", |c| {
+                c["text_config"]["rope_parameters"]["mrope_section"] = serde_json::json!([2, 3, 4])
+            }),
+        ],
+    );
+}
