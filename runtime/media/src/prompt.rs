@@ -20,14 +20,29 @@ pub fn image_prompt(grid_thw: [usize; 3], merge_size: usize) -> String {
     format!("<|image_start|>{}<|image_end|>", IMAGE_TOKEN.repeat(n))
 }
 
-/// Qwen2-VL / Qwen3-VL's image placeholder (Qwen2VLProcessor): `<|vision_start|>` + `<|image_pad|>` x (t h w /
-/// merge^2) + `<|vision_end|>`.
-pub fn qwen_image_prompt(grid_thw: [usize; 3], merge_size: usize) -> String {
-    let n = grid_thw[0] * grid_thw[1] * grid_thw[2] / (merge_size * merge_size);
-    format!(
-        "<|vision_start|>{}<|vision_end|>",
-        "<|image_pad|>".repeat(n)
-    )
+/// The placeholder tokens of a Qwen processor, `[start, pad, end]` for images and for audio: the chat template
+/// writes start, pad and end once per medium and the processor repeats the pad once per tower row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QwenTokens {
+    pub image: [&'static str; 3],
+    pub audio: [&'static str; 3],
+}
+
+/// Qwen3-VL's and Qwen3-Omni's.
+pub const QWEN3_TOKENS: QwenTokens = QwenTokens {
+    image: ["<|vision_start|>", "<|image_pad|>", "<|vision_end|>"],
+    audio: ["<|audio_start|>", "<|audio_pad|>", "<|audio_end|>"],
+};
+
+/// Qwen2.5-Omni's.
+pub const QWEN25_TOKENS: QwenTokens = QwenTokens {
+    image: ["<|vision_bos|>", "<|IMAGE|>", "<|vision_eos|>"],
+    audio: ["<|audio_bos|>", "<|AUDIO|>", "<|audio_eos|>"],
+};
+
+/// `start` + `pad` x `rows` + `end` (Qwen's processors' replacement of one medium).
+pub fn qwen_prompt([start, pad, end]: [&str; 3], rows: usize) -> String {
+    format!("{start}{}{end}", pad.repeat(rows))
 }
 
 /// The video placeholder: `group_timestamps` has one entry per temporal group (`grid_thw[0]`).

@@ -30,7 +30,32 @@ pub struct WhisperConfig {
 impl WhisperConfig {
     /// Reads a preprocessor_config.json.
     pub fn from_file(path: &Path) -> Result<Self, MediaError> {
-        let f = Fields::read(path)?;
+        Self::parsed(&Fields::read(path)?)
+    }
+
+    /// Reads the JSON text of a preprocessor config, named `name` in errors (a model file's metadata).
+    pub fn from_json(name: &Path, bytes: &[u8]) -> Result<Self, MediaError> {
+        Self::parsed(&Fields::parse(name, bytes)?)
+    }
+
+    /// transformers' defaults (16 kHz, hop 160, n_fft 400, 30 s) with `feature_size` mel bins.
+    pub fn with_bins(feature_size: usize) -> Self {
+        WhisperConfig {
+            feature_size,
+            sampling_rate: 16000,
+            hop_length: 160,
+            n_fft: 400,
+            chunk_length: 30,
+        }
+    }
+
+    /// Frames the features of `samples` real samples cover (the attention mask's ones).
+    pub fn valid_frames(&self, samples: usize) -> usize {
+        samples.div_ceil(self.hop_length).min(self.frames())
+    }
+
+    fn parsed(f: &Fields) -> Result<Self, MediaError> {
+        let path = f.path();
         f.expect_type("feature_extractor_type", "WhisperFeatureExtractor")?;
         if f.float("dither", 0.0, -1e9, 1e9)? != 0.0 {
             return Err(MediaError::config(

@@ -278,7 +278,7 @@ pub fn prepare(model: &Model, a: &MediaFiles) -> anyhow::Result<Prepared> {
         }
         g
     };
-    let qwen = vision.is_some_and(|v| v.kind == VisionKind::Qwen3Vl);
+    let qwen = vision.is_some_and(|v| v.kind != VisionKind::Muse);
     if qwen && a.has_video() {
         bail!(
             "{}: video for a Qwen3-VL tower is not supported yet",
@@ -377,17 +377,13 @@ pub fn prepare(model: &Model, a: &MediaFiles) -> anyhow::Result<Prepared> {
             grids: vec![v.grid_thw],
         });
     }
-    if a.audios() > 0 {
+    if a.audios() > 0 && model.config.mel_audio.is_some() {
+        mel_audio(model, a, &mut p)?;
+    } else if a.audios() > 0 {
         let cfg = audio_config(model)?;
         let t = Instant::now();
         for path in &a.audio {
-            let clip = flint_media::read_wav_file(path)?;
-            let x = flint_media::resample::resample(
-                path,
-                &clip.samples,
-                clip.sample_rate,
-                cfg.sampling_rate,
-            )?;
+            let x = read_wav_at(path, cfg.sampling_rate)?;
             let padded = flint_media::extract(&cfg, path, &[&x])?;
             p.audio.push(flint_media::prompt::audio_prompt(
                 x.len(),
@@ -454,10 +450,12 @@ fn qwen_images(model: &Model, a: &MediaFiles, p: &mut Prepared) -> anyhow::Resul
             ..Qwen2VlConfig::default()
         },
     };
+    let tokens = qwen_tokens(model).image;
     match a.image_tokens {
         Some(ImageTokens::Cap(n)) => {
             let f = cfg.factor();
-            cfg.max_pixels = n.saturating_mul(f * f).max(cfg.min_pixels);
+            cfg.max_pixels = n.saturating_mul(f * f);
+            cfg.min_pixels = cfg.min_pixels.min(cfg.max_pixels);
         }
         Some(ImageTokens::Auto) => {
             bail!("--image-tokens auto is not supported for a Qwen3-VL tower yet")
@@ -467,13 +465,79 @@ fn qwen_images(model: &Model, a: &MediaFiles, p: &mut Prepared) -> anyhow::Resul
     process_images(a, p, |path, img| {
         let g = flint_media::qwen2_vl::preprocess_named(path, img, &cfg)?;
         Ok(Processed {
-            prompt: flint_media::prompt::qwen_image_prompt(g.grid_thw, cfg.merge_size),
+            prompt: flint_media::prompt::qwen_prompt(tokens, g.tokens),
             pixel_values: g.pixel_values,
             grid_thw: g.grid_thw,
             tokens: g.tokens,
             resized: g.resized,
         })
     })
+}
+
+/// The mono samples of the WAV at `path`, resampled to `rate`.
+fn read_wav_at(path: &Path, rate: u32) -> anyhow::Result<Vec<f32>> {
+    let clip = flint_media::read_wav_file(path)?;
+    Ok(flint_media::resample::resample(
+        path,
+        &clip.samples,
+        clip.sample_rate,
+        rate,
+    )?)
+}
+
+/// The placeholder tokens of a Qwen model's processor (by its architecture).
+fn qwen_tokens(model: &Model) -> flint_media::prompt::QwenTokens {
+    if model.config.arch == "qwen2_5_omni_thinker" {
+        flint_media::prompt::QWEN25_TOKENS
+    } else {
+        flint_media::prompt::QWEN3_TOKENS
+    }
+}
+
+/// The WAVs of `a` through WhisperFeatureExtractor for a log-mel audio encoder (Qwen-Omni): 16 kHz, the features
+/// of each clip's first 30 s, the frames the clip covers kept.
+fn mel_audio(model: &Model, a: &MediaFiles, p: &mut Prepared) -> anyhow::Result<()> {
+    let m = model.config.mel_audio.as_ref().expect("checked by prepare");
+    let cfg = match processor(model, "feature_extractor") {
+        Some((name, json)) => flint_media::whisper::WhisperConfig::from_json(&name, &json)?,
+        None => flint_media::whisper::WhisperConfig::with_bins(m.num_mel_bins),
+    };
+    if cfg.feature_size != m.num_mel_bins {
+        bail!(
+            "{}: the feature extractor's {} mel bins are not the audio encoder's {}",
+            model.file().path().display(),
+            cfg.feature_size,
+            m.num_mel_bins
+        );
+    }
+    if !a.encoded_audio.is_empty() {
+        bail!("audio encoded while it arrived needs a streaming audio tower (Muse Spark)");
+    }
+    let tokens = qwen_tokens(model).audio;
+    let t = Instant::now();
+    let mut secs = 0.0;
+    for path in &a.audio {
+        let x = read_wav_at(path, cfg.sampling_rate)?;
+        let features = flint_media::whisper::log_mel(&cfg, path, &x)?;
+        let (all, frames) = (cfg.frames(), cfg.valid_frames(x.len()));
+        let kept = features
+            .chunks_exact(all)
+            .flat_map(|row| row[..frames].to_vec())
+            .collect();
+        p.audio
+            .push(flint_media::prompt::qwen_prompt(tokens, m.rows(frames)));
+        p.media.mel_audio.push(flint_model::audio::mel::MelClip {
+            features: kept,
+            frames,
+        });
+        secs += x.len() as f64 / cfg.sampling_rate as f64;
+    }
+    p.stages.push((
+        "read audio",
+        t.elapsed().as_secs_f64(),
+        format!("{secs:.2} s of audio"),
+    ));
+    Ok(())
 }
 
 /// One image through its processor.

@@ -149,3 +149,96 @@ fn malformed_features_are_refused() {
     }
     assert!(a.encode(&ex, &[]).is_err());
 }
+
+/// A photo and a WAV through the checkpoint's processors for each Omni thinker (`flint_prompt::prepare`, what
+/// `flint run` and `flint preprocess` use): the Qwen2-VL image processor at the tower's patch sizes, the Whisper
+/// feature extractor at the encoder's mel bins with the frames the clip covers, each medium's placeholder expanded
+/// to the family's start, one pad per tower row and end; the prompt then runs through both towers and the decoder.
+#[test]
+fn photo_and_wav_through_the_processors() {
+    use flint_model::{KvDtype, KvOptions, Logits};
+    for (case, [img_start, img_pad, _], [au_start, au_pad, au_end]) in [
+        (
+            "qwen3_omni_moe_thinker",
+            ["<|vision_start|>", "<|image_pad|>", "<|vision_end|>"],
+            ["<|audio_start|>", "<|audio_pad|>", "<|audio_end|>"],
+        ),
+        (
+            "qwen2_5_omni_thinker",
+            ["<|vision_bos|>", "<|IMAGE|>", "<|vision_eos|>"],
+            ["<|audio_bos|>", "<|AUDIO|>", "<|audio_eos|>"],
+        ),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("m.flint");
+        import(
+            &fixtures().join("hf").join(case).join("model"),
+            &out,
+            DType::F32,
+        );
+        let model = Model::open(&out).unwrap();
+        let wav = fixtures().join("processors/audio/sign_question_16k.wav");
+        let files = flint_prompt::MediaFiles {
+            images: vec![fixtures().join("processors/images/coffee.png")],
+            audio: vec![wav.clone()],
+            image_tokens: Some(flint_prompt::ImageTokens::Cap(6)),
+            ..Default::default()
+        };
+        let p = flint_prompt::prepare(&model, &files).unwrap();
+        let clip = &p.media.mel_audio[0];
+        let samples = flint_media::read_wav_file(&wav).unwrap().samples.len();
+        assert_eq!(
+            clip.frames,
+            samples.div_ceil(160),
+            "{case}: frames the clip covers"
+        );
+        let mels = model.config.mel_audio.as_ref().unwrap().num_mel_bins;
+        assert_eq!(clip.features.len(), mels * clip.frames);
+        let text = p.expand(&p.content("hi")).unwrap();
+        let px = p.media.images.as_ref().unwrap();
+        let g = px.grids[0];
+        assert!(
+            g[1] * g[2] / 4 <= 6,
+            "{case}: --image-tokens 6 holds: {g:?}"
+        );
+        let rows = model.config.mel_audio.as_ref().unwrap().rows(clip.frames);
+        let want_img = format!("{img_start}{}", img_pad.repeat(g[1] * g[2] / 4));
+        let want_au = format!("{au_start}{}{au_end}", au_pad.repeat(rows));
+        assert!(text.starts_with(&want_img), "{case}: {text}");
+        assert!(text.contains(&want_au), "{case}: audio placeholder");
+        // The ids the tokenizer would give: each pad the placeholder id, the rest text.
+        let (v, a) = (
+            model.config.vision.as_ref().unwrap().image_token_id,
+            model.config.mel_audio.as_ref().unwrap().token_id,
+        );
+        let mut ids = vec![7u32];
+        ids.extend(std::iter::repeat_n(v, g[1] * g[2] / 4));
+        ids.extend([8, 4]);
+        ids.extend(std::iter::repeat_n(a, rows));
+        ids.extend([5, 300, 301]);
+        let towers = flint_model::multimodal::Towers::load(&model).unwrap();
+        let (prompt, stats) = flint_model::multimodal::MediaPrompt::encode(
+            &model,
+            &towers,
+            model.exec(),
+            ids,
+            &p.media,
+        )
+        .unwrap();
+        assert_eq!(stats.audio_rows, rows);
+        let mut kv = model.new_kv(KvOptions::with_dtype(KvDtype::F32));
+        let seq = kv.new_seq();
+        let mut batch = flint_model::Batch::new();
+        prompt.push(&mut batch, seq, 0, Logits::Last);
+        let mut deep = prompt.deepstack();
+        let logits = model
+            .forward_batch(
+                &batch,
+                &mut kv,
+                flint_model::multimodal::Deepstack::as_hook(&mut deep),
+                None,
+            )
+            .unwrap();
+        assert!(logits.iter().all(|x| x.is_finite()), "{case}");
+    }
+}
