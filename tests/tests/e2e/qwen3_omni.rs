@@ -240,5 +240,17 @@ fn photo_and_wav_through_the_processors() {
             )
             .unwrap();
         assert!(logits.iter().all(|x| x.is_finite()), "{case}");
+        // A video is refused until its positions (in seconds) are built.
+        let mut with_video = p.media.clone();
+        with_video.videos = with_video.images.clone();
+        let e = flint_model::multimodal::MediaPrompt::encode(
+            &model,
+            &towers,
+            model.exec(),
+            vec![3; 4],
+            &with_video,
+        )
+        .expect_err("video refused");
+        assert!(e.to_string().contains("video"), "{case}: {e}");
     }
 }

@@ -241,6 +241,13 @@ impl MediaPrompt {
         media: &Media,
         cache: &mut EncodeCache,
     ) -> Result<(MediaPrompt, EncodeStats), ModelError> {
+        if media.videos.is_some() && model.config.mel_audio.is_some() {
+            // The Omni thinkers time a video's frames in seconds (`position_id_per_seconds`), not per frame.
+            return Err(ModelError::Invalid(format!(
+                "video in a `{}` prompt is not supported yet (its M-RoPE positions count seconds)",
+                model.config.arch
+            )));
+        }
         let hidden = model.config.hidden_size;
         let mut stats = EncodeStats::default();
         let mut rows = Vec::new();
