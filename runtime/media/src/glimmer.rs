@@ -138,20 +138,28 @@ impl GlimmerImageConfig {
     }
 }
 
-/// What the processor returns for one image.
+/// What an image processor returns for one image (this one and Qwen2-VL's, `crate::qwen2_vl`).
 #[derive(Clone, Debug)]
-pub struct GlimmerImage {
-    /// `[patches, temporal * 3 * patch * patch]`, row-major.
+pub struct PatchedImage {
+    /// `[patches, temporal * 3 * patch * patch]`, row-major, in the processor's patch order.
     pub pixel_values: Vec<f32>,
     /// `[1, grid_h, grid_w]`.
     pub grid_thw: [usize; 3],
     /// The resized image that was patchified (what `resized_u8` of the fixtures holds).
     pub resized: RgbImage,
-    /// Merged tokens: `<|patch|>` placeholders in the prompt.
+    /// Merged tokens: the image's placeholders in the prompt.
     pub tokens: usize,
 }
 
-impl GlimmerImage {
+/// MuseGlimmerImageProcessor's output.
+pub type GlimmerImage = PatchedImage;
+
+impl PatchedImage {
+    /// Rows of `pixel_values`.
+    pub fn patches(&self) -> usize {
+        self.grid_thw.iter().product()
+    }
+
     /// Width of one row of `pixel_values`.
     pub fn row_len(&self, cfg: &GlimmerImageConfig) -> usize {
         cfg.temporal_patch_size * 3 * cfg.patch_size * cfg.patch_size

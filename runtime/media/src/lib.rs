@@ -36,7 +36,7 @@ pub mod whisper;
 
 pub use decode::{decode_image, decode_image_file, RgbImage};
 pub use error::MediaError;
-pub use glimmer::{preprocess_image, GlimmerImage, GlimmerImageConfig};
+pub use glimmer::{preprocess_image, GlimmerImage, GlimmerImageConfig, PatchedImage};
 pub use qwen2_vl::{Qwen2VlConfig, Qwen2VlImage};
 pub use resize::{Backend, Filter};
 pub use smart_resize::{smart_resize, smart_resize_pixels};

@@ -239,27 +239,8 @@ fn pixel_bounds(
     Ok((min, max))
 }
 
-/// What the processor returns for one image.
-#[derive(Clone, Debug)]
-pub struct Qwen2VlImage {
-    /// `[patches, 3 * temporal_patch_size * patch_size^2]`, row-major (layout in the module doc).
-    pub pixel_values: Vec<f32>,
-    /// `[1, resized_h / patch_size, resized_w / patch_size]`.
-    pub grid_thw: [usize; 3],
-    pub resized_h: usize,
-    pub resized_w: usize,
-    /// Merged tokens: `grid_thw` product / merge².
-    pub tokens: usize,
-    /// The resized image that was patchified.
-    pub resized: RgbImage,
-}
-
-impl Qwen2VlImage {
-    /// Rows of `pixel_values`.
-    pub fn patches(&self) -> usize {
-        self.grid_thw.iter().product()
-    }
-}
+/// What the processor returns for one image (pixel rows in merge-block order, layout in the module doc).
+pub type Qwen2VlImage = crate::glimmer::PatchedImage;
 
 /// The resized image the processor patchifies (what `resized_u8` of the fixtures holds).
 pub fn resize_image(
@@ -293,8 +274,6 @@ pub fn preprocess_named(
     Ok(Qwen2VlImage {
         pixel_values,
         grid_thw: [1, gh, gw],
-        resized_h: resized.height,
-        resized_w: resized.width,
         tokens: gh * gw / (cfg.merge_size * cfg.merge_size),
         resized,
     })

@@ -167,7 +167,10 @@ fn images_and_sizes_refused_before_allocating() {
     assert_eq!((out.grid_thw, out.tokens), ([1, 6, 4], 6));
     // Tiny images grow to min_pixels.
     let out = preprocess_named(Path::new("ok"), &image(3, 2), &d).unwrap();
-    assert_eq!((out.resized_h, out.resized_w, out.tokens), (56, 84, 6));
+    assert_eq!(
+        (out.resized.height, out.resized.width, out.tokens),
+        (56, 84, 6)
+    );
 }
 
 #[test]

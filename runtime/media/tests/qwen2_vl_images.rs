@@ -115,7 +115,7 @@ fn run_setting(setting: &str, backend: Backend) {
         );
         assert_eq!(out.patches() as u64, b["patches"].as_u64().unwrap());
         assert_eq!(
-            vec![out.resized_h as u64, out.resized_w as u64],
+            vec![out.resized.height as u64, out.resized.width as u64],
             u64s(&b["resized_hw"])
         );
         let shape = u64s(&b["pixel_values"][1]);
@@ -129,8 +129,8 @@ fn run_setting(setting: &str, backend: Backend) {
             "{setting}/{key}/{bname}: {}x{} -> {}x{}: u8 {}, float {}",
             img.width,
             img.height,
-            out.resized_w,
-            out.resized_h,
+            out.resized.width,
+            out.resized.height,
             if u8_sha == b["pixel_values_u8_sha256"] {
                 "bit-exact"
             } else {
