@@ -120,6 +120,20 @@ def tokenizer_json(tokens: list[str], merges: list[str]) -> dict:
     }
 
 
+def tokenizer_with_specials(specials: list[str]) -> tuple[dict, dict[str, int]]:
+    """The tokenizer with `specials` as special tokens in place of the first filler tokens: (tokenizer.json, ids)."""
+    tokens, merges, _ = build_vocab()
+    ids = {}
+    for i, s in enumerate(specials):
+        k = tokens.index(f"<|filler_{i}|>")
+        tokens[k] = s
+        ids[s] = k
+    tj = tokenizer_json(tokens, merges)
+    tj["added_tokens"] += [{"id": ids[s], "content": s, "single_word": False, "lstrip": False, "rstrip": False,
+                            "normalized": False, "special": True} for s in specials]
+    return tj, ids
+
+
 def hf_config() -> dict:
     """config.json with the keys transformers 5.x writes for qwen3_moe (see shared fixtures)."""
     return {

@@ -209,15 +209,7 @@ def main() -> int:
         audio_tower(mat, vec)
     save_file(t, str(out / "model.safetensors"), metadata={"format": "pt"})
 
-    tokens, merges, _ = gen_moe.build_vocab()
-    ids = {}
-    for i, s in enumerate(SPECIALS):  # the first filler tokens become the placeholders
-        k = tokens.index(f"<|filler_{i}|>")
-        tokens[k] = s
-        ids[s] = k
-    tj = gen_moe.tokenizer_json(tokens, merges)
-    tj["added_tokens"] += [{"id": ids[s], "content": s, "single_word": False, "lstrip": False, "rstrip": False,
-                            "normalized": False, "special": True} for s in SPECIALS]
+    tj, ids = gen_moe.tokenizer_with_specials(SPECIALS)  # the first filler tokens become them
     (out / "tokenizer.json").write_text(json.dumps(tj))
     vision = {
         "model_type": "muse_glimmer_vision" if a.glimmer else "muse_spark_vision", "hidden_size": VH,

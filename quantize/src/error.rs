@@ -48,6 +48,48 @@ pub enum ImportError {
 }
 
 impl ImportError {
+    /// The error of a part read out of a bigger checkpoint (the thinker of a full Omni release): a config key is
+    /// named under `section` (`thinker_config.…`) and a tensor that the plan's check names by its short name under
+    /// `prefix` (`thinker.…`), as they appear in the files.
+    pub(crate) fn within(self, section: &str, prefix: &str) -> Self {
+        let long = |n: String| {
+            if n.starts_with(prefix) {
+                n
+            } else {
+                format!("{prefix}{n}")
+            }
+        };
+        match self {
+            // `(config)` names no key (a check of the translated description).
+            ImportError::Config { path, key, msg } if !key.starts_with('(') => {
+                ImportError::Config {
+                    path,
+                    key: format!("{section}.{key}"),
+                    msg,
+                }
+            }
+            ImportError::MissingTensor { path, name } => ImportError::MissingTensor {
+                path,
+                name: long(name),
+            },
+            ImportError::UnusedTensor { path, name } => ImportError::UnusedTensor {
+                path,
+                name: long(name),
+            },
+            ImportError::Shape {
+                path,
+                name,
+                expected,
+                found,
+            } => ImportError::Shape {
+                path,
+                name: long(name),
+                expected,
+                found,
+            },
+            e => e,
+        }
+    }
     pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
         ImportError::Io {
             path: path.display().to_string(),

@@ -20,6 +20,7 @@ pub mod source;
 use crate::ImportError;
 use flint_format::{DType, Writer};
 use flint_model::config::limits;
+use flint_model::config::vision::names::{splits_tail, tail};
 use flint_model::text::{KEY_BOS, KEY_CHAT_TEMPLATE, KEY_EOS, KEY_TOKENIZER};
 use flint_model::ModelConfig;
 use plan::{Fetcher, Plan};
@@ -53,13 +54,78 @@ impl std::fmt::Debug for Checkpoint {
 
 /// Opens `src`: a GGUF file, or a Hugging Face folder (config.json + safetensors).
 pub fn open(src: &Path) -> Result<Checkpoint, ImportError> {
-    let ck = if src.is_dir() {
+    let (mut ck, part) = if src.is_dir() {
         open_hf(src)?
     } else {
-        gguf::open(src)?
+        (gguf::open(src)?, None)
     };
-    ck.plan.check(ck.source.as_ref())?;
+    ck.plan.split_tails(splits_tail, tail);
+    ck.plan.check(ck.source.as_ref()).map_err(|e| match part {
+        Some(w) => e.within(w.section, w.prefix),
+        None => e,
+    })?;
     Ok(ck)
+}
+
+/// A full release whose text-answering part Flint reads: the thinker of Qwen3-Omni-MoE
+/// (`Qwen3OmniMoeForConditionalGeneration`) and of Qwen2.5-Omni (`Qwen2_5OmniForConditionalGeneration`), as
+/// published on the hub. Their config.json holds the thinker's under `section`, and its tensors sit under `prefix`
+/// beside the talker's and the speech decoder's, which turn the answer into speech and are not read.
+#[derive(Clone, Copy, Debug)]
+struct Wrapper {
+    model_type: &'static str,
+    thinker: &'static str,
+    section: &'static str,
+    prefix: &'static str,
+}
+
+const WRAPPERS: [Wrapper; 2] = [
+    Wrapper {
+        model_type: "qwen3_omni_moe",
+        thinker: qwen3_omni::ARCH,
+        section: "thinker_config",
+        prefix: "thinker.",
+    },
+    Wrapper {
+        model_type: "qwen2_5_omni",
+        thinker: qwen2_5_omni::ARCH,
+        section: "thinker_config",
+        prefix: "thinker.",
+    },
+];
+
+/// The wrapper `v` is (by its `model_type`), and the thinker's config inside it, its own `model_type` checked.
+fn unwrap_thinker(
+    v: &serde_json::Value,
+    path: &Path,
+) -> Result<Option<(Wrapper, serde_json::Value)>, ImportError> {
+    let ty = v.get("model_type").and_then(|t| t.as_str());
+    let Some(w) = WRAPPERS.into_iter().find(|w| Some(w.model_type) == ty) else {
+        return Ok(None);
+    };
+    let bad = |msg: String| ImportError::Config {
+        path: path.display().to_string(),
+        key: w.section.into(),
+        msg,
+    };
+    let mut t = v
+        .get(w.section)
+        .filter(|t| t.is_object())
+        .cloned()
+        .ok_or_else(|| bad("missing or not an object".into()))?;
+    match t.get("model_type").and_then(|m| m.as_str()) {
+        Some(m) if m != w.thinker => {
+            return Err(bad(format!(
+                "model_type `{m}` is not {}'s thinker `{}`",
+                w.model_type, w.thinker
+            )))
+        }
+        Some(_) => {}
+        None => {
+            t["model_type"] = w.thinker.into();
+        }
+    }
+    Ok(Some((w, t)))
 }
 
 /// Reads a text file of at most `max` bytes; `Ok(None)` when it does not exist.
@@ -78,24 +144,41 @@ pub fn hf_config(v: &serde_json::Value, path: &Path) -> Result<ModelConfig, Impo
     hf::config_from_json(v, path)
 }
 
-fn open_hf(dir: &Path) -> Result<Checkpoint, ImportError> {
+fn open_hf(dir: &Path) -> Result<(Checkpoint, Option<Wrapper>), ImportError> {
     let cfg_path = dir.join("config.json");
     let raw = read_opt(&cfg_path, limits::MAX_CONFIG_BYTES)?
         .ok_or_else(|| ImportError::io(&cfg_path, std::io::ErrorKind::NotFound.into()))?;
     let v: serde_json::Value =
         serde_json::from_str(&raw).map_err(|e| ImportError::parse(&cfg_path, e.to_string()))?;
-    let config = hf_config(&v, &cfg_path)?;
-    let source = source::SafetensorsDir::open(dir)?;
+    let (v, config, wrapper) = match unwrap_thinker(&v, &cfg_path)? {
+        Some((w, t)) => {
+            let c = hf_config(&t, &cfg_path).map_err(|e| e.within(w.section, w.prefix))?;
+            (t, c, Some(w))
+        }
+        None => {
+            let c = hf_config(&v, &cfg_path)?;
+            (v, c, None)
+        }
+    };
+    let files = source::SafetensorsDir::open(dir)?;
+    let source: Box<dyn TensorSource> = match wrapper {
+        Some(w) => Box::new(source::Part {
+            inner: files,
+            prefix: w.prefix,
+        }),
+        None => Box::new(files),
+    };
+    let source_ref = source.as_ref();
     let plan = if [muse_spark::ARCH, muse_spark::GLIMMER_ARCH].contains(&config.arch.as_str()) {
-        muse_spark::plan(&config, &source, muse_spark::temperature(&v, &cfg_path)?)
+        muse_spark::plan(&config, source_ref, muse_spark::temperature(&v, &cfg_path)?)
     } else if config.arch == qwen3_vl::ARCH {
-        qwen3_vl::plan(&config, &source)
+        qwen3_vl::plan(&config, source_ref)
     } else if config.arch == qwen3_omni::ARCH {
-        qwen3_omni::plan(&config, &source)
+        qwen3_omni::plan(&config, source_ref)
     } else if config.arch == qwen2_5_omni::ARCH {
-        qwen2_5_omni::plan(&config, &source)
+        qwen2_5_omni::plan(&config, source_ref)
     } else {
-        hf::plan(&config, &source)
+        hf::plan(&config, source_ref)
     };
     let tokenizer_json = read_opt(&dir.join("tokenizer.json"), limits::MAX_TOKENIZER_BYTES)?;
     // The chat template lives in chat_template.jinja (newer) or tokenizer_config.json (older).
@@ -114,17 +197,24 @@ fn open_hf(dir: &Path) -> Result<Checkpoint, ImportError> {
         Some(t) => Some(t),
         None => tc_str("chat_template"),
     };
-    Ok(Checkpoint {
+    let mut provenance =
+        serde_json::json!({"format": "huggingface", "path": dir.display().to_string()});
+    if let Some(w) = wrapper {
+        provenance["part"] =
+            format!("{} of {}", w.prefix.trim_end_matches('.'), w.model_type).into();
+    }
+    let ck = Checkpoint {
         config,
         plan,
-        source: Box::new(source),
+        source,
         tokenizer_json,
         chat_template,
         bos_token: tc_str("bos_token"),
         eos_token: tc_str("eos_token"),
         processor: processor::read(dir)?,
-        provenance: serde_json::json!({"format": "huggingface", "path": dir.display().to_string()}),
-    })
+        provenance,
+    };
+    Ok((ck, wrapper))
 }
 
 /// Converts f32 values into the bytes of a float `dtype`.

@@ -102,6 +102,26 @@ pub struct Item {
     pub begin_group: bool,
     /// Last tensor of a group.
     pub end_group: bool,
+    /// Columns `cols` of a source matrix `of` columns wide (a tower matrix split at a block boundary,
+    /// [`Plan::split_tails`]); `shape` is the part's.
+    pub split: Option<Split>,
+}
+
+/// Part of a split matrix: columns `cols` of the `of` the source has.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Split {
+    pub cols: Range<usize>,
+    pub of: usize,
+}
+
+impl Item {
+    /// The shape the fetch gives: the item's, or the whole matrix's when the item is part of one.
+    fn fetched_shape(&self) -> Vec<usize> {
+        match &self.split {
+            Some(s) => vec![self.shape[0], s.of],
+            None => self.shape.clone(),
+        }
+    }
 }
 
 /// The ordered list of output tensors.
@@ -123,6 +143,7 @@ impl Plan {
             transform: t,
             begin_group: false,
             end_group: false,
+            split: None,
         });
     }
     pub fn matrix(&mut self, name: String, shape: [usize; 2], fetch: Fetch) {
@@ -166,37 +187,78 @@ impl Plan {
         }
     }
 
+    /// Stores each matrix `wants(name, cols)` picks as two items: `name` with the first `cols - cols % 32` columns
+    /// and `tail(name)` with the rest (`flint_model::config::vision::names::splits_tail`).
+    pub fn split_tails(
+        &mut self,
+        wants: impl Fn(&str, usize) -> bool,
+        tail: impl Fn(&str) -> String,
+    ) {
+        let mut out = Vec::with_capacity(self.items.len());
+        for it in std::mem::take(&mut self.items) {
+            let (rows, cols) = match it.shape[..] {
+                [r, c] if it.kind == Kind::Matrix && it.split.is_none() && wants(&it.name, c) => {
+                    (r, c)
+                }
+                _ => {
+                    out.push(it);
+                    continue;
+                }
+            };
+            let main = cols - cols % 32;
+            let mut rest = it.clone();
+            rest.name = tail(&it.name);
+            rest.shape = vec![rows, cols - main];
+            rest.split = Some(Split {
+                cols: main..cols,
+                of: cols,
+            });
+            rest.begin_group = false;
+            let mut head = it;
+            head.shape = vec![rows, main];
+            head.split = Some(Split {
+                cols: 0..main,
+                of: cols,
+            });
+            rest.end_group = std::mem::take(&mut head.end_group);
+            out.push(head);
+            out.push(rest);
+        }
+        self.items = out;
+    }
+
     /// Checks every item against the source: present, and of the expected shape.
     pub fn check(&self, src: &dyn TensorSource) -> Result<(), ImportError> {
         let path = src.path().display().to_string();
         for it in &self.items {
             let key = it.fetch.key();
+            let shape = it.fetched_shape();
             let found = src.shape(key).ok_or_else(|| ImportError::MissingTensor {
                 path: path.clone(),
                 name: key.to_string(),
             })?;
             let expected = match &it.fetch {
-                Fetch::Whole(_) | Fetch::Unpermute { .. } => it.shape.clone(),
+                Fetch::Whole(_) | Fetch::Unpermute { .. } => shape.clone(),
                 Fetch::Slice { index, rows, .. } => {
                     // Only the row count of the 3-D tensor is implied by the slice; check the rest against it.
                     let ok = found.len() == 3
                         && *index < found[0]
                         && rows.end <= found[1]
-                        && found[2] == it.shape[1];
+                        && found[2] == shape[1];
                     if ok {
                         continue;
                     }
-                    vec![index + 1, rows.end, it.shape[1]]
+                    vec![index + 1, rows.end, shape[1]]
                 }
                 Fetch::Rows { rows, .. } => {
                     let ok = rows.end <= found.first().copied().unwrap_or(0)
-                        && rows.len() == it.shape[0]
-                        && found.get(1) == it.shape.get(1)
-                        && found.len() == it.shape.len();
+                        && rows.len() == shape[0]
+                        && found.get(1) == shape.get(1)
+                        && found.len() == shape.len();
                     if ok {
                         continue;
                     }
-                    let mut want = it.shape.clone();
+                    let mut want = shape.clone();
                     want[0] = rows.end;
                     want
                 }
@@ -206,13 +268,10 @@ impl Plan {
                             .try_fold(1usize, |a, &d| a.checked_mul(d))
                             .unwrap_or(usize::MAX)
                     });
-                    if found.len() >= 2
-                        && found[0] == it.shape[0]
-                        && rest == it.shape.get(1).copied()
-                    {
+                    if found.len() >= 2 && found[0] == shape[0] && rest == shape.get(1).copied() {
                         continue;
                     }
-                    it.shape.clone()
+                    shape.clone()
                 }
             };
             if found != expected {
@@ -279,6 +338,12 @@ impl<'a> Fetcher<'a> {
     /// The item's values, f32, in the item's shape.
     pub fn fetch(&self, it: &Item) -> Result<Vec<f32>, ImportError> {
         let mut v = self.fetch_raw(it)?;
+        if let Some(s) = &it.split {
+            v = v
+                .chunks_exact(s.of)
+                .flat_map(|row| row[s.cols.clone()].iter().copied())
+                .collect();
+        }
         it.transform.apply(&mut v);
         Ok(v)
     }
@@ -305,7 +370,8 @@ impl<'a> Fetcher<'a> {
             }
             Fetch::Unpermute { key, heads } => {
                 let w = self.src.load_f32(key)?;
-                Ok(unpermute_rows(&w, *heads, it.shape[0], it.shape[1]))
+                let shape = it.fetched_shape();
+                Ok(unpermute_rows(&w, *heads, shape[0], shape[1]))
             }
         }
     }

@@ -45,14 +45,17 @@ pub fn read(dir: &Path) -> Result<Option<Value>, ImportError> {
     }
     let pp = dir.join("preprocessor_config.json");
     if let Some(o) = object(&pp)? {
-        let part = if o.contains_key("feature_extractor_type")
-            && !o.contains_key("image_processor_type")
-        {
-            "feature_extractor"
-        } else {
-            "image_processor"
-        };
-        out.entry(part).or_insert(Value::Object(o));
+        // The Omni releases keep both in one file (a Qwen2VLImageProcessor's keys and a WhisperFeatureExtractor's):
+        // it is then both.
+        let audio = o.contains_key("feature_extractor_type");
+        let image = o.contains_key("image_processor_type") || !audio;
+        if audio {
+            out.entry("feature_extractor")
+                .or_insert(Value::Object(o.clone()));
+        }
+        if image {
+            out.entry("image_processor").or_insert(Value::Object(o));
+        }
     }
     if let Some(o) = object(&dir.join("video_preprocessor_config.json"))? {
         out.entry("video_processor").or_insert(Value::Object(o));

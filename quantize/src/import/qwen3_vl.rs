@@ -67,11 +67,13 @@ pub(super) fn text_config(
     let top = Keys::top(v, path);
     let t = top.section("text_config")?;
     let text = t.v;
-    super::precheck::hf_config(text, path)?;
+    // Errors of the text-only translation name their keys under `text_config`.
+    let in_text = |e: ImportError| e.within("text_config", "");
+    super::precheck::hf_config(text, path).map_err(in_text)?;
     // Translate the decoder as the text-only architecture it is, then add what differs.
     let mut as_moe = text.clone();
     as_moe["model_type"] = kind.like.into();
-    let mut c = hf::config_from_json(&as_moe, path)?;
+    let mut c = hf::config_from_json(&as_moe, path).map_err(in_text)?;
     c.arch = ARCH.into();
     if let Some(m) = c.moe.as_mut().filter(|_| force_norm) {
         // Qwen3VLMoeTextTopKRouter renormalises the top-k weights whatever the config says.

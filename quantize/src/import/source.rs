@@ -24,6 +24,37 @@ pub trait TensorSource {
     fn names(&self) -> Vec<String>;
 }
 
+/// The tensors of `inner` whose names start with `prefix`, named without it: the thinker (`thinker.…`) of a
+/// full Omni release, whose talker and speech decoder (`talker.…`, `code2wav.…`, `token2wav.…`) are not read.
+#[allow(missing_debug_implementations)]
+pub struct Part<S> {
+    pub inner: S,
+    pub prefix: &'static str,
+}
+
+impl<S: TensorSource> TensorSource for Part<S> {
+    fn path(&self) -> &Path {
+        self.inner.path()
+    }
+
+    fn shape(&self, key: &str) -> Option<Vec<usize>> {
+        self.inner.shape(&format!("{}{key}", self.prefix))
+    }
+
+    /// Errors name the tensor as the files do (with the prefix).
+    fn load_f32(&self, key: &str) -> Result<Vec<f32>, ImportError> {
+        self.inner.load_f32(&format!("{}{key}", self.prefix))
+    }
+
+    fn names(&self) -> Vec<String> {
+        let names = self.inner.names();
+        names
+            .into_iter()
+            .filter_map(|n| n.strip_prefix(self.prefix).map(str::to_string))
+            .collect()
+    }
+}
+
 /// Every `*.safetensors` file of a Hugging Face folder, memory-mapped.
 #[allow(missing_debug_implementations)]
 pub struct SafetensorsDir {

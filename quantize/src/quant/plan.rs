@@ -5,7 +5,7 @@
 //! 2. A matrix becomes the chosen `--weights` type, except:
 //!    - a router (`*.ffn_router`, `*.shexp_gate`) keeps its input type: it is tiny and routing flips on small errors;
 //!    - a matrix whose last dimension is not a multiple of 32 keeps its input type (no block fits);
-//!    - a tower matrix (vision `v.*`, audio `audio.*`) becomes q8 when `--weights` is a 4-bit type: a tower is
+//!    - a tower matrix (vision `v.*`, audio `audio.*` and `a.*`) becomes q8 when `--weights` is a 4-bit type: a tower is
 //!      small next to the decoder and its error reaches every image or audio token.
 //! 3. `--keep PATTERN=TYPE` rules override 2, the last matching rule that can apply winning. A block type cannot
 //!    apply to a matrix whose last dimension is not a multiple of 32: a wildcard rule skips such matrices (they keep
@@ -138,10 +138,12 @@ fn is_router(name: &str) -> bool {
 }
 
 fn is_tower(name: &str) -> bool {
-    name.starts_with(flint_model::config::vision::names::PREFIX) || name.starts_with(AUDIO_PREFIX)
+    name.starts_with(flint_model::config::vision::names::PREFIX)
+        || name.starts_with(AUDIO_PREFIX)
+        || name.starts_with(flint_model::config::mel_audio::names::PREFIX)
 }
 
-/// The audio tower's tensor names (`audio.*`, config/audio.rs).
+/// The Muse audio tower's tensor names (`audio.*`, config/audio.rs); the log-mel encoders' are `a.*`.
 const AUDIO_PREFIX: &str = "audio.";
 
 /// Chooses the output type of every tensor of `tensors` (directory order). `path` names the input in errors.

@@ -563,8 +563,9 @@ mod x86 {
         out
     }
 
-    /// `acc[d] += Σ_p w[p] · v[p · stride + d]`: the accumulator held in registers 64 values at a time while
-    /// every key's row is added with one broadcast and FMAs.
+    /// `acc[d] += Σ_p w[p] · v[p · stride + d]`: the accumulator held in registers (up to 96 values at a time, so
+    /// that a head of 72 or 80 values takes one pass over the rows, not a 64-value pass and a second one whose
+    /// single accumulator waits on each FMA) while every key's row is added with one broadcast and FMAs.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn pv(acc: &mut [f32], w: &[f32], v: &[f32], stride: usize) {
@@ -578,40 +579,29 @@ mod x86 {
         );
         let (pa, pv) = (acc.as_mut_ptr(), v.as_ptr());
         let mut d0 = 0;
-        while d0 + 64 <= hd {
-            // SAFETY: d0 + 64 <= hd = acc.len(); each row p reads p * stride + d0 .. + 64 <= v.len() (asserted).
-            unsafe {
-                let mut r = [_mm256_setzero_ps(); 8];
-                for (i, r) in r.iter_mut().enumerate() {
-                    *r = _mm256_loadu_ps(pa.add(d0 + 8 * i));
+        while hd - d0 >= 8 {
+            let left = (hd - d0) / 8;
+            // Whole passes of 8 registers while more than 12 are left, then the rest in one pass.
+            // SAFETY: each pass reads and writes d0 .. d0 + 8 N <= hd values of acc and of each row p at
+            // p * stride + d0 <= v.len() - hd + d0 (asserted); AVX2 and FMA are this function's target features.
+            let n = unsafe {
+                match left {
+                    13.. => pv_pass::<8>(pa, pv, w, stride, d0),
+                    12 => pv_pass::<12>(pa, pv, w, stride, d0),
+                    11 => pv_pass::<11>(pa, pv, w, stride, d0),
+                    10 => pv_pass::<10>(pa, pv, w, stride, d0),
+                    9 => pv_pass::<9>(pa, pv, w, stride, d0),
+                    8 => pv_pass::<8>(pa, pv, w, stride, d0),
+                    7 => pv_pass::<7>(pa, pv, w, stride, d0),
+                    6 => pv_pass::<6>(pa, pv, w, stride, d0),
+                    5 => pv_pass::<5>(pa, pv, w, stride, d0),
+                    4 => pv_pass::<4>(pa, pv, w, stride, d0),
+                    3 => pv_pass::<3>(pa, pv, w, stride, d0),
+                    2 => pv_pass::<2>(pa, pv, w, stride, d0),
+                    _ => pv_pass::<1>(pa, pv, w, stride, d0),
                 }
-                for (p, &wp) in w.iter().enumerate() {
-                    let b = _mm256_set1_ps(wp);
-                    let row = pv.add(p * stride + d0);
-                    for (i, r) in r.iter_mut().enumerate() {
-                        *r = _mm256_fmadd_ps(b, _mm256_loadu_ps(row.add(8 * i)), *r);
-                    }
-                }
-                for (i, r) in r.iter().enumerate() {
-                    _mm256_storeu_ps(pa.add(d0 + 8 * i), *r);
-                }
-            }
-            d0 += 64;
-        }
-        while d0 + 8 <= hd {
-            // SAFETY: as above, 8 values at a time.
-            unsafe {
-                let mut r = _mm256_loadu_ps(pa.add(d0));
-                for (p, &wp) in w.iter().enumerate() {
-                    r = _mm256_fmadd_ps(
-                        _mm256_set1_ps(wp),
-                        _mm256_loadu_ps(pv.add(p * stride + d0)),
-                        r,
-                    );
-                }
-                _mm256_storeu_ps(pa.add(d0), r);
-            }
-            d0 += 8;
+            };
+            d0 += n;
         }
         for d in d0..hd {
             acc[d] += w
@@ -620,6 +610,39 @@ mod x86 {
                 .map(|(p, &wp)| wp * v[p * stride + d])
                 .sum::<f32>();
         }
+    }
+
+    /// One pass of [`pv`] over `8 N` values from `d0`, the accumulators in `N` registers; returns `8 N`.
+    ///
+    /// # Safety
+    /// AVX2 and FMA; `acc[d0 .. d0 + 8 N]` and every `v[p * stride + d0 ..][..8 N]` for `p < w.len()` in bounds.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn pv_pass<const N: usize>(
+        pa: *mut f32,
+        pv: *const f32,
+        w: &[f32],
+        stride: usize,
+        d0: usize,
+    ) -> usize {
+        // SAFETY: the bounds are the caller's.
+        unsafe {
+            let mut r = [_mm256_setzero_ps(); N];
+            for (i, r) in r.iter_mut().enumerate() {
+                *r = _mm256_loadu_ps(pa.add(d0 + 8 * i));
+            }
+            for (p, &wp) in w.iter().enumerate() {
+                let b = _mm256_set1_ps(wp);
+                let row = pv.add(p * stride + d0);
+                for (i, r) in r.iter_mut().enumerate() {
+                    *r = _mm256_fmadd_ps(b, _mm256_loadu_ps(row.add(8 * i)), *r);
+                }
+            }
+            for (i, r) in r.iter().enumerate() {
+                _mm256_storeu_ps(pa.add(d0 + 8 * i), *r);
+            }
+        }
+        8 * N
     }
 
     /// f16 to f32, 8 at a time with `vcvtph2ps`, inline (no per-call feature check).

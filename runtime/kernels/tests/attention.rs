@@ -22,8 +22,15 @@ fn reference(
 #[test]
 fn matches_the_definition() {
     let mut rng = Rng(0xa77e);
-    for (heads, kv_heads, head_dim) in [(4, 4, 64), (9, 3, 64), (16, 4, 64), (2, 1, 13), (6, 2, 40)]
-    {
+    for (heads, kv_heads, head_dim) in [
+        (4, 4, 64),
+        (9, 3, 64),
+        (16, 4, 64),
+        (2, 1, 13),
+        (6, 2, 40),
+        (4, 2, 72),
+        (2, 2, 200),
+    ] {
         let s = AttnShape {
             heads,
             kv_heads,

@@ -179,9 +179,28 @@ pub fn log_mel(cfg: &WhisperConfig, name: &Path, samples: &[f32]) -> Result<Vec<
     let m = cfg.feature_size;
     let mut out = vec![0f32; m * out_frames];
     let mut power = vec![0f64; bins];
+    // The bins each filter covers: the terms outside are exactly zero, and adding them changes no sum.
+    let spans: Vec<std::ops::Range<usize>> = (0..m)
+        .map(|j| {
+            let first = (0..bins).find(|&k| filters[k][j] != 0.0).unwrap_or(0);
+            let end = (0..bins)
+                .rposition(|k| filters[k][j] != 0.0)
+                .map_or(0, |k| k + 1);
+            first..end.max(first)
+        })
+        .collect();
+    // A frame of zeros (the padding that fills a short clip to 30 s) has zero power: every mel value is the floor.
+    let silent = 1e-10f64.log10() as f32;
     for t in 0..out_frames {
+        let frame = &p[t * hop..t * hop + nfft];
+        if frame.iter().all(|v| *v == 0.0) {
+            for j in 0..m {
+                out[j * out_frames + t] = silent;
+            }
+            continue;
+        }
         for (i, b) in buf.iter_mut().enumerate() {
-            *b = p[t * hop + i] * window[i];
+            *b = frame[i] * window[i];
         }
         fft.process(&mut buf, &mut spec)
             .map_err(|e| MediaError::input(name, format!("FFT failed: {e}")))?;
@@ -190,8 +209,8 @@ pub fn log_mel(cfg: &WhisperConfig, name: &Path, samples: &[f32]) -> Result<Vec<
             let (re, im) = (f64::from(c.re as f32), f64::from(c.im as f32));
             *pw = re.hypot(im).powi(2);
         }
-        for j in 0..m {
-            let s: f64 = (0..bins).map(|k| filters[k][j] * power[k]).sum();
+        for (j, span) in spans.iter().enumerate() {
+            let s: f64 = span.clone().map(|k| filters[k][j] * power[k]).sum();
             out[j * out_frames + t] = s.max(1e-10).log10() as f32;
         }
     }

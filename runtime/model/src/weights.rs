@@ -232,6 +232,11 @@ impl<'a> Loader<'a> {
         }
     }
 
+    /// Whether the file has a tensor `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.file.has(name)
+    }
+
     /// An optional vector: absent is fine, present must be right.
     pub fn opt_vector(&self, name: &str, len: usize) -> Result<Option<Vector>, ModelError> {
         if self.file.has(name) {

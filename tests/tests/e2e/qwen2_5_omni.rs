@@ -4,12 +4,27 @@
 //! averaged), the sectioned M-RoPE positions, then the image + audio + text prompt through the dense decoder and
 //! `flint logits --inputs`, each within 1e-4 of the reference's largest magnitude.
 
-use crate::qwen3_omni::conformance;
+use crate::qwen3_omni::{conformance, conformance_of, release_folder};
 use crate::qwen3_vl::type_refusals;
 
 #[test]
 fn matches_transformers() {
     conformance("qwen2_5_omni_thinker", "model");
+}
+
+/// The thinker of a full Qwen2.5-Omni release (`Qwen2_5OmniForConditionalGeneration`: config under
+/// `thinker_config`, tensors under `thinker.` beside the talker's and token2wav's) matches as the thinker alone.
+#[test]
+fn full_release_layout_matches_transformers() {
+    let dir = release_folder(
+        "qwen2_5_omni_thinker",
+        "qwen2_5_omni",
+        &[
+            "talker.model.norm.weight",
+            "token2wav.code2wav_dit_model.norm.weight",
+        ],
+    );
+    conformance_of("qwen2_5_omni_thinker", dir.path());
 }
 
 /// Tower settings the runtime would not honour are refused at import, naming the key.

@@ -42,10 +42,16 @@ pub(crate) fn media(io: &HashMap<String, Ref>) -> Media {
 
 /// One Omni thinker fixture `case` in one `layout` against transformers (also the Qwen2.5-Omni tests').
 pub(crate) fn conformance(case: &str, layout: &str) {
+    let dir = fixtures().join("hf").join(case).join(layout);
+    conformance_of(case, &dir);
+}
+
+/// The fixture `case`'s checks on the checkpoint folder `dir`.
+pub(crate) fn conformance_of(case: &str, dir: &std::path::Path) {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("m.flint");
     let case = fixtures().join("hf").join(case);
-    import(&case.join(layout), &out, DType::F32);
+    import(dir, &out, DType::F32);
     let model = Model::open(&out).unwrap();
     let io = read_safetensors(&case.join("io.safetensors"));
     let media = media(&io);
@@ -91,6 +97,133 @@ fn hub_layout_matches_transformers() {
 #[test]
 fn fused_layout_matches_transformers() {
     conformance("qwen3_omni_moe_thinker", "model_fused");
+}
+
+/// The thinker fixture `case` laid out as a full release is (`Qwen3OmniMoeForConditionalGeneration`,
+/// `Qwen2_5OmniForConditionalGeneration` on the hub): its config under `thinker_config` of a `model_type` config,
+/// its tensors under `thinker.`, beside talker and speech-decoder tensors (`others`, one small tensor each).
+pub(crate) fn release_folder(case: &str, model_type: &str, others: &[&str]) -> tempfile::TempDir {
+    let src = fixtures().join("hf").join(case).join("model");
+    let thinker: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
+    let arch = thinker["architectures"][0]
+        .as_str()
+        .unwrap()
+        .replace("Thinker", "");
+    let cfg = serde_json::json!({
+        "architectures": [arch],
+        "model_type": model_type,
+        "enable_audio_output": true,
+        "thinker_config": thinker,
+        "talker_config": {"hidden_size": 4},
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
+    // Rename the tensors in the header (their data stays where it is) and append the others' data.
+    let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let mut data = bytes[8 + n..].to_vec();
+    let mut out = serde_json::Map::new();
+    for (k, v) in header {
+        let k = if k == "__metadata__" {
+            k
+        } else {
+            format!("thinker.{k}")
+        };
+        out.insert(k, v);
+    }
+    for o in others {
+        let at = data.len();
+        data.extend_from_slice(&[0u8; 16]);
+        out.insert(
+            (*o).into(),
+            serde_json::json!({"dtype": "F32", "shape": [4], "data_offsets": [at, at + 16]}),
+        );
+    }
+    let mut h = serde_json::Value::Object(out).to_string().into_bytes();
+    while h.len() % 8 != 0 {
+        h.push(b' ');
+    }
+    let mut file = (h.len() as u64).to_le_bytes().to_vec();
+    file.extend(h);
+    file.extend(data);
+    std::fs::write(dir.path().join("model.safetensors"), file).unwrap();
+    dir
+}
+
+/// A full release's thinker (config under `thinker_config`, tensors under `thinker.`, the talker's and the
+/// speech decoder's tensors beside them) imports to the same model as the thinker alone: the whole conformance
+/// check on it. The file records which part it holds.
+#[test]
+fn full_release_layout_matches_transformers() {
+    let dir = release_folder(
+        "qwen3_omni_moe_thinker",
+        "qwen3_omni_moe",
+        &[
+            "talker.model.norm.weight",
+            "code2wav.pre_transformer.norm.weight",
+        ],
+    );
+    conformance_of("qwen3_omni_moe_thinker", dir.path());
+    let ck = flint_quantize::import::open(dir.path()).unwrap();
+    assert_eq!(ck.provenance["part"], "thinker of qwen3_omni_moe");
+}
+
+/// A full release whose thinker is missing, of another kind or malformed, or whose thinker tensors are missing,
+/// is refused naming the key or tensor as the files have it.
+#[test]
+fn full_release_refusals_name_the_key_or_tensor() {
+    let dir = release_folder("qwen3_omni_moe_thinker", "qwen3_omni_moe", &[]);
+    let cfg_path = dir.path().join("config.json");
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(&str, Edit); 5] = [
+        ("`thinker_config`", |c| c["thinker_config"] = 3.into()),
+        ("`thinker_config`: model_type `qwen2_5_omni_thinker`", |c| {
+            c["thinker_config"]["model_type"] = "qwen2_5_omni_thinker".into()
+        }),
+        ("`thinker_config.audio_config.d_model`", |c| {
+            c["thinker_config"]["audio_config"]["d_model"] = "wide".into()
+        }),
+        ("n_window_infer", |c| {
+            c["thinker_config"]["audio_config"]["n_window_infer"] = 150.into()
+        }),
+        ("`thinker_config.text_config.hidden_size`", |c| {
+            c["thinker_config"]["text_config"]["hidden_size"] = "wide".into()
+        }),
+    ];
+    for (want, edit) in cases {
+        let mut c = cfg.clone();
+        edit(&mut c);
+        std::fs::write(&cfg_path, c.to_string()).unwrap();
+        let msg = flint_quantize::import::open(dir.path())
+            .expect_err(want)
+            .to_string();
+        assert!(msg.contains(want), "{want}: {msg}");
+        assert!(msg.contains("config.json"), "{want}: names the file: {msg}");
+    }
+    // The thinker's tensors are all needed; a talker tensor is not one of them.
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let st = dir.path().join("model.safetensors");
+    let b = std::fs::read(&st).unwrap();
+    let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
+    let mut h = String::from_utf8(b[8..8 + n].to_vec())
+        .unwrap()
+        .replace("\"thinker.lm_head.weight\"", "\"talker.lm_head.weight\"");
+    while h.len() % 8 != 0 {
+        h.push(' ');
+    }
+    let mut f = (h.len() as u64).to_le_bytes().to_vec();
+    f.extend(h.into_bytes());
+    f.extend_from_slice(&b[8 + n..]);
+    std::fs::write(&st, f).unwrap();
+    let msg = flint_quantize::import::open(dir.path())
+        .expect_err("missing lm_head")
+        .to_string();
+    assert!(msg.contains("`thinker.lm_head.weight`"), "{msg}");
 }
 
 /// Audio and thinker settings the runtime would not honour are refused at import, naming the key.

@@ -144,6 +144,22 @@ pub mod names {
     }
     /// The prefix every tower tensor's name starts with.
     pub const PREFIX: &str = "v.";
+    /// Columns of a quantized block: a matrix is stored whole only when its width is a multiple of this.
+    pub const BLOCK_COLS: usize = 32;
+    /// The last `cols % BLOCK_COLS` columns of tower linear `name`, stored apart (see [`splits_tail`]).
+    pub fn tail(name: &str) -> String {
+        format!("{name}.tail")
+    }
+    /// Whether the importer stores tower matrix `name` of `cols` columns as two: `name` with the first
+    /// `cols - cols % BLOCK_COLS` columns, which a block type fits, and [`tail`] with the rest (which keeps its
+    /// float type), so that `flint-quantize` can quantize the bulk of a matrix such as SigLIP's and Qwen3-VL's MLP
+    /// down projection (4304 wide). The tower linears (vision `v.*`, log-mel audio `a.*`) read such pairs; the
+    /// position table is not a linear and stays whole.
+    pub fn splits_tail(name: &str, cols: usize) -> bool {
+        let tower =
+            name.starts_with(PREFIX) || name.starts_with(crate::config::mel_audio::names::PREFIX);
+        tower && name != POS_EMBD && cols > BLOCK_COLS && cols % BLOCK_COLS != 0
+    }
     /// A tensor of vision layer `l`.
     pub fn blk(l: usize, what: &str) -> String {
         format!("v.blk.{l}.{what}")

@@ -24,10 +24,13 @@ use layer::{Layer, Norm, RopeTables};
 /// A matrix with an optional bias: `out = x · Wᵀ (+ b)`.
 pub(crate) struct Linear {
     w: Weight,
+    /// The last columns, stored apart when the width is not a multiple of a block ([`names::splits_tail`]).
+    tail: Option<Weight>,
     b: Option<Vector>,
 }
 
 impl Linear {
+    /// Matrix `name` `[rows, cols]` (whole, or as its block-aligned columns and [`names::tail`]) and its bias.
     pub(crate) fn load(
         ld: &Loader<'_>,
         name: &str,
@@ -35,8 +38,19 @@ impl Linear {
         cols: usize,
         bias: bool,
     ) -> Result<Linear, ModelError> {
+        let tail_name = names::tail(name);
+        let (w, tail) = if names::splits_tail(name, cols) && ld.has(&tail_name) {
+            let main = cols - cols % names::BLOCK_COLS;
+            (
+                ld.matrix(name, rows, main)?,
+                Some(ld.matrix(&tail_name, rows, cols - main)?),
+            )
+        } else {
+            (ld.matrix(name, rows, cols)?, None)
+        };
         Ok(Linear {
-            w: ld.matrix(name, rows, cols)?,
+            w,
+            tail,
             b: if bias {
                 Some(ld.vector(&names::bias(name), rows)?)
             } else {
@@ -51,7 +65,23 @@ impl Linear {
 
     /// `n` rows of `x` through the matrix into `out` (`[n, rows]`).
     pub(crate) fn run(&self, ex: &Exec, x: &[f32], n: usize, out: &mut [f32]) {
-        ex.matmul(self.w.view(), x, n, out);
+        match &self.tail {
+            None => ex.matmul(self.w.view(), x, n, out),
+            Some(t) => {
+                // x = [x_main | x_tail] by columns: out = W_main x_main + W_tail x_tail.
+                let (main, rest) = (self.w.cols, t.cols);
+                let cols = main + rest;
+                let (mut xm, mut xt) = (Vec::with_capacity(n * main), Vec::with_capacity(n * rest));
+                for row in x.chunks_exact(cols) {
+                    xm.extend_from_slice(&row[..main]);
+                    xt.extend_from_slice(&row[main..]);
+                }
+                ex.matmul(self.w.view(), &xm, n, out);
+                let mut o2 = vec![0f32; out.len()];
+                ex.matmul(t.view(), &xt, n, &mut o2);
+                out.iter_mut().zip(&o2).for_each(|(a, b)| *a += b);
+            }
+        }
         if let Some(b) = &self.b {
             ops::add_bias(out, b.get());
         }
