@@ -489,8 +489,8 @@ pub fn dequantize_row_q2m(blocks: &[BlockQ2M], out: &mut [f32]) {
 pub fn quantize_acts(x: &[f32], out: &mut [BlockQ8A]) {
     check_len(x.len(), out.len(), "quantize_acts");
     #[cfg(target_arch = "x86_64")]
-    if crate::active_isa() == crate::Isa::Avx2 {
-        // SAFETY: the active family is AVX2 only on CPUs with AVX2 and FMA (`Isa::available`).
+    if crate::active_isa().has_avx2() {
+        // SAFETY: the active family includes AVX2 only on CPUs with AVX2 and FMA (`Isa::available`).
         return unsafe { quantize_acts_avx2(x, out) };
     }
     quantize_acts_body(x, out)

@@ -10,6 +10,9 @@ pub enum Isa {
     Scalar,
     /// x86_64 AVX2 + FMA + F16C.
     Avx2,
+    /// x86_64 AVX2 + FMA + F16C with AVX-512 VNNI on 256-bit registers (`vpdpbusd` ymm, AVX512VL): the AVX2
+    /// kernels, except the interleaved q8x8/q4x8 matmuls, whose byte products add up in one instruction.
+    Avx512Vnni,
     /// aarch64 Advanced SIMD.
     Neon,
     /// aarch64 NEON + SDOT (ARMv8.2 dotprod).
@@ -20,13 +23,21 @@ pub enum Isa {
 
 impl Isa {
     /// All families, in the order of preference (best last).
-    pub const ALL: [Isa; 5] = [Isa::Scalar, Isa::Avx2, Isa::Neon, Isa::Dotprod, Isa::I8mm];
+    pub const ALL: [Isa; 6] = [
+        Isa::Scalar,
+        Isa::Avx2,
+        Isa::Avx512Vnni,
+        Isa::Neon,
+        Isa::Dotprod,
+        Isa::I8mm,
+    ];
 
     /// The name accepted by `FLINT_KERNELS`.
     pub fn name(self) -> &'static str {
         match self {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "avx2",
+            Isa::Avx512Vnni => "avx512vnni",
             Isa::Neon => "neon",
             Isa::Dotprod => "dotprod",
             Isa::I8mm => "i8mm",
@@ -48,6 +59,13 @@ impl Isa {
                     && std::arch::is_x86_feature_detected!("fma")
                     && std::arch::is_x86_feature_detected!("f16c")
             }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni => {
+                Isa::Avx2.available()
+                    && std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+                    && std::arch::is_x86_feature_detected!("avx512vnni")
+            }
             #[cfg(target_arch = "aarch64")]
             Isa::Neon => std::arch::is_aarch64_feature_detected!("neon"),
             #[cfg(target_arch = "aarch64")]
@@ -64,6 +82,11 @@ impl Isa {
             #[allow(unreachable_patterns)]
             _ => false,
         }
+    }
+
+    /// Whether the family runs the AVX2 kernels (AVX2 itself, or a superset of it).
+    pub fn has_avx2(self) -> bool {
+        matches!(self, Isa::Avx2 | Isa::Avx512Vnni)
     }
 
     /// The best family this CPU runs.
@@ -97,7 +120,7 @@ impl fmt::Display for SelectError {
         match self {
             SelectError::Unknown(s) => write!(
                 f,
-                "FLINT_KERNELS={s:?} is not one of scalar, avx2, neon, dotprod, i8mm"
+                "FLINT_KERNELS={s:?} is not one of scalar, avx2, avx512vnni, neon, dotprod, i8mm"
             ),
             SelectError::Unavailable(i) => {
                 write!(f, "FLINT_KERNELS={i}: this CPU or build target lacks {i}")

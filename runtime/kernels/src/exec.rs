@@ -218,7 +218,7 @@ impl Exec {
             ($s:expr, $scalar:ty, $avx2:ident, $neon:ident, $dot:ident, $mm:ident) => {
                 match self.isa {
                     #[cfg(target_arch = "x86_64")]
-                    Isa::Avx2 => {
+                    Isa::Avx2 | Isa::Avx512Vnni => {
                         self.launch::<crate::x86_avx2::$avx2, 4, 2>($s, a, k, n, rows, out)
                     }
                     #[cfg(target_arch = "aarch64")]
@@ -236,11 +236,15 @@ impl Exec {
             };
         }
         macro_rules! group {
-            ($s:expr, $scalar:ty, $avx2:ident) => {
+            ($s:expr, $scalar:ty, $avx2:ident, $vnni:ident) => {
                 match self.isa {
                     #[cfg(target_arch = "x86_64")]
                     Isa::Avx2 => {
                         self.launch_groups::<crate::x86_avx2_x8::$avx2, 4>($s, a, k, n, rows, out)
+                    }
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512Vnni => {
+                        self.launch_groups::<crate::x86_avx2_x8::$vnni, 4>($s, a, k, n, rows, out)
                     }
                     #[cfg(target_arch = "aarch64")]
                     Isa::Neon => self
@@ -256,8 +260,8 @@ impl Exec {
             };
         }
         match w {
-            WeightRef::Q8x8(s) => group!(s, ScalarQ8x8, Avx2Q8x8),
-            WeightRef::Q4x8(s) => group!(s, ScalarQ4x8, Avx2Q4x8),
+            WeightRef::Q8x8(s) => group!(s, ScalarQ8x8, Avx2Q8x8, VnniQ8x8),
+            WeightRef::Q4x8(s) => group!(s, ScalarQ4x8, Avx2Q4x8, VnniQ4x8),
             WeightRef::Q8(s) => go!(s, ScalarQ8, Avx2Q8, NeonQ8, DotQ8, MmQ8),
             WeightRef::Q4(s) => go!(s, ScalarQ4, Avx2Q4, NeonQ4, DotQ4, MmQ4),
             WeightRef::Q4M(s) => go!(s, ScalarQ4M, Avx2Q4M, NeonQ4M, DotQ4M, MmQ4M),
@@ -271,7 +275,7 @@ impl Exec {
             ($s:expr, $scalar:ty, $avx2:ident, $neon:ident) => {
                 match self.isa {
                     #[cfg(target_arch = "x86_64")]
-                    Isa::Avx2 => {
+                    Isa::Avx2 | Isa::Avx512Vnni => {
                         self.launch::<crate::x86_avx2::$avx2, 4, 2>($s, x, k, n, rows, out)
                     }
                     #[cfg(target_arch = "aarch64")]

@@ -1,4 +1,5 @@
-//! x86_64 AVX2 kernels for the row-interleaved q8x8 / q4x8 blocks (layout in `interleaved.rs`).
+//! x86_64 AVX2 kernels for the row-interleaved q8x8 / q4x8 blocks (layout in `interleaved.rs`), and their
+//! AVX-512 VNNI variants (`vpdpbusd` on 256-bit registers) for the `avx512vnni` family.
 //!
 //! Lane `r` of a 256-bit register holds 4 consecutive values of row `r`; the matching 4 activation bytes are
 //! broadcast to all lanes, so `vpmaddubsw` + `vpmaddwd` leave row `r`'s partial dot in lane `r`. Per block the 8 row
@@ -121,6 +122,70 @@ fn tile_q8x8<const C: usize>(w: &[BlockQ8x8], a: [&[BlockQ8A]; C]) -> [[f32; 8];
     acc.map(bytemuck::cast)
 }
 
+/// [`tile_q4x8`] with AVX-512 VNNI on 256-bit registers: `vpdpbusd` multiplies the nibbles (u8) by the
+/// activations (i8) and adds each group of 4 products into the i32 lanes in one instruction, so no i16 stage (the
+/// sums are exact in i32 either way, so the result is the same bit for bit).
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+fn tile_q4x8_vnni<const C: usize>(w: &[BlockQ4x8], a: [&[BlockQ8A]; C]) -> [[f32; 8]; C] {
+    let nb = w.len();
+    for s in &a {
+        assert!(s.len() == nb);
+    }
+    let m4 = _mm256_set1_epi8(15);
+    let mut acc = [_mm256_setzero_ps(); C];
+    for (b, blk) in w.iter().enumerate() {
+        prefetch(blk, core::mem::size_of::<BlockQ4x8>());
+        let mut s32 = [_mm256_setzero_si256(); C];
+        for k in 0..4 {
+            let q = load32(&blk.qs[32 * k..]);
+            let lo = _mm256_and_si256(q, m4);
+            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
+            for c in 0..C {
+                let ab = &a[c][b];
+                s32[c] = _mm256_dpbusd_epi32(s32[c], lo, chunk(ab, k));
+                s32[c] = _mm256_dpbusd_epi32(s32[c], hi, chunk(ab, k + 4));
+            }
+        }
+        let d = scales(&blk.d);
+        for c in 0..C {
+            let ab = &a[c][b];
+            let i = _mm256_sub_epi32(s32[c], _mm256_set1_epi32(8 * ab.s));
+            let sc = _mm256_mul_ps(d, _mm256_set1_ps(ab.d));
+            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), sc, acc[c]);
+        }
+    }
+    acc.map(bytemuck::cast)
+}
+
+/// [`tile_q8x8`] with AVX-512 VNNI on 256-bit registers: `|w|` (u8) times `a * sign(w)` (i8), 4 products added
+/// into each i32 lane by one `vpdpbusd` (exact: at most 4 * 128 * 127 per step).
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+fn tile_q8x8_vnni<const C: usize>(w: &[BlockQ8x8], a: [&[BlockQ8A]; C]) -> [[f32; 8]; C] {
+    let nb = w.len();
+    for s in &a {
+        assert!(s.len() == nb);
+    }
+    let mut acc = [_mm256_setzero_ps(); C];
+    for (b, blk) in w.iter().enumerate() {
+        prefetch(blk, core::mem::size_of::<BlockQ8x8>());
+        let qs: &[u8; 256] = bytemuck::cast_ref(&blk.qs);
+        let mut s32 = [_mm256_setzero_si256(); C];
+        for k in 0..8 {
+            let q = load32(&qs[32 * k..]);
+            let qa = _mm256_abs_epi8(q);
+            for c in 0..C {
+                s32[c] = _mm256_dpbusd_epi32(s32[c], qa, _mm256_sign_epi8(chunk(&a[c][b], k), q));
+            }
+        }
+        let d = scales(&blk.d);
+        for c in 0..C {
+            let sc = _mm256_mul_ps(d, _mm256_set1_ps(a[c][b].d));
+            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s32[c]), sc, acc[c]);
+        }
+    }
+    acc.map(bytemuck::cast)
+}
+
 macro_rules! avx2_group_kernel {
     ($name:ident, $w:ty, $tile:ident) => {
         #[derive(Debug)]
@@ -129,7 +194,8 @@ macro_rules! avx2_group_kernel {
             type W = $w;
             #[inline]
             unsafe fn tile<const C: usize>(w: &[$w], a: [&[BlockQ8A]; C]) -> [[f32; 8]; C] {
-                // SAFETY: the caller checked AVX2, FMA and F16C (GroupKernel::tile contract).
+                // SAFETY: the caller checked the family's features (AVX2, FMA and F16C; for the VNNI tiles also
+                // AVX512F, AVX512VL and AVX512VNNI: `Isa::available`), the GroupKernel::tile contract.
                 unsafe { $tile::<C>(w, a) }
             }
         }
@@ -138,3 +204,5 @@ macro_rules! avx2_group_kernel {
 
 avx2_group_kernel!(Avx2Q8x8, BlockQ8x8, tile_q8x8);
 avx2_group_kernel!(Avx2Q4x8, BlockQ4x8, tile_q4x8);
+avx2_group_kernel!(VnniQ8x8, BlockQ8x8, tile_q8x8_vnni);
+avx2_group_kernel!(VnniQ4x8, BlockQ4x8, tile_q4x8_vnni);

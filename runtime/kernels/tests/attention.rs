@@ -113,20 +113,21 @@ fn masks_chunks_and_f16_match_the_definition() {
     use flint_kernels::{attention, quantize_kv_q8, Exec, Isa, KvChunk, KvRows, Mask, KV_Q8_BLOCK};
     use half::f16;
     let mut rng = Rng(0x5eed);
-    let spans = [0..5, 5..12, 12..13, 13..40];
+    let spans = [0..5, 5..12, 12..13, 13..40, 40..97];
     let mut execs: Vec<Exec> = Isa::ALL
         .iter()
         .filter_map(|&i| Exec::single(i).ok())
         .collect();
     execs.push(Exec::with_threads(2));
-    for (heads, kv_heads, head_dim) in [(4, 2, 16), (9, 3, 64), (2, 1, 13)] {
+    for (heads, kv_heads, head_dim) in [(4, 2, 16), (9, 3, 64), (2, 1, 13), (2, 2, 72)] {
         let s = AttnShape {
             heads,
             kv_heads,
             head_dim,
         };
         let (qd, kvd) = (heads * head_dim, kv_heads * head_dim);
-        for (q0, n) in [(0, 40), (39, 1), (20, 20), (3, 17)] {
+        // Up to 150 slots: several pieces of the tiled path, and rows past every span.
+        for (q0, n) in [(0, 40), (39, 1), (20, 20), (3, 17), (50, 100)] {
             let keys = q0 + n;
             let q = rng.vec(n * qd, 1.0);
             // f16-exact keys and values, so the f16 run has the same definition.

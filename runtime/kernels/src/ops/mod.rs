@@ -68,7 +68,7 @@ impl Ops {
     fn simd(&self) -> bool {
         match self.isa {
             Isa::Scalar => false,
-            Isa::Avx2 => cfg!(target_arch = "x86_64"),
+            Isa::Avx2 | Isa::Avx512Vnni => cfg!(target_arch = "x86_64"),
             Isa::Neon | Isa::Dotprod | Isa::I8mm => cfg!(target_arch = "aarch64"),
         }
     }
