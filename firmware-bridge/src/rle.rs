@@ -17,7 +17,7 @@ pub struct Rle<'a>(&'a [u8]);
 impl<'a> Rle<'a> {
     /// Validates that `data` is a whole number of runs covering exactly `pixels` pixels.
     pub fn new(data: &'a [u8], pixels: u32) -> Result<Self, MessageError> {
-        if data.len() % RUN_BYTES != 0 {
+        if !data.len().is_multiple_of(RUN_BYTES) {
             return Err(MessageError::TileSizeMismatch);
         }
         let rle = Rle(data);

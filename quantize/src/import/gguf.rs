@@ -36,7 +36,7 @@ pub fn dequantize(ggml_type: u32, bytes: &[u8]) -> Option<Vec<f32>> {
     let &(_, _, elems, block) = super::gguf_quants::TYPES
         .iter()
         .find(|t| t.0 == ggml_type)?;
-    if bytes.len() % block != 0 {
+    if !bytes.len().is_multiple_of(block) {
         return None;
     }
     let mut out = Vec::with_capacity(bytes.len() / block * elems);

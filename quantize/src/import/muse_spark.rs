@@ -167,7 +167,7 @@ pub fn config_from_json(v: &Value, path: &Path) -> Result<ModelConfig, ImportErr
             .ok_or_else(|| c.err("rope_parameters", "`rope_theta` is not a number"))?,
     };
     // transformers' defaults: the last layer and every 4th before it full attention and NoPE, the rest sliding.
-    let every_4th = |l: usize| (layers - 1 - l) % 4 == 0;
+    let every_4th = |l: usize| (layers - 1 - l).is_multiple_of(4);
     let layer_types = c.layer_types(layers, every_4th)?;
     // Only zero matters: it switches RoPE off; other values are ignored by transformers (the global theta is used).
     let nope_layers = c.per_layer(

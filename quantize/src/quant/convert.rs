@@ -88,7 +88,7 @@ pub(super) fn dequantize(from: DType, bytes: &[u8], out: &mut [f32]) {
 /// How a matrix of logical type `t` and shape `shape` is stored: q8 and q4 matrices whose rows come in multiples of 8
 /// use the row-interleaved q8x8 / q4x8 layout (same values and size, faster kernels); everything else as is.
 pub fn stored_type(t: DType, shape: &[usize]) -> DType {
-    let rows8 = shape.len() == 2 && shape[0] % 8 == 0;
+    let rows8 = shape.len() == 2 && shape[0].is_multiple_of(8);
     match t {
         DType::Q8 if rows8 => DType::Q8X8,
         DType::Q4 if rows8 => DType::Q4X8,

@@ -233,7 +233,7 @@ pub(crate) fn self_attention(
 ) {
     assert_eq!(qkv.len(), n * 3 * d, "qkv of {} for {n}x3x{d}", qkv.len());
     assert_eq!(out.len(), n * d, "out of {} for {n}x{d}", out.len());
-    assert!(heads > 0 && d % heads == 0, "{heads} heads of {d}");
+    assert!(heads > 0 && d.is_multiple_of(heads), "{heads} heads of {d}");
     if n == 0 {
         return;
     }

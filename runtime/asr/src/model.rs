@@ -260,7 +260,7 @@ fn count_layers(m: &ModelBin, side: &str) -> Result<usize, AsrError> {
 
 fn heads(m: &ModelBin, name: &str, d: usize) -> Result<usize, AsrError> {
     let h = m.int(name)?;
-    if h <= 0 || d % h as usize != 0 {
+    if h <= 0 || !d.is_multiple_of(h as usize) {
         return Err(m.var_err(name, format!("{h} heads do not divide d_model {d}")));
     }
     Ok(h as usize)

@@ -151,9 +151,12 @@ pub fn attention(
     out: &mut [f32],
 ) {
     let (qd, kvd) = (s.heads * s.head_dim, s.kv_heads * s.head_dim);
-    assert!(s.kv_heads > 0 && s.heads % s.kv_heads == 0, "{s:?}");
     assert!(
-        qd > 0 && q.len() % qd == 0 && out.len() == q.len(),
+        s.kv_heads > 0 && s.heads.is_multiple_of(s.kv_heads),
+        "{s:?}"
+    );
+    assert!(
+        qd > 0 && q.len().is_multiple_of(qd) && out.len() == q.len(),
         "q/out of {} and {} values for {s:?}",
         q.len(),
         out.len()

@@ -362,7 +362,10 @@ impl Exec {
     ) {
         let groups = rows / 8;
         assert!(
-            rows % 8 == 0 && w.len() == groups * k && a.len() == n * k && out.len() == n * rows
+            rows.is_multiple_of(8)
+                && w.len() == groups * k
+                && a.len() == n * k
+                && out.len() == n * rows
         );
         let op = self.out_ptr(out, rows);
         self.split(groups, 1, rows * k * QK * n, &|g| {
@@ -385,7 +388,7 @@ fn shape(w: &WeightRef<'_>, xlen: usize, n: usize, outlen: usize) -> (usize, usi
         return (0, 0);
     }
     assert!(
-        xlen % n == 0 && outlen % n == 0,
+        xlen.is_multiple_of(n) && outlen.is_multiple_of(n),
         "x ({xlen}) and out ({outlen}) must hold n = {n} rows"
     );
     let (cols, rows) = (xlen / n, outlen / n);

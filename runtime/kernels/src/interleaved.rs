@@ -64,7 +64,7 @@ pub fn q4x8_value(b: &BlockQ4x8, r: usize, j: usize) -> i8 {
 
 fn check(plain: usize, k: usize, out: usize, what: &str) {
     assert!(
-        k > 0 && plain % (ROWS_X8 * k) == 0 && out * ROWS_X8 == plain,
+        k > 0 && plain.is_multiple_of(ROWS_X8 * k) && out * ROWS_X8 == plain,
         "{what}: {plain} plain blocks of {k} per row do not make {out} blocks of 8 rows"
     );
 }

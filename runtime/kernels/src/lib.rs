@@ -147,9 +147,12 @@ impl<'a> WeightRef<'a> {
             self.weight_type().block_elems(),
             self.weight_type().block_rows(),
         );
-        assert!(cols % be == 0, "cols {cols} is not a multiple of {be}");
         assert!(
-            rows.start % br == 0 && rows.end % br == 0,
+            cols.is_multiple_of(be),
+            "cols {cols} is not a multiple of {be}"
+        );
+        assert!(
+            rows.start.is_multiple_of(br) && rows.end.is_multiple_of(br),
             "rows {rows:?} do not fall on {br}-row blocks"
         );
         let (a, b) = (rows.start * cols / be / br, rows.end * cols / be / br);

@@ -177,7 +177,7 @@ impl Pool {
         let mut n = 0u32;
         while s.done.load(Ordering::Acquire) != parts {
             n += 1;
-            if n % 64 != 0 || start.elapsed() < WAIT_SPIN {
+            if !n.is_multiple_of(64) || start.elapsed() < WAIT_SPIN {
                 std::hint::spin_loop();
                 continue;
             }
@@ -202,7 +202,7 @@ fn worker(s: Arc<Shared>) {
         let mut n = 0u32;
         while s.gen.load(Ordering::Acquire) == seen && !s.shutdown.load(Ordering::Relaxed) {
             n += 1;
-            if n % 64 != 0 || start.elapsed() < SPIN {
+            if !n.is_multiple_of(64) || start.elapsed() < SPIN {
                 std::hint::spin_loop();
                 continue;
             }

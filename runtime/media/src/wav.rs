@@ -102,7 +102,7 @@ pub fn read_wav(name: &Path, bytes: &[u8]) -> Result<Clip, MediaError> {
             )))
         }
     };
-    if interleaved.len() % ch != 0 || interleaved.is_empty() {
+    if !interleaved.len().is_multiple_of(ch) || interleaved.is_empty() {
         return Err(err(format!(
             "truncated: {} samples is not a whole number of {ch}-channel frames",
             interleaved.len()

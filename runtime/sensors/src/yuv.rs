@@ -38,7 +38,7 @@ pub fn yuv_to_rgb(y: u8, u: u8, v: u8) -> [u8; 3] {
 /// width`; V4L2's `bytesperline`). `None` when the sizes do not fit: odd width, a stride below `2 * width`,
 /// a buffer shorter than `stride * (height - 1) + 2 * width`.
 pub fn yuyv_to_rgb(buf: &[u8], width: usize, height: usize, stride: usize) -> Option<RgbImage> {
-    if width == 0 || height == 0 || width % 2 != 0 {
+    if width == 0 || height == 0 || !width.is_multiple_of(2) {
         return None;
     }
     let row_bytes = width.checked_mul(2)?;

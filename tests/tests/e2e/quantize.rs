@@ -255,8 +255,8 @@ fn qwen3_moe_q8_q4() {
 /// The stored type of a `logical` q8/q4 matrix: interleaved by 8 rows when its row count allows.
 fn stored(logical: DType, shape: &[usize]) -> DType {
     match logical {
-        DType::Q8 if shape[0] % 8 == 0 => DType::Q8X8,
-        DType::Q4 if shape[0] % 8 == 0 => DType::Q4X8,
+        DType::Q8 if shape[0].is_multiple_of(8) => DType::Q8X8,
+        DType::Q4 if shape[0].is_multiple_of(8) => DType::Q4X8,
         d => d,
     }
 }

@@ -143,7 +143,7 @@ pub(crate) fn release_folder(case: &str, model_type: &str, others: &[&str]) -> t
         );
     }
     let mut h = serde_json::Value::Object(out).to_string().into_bytes();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut file = (h.len() as u64).to_le_bytes().to_vec();
@@ -213,7 +213,7 @@ fn full_release_refusals_name_the_key_or_tensor() {
     let mut h = String::from_utf8(b[8..8 + n].to_vec())
         .unwrap()
         .replace("\"thinker.lm_head.weight\"", "\"talker.lm_head.weight\"");
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(' ');
     }
     let mut f = (h.len() as u64).to_le_bytes().to_vec();

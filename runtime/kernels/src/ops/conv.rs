@@ -87,7 +87,7 @@ impl Conv2d {
     fn check(&self, g: &Geom, x: &[f32], weight: &[f32], bias: Option<&[f32]>, out: &[f32]) {
         let (gs, [h, w], [kh, kw]) = (self.groups, g.input, self.kernel);
         assert!(
-            gs > 0 && self.c_in % gs == 0 && self.c_out % gs == 0,
+            gs > 0 && self.c_in.is_multiple_of(gs) && self.c_out.is_multiple_of(gs),
             "{self:?}: groups do not divide channels"
         );
         assert!(

@@ -105,7 +105,7 @@ impl Patchify {
     pub fn grid(&self, t: usize, h: usize, w: usize) -> [usize; 3] {
         let b = self.patch * self.merge;
         assert!(
-            t > 0 && h % b == 0 && w % b == 0,
+            t > 0 && h.is_multiple_of(b) && w.is_multiple_of(b),
             "{t}x{h}x{w} does not tile into {b}-pixel blocks"
         );
         [
@@ -172,7 +172,7 @@ pub fn patch_embed(
     out: &mut [f32],
 ) {
     assert!(
-        n > 0 && out.len() % n == 0,
+        n > 0 && out.len().is_multiple_of(n),
         "out of {} for {n} rows",
         out.len()
     );

@@ -7,7 +7,10 @@
 use super::{dispatch, Ops, RmsWeight};
 
 fn check(x: usize, d: usize, w: &[&[f32]]) {
-    assert!(d > 0 && x % d == 0, "{x} values are not rows of {d}");
+    assert!(
+        d > 0 && x.is_multiple_of(d),
+        "{x} values are not rows of {d}"
+    );
     for w in w {
         assert!(w.len() == d, "weight of {} for rows of {d}", w.len());
     }

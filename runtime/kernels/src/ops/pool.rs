@@ -14,7 +14,7 @@ pub fn avg_pool1d(x: &[f32], channels: usize, kernel: usize, stride: usize, out:
         "kernel {kernel}, stride {stride}, {channels} channels"
     );
     assert!(
-        x.len() % channels == 0,
+        x.len().is_multiple_of(channels),
         "{} values are not {channels} channels",
         x.len()
     );

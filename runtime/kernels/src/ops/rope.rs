@@ -45,7 +45,7 @@ impl Rope {
     pub fn new(kind: RopeKind, head_dim: usize, theta: f32) -> Rope {
         let half = head_dim / 2;
         assert!(
-            head_dim % 2 == 0 && head_dim > 0,
+            head_dim.is_multiple_of(2) && head_dim > 0,
             "head_dim {head_dim} is odd"
         );
         let freqs = match kind {
@@ -54,7 +54,7 @@ impl Rope {
                 .collect(),
             RopeKind::Axial2d => {
                 assert!(
-                    head_dim % 4 == 0,
+                    head_dim.is_multiple_of(4),
                     "axial RoPE needs head_dim % 4 == 0, got {head_dim}"
                 );
                 let q = head_dim / 4;
@@ -109,7 +109,7 @@ impl Rope {
     pub fn table(&self, pos: &[i32], cos: &mut [f32], sin: &mut [f32]) {
         let (p, half) = (self.positions(), self.head_dim / 2);
         assert!(
-            pos.len() % p == 0,
+            pos.len().is_multiple_of(p),
             "{} positions are not rows of {p}",
             pos.len()
         );
@@ -133,7 +133,7 @@ impl Rope {
         let (p, half) = (self.positions(), self.head_dim / 2);
         let row = heads * self.head_dim;
         assert!(
-            pos.len() % p == 0 && x.len() == pos.len() / p * row,
+            pos.len().is_multiple_of(p) && x.len() == pos.len() / p * row,
             "x of {} for {} rows",
             x.len(),
             pos.len() / p
@@ -171,7 +171,7 @@ impl Ops {
     ) {
         let half = head_dim / 2;
         assert!(
-            head_dim % 2 == 0 && heads > 0 && half > 0,
+            head_dim.is_multiple_of(2) && heads > 0 && half > 0,
             "{heads} heads of {head_dim}"
         );
         let n = x.len() / (heads * head_dim);

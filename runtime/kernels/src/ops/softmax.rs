@@ -24,7 +24,7 @@ impl Ops {
     /// If `x.len()` is not a multiple of `d` (or `d == 0`).
     pub fn softmax(&self, x: &mut [f32], d: usize) {
         assert!(
-            d > 0 && x.len() % d == 0,
+            d > 0 && x.len().is_multiple_of(d),
             "{} values are not rows of {d}",
             x.len()
         );

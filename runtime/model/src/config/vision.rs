@@ -158,7 +158,7 @@ pub mod names {
     pub fn splits_tail(name: &str, cols: usize) -> bool {
         let tower =
             name.starts_with(PREFIX) || name.starts_with(crate::config::mel_audio::names::PREFIX);
-        tower && name != POS_EMBD && cols > BLOCK_COLS && cols % BLOCK_COLS != 0
+        tower && name != POS_EMBD && cols > BLOCK_COLS && !cols.is_multiple_of(BLOCK_COLS)
     }
     /// A tensor of vision layer `l`.
     pub fn blk(l: usize, what: &str) -> String {
