@@ -1,6 +1,6 @@
 """flint serve with images and audio in content parts, through the official openai client (driven by
-tests/tests/e2e/serve_openai.rs on the tiny Muse Spark). Env: FLINT_URL, FLINT_IMAGE (a photo under the server's
---allow-path), FLINT_WAV, FLINT_PROMPT. Prints one JSON object: the answers by how the media were sent."""
+tests/tests/e2e/serve_openai.rs on the tiny Muse Spark and the tiny Qwen3-Omni thinker). Env: FLINT_URL,
+FLINT_IMAGE (a photo under the server's --allow-path), FLINT_WAV, FLINT_PROMPT. Prints one JSON object: the answers by how the media were sent."""
 import base64
 import json
 import os

@@ -40,6 +40,7 @@ pub fn config_from_json(v: &Value, path: &Path) -> Result<ModelConfig, ImportErr
         c.hidden_size,
         MelKind::Qwen25Omni,
     )?);
+    qwen3_omni::time_video_in_seconds(&mut c, v, path, 25, true)?;
     qwen3_vl::validated(c, path)
 }
 

@@ -10,7 +10,7 @@ use super::source::TensorSource;
 use crate::ImportError;
 use flint_model::config::limits;
 use flint_model::config::mel_audio::{names, MelAudioConfig, MelKind};
-use flint_model::ModelConfig;
+use flint_model::{ModelConfig, VideoSeconds};
 use serde_json::Value;
 use std::path::Path;
 
@@ -28,7 +28,27 @@ pub fn config_from_json(v: &Value, path: &Path) -> Result<ModelConfig, ImportErr
     c.arch = ARCH.into();
     c.vision = Some(qwen3_vl::vision_config(v, path, c.hidden_size)?);
     c.mel_audio = Some(audio_config(v, path, c.hidden_size, MelKind::Qwen3Omni)?);
+    time_video_in_seconds(&mut c, v, path, 13, false)?;
     qwen3_vl::validated(c, path)
+}
+
+/// An Omni thinker's video time axis: `position_id_per_seconds` (`default` when absent) positions a second;
+/// `truncate` for Qwen2.5-Omni, which truncates fractional ones.
+pub(super) fn time_video_in_seconds(
+    c: &mut ModelConfig,
+    v: &Value,
+    path: &Path,
+    default: usize,
+    truncate: bool,
+) -> Result<(), ImportError> {
+    let key = "position_id_per_seconds";
+    let n = Keys::top(v, path).count(key, default, limits::MAX_POSITION_PER_SECOND as usize)?;
+    let m = c.mrope.as_mut().expect("the Omni decoders have M-RoPE");
+    m.video_seconds = Some(VideoSeconds {
+        per_second: n as u32,
+        truncate,
+    });
+    Ok(())
 }
 
 /// The log-mel encoder of an Omni thinker's `audio_config`, of design `kind`.

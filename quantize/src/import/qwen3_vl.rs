@@ -116,6 +116,7 @@ pub(super) fn text_config(
     c.mrope = Some(MropeConfig {
         sections: [sec[0], sec[1], sec[2]],
         interleaved,
+        video_seconds: None,
     });
     Ok(c)
 }

@@ -1,7 +1,7 @@
 //! Processor outputs as model inputs: a safetensors file holding tensors under their Hugging Face names
 //! (`input_ids`, `pixel_values`, `image_grid_thw`, `pixel_values_videos`, `video_grid_thw`, `input_values`,
-//! `input_values_mask`, and the log-mel `input_features` with `feature_attention_mask`; an `in.` prefix is
-//! accepted). Integer tensors may be int32 or int64, float tensors float32
+//! `input_values_mask`, the log-mel `input_features` with `feature_attention_mask`, and the Omni processors'
+//! `video_second_per_grid`; an `in.` prefix is accepted). Integer tensors may be int32 or int64, float tensors float32
 //! or float64. Keys that are no model input are ignored, with a note on stderr.
 
 use anyhow::{bail, Context};
@@ -13,7 +13,7 @@ use std::path::Path;
 /// Largest inputs file read (a 4096-token image's pixel values are about 20 MB; a whole batch of frames more).
 pub const MAX_INPUTS_BYTES: u64 = 2 << 30;
 
-const KNOWN: [&str; 10] = [
+const KNOWN: [&str; 11] = [
     "input_ids",
     "attention_mask",
     "pixel_values",
@@ -24,6 +24,7 @@ const KNOWN: [&str; 10] = [
     "input_values_mask",
     "input_features",
     "feature_attention_mask",
+    "video_second_per_grid",
 ];
 
 /// The prompt's token ids (one sequence) and its media.
@@ -115,6 +116,22 @@ pub fn read(path: &Path) -> anyhow::Result<(Vec<u32>, Media)> {
     };
     let images = pixels("pixel_values", "image_grid_thw")?;
     let videos = pixels("pixel_values_videos", "video_grid_thw")?;
+    let video_second_per_grid = match get("video_second_per_grid") {
+        None => Vec::new(),
+        Some((k, t)) => {
+            let v = floats(&k, &t, path)?
+                .into_iter()
+                .map(f64::from)
+                .collect::<Vec<_>>();
+            let n = videos.as_ref().map_or(0, |p| p.grids.len());
+            if v.len() != n || v.iter().any(|x| !(x.is_finite() && *x >= 0.0)) {
+                bail!(
+                    "{p}: `{k}` holds {v:?}: one finite, non-negative value per video ({n} videos)"
+                );
+            }
+            v
+        }
+    };
     let mut audio = Vec::new();
     if let Some((k, t)) = get("input_values") {
         let s = t.shape().to_vec();
@@ -159,6 +176,7 @@ pub fn read(path: &Path) -> anyhow::Result<(Vec<u32>, Media)> {
         Media {
             images,
             videos,
+            video_second_per_grid,
             audio,
             encoded_audio: Vec::new(),
             mel_audio,

@@ -1,6 +1,7 @@
 //! `flint preprocess`: what the processors make of the media (and, with `-p`, of the prompt), written as a
 //! safetensors file under the Hugging Face names: `input_ids` and `attention_mask` (int64 [1, n]), `pixel_values`
-//! and `image_grid_thw` (int64), `pixel_values_videos` and `video_grid_thw`, `input_values` and
+//! and `image_grid_thw` (int64), `pixel_values_videos` and `video_grid_thw` (with an Omni thinker's
+//! `video_second_per_grid`, float32), `input_values` and
 //! `input_values_mask` (int32) — the inputs `flint logits --inputs` reads.
 
 use crate::common::{load, ModelArgs};
@@ -92,6 +93,11 @@ pub fn run(a: PreprocessArgs, board: Option<&str>) -> anyhow::Result<()> {
                 i64s(vec![px.grids.len(), 3], &grids(&px.grids)),
             ));
         }
+    }
+    let spg = &p.media.video_second_per_grid;
+    if !spg.is_empty() {
+        let v: Vec<f32> = spg.iter().map(|&x| x as f32).collect();
+        out.push(("video_second_per_grid".into(), f32s(vec![v.len()], &v)));
     }
     if !p.media.audio.is_empty() {
         let len = p

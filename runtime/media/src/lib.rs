@@ -7,6 +7,7 @@
 //! - [`qwen2_vl`]: `Qwen2VLImageProcessor` (torchvision) and `Qwen2VLImageProcessorPil`: Qwen2-VL's
 //!   pixel-bounded [`smart_resize::smart_resize_pixels`], antialiased bicubic ([`resize`], either backend's
 //!   integer arithmetic), [`normalize`] tables, `(channel, temporal, y, x)` rows in 2x2 merge-block order.
+//! - [`qwen2_vl_video`]: `Qwen2VLVideoProcessor` (the Omni thinkers') over decoded frames.
 //! - [`video`]: `MuseGlimmerVideoProcessor` over decoded frames: frame sampling, temporal groups, timestamps.
 //! - [`prompt`]: the placeholder strings the Muse processors put into the prompt.
 //! - [`wav`] (hound) and [`resample`] (rubato sinc): a mono clip at the extractor's rate.
@@ -26,6 +27,7 @@ pub mod limits;
 pub mod normalize;
 pub mod prompt;
 pub mod qwen2_vl;
+pub mod qwen2_vl_video;
 pub mod resample;
 pub mod resize;
 pub mod smart_resize;
@@ -38,6 +40,7 @@ pub use decode::{decode_image, decode_image_file, RgbImage};
 pub use error::MediaError;
 pub use glimmer::{preprocess_image, GlimmerImage, GlimmerImageConfig, PatchedImage};
 pub use qwen2_vl::{Qwen2VlConfig, Qwen2VlImage};
+pub use qwen2_vl_video::{Qwen2VlVideo, Qwen2VlVideoConfig};
 pub use resize::{Backend, Filter};
 pub use smart_resize::{smart_resize, smart_resize_pixels};
 pub use spark_audio::{extract, SparkAudio, SparkAudioConfig};

@@ -25,18 +25,21 @@ pub fn image_prompt(grid_thw: [usize; 3], merge_size: usize) -> String {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QwenTokens {
     pub image: [&'static str; 3],
+    pub video: [&'static str; 3],
     pub audio: [&'static str; 3],
 }
 
 /// Qwen3-VL's and Qwen3-Omni's.
 pub const QWEN3_TOKENS: QwenTokens = QwenTokens {
     image: ["<|vision_start|>", "<|image_pad|>", "<|vision_end|>"],
+    video: ["<|vision_start|>", "<|video_pad|>", "<|vision_end|>"],
     audio: ["<|audio_start|>", "<|audio_pad|>", "<|audio_end|>"],
 };
 
 /// Qwen2.5-Omni's.
 pub const QWEN25_TOKENS: QwenTokens = QwenTokens {
     image: ["<|vision_bos|>", "<|IMAGE|>", "<|vision_eos|>"],
+    video: ["<|vision_bos|>", "<|VIDEO|>", "<|vision_eos|>"],
     audio: ["<|audio_bos|>", "<|AUDIO|>", "<|audio_eos|>"],
 };
 

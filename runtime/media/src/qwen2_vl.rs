@@ -89,8 +89,12 @@ impl Qwen2VlConfig {
 
     /// Reads and checks the fields; a missing one takes the class default.
     pub fn from_fields(f: &Fields) -> Result<Self, MediaError> {
-        let d = Qwen2VlConfig::default();
         f.expect_type_of("image_processor_type", &TYPES)?;
+        Self::from_fields_over(f, &Qwen2VlConfig::default())
+    }
+
+    /// The fields shared with the video processor, each missing one taken from `d`.
+    pub(crate) fn from_fields_over(f: &Fields, d: &Qwen2VlConfig) -> Result<Self, MediaError> {
         let resample = f.int("resample", 3, 0, 5)?;
         let resample = Filter::from_pil_id(resample).ok_or_else(|| {
             f.err(
@@ -102,7 +106,7 @@ impl Qwen2VlConfig {
             return Err(f.err("do_convert_rgb", "false is not supported"));
         }
         let do_resize = f.boolean("do_resize", true)?;
-        let (min_pixels, max_pixels) = pixel_bounds(f, do_resize, &d)?;
+        let (min_pixels, max_pixels) = pixel_bounds(f, do_resize, d)?;
         let (patch_size, temporal_patch_size, merge_size) = patch_geometry(f)?;
         let c = Qwen2VlConfig {
             patch_size,
@@ -270,7 +274,11 @@ pub fn preprocess_named(
     let resized = resize_image(cfg, name, img)?;
     let p = cfg.patch_size;
     let (gh, gw) = (resized.height / p, resized.width / p);
-    let pixel_values = patchify(&resized, cfg, &cfg.norm_lut());
+    let pixel_values = patchify(
+        &vec![&resized; cfg.temporal_patch_size],
+        cfg,
+        &cfg.norm_lut(),
+    );
     Ok(Qwen2VlImage {
         pixel_values,
         grid_thw: [1, gh, gw],
@@ -279,27 +287,32 @@ pub fn preprocess_named(
     })
 }
 
-/// Rows in merge-block order, each `[c][t][y][x]` through `lut`. `img`'s sides are multiples of
-/// `cfg.factor()` (checked by [`Qwen2VlConfig::target_size`]).
-fn patchify(img: &RgbImage, cfg: &Qwen2VlConfig, lut: &[[f32; 256]; 3]) -> Vec<f32> {
+/// Rows in merge-block order, each `[c][t][y][x]` through `lut`, for `frames` of one size taken
+/// `temporal_patch_size` at a time (a still image is its own copies), groups in order: the rows of the first
+/// group's grid, then the next's. The sides are multiples of `cfg.factor()` (checked by
+/// [`Qwen2VlConfig::target_size`]) and `frames.len()` a multiple of `temporal_patch_size`.
+pub(crate) fn patchify(
+    frames: &[&RgbImage],
+    cfg: &Qwen2VlConfig,
+    lut: &[[f32; 256]; 3],
+) -> Vec<f32> {
     let (p, m, t) = (cfg.patch_size, cfg.merge_size, cfg.temporal_patch_size);
-    let (gh, gw) = (img.height / p, img.width / p);
-    let mut out = Vec::with_capacity(gh * gw * cfg.row_len());
-    let mut plane = vec![0f32; p * p];
-    for by in 0..gh / m {
-        for bx in 0..gw / m {
-            for my in 0..m {
-                for mx in 0..m {
-                    let (cy, cx) = (by * m + my, bx * m + mx);
-                    for (c, lut_c) in lut.iter().enumerate() {
-                        for (y, row) in plane.chunks_exact_mut(p).enumerate() {
-                            let src = &img.data[((cy * p + y) * img.width + cx * p) * 3..];
-                            for (x, o) in row.iter_mut().enumerate() {
-                                *o = lut_c[usize::from(src[x * 3 + c])];
+    let (h, w) = (frames[0].height, frames[0].width);
+    let (gh, gw) = (h / p, w / p);
+    let mut out = Vec::with_capacity(frames.len() / t * gh * gw * cfg.row_len());
+    for group in frames.chunks_exact(t) {
+        for by in 0..gh / m {
+            for bx in 0..gw / m {
+                for my in 0..m {
+                    for mx in 0..m {
+                        let (cy, cx) = (by * m + my, bx * m + mx);
+                        for (c, lut_c) in lut.iter().enumerate() {
+                            for img in group {
+                                for y in 0..p {
+                                    let src = &img.data[((cy * p + y) * w + cx * p) * 3..];
+                                    out.extend((0..p).map(|x| lut_c[usize::from(src[x * 3 + c])]));
+                                }
                             }
-                        }
-                        for _ in 0..t {
-                            out.extend_from_slice(&plane);
                         }
                     }
                 }

@@ -121,13 +121,11 @@ pub struct GlimmerVideo {
     pub group_timestamps: Vec<f64>,
 }
 
-/// MuseGlimmerVideoProcessor over `frames` (all of one size) of a video at `video_fps` frames per second.
-pub fn preprocess_video(
-    cfg: &GlimmerVideoConfig,
+/// The first of `frames`, once they are known to be at least one, at most the cap, and all of one size.
+pub(crate) fn check_frames<'a>(
     name: &Path,
-    frames: &[RgbImage],
-    video_fps: Option<f64>,
-) -> Result<GlimmerVideo, MediaError> {
+    frames: &'a [RgbImage],
+) -> Result<&'a RgbImage, MediaError> {
     let Some(first) = frames.first() else {
         return Err(MediaError::input(name, "a video of no frames"));
     };
@@ -143,6 +141,17 @@ pub fn preprocess_video(
     {
         return Err(MediaError::input(name, "frames of different sizes"));
     }
+    Ok(first)
+}
+
+/// MuseGlimmerVideoProcessor over `frames` (all of one size) of a video at `video_fps` frames per second.
+pub fn preprocess_video(
+    cfg: &GlimmerVideoConfig,
+    name: &Path,
+    frames: &[RgbImage],
+    video_fps: Option<f64>,
+) -> Result<GlimmerVideo, MediaError> {
+    let first = check_frames(name, frames)?;
     check_dimensions(name, first.width as u64, first.height as u64)?;
     let ic = &cfg.image;
     let indices: Vec<usize> = if cfg.do_sample_frames {

@@ -133,6 +133,23 @@ pub struct MropeConfig {
     /// Interleaved (Qwen3-VL, Qwen3-Omni: frequency j reads h when j % 3 == 1, w when j % 3 == 2, within
     /// their sections) rather than contiguous sections (Qwen2-VL, Qwen2.5-Omni).
     pub interleaved: bool,
+    /// The Omni thinkers: a video is one run of placeholders whose temporal grid `tt` sits
+    /// `tt · video_second_per_grid · per_second` after its start (None: Qwen3-VL, each frame its own run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_seconds: Option<VideoSeconds>,
+}
+
+/// How an Omni thinker times a video on the M-RoPE temporal axis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VideoSeconds {
+    /// `position_id_per_seconds`.
+    pub per_second: u32,
+    /// Fractional time positions are truncated (Qwen2.5-Omni's `.long()`); otherwise they are kept as floats
+    /// by transformers (Qwen3-Omni), which Flint's integer positions cannot hold, so a prompt that needs one
+    /// is refused.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub truncate: bool,
 }
 
 /// Everything the decoder needs to know about a model's shape.
@@ -301,6 +318,15 @@ impl ModelConfig {
             }
             if self.rope_theta_sliding.is_some() {
                 return Err("`mrope` with `rope_theta_sliding` is not supported".into());
+            }
+            if let Some(v) = m.video_seconds {
+                if v.per_second == 0 || v.per_second > limits::MAX_POSITION_PER_SECOND {
+                    return Err(format!(
+                        "`mrope.video_seconds.per_second` ({}) must be in 1..={}",
+                        v.per_second,
+                        limits::MAX_POSITION_PER_SECOND
+                    ));
+                }
             }
         }
         match moe.and_then(|m| m.pooled_width) {

@@ -24,7 +24,7 @@ pub use batch::{Batch, Input, LayerHook, Logits, Pos, Row};
 pub use config::vision::VisionConfig;
 pub use config::{
     AttnKind, AudioConfig, FfnAct, ModelConfig, MoeConfig, MropeConfig, QkNorm, Router,
-    SandwichConfig, SandwichKind,
+    SandwichConfig, SandwichKind, VideoSeconds,
 };
 pub use decoder::{KvCache, Model, Trace};
 pub use engine::{Engine, ReqId, Session, Step};

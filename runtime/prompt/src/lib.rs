@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+mod omni_video;
+
 /// The media files of a prompt.
 #[derive(Clone, Debug, Default)]
 pub struct MediaFiles {
@@ -56,6 +58,21 @@ pub struct Frames {
     pub name: String,
     pub times: Vec<u64>,
     pub images: Arc<Vec<RgbImage>>,
+}
+
+impl Frames {
+    /// One time per frame.
+    fn check(&self) -> anyhow::Result<()> {
+        if self.times.len() != self.images.len() {
+            bail!(
+                "{}: {} frames but {} times",
+                self.name,
+                self.images.len(),
+                self.times.len()
+            );
+        }
+        Ok(())
+    }
 }
 
 /// A clip the audio tower encoded while it arrived: `valid` samples at the tower's rate, the rows of its
@@ -167,6 +184,16 @@ impl std::fmt::Debug for Prepared {
 }
 
 impl Prepared {
+    /// A video's placeholder `text`, its decode stage (seconds, what was decoded), its preprocess seconds and
+    /// its pixels.
+    fn push_video(&mut self, text: String, (dec, decoded): (f64, String), pre: f64, px: Pixels) {
+        self.videos.push(text);
+        self.stages.push(("decode video", dec, decoded));
+        self.stages
+            .push(("preprocess video", pre, format!("grid {:?}", px.grids[0])));
+        self.media.videos = Some(px);
+    }
+
     /// `content` with a placeholder per medium in front when it has none.
     pub fn content(&self, content: &str) -> String {
         if [IMAGE, VIDEO, AUDIO].iter().any(|p| content.contains(p)) {
@@ -279,7 +306,8 @@ pub fn prepare(model: &Model, a: &MediaFiles) -> anyhow::Result<Prepared> {
         g
     };
     let qwen = vision.is_some_and(|v| v.kind != VisionKind::Muse);
-    if qwen && a.has_video() {
+    let omni = qwen && c.mel_audio.is_some();
+    if qwen && !omni && a.has_video() {
         bail!(
             "{}: video for a Qwen3-VL tower is not supported yet",
             model.file().path().display()
@@ -323,7 +351,9 @@ pub fn prepare(model: &Model, a: &MediaFiles) -> anyhow::Result<Prepared> {
             })
         })?;
     }
-    if a.has_video() {
+    if a.has_video() && omni {
+        omni_video::prepare(model, a, &mut p)?;
+    } else if a.has_video() {
         let cfg = match processor(model, "video_processor") {
             Some((name, json)) => GlimmerVideoConfig::from_json(&name, &json)?,
             None => {
@@ -337,14 +367,7 @@ pub fn prepare(model: &Model, a: &MediaFiles) -> anyhow::Result<Prepared> {
         let (frames, fps): (&[RgbImage], Option<f64>) = match (&a.frames, &a.video) {
             (Some(f), _) => {
                 name = PathBuf::from(&f.name);
-                if f.times.len() != f.images.len() {
-                    bail!(
-                        "{}: {} frames but {} times",
-                        f.name,
-                        f.images.len(),
-                        f.times.len()
-                    );
-                }
+                f.check()?;
                 (&f.images, fps_of(&f.times))
             }
             (None, Some(dir)) => {
@@ -364,18 +387,12 @@ pub fn prepare(model: &Model, a: &MediaFiles) -> anyhow::Result<Prepared> {
             &cfg.frame_timestamp_format,
         )
         .map_err(|e| anyhow::anyhow!("{}: frame_timestamp_format: {e}", name.display()))?;
-        p.videos.push(text);
-        p.stages
-            .push(("decode video", dec, format!("{} frames", frames.len())));
-        p.stages.push((
-            "preprocess video",
-            t.elapsed().as_secs_f64(),
-            format!("grid {:?}", v.grid_thw),
-        ));
-        p.media.videos = Some(Pixels {
+        let px = Pixels {
             values: v.pixel_values_videos,
             grids: vec![v.grid_thw],
-        });
+        };
+        let decoded = (dec, format!("{} frames", frames.len()));
+        p.push_video(text, decoded, t.elapsed().as_secs_f64(), px);
     }
     if a.audios() > 0 && model.config.mel_audio.is_some() {
         mel_audio(model, a, &mut p)?;
@@ -642,6 +659,17 @@ fn fps_of(times: &[u64]) -> Option<f64> {
 /// The frames of a recording, `DIR/frames/<ms>.jpg|png`, in time order, and their rate (from the first and last
 /// timestamps; None for one frame).
 fn read_frames(dir: &Path) -> anyhow::Result<(Vec<RgbImage>, Option<f64>)> {
+    let named = list_frames(dir)?;
+    let fps = fps_of(&named.iter().map(|(t, _)| *t).collect::<Vec<_>>());
+    let frames = named
+        .iter()
+        .map(|(_, p)| flint_media::decode_image_file(p).map_err(anyhow::Error::from))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok((frames, fps))
+}
+
+/// The frame files of a recording, `DIR/frames/<ms>.jpg|png`, with their times, in time order.
+fn list_frames(dir: &Path) -> anyhow::Result<Vec<(u64, PathBuf)>> {
     let fdir = dir.join("frames");
     let mut named: Vec<(u64, PathBuf)> = Vec::new();
     for e in std::fs::read_dir(&fdir).with_context(|| format!("{}: cannot list", fdir.display()))? {
@@ -675,10 +703,5 @@ fn read_frames(dir: &Path) -> anyhow::Result<(Vec<RgbImage>, Option<f64>)> {
         bail!("{}: no frames (<ms>.jpg or .png)", fdir.display());
     }
     named.sort();
-    let fps = fps_of(&named.iter().map(|(t, _)| *t).collect::<Vec<_>>());
-    let frames = named
-        .iter()
-        .map(|(_, p)| flint_media::decode_image_file(p).map_err(anyhow::Error::from))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok((frames, fps))
+    Ok(named)
 }

@@ -228,7 +228,8 @@ fn with_media(s: &AppState, p: &Params) -> Result<(Vec<u32>, Media), ApiError> {
                     content.push_str(flint_prompt::IMAGE_TOKEN);
                 }
                 Segment::Audio(src) => {
-                    if c.audio.is_none() {
+                    // A raw-waveform tower (Muse Spark) or a log-mel encoder (the Omni thinkers).
+                    if c.audio.is_none() && c.mel_audio.is_none() {
                         return Err(ApiError::bad(
                             &at,
                             "this model has no audio tower: it cannot hear audio",

@@ -22,6 +22,7 @@ mod kv_paging;
 mod muse_audio;
 mod muse_audio_files;
 mod muse_vision;
+mod omni_video;
 mod quantize;
 mod quantize_calib;
 mod qwen2_5_omni;

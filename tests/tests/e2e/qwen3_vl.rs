@@ -98,6 +98,7 @@ pub(crate) fn check_vision(model: &Model, ids: &[u32], px: &Pixels, io: &HashMap
         &px.grids,
         &[],
         v.merge_size,
+        mrope::VideoTime::Frames,
     )
     .unwrap();
     let want = &io["out.tap.lm.position_ids"];

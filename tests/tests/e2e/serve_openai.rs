@@ -73,15 +73,40 @@ fn images_and_audio_in_requests_answer_as_flint_run() {
     let io = read_safetensors(&fixtures().join("hf/muse_spark/io.safetensors"));
     let wav = tmp.path().join("clip.wav");
     write_fixture_clip(&io, &wav);
+    media_answers_as_flint_run(&model, &wav);
+}
+
+/// The same on the tiny Qwen3-Omni thinker (M-RoPE positions, deepstack, the Qwen2-VL image processor and the
+/// Whisper feature extractor at 16 kHz), with a ChatML template: the server's answers equal `flint run --chat`.
+#[test]
+fn qwen3_omni_images_and_audio_in_requests_answer_as_flint_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let image = serde_json::json!({"image_processor_type": "Qwen2VLImageProcessor", "patch_size": 8,
+        "temporal_patch_size": 2, "merge_size": 2, "size": {"shortest_edge": 1024, "longest_edge": 16384}});
+    let model = crate::qwen3_omni::with_processors(
+        tmp.path(),
+        "qwen3_omni_moe_thinker",
+        &[("preprocessor_config.json", image)],
+    );
+    media_answers_as_flint_run(
+        &model,
+        &fixtures().join("processors/audio/sign_question_16k.wav"),
+    );
+}
+
+/// Runs tests/serve/openai_media.py against `flint serve -m model` with a photo and `wav`: the image as a data URL
+/// and as a file answer as `flint run --chat --image`, image + audio as `--image --audio`, and both refusals come
+/// back naming the part.
+fn media_answers_as_flint_run(model: &Path, wav: &Path) {
     let images = std::fs::canonicalize(fixtures().join("processors/images")).unwrap();
     let image = images.join("coffee.png");
     let prompt = "What is this?";
-    let server = start(&model, &["--allow-path", images.to_str().unwrap()]);
+    let server = start(model, &["--allow-path", images.to_str().unwrap()]);
     let out = Command::new(python())
         .arg(root().join("tests/serve/openai_media.py"))
         .env("FLINT_URL", &server.url)
         .env("FLINT_IMAGE", &image)
-        .env("FLINT_WAV", &wav)
+        .env("FLINT_WAV", wav)
         .env("FLINT_PROMPT", prompt)
         .output()
         .expect("running the openai client");

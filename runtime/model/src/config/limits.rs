@@ -32,6 +32,8 @@ pub const MAX_EXPERT_WIDTH: usize = 1 << 18;
 pub const MAX_VOCAB: usize = 1 << 22;
 /// Positions (`max_position_embeddings`, the context).
 pub const MAX_POSITIONS: usize = 1 << 24;
+/// `position_id_per_seconds` of an Omni thinker (13 and 25 in the releases).
+pub const MAX_POSITION_PER_SECOND: u32 = 1 << 16;
 /// `heads × head_dim` (the q projection's rows) and `kv_heads × head_dim`.
 pub const MAX_PROJ: usize = 1 << 18;
 /// Elements of one matrix (`vocab × hidden`, `inter × hidden`, …): 2^34, 32 GiB at f16.

@@ -43,6 +43,9 @@ pub struct Clip {
 pub struct Media {
     pub images: Option<Pixels>,
     pub videos: Option<Pixels>,
+    /// Seconds between the starts of two temporal grids, one per video (`video_second_per_grid`): the Omni
+    /// thinkers' M-RoPE times a video by it.
+    pub video_second_per_grid: Vec<f64>,
     pub audio: Vec<Clip>,
     /// Clips the audio tower already encoded as they arrived (an [`crate::audio::AudioStream`]'s rows,
     /// `[tokens, hidden]` each), after `audio` in prompt order.
@@ -241,13 +244,6 @@ impl MediaPrompt {
         media: &Media,
         cache: &mut EncodeCache,
     ) -> Result<(MediaPrompt, EncodeStats), ModelError> {
-        if media.videos.is_some() && model.config.mel_audio.is_some() {
-            // The Omni thinkers time a video's frames in seconds (`position_id_per_seconds`), not per frame.
-            return Err(ModelError::Invalid(format!(
-                "video in a `{}` prompt is not supported yet (its M-RoPE positions count seconds)",
-                model.config.arch
-            )));
-        }
         let hidden = model.config.hidden_size;
         let mut stats = EncodeStats::default();
         let mut rows = Vec::new();
@@ -327,16 +323,32 @@ impl MediaPrompt {
             }
         }
         let mrope = match (&model.config.mrope, &towers.vision) {
-            (Some(_), Some(v)) => {
+            (Some(m), Some(v)) => {
                 let grids =
                     |p: &Option<Pixels>| p.as_ref().map(|p| p.grids.clone()).unwrap_or_default();
                 let c = &v.config;
+                let steps: Vec<f64>;
+                let time = match m.video_seconds {
+                    None => mrope::VideoTime::Frames,
+                    Some(s) => {
+                        steps = media
+                            .video_second_per_grid
+                            .iter()
+                            .map(|&spg| spg * f64::from(s.per_second))
+                            .collect();
+                        mrope::VideoTime::Seconds {
+                            steps: &steps,
+                            truncate: s.truncate,
+                        }
+                    }
+                };
                 Some(mrope::positions(
                     &ids,
                     (c.image_token_id, c.video_token_id),
                     &grids(&media.images),
                     &grids(&media.videos),
                     c.merge_size,
+                    time,
                 )?)
             }
             _ => None,
